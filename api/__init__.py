@@ -1,0 +1,1 @@
+"""HTTP interface: FastAPI app factory, REST compatibility routes, health probes."""

@@ -1,0 +1,17 @@
+"""`python -m api`: serve the API with uvicorn on API_HOST:API_PORT."""
+
+import uvicorn
+
+from api.app import create_app
+from core.settings import get_settings
+from runtime.logging import configure_logging
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.LOG_LEVEL, settings.SERVICE_NAME)
+    uvicorn.run(create_app(settings), host=settings.API_HOST, port=settings.API_PORT, log_config=None, access_log=False)
+
+
+if __name__ == "__main__":
+    main()

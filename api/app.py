@@ -1,0 +1,63 @@
+"""The FastAPI application factory (port 8008): REST routes, health probes, problem responses."""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import asynccontextmanager
+
+import redis.asyncio as redis
+from fastapi import FastAPI, Request
+
+from api import health, routes_executions, routes_schedules
+from api.problems import install_problem_handlers
+from core.settings import Settings
+from models.db import make_engine, make_session_factory
+from runtime.migrations import migration_head
+from runtime.nats_client import NatsConnection
+from services.executions import ExecutionService
+from services.lifecycle import LifecycleService
+
+CORRELATION_HEADER = "X-Correlation-ID"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the app; connections open in the lifespan so importing this module does no I/O."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine = make_engine(settings.DATABASE_URL, pool_size=settings.SCHEDULER_EXECUTOR_POOL_SIZE)
+        sessions = make_session_factory(engine)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.schedules = LifecycleService(sessions, settings)
+        app.state.executions = ExecutionService(sessions)
+        app.state.redis = redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        app.state.nats = NatsConnection(settings.NATS_URL, name=f"{settings.SERVICE_NAME}-api")
+        app.state.migration_head = migration_head()
+        try:
+            yield
+        finally:
+            await app.state.nats.close()
+            await app.state.redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Scheduler service",
+        version=settings.SERVICE_VERSION,
+        description="Schedules (cron, interval, once, immediate) that publish commands to NATS, exactly once per slot.",
+        lifespan=lifespan,
+    )
+
+    @app.middleware("http")
+    async def correlation_id(request: Request, call_next):
+        incoming = request.headers.get(CORRELATION_HEADER, "")
+        request.state.correlation_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else str(uuid.uuid4())
+        response = await call_next(request)
+        response.headers[CORRELATION_HEADER] = request.state.correlation_id
+        return response
+
+    install_problem_handlers(app)
+    app.include_router(routes_schedules.router)
+    app.include_router(routes_executions.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,116 @@
+"""The single translation of errors into RFC 9457 `application/problem+json` responses."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.errors import (
+    Conflict,
+    DomainError,
+    FieldError,
+    Forbidden,
+    NotFound,
+    QuotaExceeded,
+    ValidationFailed,
+)
+
+log = logging.getLogger("api.errors")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
+    (ValidationFailed, 422),
+    (NotFound, 404),
+    (Conflict, 409),
+    (QuotaExceeded, 429),
+    (Forbidden, 403),
+]
+LOCATION_PREFIXES = ("body", "query", "path", "header")
+
+
+class FieldProblem(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, plus a stable `code` and the offending fields."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[FieldProblem] = []
+    correlation_id: str | None = None
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": title}
+    for status, title in [(404, "Not found"), (409, "Conflict"), (422, "Validation failed"), (429, "Quota exceeded")]
+}
+
+
+def problem_response(request: Request, status: int, code: str, title: str, detail: str, errors: list[FieldError]) -> JSONResponse:
+    body = Problem(
+        type=f"https://scheduler-service/problems/{code}",
+        title=title,
+        status=status,
+        detail=detail,
+        code=code,
+        errors=[FieldProblem(field=e.field, message=e.message) for e in errors],
+        correlation_id=getattr(request.state, "correlation_id", None),
+    )
+    return JSONResponse(body.model_dump(), status_code=status, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def _status_of(error: DomainError) -> int:
+    for kind, status in STATUS_BY_ERROR:
+        if isinstance(error, kind):
+            return status
+    return 400
+
+
+def _field_of(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in LOCATION_PREFIXES:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _request_validation_errors(error: RequestValidationError) -> list[FieldError]:
+    result = []
+    for item in error.errors():
+        message = item.get("msg", "is invalid")
+        if item.get("type") == "json_invalid":
+            message = f"is not valid JSON: {item.get('ctx', {}).get('error', 'syntax error')}"
+        result.append(FieldError(_field_of(tuple(item.get("loc", ()))), message))
+    return result
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, error: DomainError) -> JSONResponse:
+        return problem_response(request, _status_of(error), error.code, error.title, error.message, error.errors)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = _request_validation_errors(error)
+        detail = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
+        return problem_response(request, 422, "validation_error", "Validation failed", detail, errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(error.status_code, "http_error")
+        return problem_response(request, error.status_code, code, str(error.detail), str(error.detail), [])
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error", extra={"action": "api.unhandled_error", "path": request.url.path})
+        return problem_response(request, 500, "internal_error", "Internal error", "an unexpected error occurred; it has been logged", [])

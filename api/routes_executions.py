@@ -1,0 +1,64 @@
+"""REST compatibility routes for execution history and statistics."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.deps import Executions
+from api.problems import PROBLEM_RESPONSES
+from services.schemas import ExecutionFilter, ExecutionOut, Page, StatsOut
+
+router = APIRouter(prefix="/api/v1", tags=["executions"], responses=PROBLEM_RESPONSES)
+
+PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
+PageSize = Annotated[int, Query(ge=1, le=100)]
+StatusList = Annotated[str | None, Query(max_length=200, description="one status or a comma-separated list")]
+
+
+@router.get("/executions", response_model=Page[ExecutionOut], summary="List executions (newest slot first)")
+async def list_executions(
+    service: Executions,
+    page: PageNumber = 1,
+    limit: PageSize = 20,
+    schedule_id: uuid.UUID | None = None,
+    status: StatusList = None,
+    since: Annotated[datetime | None, Query(description="scheduled_for >= since")] = None,
+    until: Annotated[datetime | None, Query(description="scheduled_for < until")] = None,
+) -> Page[ExecutionOut]:
+    filters = ExecutionFilter(schedule_id=schedule_id, status=status, since=since, until=until)
+    return await service.list(filters, page, limit)
+
+
+@router.get("/executions/running", response_model=list[ExecutionOut], summary="Executions in progress")
+async def running_executions(service: Executions) -> list[ExecutionOut]:
+    return await service.running()
+
+
+@router.get("/executions/stats/{schedule_id}", response_model=StatsOut, summary="Execution statistics of a schedule")
+async def execution_stats(
+    schedule_id: uuid.UUID, service: Executions, since: Annotated[datetime | None, Query()] = None
+) -> StatsOut:
+    return await service.stats(schedule_id, since)
+
+
+@router.get("/executions/{execution_id}", response_model=ExecutionOut, summary="Get an execution")
+async def get_execution(execution_id: uuid.UUID, service: Executions) -> ExecutionOut:
+    return await service.get(execution_id)
+
+
+@router.get("/schedules/{schedule_id}/executions", response_model=Page[ExecutionOut], summary="Executions of a schedule")
+async def schedule_executions(
+    schedule_id: uuid.UUID,
+    service: Executions,
+    page: PageNumber = 1,
+    limit: PageSize = 20,
+    status: StatusList = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Page[ExecutionOut]:
+    filters = ExecutionFilter(schedule_id=schedule_id, status=status, since=since, until=until)
+    return await service.list(filters, page, limit)

@@ -1,0 +1,106 @@
+"""Service settings, read once from the environment (and an optional `.env` file).
+
+Every variable of the original service is here with its original default. A bad value stops
+start-up with one line naming the variable and the reason (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All configuration. Durations are in seconds unless the name says otherwise."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=True)
+
+    SERVICE_NAME: str = "scheduler-service"
+    SERVICE_VERSION: str = "1.0.0"
+    API_HOST: str = "127.0.0.1"
+    API_PORT: int = Field(8008, ge=1, le=65535)
+
+    DATABASE_URL: str = "postgresql+asyncpg://postgres@localhost:5432/scheduler"
+    REDIS_URL: str = "redis://localhost:6379/0"
+    NATS_URL: str = "nats://localhost:4222"
+
+    SCHEDULER_TIMEZONE: str = "UTC"
+    SCHEDULER_MISFIRE_GRACE_TIME: int = Field(300, ge=0, le=31 * 86400)
+    SCHEDULER_MAX_INSTANCES: int = Field(3, ge=1, le=1000)
+    SCHEDULER_EXECUTOR_POOL_SIZE: int = Field(10, ge=1, le=1000)
+    LOCK_TIMEOUT_SECONDS: int = Field(300, ge=1, le=86400)
+    MAX_SCHEDULE_LOOKAHEAD_DAYS: int = Field(365, ge=1, le=3660)
+    DEFAULT_MAX_RETRIES: int = Field(3, ge=0, le=100)
+    DEFAULT_RETRY_DELAY: int = Field(300, ge=0, le=86400)
+    MAX_SCHEDULES_PER_CREATOR: int = Field(1000, ge=1)
+
+    MAX_BULK_ITEMS: int = Field(100, ge=1, le=10000)
+    MAX_PAYLOAD_BYTES: int = Field(64 * 1024, ge=1)
+    LOG_LEVEL: str = "INFO"
+
+    @field_validator("SCHEDULER_TIMEZONE")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgresql+asyncpg://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        # Always talk to PostgreSQL through asyncpg.
+        scheme, rest = value.split("://", 1)
+        return f"postgresql+asyncpg://{rest}"
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("NATS_URL")
+    @classmethod
+    def _nats_url(cls, value: str) -> str:
+        for url in value.split(","):
+            if not url.strip().startswith(("nats://", "tls://", "ws://", "wss://")):
+                raise ValueError("must be a comma-separated list of nats:// URLs")
+        return value
+
+    @property
+    def sync_database_url(self) -> str:
+        """The same database for tools that want the plain driver-less form (psql style)."""
+        return self.DATABASE_URL.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line naming each bad variable and why, e.g. `API_PORT: Input should be ... (got 'abc')`."""
+    parts = []
+    for item in error.errors():
+        name = ".".join(str(p) for p in item["loc"]) or "settings"
+        reason = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{name}: {reason} (got {item.get('input')!r})")
+    return "invalid configuration: " + "; ".join(parts)
+
+
+def load_settings() -> Settings:
+    """Read settings, or exit with status 2 and one line on stderr naming the bad variable."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        print(describe_error(error), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings (entry points call this once; code below them takes a Settings)."""
+    return load_settings()

@@ -1,0 +1,32 @@
+"""NATS subject rules for `target_command`.
+
+A target is a concrete publish subject: dot-separated tokens of visible ASCII without wildcards
+(`*`, `>`), whitespace or empty tokens. The scheduler's own namespaces are never targets.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_SUBJECT_LENGTH = 255
+_TOKEN = re.compile(r"^[A-Za-z0-9_\-]+$")
+RESERVED_PREFIXES = ("cmd.scheduler.", "evt.", "$")
+
+
+def subject_problem(subject: str) -> str | None:
+    """Why `subject` cannot be a publish target, or None when it can."""
+    if not subject:
+        return "must not be empty"
+    if len(subject) > MAX_SUBJECT_LENGTH:
+        return f"must be at most {MAX_SUBJECT_LENGTH} characters"
+    if subject.startswith(RESERVED_PREFIXES) or subject == "cmd.scheduler":
+        return "the scheduler's own subjects (cmd.scheduler.*, evt.*, $*) cannot be targets"
+    tokens = subject.split(".")
+    for token in tokens:
+        if token in ("*", ">"):
+            return "must be a concrete subject without wildcards (* or >)"
+        if not token:
+            return "must be dot-separated tokens without empty parts (e.g. cmd.service.action)"
+        if not _TOKEN.match(token):
+            return "tokens may contain only letters, digits, '-' and '_'"
+    return None

@@ -1,0 +1,181 @@
+"""The three tables: schedules, executions, audit_log.
+
+All timestamps are `timestamptz` and hold UTC instants. Enumerated values are stored as text and
+constrained by CHECKs; their vocabularies live in `core`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlmodel import Field, SQLModel
+
+
+def _tz(nullable: bool = True, **kw: Any) -> Any:
+    return Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=nullable, **kw))
+
+
+class Schedule(SQLModel, table=True):
+    """A schedule: what to publish (target_command + payload) and when (the rule columns).
+
+    Deleting is soft (`deleted_at`), so execution history and audit trail keep their schedule.
+    `next_run_at` is the next nominal slot (UTC) the ticker will claim; NULL when nothing is due.
+    """
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        sa.CheckConstraint("schedule_type IN ('cron','interval','once','immediate')", name="ck_schedules_type"),
+        sa.CheckConstraint(
+            "status IN ('active','paused','completed','disabled','deleted')", name="ck_schedules_status"
+        ),
+        sa.CheckConstraint("priority BETWEEN 0 AND 10", name="ck_schedules_priority"),
+        sa.Index(
+            "ix_schedules_due",
+            "next_run_at",
+            postgresql_where=sa.text("status = 'active' AND next_run_at IS NOT NULL"),
+        ),
+        sa.Index("ix_schedules_status_created", "status", "created_at", "id"),
+        sa.Index("ix_schedules_created_by", "created_by", "created_at", "id"),
+        sa.Index("ix_schedules_created", "created_at", "id"),
+        sa.Index("ix_schedules_tags", "tags", postgresql_using="gin"),
+        sa.Index(
+            "uq_schedules_creator_name",
+            "created_by",
+            "name",
+            unique=True,
+            postgresql_where=sa.text("deleted_at IS NULL"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+    description: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    schedule_type: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+
+    cron_expression: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
+    interval_seconds: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    run_at: datetime | None = _tz()
+    timezone: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    start_at: datetime | None = _tz()
+    end_at: datetime | None = _tz()
+    max_runs: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
+    jitter_seconds: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    dst_gap: str = Field(default="shift", sa_column=sa.Column(sa.String(8), nullable=False, server_default="shift"))
+    dst_repeat: str = Field(
+        default="auto", sa_column=sa.Column(sa.String(8), nullable=False, server_default="auto")
+    )
+
+    target_command: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+    command_payload: dict[str, Any] = Field(
+        default_factory=dict, sa_column=sa.Column(JSONB, nullable=False, server_default="{}")
+    )
+    delivery_mode: str = Field(
+        default="auto", sa_column=sa.Column(sa.String(16), nullable=False, server_default="auto")
+    )
+    request_timeout_seconds: int = Field(
+        default=30, sa_column=sa.Column(sa.Integer, nullable=False, server_default="30")
+    )
+    priority: int = Field(default=5, sa_column=sa.Column(sa.SmallInteger, nullable=False, server_default="5"))
+    max_retries: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    retry_delay: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    misfire_grace_seconds: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    catchup: str = Field(default="latest", sa_column=sa.Column(sa.String(8), nullable=False, server_default="latest"))
+    max_concurrent: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    tags: list[str] = Field(
+        default_factory=list, sa_column=sa.Column(ARRAY(sa.String(64)), nullable=False, server_default="{}")
+    )
+
+    status: str = Field(default="active", sa_column=sa.Column(sa.String(16), nullable=False))
+    status_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    paused_at: datetime | None = _tz()
+    next_run_at: datetime | None = _tz()
+    last_run_at: datetime | None = _tz()
+    run_count: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+
+    created_by: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+    updated_by: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
+    created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    updated_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    deleted_at: datetime | None = _tz()
+    version: int = Field(default=1, sa_column=sa.Column(sa.Integer, nullable=False, server_default="1"))
+
+
+class Execution(SQLModel, table=True):
+    """One fire of a schedule (or one recorded non-fire, with `reason`).
+
+    Scheduled runs are unique per (schedule_id, scheduled_for): the database, not the code,
+    makes double-firing a slot impossible. Manual triggers are exempt (trigger_type='manual').
+    """
+
+    __tablename__ = "executions"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "status IN ('pending','running','retrying','succeeded','failed','missed','skipped','cancelled')",
+            name="ck_executions_status",
+        ),
+        sa.CheckConstraint("trigger_type IN ('scheduled','manual')", name="ck_executions_trigger"),
+        sa.Index(
+            "uq_executions_slot",
+            "schedule_id",
+            "scheduled_for",
+            unique=True,
+            postgresql_where=sa.text("trigger_type = 'scheduled'"),
+        ),
+        sa.Index("ix_executions_schedule_time", "schedule_id", "scheduled_for"),
+        sa.Index("ix_executions_created", "created_at", "id"),
+        sa.Index(
+            "ix_executions_active",
+            "status",
+            "scheduled_for",
+            postgresql_where=sa.text("status IN ('pending','running','retrying')"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    schedule_id: uuid.UUID = Field(
+        sa_column=sa.Column(sa.Uuid, sa.ForeignKey("schedules.id", ondelete="RESTRICT"), nullable=False)
+    )
+    scheduled_for: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    trigger_type: str = Field(default="scheduled", sa_column=sa.Column(sa.String(16), nullable=False))
+    triggered_by: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
+    status: str = Field(default="pending", sa_column=sa.Column(sa.String(16), nullable=False))
+    reason: str | None = Field(default=None, sa_column=sa.Column(sa.String(32)))
+    priority: int = Field(default=5, sa_column=sa.Column(sa.SmallInteger, nullable=False, server_default="5"))
+    attempts: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    attempt_log: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=sa.Column(JSONB, nullable=False, server_default="[]")
+    )
+    payload_override: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONB))
+    enqueued_at: datetime | None = _tz()
+    started_at: datetime | None = _tz()
+    finished_at: datetime | None = _tz()
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    published_subject: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
+    message_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
+    correlation_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
+    created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+
+
+class AuditEntry(SQLModel, table=True):
+    """Append-only record of every modification: who, what, before/after, why, correlation id."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        sa.Index("ix_audit_schedule", "schedule_id", "at"),
+        sa.Index("ix_audit_actor", "actor", "at"),
+        sa.Index("ix_audit_at", "at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    actor: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+    action: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    schedule_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid))
+    before: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONB))
+    after: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONB))
+    reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    correlation_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))

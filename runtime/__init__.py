@@ -1,0 +1,1 @@
+"""Process wiring shared by every entry point (api, ticker, worker): logging, clients, services."""

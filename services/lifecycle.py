@@ -1,0 +1,150 @@
+"""Schedule lifecycle: pause, resume, trigger, and the bulk pause/resume/delete operation."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from core.errors import Conflict, DomainError, ValidationFailed
+from core.misfire import Catchup, MisfirePolicy, plan_due
+from core.rules import next_fire
+from core.states import ExecutionStatus, MissReason
+from models import Execution, Schedule
+from services.audit import record_audit
+from services.context import Actor
+from services.schedules import ScheduleService, notify_ticker
+from services.schemas import (
+    BulkItemResult,
+    BulkOperationKind,
+    BulkOperationOut,
+    ScheduleOut,
+    TriggerOut,
+)
+from services.slots import insert_slots
+from services.validation import payload_problems, rule_of
+from services.views import schedule_out, schedule_snapshot
+
+
+def misfire_policy(schedule: Schedule) -> MisfirePolicy:
+    return MisfirePolicy(grace_seconds=schedule.misfire_grace_seconds, catchup=Catchup(schedule.catchup))
+
+
+class LifecycleService(ScheduleService):
+    """State changes of existing schedules. Shares loading and audit with ScheduleService."""
+
+    async def pause(self, schedule_id: uuid.UUID, actor: Actor, now: datetime, reason: str | None = None) -> ScheduleOut:
+        """Stop firing. Pausing a paused schedule changes nothing. `next_run_at` is kept so resume
+        can tell which slots fell due during the pause."""
+        async with self.sessions() as session, session.begin():
+            row = await self._load(session, schedule_id, for_update=True)
+            await self._pause_row(session, row, actor, now, reason)
+        return schedule_out(row)
+
+    async def _pause_row(self, session, row: Schedule, actor: Actor, now: datetime, reason: str | None) -> None:
+        if row.status == "paused":
+            return
+        if row.status != "active":
+            raise Conflict(f"schedule is {row.status}; only active schedules can be paused", field="status")
+        before = schedule_snapshot(row)
+        row.status, row.status_reason, row.paused_at = "paused", reason, now
+        row.updated_at, row.updated_by, row.version = now, actor.name, row.version + 1
+        session.add(row)
+        record_audit(session, actor, "schedule.paused", now, row.id, before, schedule_snapshot(row), reason)
+
+    async def resume(self, schedule_id: uuid.UUID, actor: Actor, now: datetime, reason: str | None = None) -> ScheduleOut:
+        """Fire again. Slots that fell due while paused follow the misfire rules: those within the
+        grace fire, older ones follow `catchup`, and every one not fired is recorded with reason `paused`."""
+        async with self.sessions() as session, session.begin():
+            row = await self._load(session, schedule_id, for_update=True)
+            await self._resume_row(session, row, actor, now, reason)
+        return schedule_out(row)
+
+    async def _resume_row(self, session, row: Schedule, actor: Actor, now: datetime, reason: str | None) -> None:
+        if row.status == "active":
+            return
+        if row.status not in ("paused", "disabled"):
+            raise Conflict(f"schedule is {row.status}; only paused or disabled schedules can be resumed", field="status")
+        before = schedule_snapshot(row)
+        rule = rule_of(row)
+        next_run = row.next_run_at or next_fire(rule, now)
+        if next_run is not None and next_run <= now:
+            plan = plan_due(rule, next_run, now, misfire_policy(row), row.run_count, row.max_runs)
+            await insert_slots(session, row, plan, now, MissReason.PAUSED.value, actor.correlation_id)
+            row.run_count += len(plan.fire)
+            next_run = None if plan.exhausted else plan.next_run_at
+        if next_run is None:
+            row.status, row.status_reason = "completed", "no further fire times"
+        else:
+            row.status, row.status_reason = "active", None
+        row.next_run_at, row.paused_at = next_run, None
+        row.updated_at, row.updated_by, row.version = now, actor.name, row.version + 1
+        session.add(row)
+        record_audit(session, actor, "schedule.resumed", now, row.id, before, schedule_snapshot(row), reason)
+        await notify_ticker(session, row.id)
+
+    async def trigger(
+        self, schedule_id: uuid.UUID, actor: Actor, now: datetime, override_payload: dict | None = None
+    ) -> TriggerOut:
+        """Record a manual run (`pending`, scheduled_for = now) for the pipeline to publish. Paused
+        and completed schedules can be triggered: a manual run is an explicit request."""
+        if override_payload is not None:
+            problems = payload_problems(override_payload, self.settings, "override_payload")
+            if problems:
+                raise ValidationFailed(problems)
+        async with self.sessions() as session, session.begin():
+            row = await self._load(session, schedule_id)
+            if row.status == "disabled":
+                raise Conflict(f"schedule is disabled ({row.status_reason}); resume it first", field="status")
+            execution = Execution(
+                schedule_id=row.id,
+                scheduled_for=now,
+                trigger_type="manual",
+                triggered_by=actor.name,
+                status=ExecutionStatus.PENDING.value,
+                priority=row.priority,
+                payload_override=override_payload,
+                correlation_id=actor.correlation_id,
+                created_at=now,
+            )
+            session.add(execution)
+            await session.flush()
+            record_audit(
+                session, actor, "schedule.triggered", now, row.id,
+                after={"execution_id": str(execution.id), "override_payload": override_payload},
+            )
+            await notify_ticker(session, row.id)
+        return TriggerOut(execution_id=execution.id, schedule_id=row.id, status=execution.status)
+
+    async def bulk_operation(
+        self, ids: list[str], operation: BulkOperationKind, actor: Actor, now: datetime, reason: str | None = None
+    ) -> BulkOperationOut:
+        """Apply one operation to many schedules; each id succeeds or fails on its own."""
+        if len(ids) > self.settings.MAX_BULK_ITEMS:
+            raise ValidationFailed.single("schedule_ids", f"at most {self.settings.MAX_BULK_ITEMS} ids per request")
+        results = []
+        for raw_id in ids:
+            try:
+                schedule_id = uuid.UUID(raw_id)
+            except ValueError:
+                results.append(
+                    BulkItemResult(schedule_id=raw_id, success=False, error={"code": "invalid_id", "message": "not a UUID"})
+                )
+                continue
+            try:
+                async with self.sessions() as session, session.begin():
+                    row = await self._load(session, schedule_id, for_update=True)
+                    if operation is BulkOperationKind.PAUSE:
+                        await self._pause_row(session, row, actor, now, reason)
+                    elif operation is BulkOperationKind.RESUME:
+                        await self._resume_row(session, row, actor, now, reason)
+                    else:
+                        await self.delete_row(session, row, actor, now, reason)
+                results.append(BulkItemResult(schedule_id=raw_id, success=True, status=row.status))
+            except DomainError as error:
+                results.append(
+                    BulkItemResult(schedule_id=raw_id, success=False, error={"code": error.code, "message": error.message})
+                )
+        succeeded = sum(1 for r in results if r.success)
+        return BulkOperationOut(
+            operation=operation.value, total=len(results), succeeded=succeeded, failed=len(results) - succeeded, results=results
+        )

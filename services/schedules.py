@@ -1,0 +1,305 @@
+"""Schedule management: create, read, list, update, delete, bulk create, preview.
+
+Every modification runs in one transaction with its audit entry and a wake-up NOTIFY for the ticker.
+All instants are UTC; `now` is supplied by the entry point.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.errors import Conflict, FieldError, NotFound, QuotaExceeded, ValidationFailed, VersionConflict
+from core.rules import Rule, ScheduleType, next_fire, preview
+from core.settings import Settings
+from models import Schedule
+from services.audit import record_audit
+from services.context import Actor
+from services.schemas import (
+    BulkCreateOut,
+    FireTimeOut,
+    Page,
+    PreviewOut,
+    PreviewRequest,
+    ScheduleCreate,
+    ScheduleFilter,
+    ScheduleOut,
+    ScheduleUpdate,
+)
+from services.validation import RULE_FIELDS, ValidatedSchedule, rule_of, validate_schedule
+from services.views import schedule_out, schedule_snapshot
+
+WAKEUP_CHANNEL = "scheduler_wakeup"
+ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+def first_fire(rule: Rule, now: datetime, start_defaulted: bool = False) -> datetime | None:
+    """The first slot of a new or re-timed schedule.
+
+    once/immediate/cron may fire at `now` itself; an interval whose anchor defaulted to `now`
+    first fires one period later (the anchor is when it was created, not a run).
+    """
+    if rule.schedule_type is ScheduleType.INTERVAL and start_defaulted:
+        return next_fire(rule, now)
+    return next_fire(rule, now - ONE_MICROSECOND)
+
+
+async def notify_ticker(session: AsyncSession, schedule_id: uuid.UUID) -> None:
+    """Wake the tickers when this transaction commits (PostgreSQL delivers NOTIFY on commit)."""
+    await session.exec(sa.select(sa.func.pg_notify(WAKEUP_CHANNEL, str(schedule_id))))
+
+
+def validation_errors_of(error: ValidationError, prefix: str = "") -> list[FieldError]:
+    """Pydantic errors as FieldErrors with dotted paths (`schedules.2.priority`)."""
+    result = []
+    for item in error.errors():
+        path = ".".join(str(p) for p in item["loc"])
+        if prefix:
+            path = f"{prefix}.{path}" if path else prefix
+        result.append(FieldError(path, item["msg"]))
+    return result
+
+
+class ScheduleService:
+    """The one place where schedules are created and changed."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+        self.sessions = sessions
+        self.settings = settings
+
+    # ---- reads -------------------------------------------------------------------------
+
+    async def _load(self, session: AsyncSession, schedule_id: uuid.UUID, for_update: bool = False) -> Schedule:
+        query = select(Schedule).where(Schedule.id == schedule_id, col(Schedule.deleted_at).is_(None))
+        if for_update:
+            query = query.with_for_update()
+        row = (await session.exec(query)).first()
+        if row is None:
+            raise NotFound("schedule", schedule_id, field="schedule_id")
+        return row
+
+    async def get(self, schedule_id: uuid.UUID) -> ScheduleOut:
+        async with self.sessions() as session:
+            return schedule_out(await self._load(session, schedule_id))
+
+    async def list(self, filters: ScheduleFilter, page: int = 1, limit: int = 20) -> Page[ScheduleOut]:
+        """A page of schedules, newest first (created_at, id: stable under inserts of older rows)."""
+        conditions: list[Any] = [col(Schedule.deleted_at).is_(None)]
+        if filters.status is not None:
+            conditions.append(Schedule.status == filters.status.value)
+        if filters.is_active is not None:
+            conditions.append((Schedule.status == "active") if filters.is_active else (Schedule.status != "active"))
+        if filters.schedule_type is not None:
+            conditions.append(Schedule.schedule_type == filters.schedule_type.value)
+        if filters.tags:
+            conditions.append(col(Schedule.tags).contains(filters.tags))
+        if filters.created_by is not None:
+            conditions.append(Schedule.created_by == filters.created_by)
+        if filters.search:
+            escaped = filters.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            conditions.append(col(Schedule.name).ilike(f"%{escaped}%", escape="\\"))
+        if filters.next_run_before is not None:
+            conditions.append(col(Schedule.next_run_at) < filters.next_run_before)
+        if filters.next_run_after is not None:
+            conditions.append(col(Schedule.next_run_at) > filters.next_run_after)
+        async with self.sessions() as session:
+            total = (await session.exec(select(sa.func.count()).select_from(Schedule).where(*conditions))).one()
+            rows = (
+                await session.exec(
+                    select(Schedule)
+                    .where(*conditions)
+                    .order_by(col(Schedule.created_at).desc(), col(Schedule.id).desc())
+                    .offset((page - 1) * limit)
+                    .limit(limit)
+                )
+            ).all()
+        return Page[ScheduleOut](
+            items=[schedule_out(r) for r in rows],
+            total=total,
+            page=page,
+            limit=limit,
+            pages=math.ceil(total / limit) if total else 0,
+        )
+
+    def preview(self, request: PreviewRequest, now: datetime) -> PreviewOut:
+        """Next fire times of an unsaved schedule; validates it exactly as create would."""
+        values = request.model_dump(exclude={"count"})
+        values.setdefault("target_command", "cmd.preview.only")
+        validated = validate_schedule(values, self.settings, now)
+        start = now if validated.rule.schedule_type is ScheduleType.INTERVAL else now - ONE_MICROSECOND
+        fires = preview(validated.rule, start, request.count)
+        return PreviewOut(
+            timezone=validated.rule.timezone,
+            fire_times=[
+                FireTimeOut(at=f.at_utc, local_time=f.local_time.isoformat(), note=f.note) for f in fires
+            ],
+        )
+
+    # ---- create ------------------------------------------------------------------------
+
+    def _new_row(self, validated: ValidatedSchedule, actor: Actor, now: datetime, start_defaulted: bool) -> Schedule:
+        next_run = first_fire(validated.rule, now, start_defaulted)
+        if next_run is None:
+            raise ValidationFailed.single("schedule_type", "this schedule would never fire")
+        return Schedule(
+            **validated.values,
+            status="active",
+            next_run_at=next_run,
+            created_by=actor.name,
+            created_at=now,
+            updated_at=now,
+            version=1,
+        )
+
+    async def _check_quota(self, session: AsyncSession, creator: str, adding: int) -> None:
+        # Serialize creates per creator so two concurrent requests cannot both pass the count.
+        await session.exec(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(creator))))
+        owned = (
+            await session.exec(
+                select(sa.func.count())
+                .select_from(Schedule)
+                .where(Schedule.created_by == creator, col(Schedule.deleted_at).is_(None))
+            )
+        ).one()
+        limit = self.settings.MAX_SCHEDULES_PER_CREATOR
+        if owned + adding > limit:
+            raise QuotaExceeded(f"creator {creator!r} has {owned} schedules; the limit is {limit}")
+
+    async def _check_names_free(self, session: AsyncSession, creator: str, names: list[str], fields: list[str]) -> None:
+        taken = set(
+            (
+                await session.exec(
+                    select(Schedule.name).where(
+                        Schedule.created_by == creator,
+                        col(Schedule.name).in_(names),
+                        col(Schedule.deleted_at).is_(None),
+                    )
+                )
+            ).all()
+        )
+        clashes = [FieldError(f, f"a schedule named {n!r} already exists for {creator!r}") for n, f in zip(names, fields) if n in taken]
+        if clashes:
+            raise Conflict(clashes[0].message, errors=clashes)
+
+    async def create(self, body: ScheduleCreate, actor: Actor, now: datetime) -> ScheduleOut:
+        validated = validate_schedule(body.model_dump(), self.settings, now)
+        row = self._new_row(validated, actor, now, start_defaulted=body.start_at is None)
+        async with self.sessions() as session, session.begin():
+            await self._check_quota(session, actor.name, 1)
+            await self._check_names_free(session, actor.name, [row.name], ["name"])
+            session.add(row)
+            await session.flush()
+            record_audit(session, actor, "schedule.created", now, row.id, after=schedule_snapshot(row))
+            await notify_ticker(session, row.id)
+        return schedule_out(row)
+
+    async def bulk_create(self, items: list[dict[str, Any]], actor: Actor, now: datetime) -> BulkCreateOut:
+        """All or nothing: every invalid item is reported by index (`schedules.3.cron_expression`)."""
+        if len(items) > self.settings.MAX_BULK_ITEMS:
+            raise ValidationFailed.single("schedules", f"at most {self.settings.MAX_BULK_ITEMS} items per request")
+        errors: list[FieldError] = []
+        rows: list[Schedule] = []
+        for index, item in enumerate(items):
+            prefix = f"schedules.{index}"
+            try:
+                body = ScheduleCreate.model_validate(item)
+                validated = validate_schedule(body.model_dump(), self.settings, now)
+                rows.append(self._new_row(validated, actor, now, start_defaulted=body.start_at is None))
+            except ValidationError as error:
+                errors.extend(validation_errors_of(error, prefix))
+            except ValidationFailed as error:
+                errors.extend(e.prefixed(prefix) for e in error.errors)
+        seen: dict[str, int] = {}
+        for index, row in enumerate(rows):
+            if row.name in seen:
+                errors.append(FieldError(f"schedules.{index}.name", f"duplicates the name of schedules.{seen[row.name]}"))
+            seen.setdefault(row.name, index)
+        if errors:
+            raise ValidationFailed(errors)
+        async with self.sessions() as session, session.begin():
+            await self._check_quota(session, actor.name, len(rows))
+            await self._check_names_free(
+                session, actor.name, [r.name for r in rows], [f"schedules.{i}.name" for i in range(len(rows))]
+            )
+            session.add_all(rows)
+            await session.flush()
+            for row in rows:
+                record_audit(session, actor, "schedule.created", now, row.id, after=schedule_snapshot(row), reason="bulk create")
+            await notify_ticker(session, rows[0].id)
+        return BulkCreateOut(created=len(rows), schedule_ids=[r.id for r in rows])
+
+    # ---- update / delete ---------------------------------------------------------------
+
+    async def update(self, schedule_id: uuid.UUID, body: ScheduleUpdate, actor: Actor, now: datetime) -> ScheduleOut:
+        changes = body.model_dump(exclude_unset=True)
+        expected_version = changes.pop("version", None)
+        nulls = [name for name, value in changes.items() if value is None and name not in ("description", "end_at", "start_at", "max_runs", "cron_expression", "interval_seconds", "run_at")]
+        if nulls:
+            raise ValidationFailed([FieldError(n, "may not be null") for n in nulls])
+        async with self.sessions() as session, session.begin():
+            row = await self._load(session, schedule_id, for_update=True)
+            if expected_version is not None and expected_version != row.version:
+                raise VersionConflict(expected_version, row.version)
+            before = schedule_snapshot(row)
+            merged = {name: getattr(row, name) for name in ScheduleCreate.model_fields}
+            if "schedule_type" in changes and changes["schedule_type"] != row.schedule_type:
+                # Switching type drops the fields of the old type instead of rejecting them.
+                for name in ("cron_expression", "interval_seconds", "run_at"):
+                    merged[name] = None
+            merged.update(changes)
+            retimed = any(name in changes for name in (*RULE_FIELDS, "dst_gap", "dst_repeat"))
+            if merged["schedule_type"] == ScheduleType.IMMEDIATE:
+                merged["run_at"] = None  # an immediate schedule's run_at is set by the service, never given
+            try:
+                checked = ScheduleCreate.model_validate(merged)
+            except ValidationError as error:
+                raise ValidationFailed(validation_errors_of(error)) from None
+            validated = validate_schedule(checked.model_dump(), self.settings, now, check_rule=retimed)
+            if merged.get("name") != row.name:
+                await self._check_names_free(session, row.created_by, [merged["name"]], ["name"])
+            for name, value in validated.values.items():
+                if retimed or name not in RULE_FIELDS:
+                    setattr(row, name, value)
+            if retimed and row.status in ("active", "completed"):
+                next_run = first_fire(validated.rule, now)
+                if next_run is None:
+                    raise ValidationFailed.single("schedule_type", "this schedule would never fire again")
+                row.next_run_at = next_run
+                row.status = "active"
+                row.status_reason = None
+            row.updated_at = now
+            row.updated_by = actor.name
+            row.version += 1
+            try:
+                await session.flush()
+            except IntegrityError:
+                raise Conflict("a schedule with this name already exists", field="name") from None
+            record_audit(session, actor, "schedule.updated", now, row.id, before=before, after=schedule_snapshot(row))
+            await notify_ticker(session, row.id)
+        return schedule_out(row)
+
+    async def delete(self, schedule_id: uuid.UUID, actor: Actor, now: datetime, reason: str | None = None) -> None:
+        """Soft delete: the row stays (hidden) so its executions and audit trail keep their schedule."""
+        async with self.sessions() as session, session.begin():
+            row = await self._load(session, schedule_id, for_update=True)
+            await self.delete_row(session, row, actor, now, reason)
+
+    async def delete_row(self, session: AsyncSession, row: Schedule, actor: Actor, now: datetime, reason: str | None) -> None:
+        before = schedule_snapshot(row)
+        row.status = "deleted"
+        row.deleted_at = now
+        row.next_run_at = None
+        row.updated_at = now
+        row.updated_by = actor.name
+        row.version += 1
+        session.add(row)
+        record_audit(session, actor, "schedule.deleted", now, row.id, before=before, reason=reason)

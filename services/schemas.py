@@ -1,0 +1,282 @@
+"""Input and output shapes of the service layer (snake_case, as the REST API speaks them).
+
+Pydantic checks types and ranges here; rules that need the clock or the database (cron that never
+fires, past run_at, quotas, duplicate names) are checked by the services. Unknown fields are
+rejected so a typo never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from core.misfire import Catchup
+from core.rules import DstGap, DstRepeat, ScheduleType
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\s,]+$")]
+Seconds = Annotated[int, Field(ge=0, le=366 * 86400)]
+
+
+class ScheduleStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    DISABLED = "disabled"
+
+
+class DeliveryMode(StrEnum):
+    """`auto`: JetStream with an awaited PubAck when a stream covers the subject, else core publish.
+    `request`: request/reply; an error reply or a timeout is a failure."""
+
+    AUTO = "auto"
+    REQUEST = "request"
+
+
+class BulkOperationKind(StrEnum):
+    PAUSE = "pause"
+    RESUME = "resume"
+    DELETE = "delete"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class ScheduleRuleInput(_Strict):
+    """The fields that decide when a schedule fires. Naive datetimes are read in `timezone`."""
+
+    schedule_type: ScheduleType
+    cron_expression: Annotated[str, StringConstraints(max_length=255)] | None = None
+    interval_seconds: Annotated[int, Field(gt=0)] | None = None
+    run_at: datetime | None = None
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    dst_gap: DstGap = DstGap.SHIFT
+    dst_repeat: DstRepeat = DstRepeat.AUTO
+
+
+class ScheduleCreate(ScheduleRuleInput):
+    """A new schedule. Omitted retry/misfire/concurrency fields take the service defaults."""
+
+    name: Name
+    description: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    target_command: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    command_payload: dict[str, Any] = Field(default_factory=dict)
+    delivery_mode: DeliveryMode = DeliveryMode.AUTO
+    request_timeout_seconds: Annotated[int, Field(ge=1, le=300)] = 30
+    priority: Annotated[int, Field(ge=0, le=10)] = 5
+    max_retries: Annotated[int, Field(ge=0, le=100)] | None = None
+    retry_delay: Seconds | None = None
+    misfire_grace_seconds: Seconds | None = None
+    catchup: Catchup = Catchup.LATEST
+    max_concurrent: Annotated[int, Field(ge=1, le=1000)] | None = None
+    max_runs: Annotated[int, Field(ge=1)] | None = None
+    jitter_seconds: Annotated[int, Field(ge=0, le=3600)] = 0
+    tags: Annotated[list[Tag], Field(max_length=32)] = Field(default_factory=list)
+
+
+class ScheduleUpdate(_Strict):
+    """A partial update: only the fields present change. `version`, when given, must be current."""
+
+    name: Name | None = None
+    description: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    schedule_type: ScheduleType | None = None
+    cron_expression: Annotated[str, StringConstraints(max_length=255)] | None = None
+    interval_seconds: Annotated[int, Field(gt=0)] | None = None
+    run_at: datetime | None = None
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    dst_gap: DstGap | None = None
+    dst_repeat: DstRepeat | None = None
+    target_command: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+    command_payload: dict[str, Any] | None = None
+    delivery_mode: DeliveryMode | None = None
+    request_timeout_seconds: Annotated[int, Field(ge=1, le=300)] | None = None
+    priority: Annotated[int, Field(ge=0, le=10)] | None = None
+    max_retries: Annotated[int, Field(ge=0, le=100)] | None = None
+    retry_delay: Seconds | None = None
+    misfire_grace_seconds: Seconds | None = None
+    catchup: Catchup | None = None
+    max_concurrent: Annotated[int, Field(ge=1, le=1000)] | None = None
+    max_runs: Annotated[int, Field(ge=1)] | None = None
+    jitter_seconds: Annotated[int, Field(ge=0, le=3600)] | None = None
+    tags: Annotated[list[Tag], Field(max_length=32)] | None = None
+    version: Annotated[int, Field(ge=1)] | None = None
+
+
+class PreviewRequest(ScheduleRuleInput):
+    """A schedule body (extra fields such as name or target_command are ignored) and a count."""
+
+    model_config = ConfigDict(extra="ignore")
+    count: Annotated[int, Field(ge=1, le=100)] = 10
+
+
+class ReasonRequest(_Strict):
+    reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+class TriggerRequest(_Strict):
+    override_payload: dict[str, Any] | None = None
+
+
+class BulkCreateRequest(_Strict):
+    schedules: Annotated[list[dict[str, Any]], Field(min_length=1)]
+
+
+class BulkOperationRequest(_Strict):
+    schedule_ids: Annotated[list[Annotated[str, StringConstraints(max_length=64)]], Field(min_length=1)]
+    operation: BulkOperationKind
+    reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+class ScheduleFilter(_Strict):
+    status: ScheduleStatus | None = None
+    schedule_type: ScheduleType | None = None
+    tags: list[str] = Field(default_factory=list)
+    created_by: str | None = None
+    search: Annotated[str, StringConstraints(max_length=255)] | None = None
+    is_active: bool | None = None
+    next_run_before: datetime | None = None
+    next_run_after: datetime | None = None
+
+
+class ExecutionFilter(_Strict):
+    schedule_id: uuid.UUID | None = None
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class ScheduleOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    description: str | None
+    schedule_type: str
+    cron_expression: str | None
+    interval_seconds: int | None
+    run_at: datetime | None
+    timezone: str
+    start_at: datetime | None
+    end_at: datetime | None
+    dst_gap: str
+    dst_repeat: str
+    target_command: str
+    command_payload: dict[str, Any]
+    delivery_mode: str
+    request_timeout_seconds: int
+    priority: int
+    max_retries: int
+    retry_delay: int
+    misfire_grace_seconds: int
+    catchup: str
+    max_concurrent: int
+    max_runs: int | None
+    jitter_seconds: int
+    tags: list[str]
+    status: str
+    status_reason: str | None
+    is_active: bool
+    paused_at: datetime | None
+    next_run_at: datetime | None
+    next_run_at_local: str | None = Field(description="next_run_at as wall time in the schedule's time zone")
+    last_run_at: datetime | None
+    run_count: int
+    created_by: str
+    updated_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class ExecutionOut(BaseModel):
+    id: uuid.UUID
+    schedule_id: uuid.UUID
+    scheduled_for: datetime
+    trigger_type: str
+    triggered_by: str | None
+    status: str
+    reason: str | None
+    priority: int
+    attempts: int
+    attempt_log: list[dict[str, Any]]
+    enqueued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    lag_ms: float | None = Field(description="started_at - scheduled_for, milliseconds")
+    duration_ms: float | None = Field(description="finished_at - started_at, milliseconds")
+    last_error: str | None
+    published_subject: str | None
+    message_id: str | None
+    correlation_id: str | None
+    created_at: datetime
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list ordered newest first; `total` counts every match of the filter."""
+
+    items: list[T]
+    total: int
+    page: int
+    limit: int
+    pages: int
+
+
+class FireTimeOut(BaseModel):
+    at: datetime
+    local_time: str
+    note: str | None
+
+
+class PreviewOut(BaseModel):
+    timezone: str
+    fire_times: list[FireTimeOut]
+
+
+class TriggerOut(BaseModel):
+    execution_id: uuid.UUID
+    schedule_id: uuid.UUID
+    status: str
+    message: str = "Schedule triggered successfully"
+
+
+class BulkCreateOut(BaseModel):
+    created: int
+    schedule_ids: list[uuid.UUID]
+
+
+class BulkItemResult(BaseModel):
+    schedule_id: str
+    success: bool
+    status: str | None = None
+    error: dict[str, str] | None = None
+
+
+class BulkOperationOut(BaseModel):
+    operation: str
+    total: int
+    succeeded: int
+    failed: int
+    results: list[BulkItemResult]
+
+
+class StatsOut(BaseModel):
+    schedule_id: uuid.UUID
+    since: datetime | None
+    total: int
+    by_status: dict[str, int]
+    success_rate: float | None = Field(description="succeeded / (succeeded + failed), None when neither")
+    duration_ms: dict[str, float | None]
+    lag_ms: dict[str, float | None]
+    last_outcome: str | None
+    last_run_at: datetime | None
+    next_run_at: datetime | None

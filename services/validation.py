@@ -1,0 +1,133 @@
+"""Turn a schedule body into validated column values, collecting every problem at once.
+
+Type and range checks happened in `services.schemas`; here come the rules that need the settings or
+the clock: the schedule rule itself (core.rules), the target subject, the payload size and templates.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from core.errors import FieldError, ValidationFailed
+from core.rules import Rule, ScheduleType, validate_rule
+from core.settings import Settings
+from core.subjects import subject_problem
+from core.templates import template_problems
+from core.timezones import load_zone
+
+RULE_FIELDS = ("schedule_type", "cron_expression", "interval_seconds", "run_at", "timezone", "start_at", "end_at")
+DATETIME_FIELDS = ("run_at", "start_at", "end_at")
+
+
+@dataclass(frozen=True)
+class ValidatedSchedule:
+    """Column values ready to store, and the rule they describe."""
+
+    values: dict[str, Any]
+    rule: Rule
+
+
+def _zone_or_none(name: str) -> ZoneInfo | None:
+    try:
+        return load_zone(name)
+    except ValueError:
+        return None
+
+
+def _to_utc(value: datetime | None, zone: ZoneInfo | None) -> datetime | None:
+    """Aware datetimes convert to UTC; naive ones are wall time in the schedule's zone."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zone or timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def payload_problems(payload: Any, settings: Settings, field: str = "command_payload") -> list[FieldError]:
+    if not isinstance(payload, dict):
+        return [FieldError(field, "must be a JSON object")]
+    size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > settings.MAX_PAYLOAD_BYTES:
+        return [FieldError(field, f"is {size} bytes; the limit is {settings.MAX_PAYLOAD_BYTES} bytes")]
+    return template_problems(payload, field)
+
+
+def validate_schedule(
+    values: dict[str, Any], settings: Settings, now: datetime, check_rule: bool = True
+) -> ValidatedSchedule:
+    """Normalize and check a complete set of schedule fields (as from ScheduleCreate.model_dump()).
+
+    Fills defaults from the settings, converts datetimes to UTC, and for `immediate` schedules sets
+    run_at = now. `check_rule=False` skips the timing checks (an update that leaves the rule alone
+    must not fail because a once schedule's run_at has passed). Raises ValidationFailed listing
+    every problem.
+    """
+    values = dict(values)
+    errors: list[FieldError] = []
+    values["timezone"] = values.get("timezone") or settings.SCHEDULER_TIMEZONE
+    zone = _zone_or_none(values["timezone"])
+    for name in DATETIME_FIELDS:
+        values[name] = _to_utc(values.get(name), zone)
+    schedule_type = ScheduleType(values["schedule_type"])
+    if schedule_type is ScheduleType.IMMEDIATE:
+        if values.get("run_at") is not None:
+            errors.append(FieldError("run_at", "is only valid for once schedules (immediate fires now)"))
+        values["run_at"] = now
+    if schedule_type is ScheduleType.INTERVAL and values.get("start_at") is None:
+        values["start_at"] = now.replace(microsecond=0)
+
+    defaults = {
+        "max_retries": settings.DEFAULT_MAX_RETRIES,
+        "retry_delay": settings.DEFAULT_RETRY_DELAY,
+        "misfire_grace_seconds": settings.SCHEDULER_MISFIRE_GRACE_TIME,
+        "max_concurrent": settings.SCHEDULER_MAX_INSTANCES,
+    }
+    for name, default in defaults.items():
+        if values.get(name) is None:
+            values[name] = default
+
+    rule = Rule(
+        schedule_type=schedule_type,
+        timezone=values["timezone"],
+        cron_expression=values.get("cron_expression"),
+        interval_seconds=values.get("interval_seconds"),
+        run_at=values.get("run_at"),
+        start_at=values.get("start_at"),
+        end_at=values.get("end_at"),
+        dst_gap=values.get("dst_gap") or "shift",
+        dst_repeat=values.get("dst_repeat") or "auto",
+    )
+    rule_errors = validate_rule(rule, now, settings.MAX_SCHEDULE_LOOKAHEAD_DAYS) if check_rule else []
+    if schedule_type is ScheduleType.IMMEDIATE:
+        # run_at = now is by construction, not a user value: never report it as "in the past".
+        rule_errors = [e for e in rule_errors if e.field != "run_at"]
+    errors.extend(rule_errors)
+
+    problem = subject_problem(values.get("target_command") or "")
+    if problem:
+        errors.append(FieldError("target_command", f"is not a valid NATS subject: {problem}"))
+    errors.extend(payload_problems(values.get("command_payload", {}), settings))
+    tags = values.get("tags") or []
+    values["tags"] = sorted(set(tags), key=tags.index)
+    if errors:
+        raise ValidationFailed(errors)
+    return ValidatedSchedule(values=values, rule=rule)
+
+
+def rule_of(schedule: Any) -> Rule:
+    """The core rule of a stored schedule row."""
+    return Rule(
+        schedule_type=ScheduleType(schedule.schedule_type),
+        timezone=schedule.timezone,
+        cron_expression=schedule.cron_expression,
+        interval_seconds=schedule.interval_seconds,
+        run_at=schedule.run_at,
+        start_at=schedule.start_at,
+        end_at=schedule.end_at,
+        dst_gap=schedule.dst_gap,
+        dst_repeat=schedule.dst_repeat,
+    )

@@ -1,0 +1,94 @@
+"""Shared fixtures: one real PostgreSQL database per test run, emptied before each test that uses it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from datetime import datetime, timezone
+
+import asyncpg
+import httpx
+import pytest
+
+from core.settings import Settings
+
+ADMIN_DSN = os.environ.get("TEST_ADMIN_DSN", "postgresql://postgres@localhost:5432/postgres")
+TEST_DB = f"sched_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+
+def _url_for(database: str) -> str:
+    base = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{database}"
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    """A fresh database migrated to head, dropped at the end of the run."""
+    from runtime.migrations import upgrade
+
+    asyncio.run(_admin(f'CREATE DATABASE "{TEST_DB}"'))
+    url = _url_for(TEST_DB)
+    upgrade(url)
+    yield url
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def clean_db(database_url: str) -> str:
+    conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+    try:
+        await conn.execute("TRUNCATE executions, audit_log, schedules CASCADE")
+    finally:
+        await conn.close()
+    return database_url
+
+
+@pytest.fixture
+async def db(clean_db: str):
+    """A raw asyncpg connection to the test database, for asserting on stored state."""
+    conn = await asyncpg.connect(clean_db.replace("+asyncpg", ""))
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(DATABASE_URL=database_url, MAX_SCHEDULES_PER_CREATOR=5, _env_file=None)
+
+
+class FrozenClock:
+    """A settable UTC clock for the API's `utc_now` dependency."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(datetime.now(timezone.utc).replace(microsecond=0))
+
+
+@pytest.fixture
+async def client(settings: Settings, clean_db: str, clock: FrozenClock):
+    """An HTTP client bound in-process to a fresh app (lifespan run), with the frozen clock."""
+    from api.app import create_app
+    from api.deps import utc_now
+
+    app = create_app(settings)
+    app.dependency_overrides[utc_now] = clock
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http
