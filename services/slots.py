@@ -32,34 +32,22 @@ async def insert_slots(
     correlation_id: str | None = None,
 ) -> list[uuid.UUID]:
     """Insert pending rows for `plan.fire` and missed rows for `plan.missed`; return new pending ids."""
-    rows = [
-        {
+    # A multi-row INSERT takes its column list from the first row: every row has the same keys.
+    def row(slot: datetime, missed: bool) -> dict:
+        return {
             "id": uuid.uuid4(),
             "schedule_id": schedule.id,
             "scheduled_for": slot,
             "trigger_type": "scheduled",
-            "status": ExecutionStatus.PENDING.value,
+            "status": (ExecutionStatus.MISSED if missed else ExecutionStatus.PENDING).value,
+            "reason": missed_reason if missed else None,
             "priority": schedule.priority,
             "correlation_id": correlation_id,
             "created_at": now,
+            "finished_at": now if missed else None,
         }
-        for slot in plan.fire
-    ]
-    rows += [
-        {
-            "id": uuid.uuid4(),
-            "schedule_id": schedule.id,
-            "scheduled_for": slot,
-            "trigger_type": "scheduled",
-            "status": ExecutionStatus.MISSED.value,
-            "reason": missed_reason,
-            "priority": schedule.priority,
-            "correlation_id": correlation_id,
-            "created_at": now,
-            "finished_at": now,
-        }
-        for slot in plan.missed
-    ]
+
+    rows = [row(slot, False) for slot in plan.fire] + [row(slot, True) for slot in plan.missed]
     if not rows:
         return []
     statement = insert(Execution).values(rows).on_conflict_do_nothing(**SLOT_CONFLICT).returning(
