@@ -88,9 +88,13 @@ def _request_validation_errors(error: RequestValidationError) -> list[FieldError
     result = []
     for item in error.errors():
         message = item.get("msg", "is invalid")
+        field = _field_of(tuple(item.get("loc", ())))
         if item.get("type") == "json_invalid":
-            message = f"is not valid JSON: {item.get('ctx', {}).get('error', 'syntax error')}"
-        result.append(FieldError(_field_of(tuple(item.get("loc", ()))), message))
+            # FastAPI locates a JSON syntax error at ("body", <character position>).
+            position = field
+            field = "body"
+            message = f"is not valid JSON at character {position}: {item.get('ctx', {}).get('error', 'syntax error')}"
+        result.append(FieldError(field, message))
     return result
 
 
@@ -108,7 +112,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(error.status_code, "http_error")
-        return problem_response(request, error.status_code, code, str(error.detail), str(error.detail), [])
+        # FastAPI answers 400 when it cannot even parse the body (e.g. nesting too deep to decode).
+        errors = [FieldError("body", str(error.detail))] if error.status_code == 400 else []
+        return problem_response(request, error.status_code, code, str(error.detail), str(error.detail), errors)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -38,8 +38,21 @@ class Settings(BaseSettings):
     DEFAULT_RETRY_DELAY: int = Field(300, ge=0, le=86400)
     MAX_SCHEDULES_PER_CREATOR: int = Field(1000, ge=1)
 
+    # Firing pipeline (ticker, queue, worker). Durations in seconds unless the name says _MS.
+    TICKER_BATCH_SIZE: int = Field(500, ge=1, le=10000)
+    TICKER_MAX_SLEEP_SECONDS: float = Field(5.0, gt=0, le=60)
+    DISPATCH_BATCH_SIZE: int = Field(100, ge=1, le=1000)
+    REENQUEUE_AFTER_SECONDS: int = Field(15, ge=1, le=3600)
+    RETRY_BACKOFF_CAP_SECONDS: int = Field(3600, ge=1, le=86400)
+    NATS_PUBLISH_TIMEOUT_SECONDS: float = Field(5.0, gt=0, le=300)
+    NATS_STREAM_CACHE_SECONDS: float = Field(30.0, ge=0, le=3600)
+    BROKER_HEARTBEAT_TIMEOUT_MS: int = Field(15000, ge=1000)
+    BROKER_MAINTENANCE_CHANCE: int = Field(100_000, ge=1, le=1_000_000)
+    EXECUTION_HISTORY_RETENTION_DAYS: int = Field(30, ge=1, le=3650)
+
     MAX_BULK_ITEMS: int = Field(100, ge=1, le=10000)
     MAX_PAYLOAD_BYTES: int = Field(64 * 1024, ge=1)
+    MAX_PAYLOAD_DEPTH: int = Field(32, ge=1, le=200)
     LOG_LEVEL: str = "INFO"
 
     @field_validator("SCHEDULER_TIMEZONE")

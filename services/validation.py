@@ -47,9 +47,26 @@ def _to_utc(value: datetime | None, zone: ZoneInfo | None) -> datetime | None:
     return value.astimezone(timezone.utc)
 
 
+def nesting_depth(value: Any) -> int:
+    """How deeply objects and arrays nest (a flat object is 1); iterative, so never a RecursionError."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
+
+
 def payload_problems(payload: Any, settings: Settings, field: str = "command_payload") -> list[FieldError]:
     if not isinstance(payload, dict):
         return [FieldError(field, "must be a JSON object")]
+    depth = nesting_depth(payload)
+    if depth > settings.MAX_PAYLOAD_DEPTH:
+        return [FieldError(field, f"nests {depth} levels deep; the limit is {settings.MAX_PAYLOAD_DEPTH}")]
     size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
     if size > settings.MAX_PAYLOAD_BYTES:
         return [FieldError(field, f"is {size} bytes; the limit is {settings.MAX_PAYLOAD_BYTES} bytes")]
