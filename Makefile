@@ -18,7 +18,7 @@ migrate: install
 	$(PY) -m runtime.migrate
 
 run: migrate
-	$(PY) -m api
+	$(PY) -m runtime.launcher
 
 test: install
 	$(PY) -m pytest

@@ -2,22 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from contextlib import asynccontextmanager
 
 import redis.asyncio as redis
 from fastapi import FastAPI, Request
 
-from api import health, routes_executions, routes_schedules
+from api import health, metrics_route, nats_commands, routes_executions, routes_schedules
 from api.problems import install_problem_handlers
 from core.settings import Settings
 from models.db import make_engine, make_session_factory
 from runtime.migrations import migration_head
 from runtime.nats_client import NatsConnection
+from services.events import NatsEvents
 from services.executions import ExecutionService
 from services.lifecycle import LifecycleService
 
 CORRELATION_HEADER = "X-Correlation-ID"
+log = logging.getLogger("api")
+
+
+async def _serve_nats_commands(app: FastAPI) -> None:
+    """Subscribe to cmd.scheduler.schedule.* as soon as NATS answers (retrying while it does not)."""
+    while True:
+        try:
+            await nats_commands.subscribe(app.state.nats, app.state.schedules)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.warning("NATS command listener not ready", extra={"action": "nats.listener_retry", "error": str(error)})
+            await asyncio.sleep(2)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -29,14 +46,16 @@ def create_app(settings: Settings) -> FastAPI:
         sessions = make_session_factory(engine)
         app.state.settings = settings
         app.state.engine = engine
-        app.state.schedules = LifecycleService(sessions, settings)
+        app.state.nats = NatsConnection(settings.NATS_URL, name=f"{settings.SERVICE_NAME}-api")
+        app.state.schedules = LifecycleService(sessions, settings, NatsEvents(app.state.nats))
         app.state.executions = ExecutionService(sessions)
         app.state.redis = redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-        app.state.nats = NatsConnection(settings.NATS_URL, name=f"{settings.SERVICE_NAME}-api")
         app.state.migration_head = migration_head()
+        listener = asyncio.create_task(_serve_nats_commands(app))
         try:
             yield
         finally:
+            listener.cancel()
             await app.state.nats.close()
             await app.state.redis.aclose()
             await engine.dispose()
@@ -60,4 +79,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes_schedules.router)
     app.include_router(routes_executions.router)
     app.include_router(health.router)
+    app.include_router(metrics_route.router)
     return app

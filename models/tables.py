@@ -128,6 +128,11 @@ class Execution(SQLModel, table=True):
         sa.Index("ix_executions_schedule_time", "schedule_id", "scheduled_for"),
         sa.Index("ix_executions_created", "created_at", "id"),
         sa.Index(
+            "ix_executions_outbox",
+            sa.text("coalesce(not_before, scheduled_for)"),
+            postgresql_where=sa.text("status = 'pending' AND enqueued_at IS NULL"),
+        ),
+        sa.Index(
             "ix_executions_active",
             "status",
             "scheduled_for",
@@ -150,7 +155,9 @@ class Execution(SQLModel, table=True):
         default_factory=list, sa_column=sa.Column(JSONB, nullable=False, server_default="[]")
     )
     payload_override: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONB))
-    enqueued_at: datetime | None = _tz()
+    not_before: datetime | None = _tz()  # slot + jitter: not published earlier (NULL = scheduled_for)
+    enqueued_at: datetime | None = _tz()  # last hand-over to the queue (outbox: NULL = not yet)
+    next_attempt_at: datetime | None = _tz()  # when a `retrying` run is due again
     started_at: datetime | None = _tz()
     finished_at: datetime | None = _tz()
     last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))

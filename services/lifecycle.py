@@ -37,12 +37,16 @@ class LifecycleService(ScheduleService):
         can tell which slots fell due during the pause."""
         async with self.sessions() as session, session.begin():
             row = await self._load(session, schedule_id, for_update=True)
-            await self._pause_row(session, row, actor, now, reason)
-        return schedule_out(row)
+            changed = await self._pause_row(session, row, actor, now, reason)
+        out = schedule_out(row)
+        if changed:
+            await self.announce("paused", out, actor, now)
+        return out
 
-    async def _pause_row(self, session, row: Schedule, actor: Actor, now: datetime, reason: str | None) -> None:
+    async def _pause_row(self, session, row: Schedule, actor: Actor, now: datetime, reason: str | None) -> bool:
+        """Pause in the caller's transaction; False when it was already paused."""
         if row.status == "paused":
-            return
+            return False
         if row.status != "active":
             raise Conflict(f"schedule is {row.status}; only active schedules can be paused", field="status")
         before = schedule_snapshot(row)
@@ -50,18 +54,23 @@ class LifecycleService(ScheduleService):
         row.updated_at, row.updated_by, row.version = now, actor.name, row.version + 1
         session.add(row)
         record_audit(session, actor, "schedule.paused", now, row.id, before, schedule_snapshot(row), reason)
+        return True
 
     async def resume(self, schedule_id: uuid.UUID, actor: Actor, now: datetime, reason: str | None = None) -> ScheduleOut:
         """Fire again. Slots that fell due while paused follow the misfire rules: those within the
         grace fire, older ones follow `catchup`, and every one not fired is recorded with reason `paused`."""
         async with self.sessions() as session, session.begin():
             row = await self._load(session, schedule_id, for_update=True)
-            await self._resume_row(session, row, actor, now, reason)
-        return schedule_out(row)
+            changed = await self._resume_row(session, row, actor, now, reason)
+        out = schedule_out(row)
+        if changed:
+            await self.announce("resumed", out, actor, now)
+        return out
 
-    async def _resume_row(self, session, row: Schedule, actor: Actor, now: datetime, reason: str | None) -> None:
+    async def _resume_row(self, session, row: Schedule, actor: Actor, now: datetime, reason: str | None) -> bool:
+        """Resume in the caller's transaction; False when it was already active."""
         if row.status == "active":
-            return
+            return False
         if row.status not in ("paused", "disabled"):
             raise Conflict(f"schedule is {row.status}; only paused or disabled schedules can be resumed", field="status")
         before = schedule_snapshot(row)
@@ -81,6 +90,7 @@ class LifecycleService(ScheduleService):
         session.add(row)
         record_audit(session, actor, "schedule.resumed", now, row.id, before, schedule_snapshot(row), reason)
         await notify_ticker(session, row.id)
+        return True
 
     async def trigger(
         self, schedule_id: uuid.UUID, actor: Actor, now: datetime, override_payload: dict | None = None
@@ -134,11 +144,15 @@ class LifecycleService(ScheduleService):
                 async with self.sessions() as session, session.begin():
                     row = await self._load(session, schedule_id, for_update=True)
                     if operation is BulkOperationKind.PAUSE:
-                        await self._pause_row(session, row, actor, now, reason)
+                        changed = await self._pause_row(session, row, actor, now, reason)
                     elif operation is BulkOperationKind.RESUME:
-                        await self._resume_row(session, row, actor, now, reason)
+                        changed = await self._resume_row(session, row, actor, now, reason)
                     else:
                         await self.delete_row(session, row, actor, now, reason)
+                        changed = True
+                if changed:
+                    kind = {"pause": "paused", "resume": "resumed", "delete": "deleted"}[operation.value]
+                    await self.announce(kind, schedule_out(row), actor, now)
                 results.append(BulkItemResult(schedule_id=raw_id, success=True, status=row.status))
             except DomainError as error:
                 results.append(

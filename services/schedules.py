@@ -24,6 +24,7 @@ from core.settings import Settings
 from models import Schedule
 from services.audit import record_audit
 from services.context import Actor
+from services.events import SCHEDULE_EVENT_PREFIX, EventSink, NullEvents
 from services.schemas import (
     BulkCreateOut,
     FireTimeOut,
@@ -72,9 +73,21 @@ def validation_errors_of(error: ValidationError, prefix: str = "") -> list[Field
 class ScheduleService:
     """The one place where schedules are created and changed."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], settings: Settings, events: EventSink | None = None
+    ) -> None:
         self.sessions = sessions
         self.settings = settings
+        self.events: EventSink = events or NullEvents()
+
+    async def announce(self, kind: str, schedule: ScheduleOut | dict[str, Any], actor: Actor, now: datetime) -> None:
+        """Publish `evt.scheduler.schedule.<kind>` after the change committed (best effort)."""
+        body = schedule.model_dump(mode="json") if isinstance(schedule, ScheduleOut) else schedule
+        await self.events.emit(
+            SCHEDULE_EVENT_PREFIX + kind,
+            {"schedule_id": str(body.get("id")), "actor": actor.name, "correlation_id": actor.correlation_id,
+             "at": now, "schedule": body},
+        )
 
     # ---- reads -------------------------------------------------------------------------
 
@@ -200,7 +213,9 @@ class ScheduleService:
             await session.flush()
             record_audit(session, actor, "schedule.created", now, row.id, after=schedule_snapshot(row))
             await notify_ticker(session, row.id)
-        return schedule_out(row)
+        out = schedule_out(row)
+        await self.announce("created", out, actor, now)
+        return out
 
     async def bulk_create(self, items: list[dict[str, Any]], actor: Actor, now: datetime) -> BulkCreateOut:
         """All or nothing: every invalid item is reported by index (`schedules.3.cron_expression`)."""
@@ -235,6 +250,8 @@ class ScheduleService:
             for row in rows:
                 record_audit(session, actor, "schedule.created", now, row.id, after=schedule_snapshot(row), reason="bulk create")
             await notify_ticker(session, rows[0].id)
+        for row in rows:
+            await self.announce("created", schedule_out(row), actor, now)
         return BulkCreateOut(created=len(rows), schedule_ids=[r.id for r in rows])
 
     # ---- update / delete ---------------------------------------------------------------
@@ -285,13 +302,16 @@ class ScheduleService:
                 raise Conflict("a schedule with this name already exists", field="name") from None
             record_audit(session, actor, "schedule.updated", now, row.id, before=before, after=schedule_snapshot(row))
             await notify_ticker(session, row.id)
-        return schedule_out(row)
+        out = schedule_out(row)
+        await self.announce("updated", out, actor, now)
+        return out
 
     async def delete(self, schedule_id: uuid.UUID, actor: Actor, now: datetime, reason: str | None = None) -> None:
         """Soft delete: the row stays (hidden) so its executions and audit trail keep their schedule."""
         async with self.sessions() as session, session.begin():
             row = await self._load(session, schedule_id, for_update=True)
             await self.delete_row(session, row, actor, now, reason)
+        await self.announce("deleted", schedule_out(row), actor, now)
 
     async def delete_row(self, session: AsyncSession, row: Schedule, actor: Actor, now: datetime, reason: str | None) -> None:
         before = schedule_snapshot(row)

@@ -1,1 +1,1 @@
-"""Placeholder: built by a later issue."""
+"""The ticker: turns due schedules into queued executions. `python -m ticker` runs its loop."""

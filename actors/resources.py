@@ -1,0 +1,45 @@
+"""Per-process clients of the worker, created lazily on the AsyncIO middleware's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as redis
+
+from core.settings import Settings, get_settings
+from models.db import make_engine
+from runtime.nats_client import NatsConnection
+from services.events import NatsEvents
+from services.firing import FiringService
+from services.locks import ScheduleLocks
+from services.publisher import CommandPublisher
+
+
+class WorkerResources:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.DATABASE_URL, pool_size=settings.SCHEDULER_EXECUTOR_POOL_SIZE)
+        self.redis = redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2)
+        self.nats = NatsConnection(settings.NATS_URL, name=f"{settings.SERVICE_NAME}-worker")
+        self.events = NatsEvents(self.nats)
+        self.firing = FiringService(
+            self.engine,
+            ScheduleLocks(self.redis, settings.LOCK_TIMEOUT_SECONDS),
+            CommandPublisher(self.nats, settings.NATS_STREAM_CACHE_SECONDS),
+            settings,
+        )
+
+
+_resources: WorkerResources | None = None
+_lock: asyncio.Lock | None = None
+
+
+async def resources() -> WorkerResources:
+    """The process's clients; built on first use, inside the event loop that will use them."""
+    global _resources, _lock
+    if _resources is None:
+        _lock = _lock or asyncio.Lock()
+        async with _lock:
+            if _resources is None:
+                _resources = WorkerResources(get_settings())
+    return _resources

@@ -1,0 +1,128 @@
+"""NATS request/reply commands `cmd.scheduler.schedule.{create,update,delete,pause,resume,trigger}`.
+
+Served by every API instance in one queue group (each request is handled once). The reply body is
+the same JSON the REST route answers; failures are the same problem documents, and every reply
+carries a `Scheduler-Status` header with the HTTP-equivalent status. The acting principal is read
+from the same headers as REST (X-Created-By, X-Performed-By, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable
+
+from pydantic import ValidationError
+
+from api.problems import STATUS_BY_ERROR
+from core.errors import DomainError, FieldError, ValidationFailed
+from services.context import Actor
+from services.lifecycle import LifecycleService
+from services.schedules import validation_errors_of
+from services.schemas import ReasonRequest, ScheduleCreate, ScheduleUpdate, TriggerRequest
+
+log = logging.getLogger("api.nats")
+SUBJECT_PREFIX = "cmd.scheduler.schedule."
+QUEUE_GROUP = "scheduler-service"
+ACTOR_HEADERS = ("X-Created-By", "X-Performed-By", "X-Updated-By", "X-Deleted-By", "X-Paused-By", "X-Resumed-By", "X-Triggered-By")
+
+Handler = Callable[[LifecycleService, dict[str, Any], Actor, datetime], Awaitable[tuple[int, Any]]]
+
+
+def _schedule_id(body: dict[str, Any]) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(body.pop("schedule_id")))
+    except KeyError:
+        raise ValidationFailed.single("schedule_id", "is required") from None
+    except ValueError:
+        raise ValidationFailed.single("schedule_id", "is not a valid UUID") from None
+
+
+async def _create(service, body, actor, now):
+    return 201, (await service.create(ScheduleCreate.model_validate(body), actor, now)).model_dump(mode="json")
+
+
+async def _update(service, body, actor, now):
+    schedule_id = _schedule_id(body)
+    return 200, (await service.update(schedule_id, ScheduleUpdate.model_validate(body), actor, now)).model_dump(mode="json")
+
+
+async def _delete(service, body, actor, now):
+    schedule_id = _schedule_id(body)
+    await service.delete(schedule_id, actor, now, ReasonRequest.model_validate(body).reason)
+    return 204, None
+
+
+async def _pause(service, body, actor, now):
+    schedule_id = _schedule_id(body)
+    reason = ReasonRequest.model_validate(body).reason
+    return 200, (await service.pause(schedule_id, actor, now, reason)).model_dump(mode="json")
+
+
+async def _resume(service, body, actor, now):
+    schedule_id = _schedule_id(body)
+    reason = ReasonRequest.model_validate(body).reason
+    return 200, (await service.resume(schedule_id, actor, now, reason)).model_dump(mode="json")
+
+
+async def _trigger(service, body, actor, now):
+    schedule_id = _schedule_id(body)
+    override = TriggerRequest.model_validate(body).override_payload
+    return 200, (await service.trigger(schedule_id, actor, now, override)).model_dump(mode="json")
+
+
+HANDLERS: dict[str, Handler] = {
+    "create": _create, "update": _update, "delete": _delete, "pause": _pause, "resume": _resume, "trigger": _trigger,
+}
+
+
+def _problem(status: int, code: str, title: str, detail: str, errors: list[FieldError], correlation_id: str) -> dict[str, Any]:
+    return {
+        "type": f"https://scheduler-service/problems/{code}", "title": title, "status": status, "detail": detail,
+        "code": code, "errors": [e.as_dict() for e in errors], "correlation_id": correlation_id,
+    }
+
+
+async def handle(service: LifecycleService, subject: str, data: bytes, headers: dict[str, str], now: datetime) -> tuple[int, bytes]:
+    """Run one command; returns (status, reply body). Never raises."""
+    correlation_id = headers.get("X-Correlation-ID") or str(uuid.uuid4())
+    name = next((headers[h].strip() for h in ACTOR_HEADERS if headers.get(h)), "anonymous")
+    actor = Actor(name=name[:255], correlation_id=correlation_id[:64])
+    operation = subject.removeprefix(SUBJECT_PREFIX)
+    try:
+        handler = HANDLERS.get(operation)
+        if handler is None:
+            raise ValidationFailed.single("subject", f"unknown operation {operation!r}; expected one of {', '.join(HANDLERS)}")
+        try:
+            body = json.loads(data or b"{}")
+        except ValueError as error:
+            raise ValidationFailed.single("body", f"is not valid JSON: {error}") from None
+        if not isinstance(body, dict):
+            raise ValidationFailed.single("body", "must be a JSON object")
+        try:
+            status, reply = await handler(service, body, actor, now)
+        except ValidationError as error:
+            raise ValidationFailed(validation_errors_of(error)) from None
+        return status, json.dumps(reply).encode() if reply is not None else b""
+    except DomainError as error:
+        status = next((s for kind, s in STATUS_BY_ERROR if isinstance(error, kind)), 400)
+        problem = _problem(status, error.code, error.title, error.message, error.errors, correlation_id)
+        return status, json.dumps(problem).encode()
+    except Exception:
+        log.exception("command failed", extra={"action": "nats.command_failed", "subject": subject})
+        problem = _problem(500, "internal_error", "Internal error", "an unexpected error occurred; it has been logged", [], correlation_id)
+        return 500, json.dumps(problem).encode()
+
+
+async def subscribe(nats_connection, service: LifecycleService):
+    """Subscribe the API's queue group; returns the subscription (unsubscribe on shutdown)."""
+    client = await nats_connection.connection()
+
+    async def on_message(msg) -> None:
+        status, reply = await handle(service, msg.subject, msg.data, dict(msg.headers or {}), datetime.now(timezone.utc))
+        if msg.reply:
+            await client.publish(msg.reply, reply, headers={"Scheduler-Status": str(status)})
+
+    return await client.subscribe(SUBJECT_PREFIX + "*", queue=QUEUE_GROUP, cb=on_message)

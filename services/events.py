@@ -1,0 +1,62 @@
+"""Domain events on NATS: `evt.scheduler.schedule.*` and `evt.scheduler.execution.*`.
+
+Events are notifications, not the record (PostgreSQL is): they go out on core NATS after the change
+commits, fire-and-forget, and a lost event never blocks or undoes a change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any, Protocol
+
+log = logging.getLogger("services.events")
+
+SCHEDULE_EVENT_PREFIX = "evt.scheduler.schedule."
+EXECUTION_EVENT_PREFIX = "evt.scheduler.execution."
+
+
+class EventSink(Protocol):
+    async def emit(self, subject: str, body: dict[str, Any]) -> None: ...
+
+
+class NullEvents:
+    """For tests and tools that do not need events."""
+
+    async def emit(self, subject: str, body: dict[str, Any]) -> None:
+        return None
+
+
+class RecordingEvents:
+    """Keeps emitted events in memory (fast unit tests only)."""
+
+    def __init__(self) -> None:
+        self.emitted: list[tuple[str, dict[str, Any]]] = []
+
+    async def emit(self, subject: str, body: dict[str, Any]) -> None:
+        self.emitted.append((subject, body))
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def encode(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, default=_default, separators=(",", ":")).encode()
+
+
+class NatsEvents:
+    """Publishes events through a `runtime.nats_client.NatsConnection`."""
+
+    def __init__(self, nats_connection) -> None:
+        self.nats = nats_connection
+
+    async def emit(self, subject: str, body: dict[str, Any]) -> None:
+        try:
+            client = await self.nats.connection()
+            await client.publish(subject, encode(body))
+        except Exception as error:  # events are best effort by design
+            log.warning("event not published", extra={"action": "events.publish_failed", "subject": subject, "error": str(error)})

@@ -1,0 +1,270 @@
+"""The worker's work: claim executions, take concurrency slots, publish, record each outcome.
+
+A batch goes through four set-based steps (one claim UPDATE, one Redis round trip for the locks, the
+publishes concurrently, one outcome UPDATE), while every execution keeps its own attempt log, retry
+schedule and final status. The caller (an actor) supplies `now` and the jitter for backoff.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.backoff import retry_delay_seconds
+from core.settings import Settings
+from core.states import MissReason
+from core.templates import render
+from services.locks import Lease, ScheduleLocks
+from services.publisher import MSG_ID_HEADER, CommandPublisher, Delivery, Outgoing
+
+log = logging.getLogger("services.firing")
+
+# A retry message may arrive a little before next_attempt_at (clocks of two hosts): allow that much.
+EARLY_RETRY_SLACK = timedelta(seconds=5)
+
+_CLAIM = sa.text(
+    """
+    UPDATE executions AS e
+    SET status = 'running', started_at = :now, attempts = e.attempts + 1, next_attempt_at = NULL
+    FROM schedules AS s
+    WHERE e.id = ANY(CAST(:ids AS uuid[])) AND s.id = e.schedule_id
+      AND (e.status = 'pending' OR (e.status = 'retrying' AND coalesce(e.next_attempt_at, :now) <= :early))
+    RETURNING e.id, e.schedule_id, e.scheduled_for, e.attempts, e.trigger_type, e.payload_override,
+              e.correlation_id, e.priority, s.name, s.status AS schedule_status, s.target_command,
+              s.command_payload, s.delivery_mode, s.request_timeout_seconds, s.max_retries, s.retry_delay,
+              s.max_concurrent, s.schedule_type
+    """
+)
+_RECORD = sa.text(
+    """
+    UPDATE executions AS e
+    SET status = v.status, reason = v.reason, last_error = coalesce(v.error, e.last_error),
+        finished_at = v.finished_at, next_attempt_at = v.next_attempt_at,
+        published_subject = coalesce(v.subject, e.published_subject),
+        message_id = coalesce(v.message_id, e.message_id),
+        attempt_log = e.attempt_log || jsonb_build_array(CAST(v.entry AS jsonb))
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:reasons AS text[]),
+                CAST(:errors AS text[]), CAST(:finished AS timestamptz[]), CAST(:next_attempts AS timestamptz[]),
+                CAST(:subjects AS text[]), CAST(:message_ids AS text[]), CAST(:entries AS text[]))
+         AS v(id, status, reason, error, finished_at, next_attempt_at, subject, message_id, entry)
+    WHERE e.id = v.id AND e.status = 'running'
+    """
+)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A run this worker now owns (status `running`), with what it needs from its schedule."""
+
+    execution_id: uuid.UUID
+    schedule_id: uuid.UUID
+    scheduled_for: datetime
+    attempt: int
+    trigger_type: str
+    payload_override: dict | None
+    correlation_id: str | None
+    priority: int
+    name: str
+    schedule_status: str
+    schedule_type: str
+    target_command: str
+    command_payload: dict
+    delivery_mode: str
+    request_timeout_seconds: int
+    max_retries: int
+    retry_delay: int
+    max_concurrent: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    execution_id: uuid.UUID
+    schedule_id: uuid.UUID
+    schedule_type: str
+    status: str  # succeeded | failed | retrying | skipped | missed | cancelled
+    attempt: int
+    scheduled_for: datetime
+    started_at: datetime
+    reason: str | None = None
+    error: str | None = None
+    subject: str | None = None
+    retry_in_ms: int | None = None
+    via: str | None = None
+
+
+@dataclass
+class FireResult:
+    outcomes: list[Outcome] = field(default_factory=list)
+    claimed: int = 0
+    locks_acquired: int = 0
+
+    @property
+    def retries(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "retrying"]
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _claimed(row: Any) -> Claimed:
+    return Claimed(
+        execution_id=row.id,
+        schedule_id=row.schedule_id,
+        scheduled_for=row.scheduled_for,
+        attempt=row.attempts,
+        trigger_type=row.trigger_type,
+        payload_override=_json(row.payload_override),
+        correlation_id=row.correlation_id,
+        priority=row.priority,
+        name=row.name,
+        schedule_status=row.schedule_status,
+        schedule_type=row.schedule_type,
+        target_command=row.target_command,
+        command_payload=_json(row.command_payload),
+        delivery_mode=row.delivery_mode,
+        request_timeout_seconds=row.request_timeout_seconds,
+        max_retries=row.max_retries,
+        retry_delay=row.retry_delay,
+        max_concurrent=row.max_concurrent,
+    )
+
+
+def render_command(run: Claimed) -> Outgoing:
+    """The NATS message of one run: templated body, metadata headers, execution id as Nats-Msg-Id."""
+    values = {
+        "scheduled_for": run.scheduled_for.isoformat(),
+        "execution_id": str(run.execution_id),
+        "attempt": str(run.attempt),
+        "schedule.id": str(run.schedule_id),
+        "schedule.name": run.name,
+    }
+    payload = render(run.payload_override if run.payload_override is not None else run.command_payload, values)
+    headers = {
+        MSG_ID_HEADER: str(run.execution_id),
+        "Scheduler-Execution-Id": str(run.execution_id),
+        "Scheduler-Schedule-Id": str(run.schedule_id),
+        "Scheduler-Scheduled-For": run.scheduled_for.isoformat(),
+        "Scheduler-Attempt": str(run.attempt),
+        "Scheduler-Correlation-Id": run.correlation_id or str(run.execution_id),
+    }
+    return Outgoing(
+        execution_id=str(run.execution_id),
+        subject=run.target_command,
+        body=json.dumps(payload, separators=(",", ":")).encode(),
+        headers=headers,
+        mode=run.delivery_mode,
+        timeout_seconds=float(run.request_timeout_seconds),
+    )
+
+
+class FiringService:
+    def __init__(
+        self, engine: AsyncEngine, locks: ScheduleLocks, publisher: CommandPublisher, settings: Settings
+    ) -> None:
+        self.engine = engine
+        self.locks = locks
+        self.publisher = publisher
+        self.settings = settings
+
+    async def claim(self, execution_ids: list[uuid.UUID], now: datetime) -> list[Claimed]:
+        """Take ownership of the runs still waiting; a redelivered or duplicate id claims nothing."""
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(_CLAIM, {"ids": execution_ids, "now": now, "early": now + EARLY_RETRY_SLACK})).all()
+        claimed = [_claimed(row) for row in rows]
+        return sorted(claimed, key=lambda c: -c.priority)
+
+    async def fire(self, execution_ids: list[uuid.UUID], clock: Callable[[], datetime], jitter: float) -> FireResult:
+        """Claim, lock, publish and record a batch.
+
+        `clock()` gives the current UTC instant (read at claim and again after publishing, so the
+        run's duration is real); `jitter` in [0, 1) spreads retry delays.
+        """
+        result = FireResult()
+        now = clock()
+        runs = await self.claim(execution_ids, now)
+        result.claimed = len(runs)
+        if not runs:
+            return result
+        to_publish: list[Claimed] = []
+        for run in runs:
+            # A slot that was queued before its schedule was paused or deleted does not go out;
+            # a manual trigger is an explicit request and goes out while the schedule is paused.
+            if run.schedule_status == "deleted":
+                result.outcomes.append(self._outcome(run, now, "cancelled", reason=MissReason.DELETED.value))
+            elif run.schedule_status == "paused" and run.trigger_type == "scheduled":
+                result.outcomes.append(self._outcome(run, now, "missed", reason=MissReason.PAUSED.value))
+            else:
+                to_publish.append(run)
+        leases: list[Lease] = []
+        try:
+            granted = await self.locks.acquire_many(
+                [(r.schedule_id, r.max_concurrent, str(r.execution_id)) for r in to_publish]
+            )
+        except Exception as error:  # Redis unavailable: try again later, nothing was published
+            granted = [None] * len(to_publish)
+            lock_error = f"lock service unavailable: {type(error).__name__}: {error}"[:500]
+            for run in to_publish:
+                result.outcomes.append(self._failure(run, now, lock_error, jitter))
+            to_publish = []
+        publishing: list[Claimed] = []
+        for run, lease in zip(to_publish, granted):
+            if lease is None:
+                result.outcomes.append(self._outcome(run, now, "skipped", reason=MissReason.LOCK_CONFLICT.value))
+            else:
+                leases.append(lease)
+                publishing.append(run)
+        result.locks_acquired = len(leases)
+        try:
+            deliveries = await self.publisher.deliver_many([render_command(r) for r in publishing])
+            for run, delivery in zip(publishing, deliveries):
+                result.outcomes.append(self._delivered(run, now, delivery, jitter))
+        finally:
+            try:
+                await self.locks.release_many(leases)
+            except Exception:  # the TTL frees them
+                log.warning("lock release failed", extra={"action": "locks.release_failed"})
+        await self.record(result.outcomes, clock())
+        return result
+
+    def _outcome(self, run: Claimed, now: datetime, status: str, **kw: Any) -> Outcome:
+        return Outcome(run.execution_id, run.schedule_id, run.schedule_type, status, run.attempt, run.scheduled_for, now, **kw)
+
+    def _delivered(self, run: Claimed, now: datetime, delivery: Delivery, jitter: float) -> Outcome:
+        if delivery.ok:
+            return self._outcome(run, now, "succeeded", subject=run.target_command, via=delivery.via)
+        return self._failure(run, now, delivery.error or "publish failed", jitter)
+
+    def _failure(self, run: Claimed, now: datetime, error: str, jitter: float) -> Outcome:
+        retries_used = run.attempt - 1
+        if retries_used >= run.max_retries:
+            return self._outcome(run, now, "failed", error=error, subject=run.target_command)
+        delay = retry_delay_seconds(retries_used + 1, run.retry_delay, self.settings.RETRY_BACKOFF_CAP_SECONDS, jitter)
+        return self._outcome(run, now, "retrying", error=error, subject=run.target_command, retry_in_ms=int(delay * 1000))
+
+    async def record(self, outcomes: list[Outcome], now: datetime) -> None:
+        if not outcomes:
+            return
+        final = {"succeeded", "failed", "skipped", "missed", "cancelled"}
+        columns: dict[str, list[Any]] = {k: [] for k in (
+            "ids", "statuses", "reasons", "errors", "finished", "next_attempts", "subjects", "message_ids", "entries")}
+        for o in outcomes:
+            next_attempt = now + timedelta(milliseconds=o.retry_in_ms) if o.retry_in_ms is not None else None
+            entry = {"attempt": o.attempt, "started_at": o.started_at.isoformat(), "finished_at": now.isoformat(),
+                     "status": o.status, "error": o.error, "via": o.via, "reason": o.reason}
+            published = o.status == "succeeded"
+            for key, value in zip(columns, (
+                o.execution_id, o.status, o.reason, o.error, now if o.status in final else None, next_attempt,
+                o.subject if published else None, str(o.execution_id) if published else None,
+                json.dumps({k: v for k, v in entry.items() if v is not None}),
+            )):
+                columns[key].append(value)
+        async with self.engine.begin() as conn:
+            await conn.execute(_RECORD, columns)

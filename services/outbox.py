@@ -1,0 +1,139 @@
+"""Find executions that must be (re)handed to the queue, and reap runs whose worker vanished.
+
+PostgreSQL holds every run's state, so the queue may lose messages (a crash between commit and
+enqueue, a worker killed with messages in hand, Redis restarted empty) without losing runs:
+- `pending` rows never handed over (manual triggers, jittered slots now due, failed enqueues);
+- `pending` rows handed over more than REENQUEUE_AFTER_SECONDS ago and still not started;
+- `retrying` rows whose next attempt is overdue by REENQUEUE_AFTER_SECONDS;
+- `running` rows older than LOCK_TIMEOUT_SECONDS: their worker died mid-publish. They go back to
+  `retrying` (or `failed` when out of attempts). A publish may have happened before the crash, so
+  such a run can be delivered twice; JetStream drops the repeat by `Nats-Msg-Id` within its window.
+A message that is handed over twice is harmless: the worker's claim is a conditional UPDATE.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.settings import Settings
+from services.ticking import Dispatch
+
+_HAND_OVER = sa.text(
+    """
+    UPDATE executions SET enqueued_at = :now
+    WHERE id IN (
+        SELECT id FROM executions
+        WHERE status = 'pending' AND enqueued_at IS NULL AND coalesce(not_before, scheduled_for) <= :now
+        ORDER BY priority DESC, coalesce(not_before, scheduled_for)
+        LIMIT :limit FOR UPDATE SKIP LOCKED)
+    RETURNING id, priority
+    """
+)
+_LOST_PENDING = sa.text(
+    """
+    UPDATE executions SET enqueued_at = :now
+    WHERE id IN (
+        SELECT id FROM executions
+        WHERE status = 'pending' AND enqueued_at < :stale
+        ORDER BY priority DESC, scheduled_for
+        LIMIT :limit FOR UPDATE SKIP LOCKED)
+    RETURNING id, priority
+    """
+)
+_LOST_RETRIES = sa.text(
+    """
+    UPDATE executions SET next_attempt_at = :now
+    WHERE id IN (
+        SELECT id FROM executions
+        WHERE status = 'retrying' AND next_attempt_at < :stale
+        LIMIT :limit FOR UPDATE SKIP LOCKED)
+    RETURNING id, priority
+    """
+)
+_REAP_RUNNING = sa.text(
+    """
+    UPDATE executions AS e
+    SET status = CASE WHEN e.attempts > s.max_retries THEN 'failed' ELSE 'retrying' END,
+        next_attempt_at = CASE WHEN e.attempts > s.max_retries THEN NULL ELSE CAST(:now AS timestamptz) END,
+        finished_at = CASE WHEN e.attempts > s.max_retries THEN CAST(:now AS timestamptz) ELSE NULL END,
+        last_error = 'no outcome within LOCK_TIMEOUT_SECONDS: the worker was lost mid-run',
+        attempt_log = e.attempt_log || jsonb_build_array(jsonb_build_object(
+            'attempt', e.attempts, 'started_at', e.started_at, 'finished_at', CAST(:now_text AS text),
+            'status', 'lost', 'error', 'worker lost mid-run'))
+    FROM schedules AS s
+    WHERE e.id IN (
+        SELECT id FROM executions WHERE status = 'running' AND started_at < :stale
+        LIMIT :limit FOR UPDATE SKIP LOCKED)
+      AND s.id = e.schedule_id
+    RETURNING e.id, e.priority, e.status
+    """
+)
+_NEXT_DUE = sa.text(
+    """
+    SELECT least(
+        (SELECT min(next_run_at) FROM schedules WHERE status = 'active' AND next_run_at IS NOT NULL),
+        (SELECT min(coalesce(not_before, scheduled_for)) FROM executions
+          WHERE status = 'pending' AND enqueued_at IS NULL))
+    """
+)
+
+
+@dataclass
+class SweepResult:
+    dispatch: list[Dispatch] = field(default_factory=list)
+    handed_over: int = 0
+    requeued_pending: int = 0
+    requeued_retries: int = 0
+    reaped_retrying: int = 0
+    reaped_failed: int = 0
+    failed_ids: list[uuid.UUID] = field(default_factory=list)
+
+
+async def sweep(engine: AsyncEngine, now: datetime, settings: Settings, limit: int = 5000) -> SweepResult:
+    """One pass over the outbox and the stale runs; returns what to enqueue after the commit."""
+    result = SweepResult()
+    stale_queue = now - timedelta(seconds=settings.REENQUEUE_AFTER_SECONDS)
+    stale_running = now - timedelta(seconds=settings.LOCK_TIMEOUT_SECONDS)
+    async with engine.begin() as conn:
+        handed = (await conn.execute(_HAND_OVER, {"now": now, "limit": limit})).all()
+        lost = (await conn.execute(_LOST_PENDING, {"now": now, "stale": stale_queue, "limit": limit})).all()
+        retries = (await conn.execute(_LOST_RETRIES, {"now": now, "stale": stale_queue, "limit": limit})).all()
+        reaped = (
+            await conn.execute(
+                _REAP_RUNNING, {"now": now, "now_text": now.isoformat(), "stale": stale_running, "limit": limit}
+            )
+        ).all()
+    result.handed_over, result.requeued_pending, result.requeued_retries = len(handed), len(lost), len(retries)
+    for execution_id, priority in [*handed, *lost, *retries]:
+        result.dispatch.append(Dispatch(execution_id, priority))
+    for execution_id, priority, status in reaped:
+        if status == "retrying":
+            result.reaped_retrying += 1
+            result.dispatch.append(Dispatch(execution_id, priority))
+        else:
+            result.reaped_failed += 1
+            result.failed_ids.append(execution_id)
+    result.dispatch.sort(key=lambda d: -d.priority)
+    return result
+
+
+async def release_hand_over(engine: AsyncEngine, execution_ids: list[uuid.UUID]) -> None:
+    """Mark runs whose enqueue failed as not handed over, so the next sweep retries at once."""
+    if not execution_ids:
+        return
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.text("UPDATE executions SET enqueued_at = NULL WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'pending'"),
+            {"ids": execution_ids},
+        )
+
+
+async def next_due_at(engine: AsyncEngine) -> datetime | None:
+    """The earliest instant at which the ticker has something to do (schedule slot or outbox row)."""
+    async with engine.connect() as conn:
+        return (await conn.execute(_NEXT_DUE)).scalar()

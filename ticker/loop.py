@@ -1,0 +1,92 @@
+"""The ticker's loop: tick, then sleep until the next due instant (capped) or a NOTIFY wakes it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+from typing import Callable
+
+import asyncpg
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.settings import Settings
+from services.events import EventSink
+from services.outbox import next_due_at
+from services.schedules import WAKEUP_CHANNEL
+from ticker.tick import Enqueue, run_tick
+
+log = logging.getLogger("ticker")
+ERROR_BACKOFF_SECONDS = 1.0
+SWEEP_EVERY_SECONDS = 1.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Wakeups:
+    """LISTEN on the wake-up channel; reconnects after PostgreSQL restarts."""
+
+    def __init__(self, database_url: str) -> None:
+        self.dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self.event = asyncio.Event()
+        self.conn: asyncpg.Connection | None = None
+
+    async def ensure(self) -> None:
+        if self.conn is not None and not self.conn.is_closed():
+            return
+        try:
+            self.conn = await asyncpg.connect(self.dsn, timeout=5)
+            await self.conn.add_listener(WAKEUP_CHANNEL, lambda *_: self.event.set())
+        except Exception as error:
+            self.conn = None
+            log.warning("LISTEN unavailable", extra={"action": "ticker.listen_failed", "error": str(error)})
+
+    async def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; True when a NOTIFY cut the sleep short."""
+        try:
+            await asyncio.wait_for(self.event.wait(), timeout=max(0.0, seconds))
+        except asyncio.TimeoutError:
+            pass
+        woken = self.event.is_set()
+        self.event.clear()
+        return woken
+
+    async def close(self) -> None:
+        if self.conn is not None and not self.conn.is_closed():
+            await self.conn.close()
+
+
+async def run_loop(engine: AsyncEngine, settings: Settings, enqueue: Enqueue, events: EventSink,
+                   stop: asyncio.Event, clock: Callable[[], datetime] = utc_now) -> None:
+    wakeups = Wakeups(settings.DATABASE_URL)
+    last_sweep = 0.0
+    woken = True
+    loop = asyncio.get_running_loop()
+    try:
+        while not stop.is_set():
+            await wakeups.ensure()
+            try:
+                now = clock()
+                # A NOTIFY may announce a manual trigger or a resume: its runs sit in the outbox.
+                do_sweep = woken or loop.time() - last_sweep >= SWEEP_EVERY_SECONDS
+                report = await run_tick(engine, now, settings, enqueue, events, sweep_outbox=do_sweep)
+                if do_sweep:
+                    last_sweep = loop.time()
+                if report.missed or report.disabled or report.reaped or report.enqueue_failed:
+                    log.info("tick", extra={"action": "ticker.tick", **report.__dict__})
+                elif report.claimed or report.swept:
+                    log.debug("tick", extra={"action": "ticker.tick", **report.__dict__})
+                due = await next_due_at(engine)
+                sleep = settings.TICKER_MAX_SLEEP_SECONDS
+                if due is not None:
+                    sleep = min(sleep, (due - clock()).total_seconds())
+                sleep = min(sleep, SWEEP_EVERY_SECONDS)
+            except Exception as error:  # database down: keep trying, never exit
+                log.warning("tick failed", extra={"action": "ticker.tick_failed", "error": f"{type(error).__name__}: {error}"})
+                sleep = ERROR_BACKOFF_SECONDS
+            woken = await wakeups.wait(sleep) if sleep > 0 else False
+    finally:
+        await wakeups.close()

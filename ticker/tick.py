@@ -1,0 +1,84 @@
+"""One pass of the ticker at a given `now`: claim due schedules in batches, sweep the outbox, enqueue."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.settings import Settings
+from runtime import metrics
+from services.events import EXECUTION_EVENT_PREFIX, SCHEDULE_EVENT_PREFIX, EventSink
+from services.outbox import release_hand_over, sweep
+from services.ticking import Dispatch, tick
+
+log = logging.getLogger("ticker")
+
+# Enqueue a list of dispatches; returns the ones that could not be enqueued.
+Enqueue = Callable[[list[Dispatch]], Awaitable[list[Dispatch]]]
+
+
+@dataclass
+class TickReport:
+    claimed: int = 0
+    fired: int = 0
+    missed: int = 0
+    completed: int = 0
+    disabled: int = 0
+    swept: int = 0
+    reaped: int = 0
+    enqueued: int = 0
+    enqueue_failed: int = 0
+
+
+async def run_tick(engine: AsyncEngine, now: datetime, settings: Settings, enqueue: Enqueue, events: EventSink,
+                   sweep_outbox: bool = True) -> TickReport:
+    """Claim every schedule due at `now` (batch after batch), then sweep, then enqueue what is ready."""
+    report = TickReport()
+    while True:
+        started = time.perf_counter()
+        result = await tick(engine, now, settings)
+        metrics.TICKER_BATCH_SIZE.observe(result.claimed)
+        metrics.TICKER_BATCH_DURATION.observe(time.perf_counter() - started)
+        report.claimed += result.claimed
+        report.fired += result.fired
+        report.missed += result.missed + result.missed_unrecorded
+        report.completed += result.completed
+        report.disabled += len(result.disabled)
+        if result.missed + result.missed_unrecorded:
+            metrics.MISFIRES.labels("missed").inc(result.missed + result.missed_unrecorded)
+        await _hand_over(engine, result.dispatch, enqueue, report, "ticker")
+        for schedule_id, reason in result.disabled:
+            log.warning("schedule disabled", extra={"action": "schedule.disabled", "schedule_id": str(schedule_id), "reason": reason})
+            await events.emit(SCHEDULE_EVENT_PREFIX + "disabled", {"schedule_id": str(schedule_id), "reason": reason, "at": now})
+        for missed in result.missed_events:
+            await events.emit(EXECUTION_EVENT_PREFIX + "missed", {**missed, "status": "missed", "at": now})
+        if not result.batch_full:
+            break
+    if sweep_outbox:
+        swept = await sweep(engine, now, settings)
+        report.swept = len(swept.dispatch)
+        report.reaped = swept.reaped_retrying + swept.reaped_failed
+        if report.reaped:
+            log.warning("reaped runs without an outcome", extra={"action": "ticker.reaped", "count": report.reaped})
+        await _hand_over(engine, swept.dispatch, enqueue, report, "sweep")
+    return report
+
+
+async def _hand_over(engine: AsyncEngine, dispatch: list[Dispatch], enqueue: Enqueue, report: TickReport, source: str) -> None:
+    if not dispatch:
+        return
+    failed = await enqueue(dispatch)
+    report.enqueued += len(dispatch) - len(failed)
+    report.enqueue_failed += len(failed)
+    metrics.ENQUEUED.labels(source).inc(len(dispatch) - len(failed))
+    if failed:
+        log.warning("enqueue failed", extra={"action": "ticker.enqueue_failed", "count": len(failed)})
+        try:
+            await release_hand_over(engine, [d.execution_id for d in failed])
+        except Exception:  # the sweep will find them after REENQUEUE_AFTER_SECONDS anyway
+            log.exception("could not release hand-over", extra={"action": "ticker.release_failed"})
