@@ -20,6 +20,7 @@ FIRE_QUEUE = "scheduler-fire"
 def make_broker(settings: Settings) -> RedisBroker:
     broker = RedisBroker(
         url=settings.REDIS_URL,
+        namespace=settings.BROKER_NAMESPACE,
         heartbeat_timeout=settings.BROKER_HEARTBEAT_TIMEOUT_MS,
         maintenance_chance=settings.BROKER_MAINTENANCE_CHANCE,
     )

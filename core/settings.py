@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     RETRY_BACKOFF_CAP_SECONDS: int = Field(3600, ge=1, le=86400)
     NATS_PUBLISH_TIMEOUT_SECONDS: float = Field(5.0, gt=0, le=300)
     NATS_STREAM_CACHE_SECONDS: float = Field(30.0, ge=0, le=3600)
+    BROKER_NAMESPACE: str = Field("scheduler", min_length=1, max_length=64)
     BROKER_HEARTBEAT_TIMEOUT_MS: int = Field(15000, ge=1000)
     BROKER_MAINTENANCE_CHANCE: int = Field(100_000, ge=1, le=1_000_000)
     EXECUTION_HISTORY_RETENTION_DAYS: int = Field(30, ge=1, le=3650)

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 
-import nats
 from nats.aio.client import Client as NATS
+
+log = logging.getLogger("runtime.nats")
+INITIAL_CONNECT_TIMEOUT_SECONDS = 3.0
 
 
 class NatsConnection:
-    """Connects on first use and reconnects forever afterwards; never blocks start-up."""
+    """Connects on first use and reconnects forever afterwards; never blocks start-up.
+
+    nats-py's first `connect()` with unlimited reconnects never returns while the server is down,
+    so the first connection attempt is bounded here; callers see ConnectionError and retry later.
+    """
 
     def __init__(self, url: str, name: str = "scheduler-service") -> None:
         self.url = url
@@ -17,24 +25,39 @@ class NatsConnection:
         self._client: NATS | None = None
         self._lock = asyncio.Lock()
 
+    async def _on_error(self, error: Exception) -> None:
+        log.debug("nats error", extra={"action": "nats.error", "error": str(error)})
+
     async def connection(self) -> NATS:
         client = self._client
         if client is not None and client.is_connected:
             return client
         async with self._lock:
             if self._client is None or self._client.is_closed:
-                self._client = await nats.connect(
-                    servers=self.url.split(","),
-                    name=self.name,
-                    connect_timeout=2,
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=1,
-                )
+                candidate = NATS()
+                try:
+                    await asyncio.wait_for(
+                        candidate.connect(
+                            servers=self.url.split(","),
+                            name=self.name,
+                            connect_timeout=2,
+                            allow_reconnect=True,
+                            max_reconnect_attempts=-1,
+                            reconnect_time_wait=1,
+                            error_cb=self._on_error,
+                        ),
+                        INITIAL_CONNECT_TIMEOUT_SECONDS,
+                    )
+                except (Exception, asyncio.TimeoutError) as error:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(candidate.close(), 1)
+                    raise ConnectionError(f"NATS at {self.url} unreachable: {type(error).__name__}") from error
+                self._client = candidate
             if not self._client.is_connected:
                 raise ConnectionError("NATS is reconnecting")
             return self._client
 
     async def close(self) -> None:
         if self._client is not None and not self._client.is_closed:
-            await self._client.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._client.close(), 5)

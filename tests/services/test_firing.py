@@ -1,0 +1,174 @@
+"""The worker's batch step against the real PostgreSQL, Redis and NATS (JetStream included)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import nats
+import pytest
+import redis.asyncio as redis
+import sqlalchemy as sa
+
+from runtime.nats_client import NatsConnection
+from services.firing import FiringService
+from services.locks import ScheduleLocks
+from services.publisher import CommandPublisher
+from services.schemas import ScheduleCreate
+from services.ticking import tick
+from tests.services.test_ticking import ACTOR, rows
+
+NATS_URL = "nats://localhost:4222"
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@pytest.fixture
+async def redis_client():
+    client = redis.from_url("redis://localhost:6379/0")
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def nats_client():
+    client = await nats.connect(NATS_URL)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def firing(engine, redis_client, service_settings):
+    connection = NatsConnection(NATS_URL, name="firing-tests")
+    yield FiringService(engine, ScheduleLocks(redis_client, 30), CommandPublisher(connection, 0), service_settings)
+    await connection.close()
+
+
+def subject() -> str:
+    return f"cmd.test.{uuid.uuid4().hex[:12]}"
+
+
+async def due_execution(engine, schedules, settings, target: str, **extra) -> uuid.UUID:
+    """Create an immediate schedule and let one tick record its run; returns the execution id."""
+    now = utc_now()
+    body = ScheduleCreate(name=f"n-{uuid.uuid4().hex[:6]}", schedule_type="immediate", target_command=target, **extra)
+    await schedules.create(body, ACTOR, now)
+    result = await tick(engine, now, settings)
+    return result.dispatch[-1].execution_id
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages = []
+
+    async def on_message(self, msg) -> None:
+        self.messages.append(msg)
+
+    async def wait(self, count: int, timeout: float = 10) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(self.messages) < count:
+            assert asyncio.get_running_loop().time() < deadline, f"expected {count} messages, got {len(self.messages)}"
+            await asyncio.sleep(0.02)
+
+
+async def test_publish_records_success_and_a_redelivery_is_a_no_op(engine, schedules, firing, service_settings, nats_client):
+    target = subject()
+    inbox = Inbox()
+    await nats_client.subscribe(target, cb=inbox.on_message)
+    execution_id = await due_execution(engine, schedules, service_settings, target,
+                                       command_payload={"id": "{{execution_id}}", "n": "{{attempt}}"})
+    result = await firing.fire([execution_id], utc_now, 0.5)
+    assert [o.status for o in result.outcomes] == ["succeeded"] and result.locks_acquired == 1
+    await inbox.wait(1)
+    message = inbox.messages[0]
+    assert json.loads(message.data) == {"id": str(execution_id), "n": "1"}
+    assert message.headers["Nats-Msg-Id"] == str(execution_id) and message.headers["Scheduler-Attempt"] == "1"
+    (row,) = await rows(engine, "SELECT status, attempts, published_subject, message_id, attempt_log FROM executions")
+    assert (row.status, row.attempts, row.published_subject, row.message_id) == ("succeeded", 1, target, str(execution_id))
+    assert row.attempt_log[0]["status"] == "succeeded" and row.attempt_log[0]["via"] == "core"
+    again = await firing.fire([execution_id], utc_now, 0.5)
+    assert again.claimed == 0 and again.outcomes == []
+    await asyncio.sleep(0.2)
+    assert len(inbox.messages) == 1
+
+
+async def test_jetstream_acknowledges_and_drops_a_repeat_of_the_same_run(engine, schedules, firing, service_settings, nats_client):
+    prefix = f"cmd.jstest{uuid.uuid4().hex[:8]}"
+    stream = f"JSTEST{uuid.uuid4().hex[:8]}".upper()
+    js = nats_client.jetstream()
+    await js.add_stream(name=stream, subjects=[f"{prefix}.>"])
+    try:
+        execution_id = await due_execution(engine, schedules, service_settings, f"{prefix}.run")
+        first = await firing.fire([execution_id], utc_now, 0.5)
+        assert first.outcomes[0].status == "succeeded" and first.outcomes[0].via == "jetstream"
+        # As if the outcome had been lost after the publish: the run is attempted again.
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("UPDATE executions SET status='pending'"))
+        second = await firing.fire([execution_id], utc_now, 0.5)
+        assert second.outcomes[0].status == "succeeded"
+        info = await js.stream_info(stream)
+        assert info.state.messages == 1
+    finally:
+        await js.delete_stream(stream)
+
+
+async def test_error_reply_retries_with_backoff_then_fails(engine, schedules, firing, service_settings, nats_client):
+    target = subject()
+    calls = []
+
+    async def responder(msg):
+        calls.append(msg.headers.get("Scheduler-Attempt"))
+        await msg.respond(b'{"error": "boom"}')
+
+    await nats_client.subscribe(target, cb=responder)
+    execution_id = await due_execution(engine, schedules, service_settings, target, delivery_mode="request",
+                                       max_retries=1, retry_delay=10, request_timeout_seconds=2)
+    first = await firing.fire([execution_id], utc_now, 0.0)
+    (outcome,) = first.outcomes
+    assert outcome.status == "retrying" and "boom" in outcome.error and outcome.retry_in_ms == 10_000
+    (row,) = await rows(engine, "SELECT status, next_attempt_at, finished_at FROM executions")
+    assert row.status == "retrying" and row.next_attempt_at is not None and row.finished_at is None
+    assert (await firing.fire([execution_id], utc_now, 0.0)).claimed == 0  # not due yet
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("UPDATE executions SET next_attempt_at = now()"))
+    final = await firing.fire([execution_id], utc_now, 0.0)
+    assert final.outcomes[0].status == "failed"
+    (row,) = await rows(engine, "SELECT status, attempts, attempt_log FROM executions")
+    assert row.status == "failed" and row.attempts == 2 and calls == ["1", "2"]
+    assert [entry["status"] for entry in row.attempt_log] == ["retrying", "failed"]
+
+
+async def test_full_concurrency_slots_skip_the_run(engine, schedules, firing, service_settings, redis_client):
+    execution_id = await due_execution(engine, schedules, service_settings, subject(), max_concurrent=1)
+    (schedule_id,) = [r.id for r in await rows(engine, "SELECT id FROM schedules")]
+    await redis_client.set(f"scheduler:lock:{schedule_id}:0", "someone-else", px=30_000)
+    try:
+        result = await firing.fire([execution_id], utc_now, 0.5)
+    finally:
+        await redis_client.delete(f"scheduler:lock:{schedule_id}:0")
+    assert [(o.status, o.reason) for o in result.outcomes] == [("skipped", "lock_conflict")]
+
+
+async def test_runs_of_paused_or_deleted_schedules_do_not_go_out(engine, schedules, firing, service_settings):
+    paused_run = await due_execution(engine, schedules, service_settings, subject())
+    deleted_run = await due_execution(engine, schedules, service_settings, subject())
+    by_run = {r.id: r.schedule_id for r in await rows(engine, "SELECT id, schedule_id FROM executions")}
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("UPDATE schedules SET status='paused' WHERE id=:i"), {"i": by_run[paused_run]})
+    await schedules.delete(by_run[deleted_run], ACTOR, utc_now())
+    result = await firing.fire([paused_run, deleted_run], utc_now, 0.5)
+    assert {(o.execution_id, o.status, o.reason) for o in result.outcomes} == {
+        (paused_run, "missed", "paused"), (deleted_run, "cancelled", "deleted")}
+
+
+async def test_nats_unreachable_means_retry_not_loss(engine, schedules, service_settings, redis_client):
+    dead = NatsConnection("nats://127.0.0.1:1", name="unreachable")
+    firing = FiringService(engine, ScheduleLocks(redis_client, 30), CommandPublisher(dead, 0), service_settings)
+    execution_id = await due_execution(engine, schedules, service_settings, subject(), retry_delay=5)
+    result = await firing.fire([execution_id], utc_now, 0.0)
+    assert result.outcomes[0].status == "retrying" and "NATS unavailable" in result.outcomes[0].error
+    assert result.outcomes[0].retry_in_ms == 5000

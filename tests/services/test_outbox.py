@@ -1,0 +1,61 @@
+"""The outbox sweep: lost hand-overs are found again; runs whose worker vanished are reaped."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from services.outbox import release_hand_over, sweep
+from services.ticking import tick
+from tests.services.test_ticking import ACTOR, T0, interval, rows
+
+
+async def test_manual_trigger_is_handed_over_once(engine, schedules, settings):
+    created = await schedules.create(interval("t", 3600), ACTOR, T0)
+    triggered = await schedules.trigger(created.id, ACTOR, T0)
+    first = await sweep(engine, T0, settings)
+    assert [d.execution_id for d in first.dispatch] == [triggered.execution_id]
+    assert (await sweep(engine, T0 + timedelta(seconds=1), settings)).dispatch == []
+
+
+async def test_lost_hand_over_is_requeued_after_the_threshold(engine, schedules, settings):
+    created = await schedules.create(interval("lost", 60), ACTOR, T0)
+    slot = created.next_run_at
+    result = await tick(engine, slot, settings)  # handed over, but pretend the enqueue never happened
+    (execution_id,) = [d.execution_id for d in result.dispatch]
+    soon = slot + timedelta(seconds=settings.REENQUEUE_AFTER_SECONDS - 1)
+    assert (await sweep(engine, soon, settings)).dispatch == []
+    late = slot + timedelta(seconds=settings.REENQUEUE_AFTER_SECONDS + 1)
+    assert [d.execution_id for d in (await sweep(engine, late, settings)).dispatch] == [execution_id]
+
+
+async def test_failed_enqueue_is_released_for_the_next_sweep(engine, schedules, settings):
+    created = await schedules.create(interval("released", 60), ACTOR, T0)
+    result = await tick(engine, created.next_run_at, settings)
+    await release_hand_over(engine, [d.execution_id for d in result.dispatch])
+    again = await sweep(engine, created.next_run_at, settings)
+    assert [d.execution_id for d in again.dispatch] == [d.execution_id for d in result.dispatch]
+
+
+async def test_running_past_the_lock_timeout_is_reaped(engine, schedules, settings):
+    created = await schedules.create(interval("reap", 60, max_retries=1), ACTOR, T0)
+    slot = created.next_run_at
+    await tick(engine, slot, settings)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("UPDATE executions SET status='running', started_at=:t, attempts=1"), {"t": slot})
+    before = slot + timedelta(seconds=settings.LOCK_TIMEOUT_SECONDS - 1)
+    assert (await sweep(engine, before, settings)).reaped_retrying == 0
+    after = slot + timedelta(seconds=settings.LOCK_TIMEOUT_SECONDS + 1)
+    reaped = await sweep(engine, after, settings)
+    assert reaped.reaped_retrying == 1 and len(reaped.dispatch) == 1
+    (row,) = await rows(engine, "SELECT status, last_error, attempt_log FROM executions")
+    assert row.status == "retrying" and "LOCK_TIMEOUT_SECONDS" in row.last_error
+    assert row.attempt_log[-1]["status"] == "lost"
+    # Out of attempts the second time: the run is failed, not retried forever.
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("UPDATE executions SET status='running', started_at=:t, attempts=2"), {"t": after})
+    final = await sweep(engine, after + timedelta(seconds=settings.LOCK_TIMEOUT_SECONDS + 1), settings)
+    assert final.reaped_failed == 1 and final.dispatch == []
+    (row,) = await rows(engine, "SELECT status, finished_at FROM executions")
+    assert row.status == "failed" and row.finished_at is not None
