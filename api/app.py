@@ -10,12 +10,14 @@ from contextlib import asynccontextmanager
 import redis.asyncio as redis
 from fastapi import FastAPI, Request
 
-from api import health, metrics_route, nats_commands, routes_executions, routes_schedules
+from api import health, metrics_route, nats_commands, routes_audit, routes_executions, routes_schedules
 from api.problems import install_problem_handlers
 from core.settings import Settings
+from gql.schema import graphql_router
 from models.db import make_engine, make_session_factory
 from runtime.migrations import migration_head
 from runtime.nats_client import NatsConnection
+from services.audit import AuditService
 from services.events import NatsEvents
 from services.executions import ExecutionService
 from services.lifecycle import LifecycleService
@@ -49,6 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.nats = NatsConnection(settings.NATS_URL, name=f"{settings.SERVICE_NAME}-api")
         app.state.schedules = LifecycleService(sessions, settings, NatsEvents(app.state.nats))
         app.state.executions = ExecutionService(sessions)
+        app.state.audit = AuditService(sessions)
         app.state.redis = redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
         app.state.migration_head = migration_head()
         listener = asyncio.create_task(_serve_nats_commands(app))
@@ -78,6 +81,8 @@ def create_app(settings: Settings) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(routes_schedules.router)
     app.include_router(routes_executions.router)
+    app.include_router(routes_audit.router)
+    app.include_router(graphql_router(), prefix="/graphql")
     app.include_router(health.router)
     app.include_router(metrics_route.router)
     return app

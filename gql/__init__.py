@@ -1,1 +1,1 @@
-"""Placeholder: built by a later issue."""
+"""Strawberry GraphQL API at /graphql: the same service layer as REST, seen through another door."""

@@ -1,15 +1,22 @@
-"""Append-only audit entries, written in the caller's transaction."""
+"""The append-only audit trail: entries written in the caller's transaction, and their reads."""
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import AuditEntry
 from services.context import Actor
+from services.paging import KeysetPage, keyset_rows
+from services.schemas import Page
 
 
 def record_audit(
@@ -35,3 +42,69 @@ def record_audit(
     )
     session.add(entry)
     return entry
+
+
+class AuditFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    schedule_id: uuid.UUID | None = None
+    actor: str | None = None
+    action: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    schedule_id: uuid.UUID | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    reason: str | None
+    correlation_id: str | None
+
+
+def audit_conditions(filters: AuditFilter) -> list[Any]:
+    conditions: list[Any] = []
+    if filters.schedule_id is not None:
+        conditions.append(AuditEntry.schedule_id == filters.schedule_id)
+    if filters.actor is not None:
+        conditions.append(AuditEntry.actor == filters.actor)
+    if filters.action is not None:
+        conditions.append(AuditEntry.action == filters.action)
+    if filters.since is not None:
+        conditions.append(AuditEntry.at >= filters.since)
+    if filters.until is not None:
+        conditions.append(AuditEntry.at < filters.until)
+    return conditions
+
+
+class AuditService:
+    """Reads of the append-only audit trail (nothing here, or anywhere, changes an entry)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def list(self, filters: AuditFilter, page: int = 1, limit: int = 20) -> Page[AuditEntryOut]:
+        conditions = audit_conditions(filters)
+        async with self.sessions() as session:
+            total = (await session.exec(select(sa.func.count()).select_from(AuditEntry).where(*conditions))).one()
+            rows = (
+                await session.exec(
+                    select(AuditEntry).where(*conditions).order_by(col(AuditEntry.id).desc()).offset((page - 1) * limit).limit(limit)
+                )
+            ).all()
+        return Page[AuditEntryOut](
+            items=[AuditEntryOut.model_validate(r.model_dump()) for r in rows], total=total, page=page, limit=limit,
+            pages=math.ceil(total / limit) if total else 0,
+        )
+
+    async def connection(self, filters: AuditFilter, first: int, after: str | None) -> KeysetPage[AuditEntryOut]:
+        async with self.sessions() as session:
+            rows, cursors, total, has_next = await keyset_rows(
+                session, AuditEntry, audit_conditions(filters), (col(AuditEntry.id),), first, after
+            )
+        return KeysetPage[AuditEntryOut](
+            items=[AuditEntryOut.model_validate(r.model_dump()) for r in rows], cursors=cursors, total=total, has_next=has_next
+        )

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -15,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.errors import NotFound, ValidationFailed
 from core.states import ExecutionStatus
 from models import Execution, Schedule
+from services.paging import KeysetPage, keyset_rows
 from services.schemas import ExecutionFilter, ExecutionOut, Page, StatsOut
 from services.views import execution_out
 
@@ -33,6 +35,25 @@ def _statuses(raw: str | None) -> list[str]:
     return names
 
 
+def execution_conditions(filters: ExecutionFilter) -> list[Any]:
+    """SQL conditions of an execution filter (shared by the REST page and the GraphQL connection)."""
+    conditions: list[Any] = []
+    if filters.schedule_id is not None:
+        conditions.append(Execution.schedule_id == filters.schedule_id)
+    statuses = _statuses(filters.status)
+    if statuses:
+        conditions.append(col(Execution.status).in_(statuses))
+    if filters.since is not None:
+        conditions.append(Execution.scheduled_for >= filters.since)
+    if filters.until is not None:
+        conditions.append(Execution.scheduled_for < filters.until)
+    return conditions
+
+
+def _rounded(value: Any) -> float | None:
+    return None if value is None else round(float(value), 3)
+
+
 class ExecutionService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
@@ -45,16 +66,7 @@ class ExecutionService:
 
     async def list(self, filters: ExecutionFilter, page: int = 1, limit: int = 20) -> Page[ExecutionOut]:
         """Executions newest slot first; filter by schedule, status (comma list) and slot time range."""
-        conditions: list[Any] = []
-        if filters.schedule_id is not None:
-            conditions.append(Execution.schedule_id == filters.schedule_id)
-        statuses = _statuses(filters.status)
-        if statuses:
-            conditions.append(col(Execution.status).in_(statuses))
-        if filters.since is not None:
-            conditions.append(Execution.scheduled_for >= filters.since)
-        if filters.until is not None:
-            conditions.append(Execution.scheduled_for < filters.until)
+        conditions = execution_conditions(filters)
         async with self.sessions() as session:
             if filters.schedule_id is not None:
                 await self._schedule_exists(session, filters.schedule_id)
@@ -72,6 +84,15 @@ class ExecutionService:
             items=[execution_out(r) for r in rows], total=total, page=page, limit=limit,
             pages=math.ceil(total / limit) if total else 0,
         )
+
+    async def connection(self, filters: ExecutionFilter, first: int, after: str | None) -> KeysetPage[ExecutionOut]:
+        """A cursor page of executions, newest slot first (GraphQL `executions`)."""
+        async with self.sessions() as session:
+            rows, cursors, total, has_next = await keyset_rows(
+                session, Execution, execution_conditions(filters),
+                (col(Execution.scheduled_for), col(Execution.id)), first, after,
+            )
+        return KeysetPage[ExecutionOut](items=[execution_out(r) for r in rows], cursors=cursors, total=total, has_next=has_next)
 
     async def get(self, execution_id: uuid.UUID) -> ExecutionOut:
         async with self.sessions() as session:
@@ -93,50 +114,89 @@ class ExecutionService:
             ).all()
         return [execution_out(r) for r in rows]
 
+    async def latest_for(self, schedule_ids: list[uuid.UUID]) -> dict[uuid.UUID, ExecutionOut]:
+        """The newest execution of each schedule, in one query (for DataLoaders)."""
+        if not schedule_ids:
+            return {}
+        async with self.sessions() as session:
+            rows = (
+                await session.exec(
+                    select(Execution)
+                    .where(col(Execution.schedule_id).in_(schedule_ids))
+                    .ext(distinct_on(col(Execution.schedule_id)))
+                    .order_by(col(Execution.schedule_id), col(Execution.scheduled_for).desc())
+                )
+            ).all()
+        return {row.schedule_id: execution_out(row) for row in rows}
+
     async def stats(self, schedule_id: uuid.UUID, since: datetime | None = None) -> StatsOut:
         """Counts by status, success rate, p50/p95/max of duration and fire lag (ms), last outcome."""
+        async with self.sessions() as session:
+            await self._schedule_exists(session, schedule_id)
+        return (await self.stats_many([schedule_id], since))[schedule_id]
+
+    async def stats_many(self, schedule_ids: list[uuid.UUID], since: datetime | None = None) -> dict[uuid.UUID, StatsOut]:
+        """Statistics of several schedules in four grouped queries (for DataLoaders)."""
+        if not schedule_ids:
+            return {}
         duration = sa.extract("epoch", col(Execution.finished_at) - col(Execution.started_at)) * 1000
         lag = sa.extract("epoch", col(Execution.started_at) - col(Execution.scheduled_for)) * 1000
-        scope = [Execution.schedule_id == schedule_id]
+        scope = [col(Execution.schedule_id).in_(schedule_ids)]
         if since is not None:
             scope.append(Execution.scheduled_for >= since)
-        async with self.sessions() as session:
-            schedule = await self._schedule_exists(session, schedule_id)
-            counts = dict(
-                (await session.exec(select(Execution.status, sa.func.count()).where(*scope).group_by(Execution.status))).all()
-            )
 
-            def percentiles(expr):
-                return select(
+        def percentiles(expr):
+            return (
+                select(
+                    Execution.schedule_id,
                     sa.func.percentile_cont(0.5).within_group(expr),
                     sa.func.percentile_cont(0.95).within_group(expr),
                     sa.func.max(expr),
-                ).where(*scope, col(Execution.started_at).is_not(None))
-
-            d50, d95, dmax = (await session.exec(percentiles(duration).where(col(Execution.finished_at).is_not(None)))).one()
-            l50, l95, lmax = (await session.exec(percentiles(lag))).one()
-            last = (
-                await session.exec(
-                    select(Execution.status)
-                    .where(*scope, col(Execution.status).in_(OUTCOME_STATUSES))
-                    .order_by(col(Execution.scheduled_for).desc())
-                    .limit(1)
                 )
-            ).first()
-        succeeded, failed = counts.get("succeeded", 0), counts.get("failed", 0)
+                .where(*scope, col(Execution.started_at).is_not(None))
+                .group_by(Execution.schedule_id)
+            )
 
-        def rounded(value):
-            return None if value is None else round(float(value), 3)
-
-        return StatsOut(
-            schedule_id=schedule_id,
-            since=since,
-            total=sum(counts.values()),
-            by_status={s.value: counts.get(s.value, 0) for s in ExecutionStatus},
-            success_rate=round(succeeded / (succeeded + failed), 4) if succeeded + failed else None,
-            duration_ms={"p50": rounded(d50), "p95": rounded(d95), "max": rounded(dmax)},
-            lag_ms={"p50": rounded(l50), "p95": rounded(l95), "max": rounded(lmax)},
-            last_outcome=last,
-            last_run_at=schedule.last_run_at,
-            next_run_at=schedule.next_run_at,
-        )
+        async with self.sessions() as session:
+            counts: dict[uuid.UUID, dict[str, int]] = {}
+            for schedule_id, status, count in (
+                await session.exec(
+                    select(Execution.schedule_id, Execution.status, sa.func.count()).where(*scope).group_by(Execution.schedule_id, Execution.status)
+                )
+            ).all():
+                counts.setdefault(schedule_id, {})[status] = count
+            durations = {r[0]: r[1:] for r in (await session.exec(percentiles(duration).where(col(Execution.finished_at).is_not(None)))).all()}
+            lags = {r[0]: r[1:] for r in (await session.exec(percentiles(lag))).all()}
+            last = dict(
+                (
+                    await session.exec(
+                        select(Execution.schedule_id, Execution.status)
+                        .where(*scope, col(Execution.status).in_(OUTCOME_STATUSES))
+                        .ext(distinct_on(col(Execution.schedule_id)))
+                        .order_by(col(Execution.schedule_id), col(Execution.scheduled_for).desc())
+                    )
+                ).all()
+            )
+            schedules = {
+                s.id: s for s in (await session.exec(select(Schedule).where(col(Schedule.id).in_(schedule_ids)))).all()
+            }
+        result = {}
+        for schedule_id in schedule_ids:
+            by_status = counts.get(schedule_id, {})
+            succeeded, failed = by_status.get("succeeded", 0), by_status.get("failed", 0)
+            d = durations.get(schedule_id, (None, None, None))
+            lg = lags.get(schedule_id, (None, None, None))
+            schedule = schedules.get(schedule_id)
+            result[schedule_id] = StatsOut(
+                schedule_id=schedule_id,
+                since=since,
+                total=sum(by_status.values()),
+                by_status={s.value: by_status.get(s.value, 0) for s in ExecutionStatus},
+                success_rate=round(succeeded / (succeeded + failed), 4) if succeeded + failed else None,
+                duration_ms={"p50": _rounded(d[0]), "p95": _rounded(d[1]), "max": _rounded(d[2])},
+                lag_ms={"p50": _rounded(lg[0]), "p95": _rounded(lg[1]), "max": _rounded(lg[2])},
+                last_outcome=last.get(schedule_id),
+                last_run_at=schedule.last_run_at if schedule else None,
+                next_run_at=schedule.next_run_at if schedule else None,
+            )
+        return result

@@ -36,6 +36,7 @@ from services.schemas import (
     ScheduleOut,
     ScheduleUpdate,
 )
+from services.paging import KeysetPage, keyset_rows
 from services.validation import RULE_FIELDS, ValidatedSchedule, rule_of, validate_schedule
 from services.views import schedule_out, schedule_snapshot
 
@@ -68,6 +69,29 @@ def validation_errors_of(error: ValidationError, prefix: str = "") -> list[Field
             path = f"{prefix}.{path}" if path else prefix
         result.append(FieldError(path, item["msg"]))
     return result
+
+
+def schedule_conditions(filters: ScheduleFilter) -> list[Any]:
+    """SQL conditions of a schedule filter (shared by the REST page and the GraphQL connection)."""
+    conditions: list[Any] = [col(Schedule.deleted_at).is_(None)]
+    if filters.status is not None:
+        conditions.append(Schedule.status == filters.status.value)
+    if filters.is_active is not None:
+        conditions.append((Schedule.status == "active") if filters.is_active else (Schedule.status != "active"))
+    if filters.schedule_type is not None:
+        conditions.append(Schedule.schedule_type == filters.schedule_type.value)
+    if filters.tags:
+        conditions.append(col(Schedule.tags).contains(filters.tags))
+    if filters.created_by is not None:
+        conditions.append(Schedule.created_by == filters.created_by)
+    if filters.search:
+        escaped = filters.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(col(Schedule.name).ilike(f"%{escaped}%", escape="\\"))
+    if filters.next_run_before is not None:
+        conditions.append(col(Schedule.next_run_at) < filters.next_run_before)
+    if filters.next_run_after is not None:
+        conditions.append(col(Schedule.next_run_at) > filters.next_run_after)
+    return conditions
 
 
 class ScheduleService:
@@ -106,24 +130,7 @@ class ScheduleService:
 
     async def list(self, filters: ScheduleFilter, page: int = 1, limit: int = 20) -> Page[ScheduleOut]:
         """A page of schedules, newest first (created_at, id: stable under inserts of older rows)."""
-        conditions: list[Any] = [col(Schedule.deleted_at).is_(None)]
-        if filters.status is not None:
-            conditions.append(Schedule.status == filters.status.value)
-        if filters.is_active is not None:
-            conditions.append((Schedule.status == "active") if filters.is_active else (Schedule.status != "active"))
-        if filters.schedule_type is not None:
-            conditions.append(Schedule.schedule_type == filters.schedule_type.value)
-        if filters.tags:
-            conditions.append(col(Schedule.tags).contains(filters.tags))
-        if filters.created_by is not None:
-            conditions.append(Schedule.created_by == filters.created_by)
-        if filters.search:
-            escaped = filters.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            conditions.append(col(Schedule.name).ilike(f"%{escaped}%", escape="\\"))
-        if filters.next_run_before is not None:
-            conditions.append(col(Schedule.next_run_at) < filters.next_run_before)
-        if filters.next_run_after is not None:
-            conditions.append(col(Schedule.next_run_at) > filters.next_run_after)
+        conditions = schedule_conditions(filters)
         async with self.sessions() as session:
             total = (await session.exec(select(sa.func.count()).select_from(Schedule).where(*conditions))).one()
             rows = (
@@ -142,6 +149,14 @@ class ScheduleService:
             limit=limit,
             pages=math.ceil(total / limit) if total else 0,
         )
+
+    async def connection(self, filters: ScheduleFilter, first: int, after: str | None) -> KeysetPage[ScheduleOut]:
+        """A cursor page of schedules, newest first (GraphQL `schedules`)."""
+        async with self.sessions() as session:
+            rows, cursors, total, has_next = await keyset_rows(
+                session, Schedule, schedule_conditions(filters), (col(Schedule.created_at), col(Schedule.id)), first, after
+            )
+        return KeysetPage[ScheduleOut](items=[schedule_out(r) for r in rows], cursors=cursors, total=total, has_next=has_next)
 
     def preview(self, request: PreviewRequest, now: datetime) -> PreviewOut:
         """Next fire times of an unsaved schedule; validates it exactly as create would."""

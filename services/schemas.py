@@ -27,6 +27,7 @@ class ScheduleStatus(StrEnum):
     PAUSED = "paused"
     COMPLETED = "completed"
     DISABLED = "disabled"
+    DELETED = "deleted"  # only ever seen in the answer to a delete
 
 
 class DeliveryMode(StrEnum):

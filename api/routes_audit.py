@@ -1,0 +1,34 @@
+"""REST route for the audit trail (read only: no route changes or deletes an entry)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from api.problems import PROBLEM_RESPONSES
+from services.audit import AuditEntryOut, AuditFilter, AuditService
+from services.schemas import Page
+
+router = APIRouter(prefix="/api/v1", tags=["audit"], responses=PROBLEM_RESPONSES)
+
+
+def audit_service(request: Request) -> AuditService:
+    return request.app.state.audit
+
+
+@router.get("/audit", response_model=Page[AuditEntryOut], summary="Audit trail, newest first")
+async def list_audit(
+    service: Annotated[AuditService, Depends(audit_service)],
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    schedule_id: uuid.UUID | None = None,
+    actor: Annotated[str | None, Query(max_length=255)] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Page[AuditEntryOut]:
+    filters = AuditFilter(schedule_id=schedule_id, actor=actor, action=action, since=since, until=until)
+    return await service.list(filters, page, limit)

@@ -1,0 +1,173 @@
+"""GraphQL mutations. Expected failures come back as typed union members (assert on __typename)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Awaitable, Callable, Optional, TypeVar, Union
+
+import strawberry
+from pydantic import ValidationError as PydanticValidationError
+from strawberry.scalars import JSON
+
+from core.errors import DomainError, ValidationFailed
+from gql.enums import BulkOperation
+from gql.errors import ConflictError, ForbiddenError, NotFoundError, QuotaExceededError, ValidationError, error_member
+from gql.inputs import CreateScheduleInput, UpdateScheduleInput, to_body
+from gql.types import Schedule
+from services.schedules import validation_errors_of
+from services.schemas import ScheduleCreate, ScheduleUpdate
+
+T = TypeVar("T")
+ERRORS = (ValidationError, NotFoundError, ConflictError, QuotaExceededError, ForbiddenError)
+
+
+@strawberry.type
+class DeleteScheduleSuccess:
+    id: uuid.UUID
+
+
+@strawberry.type
+class TriggerScheduleSuccess:
+    execution_id: uuid.UUID
+    schedule_id: uuid.UUID
+    status: str
+
+
+@strawberry.type
+class BulkCreateSuccess:
+    created: int
+    schedule_ids: list[uuid.UUID]
+
+
+@strawberry.type
+class BulkItemError:
+    code: str
+    message: str
+
+
+@strawberry.type
+class BulkItemResult:
+    schedule_id: str
+    success: bool
+    status: Optional[str]
+    error: Optional[BulkItemError]
+
+
+@strawberry.type
+class BulkOperationSuccess:
+    operation: str
+    total: int
+    succeeded: int
+    failed: int
+    results: list[BulkItemResult]
+
+
+def result_union(name: str, success: type):
+    return Annotated[Union[success, *ERRORS], strawberry.union(name)]
+
+
+ScheduleResult = result_union("ScheduleResult", Schedule)
+DeleteScheduleResult = result_union("DeleteScheduleResult", DeleteScheduleSuccess)
+TriggerScheduleResult = result_union("TriggerScheduleResult", TriggerScheduleSuccess)
+BulkCreateResult = result_union("BulkCreateResult", BulkCreateSuccess)
+BulkOperationResult = result_union("BulkOperationResult", BulkOperationSuccess)
+
+
+async def attempt(action: Callable[[], Awaitable[T]]) -> T:
+    """Run a service call; a core error becomes its union member (the one translation point)."""
+    try:
+        return await action()
+    except PydanticValidationError as error:
+        return error_member(ValidationFailed(validation_errors_of(error)))
+    except DomainError as error:
+        return error_member(error)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def create_schedule(self, info: strawberry.Info, input: CreateScheduleInput) -> ScheduleResult:
+        ctx = info.context
+
+        async def run():
+            body = ScheduleCreate.model_validate(to_body(input))
+            return Schedule.from_out(await ctx.schedules.create(body, ctx.actor, ctx.now))
+
+        return await attempt(run)
+
+    @strawberry.mutation(description="Partial update; give `version` for optimistic concurrency.")
+    async def update_schedule(self, info: strawberry.Info, id: uuid.UUID, input: UpdateScheduleInput) -> ScheduleResult:
+        ctx = info.context
+
+        async def run():
+            body = ScheduleUpdate.model_validate(to_body(input, keep_null=True))
+            return Schedule.from_out(await ctx.schedules.update(id, body, ctx.actor, ctx.now))
+
+        return await attempt(run)
+
+    @strawberry.mutation
+    async def delete_schedule(self, info: strawberry.Info, id: uuid.UUID, reason: Optional[str] = None) -> DeleteScheduleResult:
+        ctx = info.context
+
+        async def run():
+            await ctx.schedules.delete(id, ctx.actor, ctx.now, reason)
+            return DeleteScheduleSuccess(id=id)
+
+        return await attempt(run)
+
+    @strawberry.mutation
+    async def pause_schedule(self, info: strawberry.Info, id: uuid.UUID, reason: Optional[str] = None) -> ScheduleResult:
+        ctx = info.context
+        return await attempt(lambda: _schedule(ctx.schedules.pause(id, ctx.actor, ctx.now, reason)))
+
+    @strawberry.mutation
+    async def resume_schedule(self, info: strawberry.Info, id: uuid.UUID, reason: Optional[str] = None) -> ScheduleResult:
+        ctx = info.context
+        return await attempt(lambda: _schedule(ctx.schedules.resume(id, ctx.actor, ctx.now, reason)))
+
+    @strawberry.mutation(description="Run now: records a manual execution that the pipeline publishes.")
+    async def trigger_schedule(self, info: strawberry.Info, id: uuid.UUID,
+                               override_payload: Optional[JSON] = None) -> TriggerScheduleResult:
+        ctx = info.context
+
+        async def run():
+            out = await ctx.schedules.trigger(id, ctx.actor, ctx.now, override_payload)
+            return TriggerScheduleSuccess(execution_id=out.execution_id, schedule_id=out.schedule_id, status=out.status)
+
+        return await attempt(run)
+
+    @strawberry.mutation(description="All or nothing; invalid items are named by index (`schedules.3.cronExpression`).")
+    async def bulk_create_schedules(self, info: strawberry.Info, inputs: list[CreateScheduleInput]) -> BulkCreateResult:
+        ctx = info.context
+
+        async def run():
+            if not inputs:
+                raise ValidationFailed.single("schedules", "must contain at least one schedule")
+            out = await ctx.schedules.bulk_create([to_body(i) for i in inputs], ctx.actor, ctx.now)
+            return BulkCreateSuccess(created=out.created, schedule_ids=out.schedule_ids)
+
+        return await attempt(run)
+
+    @strawberry.mutation(description="Pause, resume or delete many; each id succeeds or fails on its own.")
+    async def bulk_schedule_operation(self, info: strawberry.Info, ids: list[str], operation: BulkOperation,
+                                      reason: Optional[str] = None) -> BulkOperationResult:
+        ctx = info.context
+
+        async def run():
+            if not ids:
+                raise ValidationFailed.single("scheduleIds", "must contain at least one id")
+            out = await ctx.schedules.bulk_operation(ids, operation, ctx.actor, ctx.now, reason)
+            return BulkOperationSuccess(
+                operation=out.operation, total=out.total, succeeded=out.succeeded, failed=out.failed,
+                results=[
+                    BulkItemResult(schedule_id=r.schedule_id, success=r.success, status=r.status,
+                                   error=BulkItemError(**r.error) if r.error else None)
+                    for r in out.results
+                ],
+            )
+
+        return await attempt(run)
+
+
+async def _schedule(call: Awaitable) -> Schedule:
+    return Schedule.from_out(await call)

@@ -1,0 +1,90 @@
+"""GraphQL queries. Each resolver calls one service method; errors are translated by gql.errors."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Optional
+
+import strawberry
+from pydantic import ValidationError as PydanticValidationError
+
+from core.errors import DomainError, NotFound, ValidationFailed
+from gql.connections import AuditConnection, ExecutionConnection, ScheduleConnection, build, execution_connection
+from gql.enums import ExecutionStatus
+from gql.errors import query_error
+from gql.inputs import AuditFilterInput, ScheduleFilterInput, ScheduleRuleInput, to_body
+from gql.types import AuditEntry, Execution, ExecutionStats, FireTime, Schedule
+from services.audit import AuditFilter
+from services.schedules import validation_errors_of
+from services.schemas import PreviewRequest, ScheduleFilter
+
+
+def _validated(model, body: dict):
+    try:
+        return model.model_validate(body)
+    except PydanticValidationError as error:
+        raise query_error(ValidationFailed(validation_errors_of(error))) from None
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="One schedule, or null when it does not exist.")
+    async def schedule(self, info: strawberry.Info, id: uuid.UUID) -> Optional[Schedule]:
+        try:
+            return Schedule.from_out(await info.context.schedules.get(id))
+        except NotFound:
+            return None
+
+    @strawberry.field(description="Schedules, newest first, as a cursor connection (first ≤ 100).")
+    async def schedules(self, info: strawberry.Info, filter: Optional[ScheduleFilterInput] = None, first: int = 20,
+                        after: Optional[str] = None) -> ScheduleConnection:
+        filters = _validated(ScheduleFilter, to_body(filter) if filter else {})
+        try:
+            page = await info.context.schedules.connection(filters, first, after)
+        except DomainError as error:
+            raise query_error(error) from None
+        return build(ScheduleConnection, Schedule, page)
+
+    @strawberry.field(description="One execution, or null.")
+    async def execution(self, info: strawberry.Info, id: uuid.UUID) -> Optional[Execution]:
+        try:
+            return Execution.from_out(await info.context.executions.get(id))
+        except NotFound:
+            return None
+
+    @strawberry.field(description="Executions, newest slot first (filter by schedule, status, slot time range).")
+    async def executions(self, info: strawberry.Info, schedule_id: Optional[uuid.UUID] = None,
+                         status: Optional[list[ExecutionStatus]] = None, since: Optional[datetime] = None,
+                         until: Optional[datetime] = None, first: int = 20, after: Optional[str] = None) -> ExecutionConnection:
+        return await execution_connection(info, first, after, schedule_id, status, since, until)
+
+    @strawberry.field(description="Executions being published or waiting for a retry.")
+    async def running_executions(self, info: strawberry.Info) -> list[Execution]:
+        return [Execution.from_out(e) for e in await info.context.executions.running()]
+
+    @strawberry.field(description="Statistics of one schedule's executions.")
+    async def execution_stats(self, info: strawberry.Info, schedule_id: uuid.UUID, since: Optional[datetime] = None) -> ExecutionStats:
+        try:
+            return ExecutionStats.from_out(await info.context.executions.stats(schedule_id, since))
+        except DomainError as error:
+            raise query_error(error) from None
+
+    @strawberry.field(description="The next fire times of an unsaved schedule (count ≤ 100); nothing is saved.")
+    async def preview_schedule(self, info: strawberry.Info, input: ScheduleRuleInput, count: int = 10) -> list[FireTime]:
+        request = _validated(PreviewRequest, {**to_body(input), "count": count})
+        try:
+            out = info.context.schedules.preview(request, info.context.now)
+        except DomainError as error:
+            raise query_error(error) from None
+        return [FireTime.from_out(f) for f in out.fire_times]
+
+    @strawberry.field(description="The audit trail, newest first.")
+    async def audit_log(self, info: strawberry.Info, filter: Optional[AuditFilterInput] = None, first: int = 20,
+                        after: Optional[str] = None) -> AuditConnection:
+        filters = _validated(AuditFilter, to_body(filter) if filter else {})
+        try:
+            page = await info.context.audit.connection(filters, first, after)
+        except DomainError as error:
+            raise query_error(error) from None
+        return build(AuditConnection, AuditEntry, page)

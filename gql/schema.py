@@ -1,0 +1,48 @@
+"""The GraphQL schema, its limits, and the router mounted at /graphql."""
+
+from __future__ import annotations
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.fastapi import GraphQLRouter
+
+from gql.context import get_context
+from gql.mutations import Mutation
+from gql.queries import Query
+from gql.subscriptions import Subscription
+
+MAX_DEPTH = 8  # schedules → edges → node → executions → edges → node → field is 7
+MAX_TOKENS = 4000
+MAX_ALIASES = 30
+
+
+def _should_mask(error: GraphQLError) -> bool:
+    """Mask unexpected exceptions; keep our own translated errors and GraphQL's validation errors."""
+    original = error.original_error
+    return original is not None and not isinstance(original, GraphQLError)
+
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors, execution_context=None) -> None:
+        """Log only unexpected errors: a rejected input or an unknown id is the client's business."""
+        unexpected = [e for e in errors if _should_mask(e)]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+
+schema = Schema(
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    extensions=[
+        QueryDepthLimiter(max_depth=MAX_DEPTH),
+        MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        MaskErrors(should_mask_error=_should_mask),
+    ],
+)
+
+
+def graphql_router() -> GraphQLRouter:
+    return GraphQLRouter(schema, context_getter=get_context, graphql_ide="graphiql")

@@ -1,0 +1,75 @@
+"""GraphQL subscriptions over WebSocket (graphql-transport-ws), fed from the NATS execution events,
+so every API instance streams the events of every worker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import datetime
+from typing import AsyncGenerator, Optional
+
+import strawberry
+
+from gql.enums import ExecutionStatus
+from services.events import EXECUTION_EVENT_PREFIX
+
+QUEUE_LIMIT = 1000  # events buffered per subscriber before the oldest are dropped
+
+
+@strawberry.type
+class ExecutionEvent:
+    event: str
+    execution_id: uuid.UUID
+    schedule_id: uuid.UUID
+    status: ExecutionStatus
+    attempt: Optional[int]
+    scheduled_for: Optional[datetime]
+    at: Optional[datetime]
+    reason: Optional[str]
+    error: Optional[str]
+
+
+def _event(subject: str, body: dict) -> ExecutionEvent:
+    def instant(key):
+        return datetime.fromisoformat(body[key]) if body.get(key) else None
+
+    return ExecutionEvent(
+        event=subject.removeprefix(EXECUTION_EVENT_PREFIX),
+        execution_id=uuid.UUID(body["execution_id"]) if body.get("execution_id") else uuid.UUID(int=0),
+        schedule_id=uuid.UUID(body["schedule_id"]),
+        status=ExecutionStatus(body.get("status", "missed")),
+        attempt=body.get("attempt"),
+        scheduled_for=instant("scheduled_for"),
+        at=instant("at"),
+        reason=body.get("reason"),
+        error=body.get("error"),
+    )
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(description="Execution state changes as they happen; all schedules when scheduleId is null.")
+    async def execution_events(self, info: strawberry.Info, schedule_id: Optional[uuid.UUID] = None) -> AsyncGenerator[ExecutionEvent, None]:
+        queue: asyncio.Queue = asyncio.Queue(maxsize=QUEUE_LIMIT)
+        wanted = str(schedule_id) if schedule_id else None
+
+        async def on_event(msg) -> None:
+            try:
+                body = json.loads(msg.data)
+            except ValueError:
+                return
+            if wanted and body.get("schedule_id") != wanted:
+                return
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait((msg.subject, body))
+
+        client = await info.context.nats.connection()
+        subscription = await client.subscribe(EXECUTION_EVENT_PREFIX + "*", cb=on_event)
+        try:
+            while True:
+                subject, body = await queue.get()
+                yield _event(subject, body)
+        finally:
+            await subscription.unsubscribe()

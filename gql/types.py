@@ -1,0 +1,196 @@
+"""GraphQL object types, built from the service layer's output shapes (never from rows)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import strawberry
+from strawberry.scalars import JSON
+
+from core.rules import Rule, preview
+from gql.enums import Catchup, DeliveryMode, DstGap, DstRepeat, ExecutionStatus, ScheduleStatus, ScheduleType
+from services.audit import AuditEntryOut
+from services.schemas import ExecutionOut, FireTimeOut, ScheduleOut, StatsOut
+
+if TYPE_CHECKING:
+    from gql.context import Context
+
+MAX_FIRE_TIMES = 100
+
+
+@strawberry.type
+class FireTime:
+    at: datetime
+    local_time: str
+    note: Optional[str]
+
+    @classmethod
+    def from_out(cls, out: FireTimeOut) -> "FireTime":
+        return cls(at=out.at, local_time=out.local_time, note=out.note)
+
+
+@strawberry.type
+class Percentiles:
+    p50: Optional[float]
+    p95: Optional[float]
+    max: Optional[float]
+
+
+@strawberry.type
+class StatusCount:
+    status: ExecutionStatus
+    count: int
+
+
+@strawberry.type
+class ExecutionStats:
+    schedule_id: uuid.UUID
+    since: Optional[datetime]
+    total: int
+    by_status: list[StatusCount]
+    success_rate: Optional[float]
+    duration_ms: Percentiles
+    lag_ms: Percentiles
+    last_outcome: Optional[str]
+    last_run_at: Optional[datetime]
+    next_run_at: Optional[datetime]
+
+    @classmethod
+    def from_out(cls, out: StatsOut) -> "ExecutionStats":
+        return cls(
+            schedule_id=out.schedule_id, since=out.since, total=out.total,
+            by_status=[StatusCount(status=ExecutionStatus(k), count=v) for k, v in out.by_status.items()],
+            success_rate=out.success_rate, duration_ms=Percentiles(**out.duration_ms), lag_ms=Percentiles(**out.lag_ms),
+            last_outcome=out.last_outcome, last_run_at=out.last_run_at, next_run_at=out.next_run_at,
+        )
+
+
+@strawberry.type
+class Execution:
+    id: uuid.UUID
+    schedule_id: uuid.UUID
+    scheduled_for: datetime
+    trigger_type: str
+    triggered_by: Optional[str]
+    status: ExecutionStatus
+    reason: Optional[str]
+    priority: int
+    attempts: int
+    attempt_log: JSON
+    enqueued_at: Optional[datetime]
+    started_at: Optional[datetime]
+    finished_at: Optional[datetime]
+    lag_ms: Optional[float]
+    duration_ms: Optional[float]
+    last_error: Optional[str]
+    published_subject: Optional[str]
+    message_id: Optional[str]
+    correlation_id: Optional[str]
+    created_at: datetime
+
+    @classmethod
+    def from_out(cls, out: ExecutionOut) -> "Execution":
+        data = out.model_dump()
+        data["status"] = ExecutionStatus(out.status)
+        return cls(**data)
+
+
+@strawberry.type
+class Schedule:
+    id: uuid.UUID
+    name: str
+    description: Optional[str]
+    schedule_type: ScheduleType
+    cron_expression: Optional[str]
+    interval_seconds: Optional[int]
+    run_at: Optional[datetime]
+    timezone: str
+    start_at: Optional[datetime]
+    end_at: Optional[datetime]
+    dst_gap: DstGap
+    dst_repeat: DstRepeat
+    target_command: str
+    command_payload: JSON
+    delivery_mode: DeliveryMode
+    request_timeout_seconds: int
+    priority: int
+    max_retries: int
+    retry_delay: int
+    misfire_grace_seconds: int
+    catchup: Catchup
+    max_concurrent: int
+    max_runs: Optional[int]
+    jitter_seconds: int
+    tags: list[str]
+    status: ScheduleStatus
+    status_reason: Optional[str]
+    is_active: bool
+    paused_at: Optional[datetime]
+    next_run_at: Optional[datetime]
+    next_run_at_local: Optional[str]
+    last_run_at: Optional[datetime]
+    run_count: int
+    created_by: str
+    updated_by: Optional[str]
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @classmethod
+    def from_out(cls, out: ScheduleOut) -> "Schedule":
+        data = out.model_dump()
+        for name, enum in (("schedule_type", ScheduleType), ("dst_gap", DstGap), ("dst_repeat", DstRepeat),
+                           ("delivery_mode", DeliveryMode), ("catchup", Catchup)):
+            data[name] = enum(data[name])
+        data["status"] = ScheduleStatus(out.status)
+        return cls(**data)
+
+    @strawberry.field(description="The next fire instants (at most 100) with local time and DST notes.")
+    def next_fire_times(self, count: int = 5) -> list[FireTime]:
+        if self.status != ScheduleStatus.ACTIVE or self.next_run_at is None:
+            return []
+        rule = Rule(
+            schedule_type=self.schedule_type, timezone=self.timezone, cron_expression=self.cron_expression,
+            interval_seconds=self.interval_seconds, run_at=self.run_at, start_at=self.start_at, end_at=self.end_at,
+            dst_gap=self.dst_gap, dst_repeat=self.dst_repeat,
+        )
+        count = max(1, min(count, MAX_FIRE_TIMES))
+        fires = preview(rule, self.next_run_at - timedelta(microseconds=1), count)
+        return [FireTime(at=f.at_utc, local_time=f.local_time.isoformat(), note=f.note) for f in fires]
+
+    @strawberry.field(description="The newest execution (batched across a page: no N+1).")
+    async def last_execution(self, info: strawberry.Info["Context", None]) -> Optional[Execution]:
+        out = await info.context.loaders.last_execution.load(self.id)
+        return Execution.from_out(out) if out else None
+
+    @strawberry.field(description="Execution statistics (batched across a page).")
+    async def stats(self, info: strawberry.Info["Context", None]) -> ExecutionStats:
+        return ExecutionStats.from_out(await info.context.loaders.stats.load(self.id))
+
+    @strawberry.field(description="This schedule's executions, newest slot first.")
+    async def executions(
+        self, info: strawberry.Info["Context", None], first: int = 20, after: Optional[str] = None,
+        status: Optional[list[ExecutionStatus]] = None,
+    ) -> Annotated["ExecutionConnection", strawberry.lazy("gql.connections")]:
+        from gql.connections import execution_connection
+
+        return await execution_connection(info, first, after, schedule_id=self.id, statuses=status)
+
+
+@strawberry.type
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    schedule_id: Optional[uuid.UUID]
+    before: Optional[JSON]
+    after: Optional[JSON]
+    reason: Optional[str]
+    correlation_id: Optional[str]
+
+    @classmethod
+    def from_out(cls, out: AuditEntryOut) -> "AuditEntry":
+        return cls(**out.model_dump())
