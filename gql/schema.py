@@ -12,7 +12,7 @@ from gql.mutations import Mutation
 from gql.queries import Query
 from gql.subscriptions import Subscription
 
-MAX_DEPTH = 8  # schedules → edges → node → executions → edges → node → field is 7
+MAX_DEPTH = 7  # the deepest legitimate selection today: schedules → edges → node → executions → edges → node → field
 MAX_TOKENS = 4000
 MAX_ALIASES = 30
 
@@ -36,10 +36,10 @@ schema = Schema(
     mutation=Mutation,
     subscription=Subscription,
     extensions=[
-        QueryDepthLimiter(max_depth=MAX_DEPTH),
-        MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-        MaskErrors(should_mask_error=_should_mask),
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: MaskErrors(should_mask_error=_should_mask),
     ],
 )
 
