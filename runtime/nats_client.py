@@ -48,10 +48,12 @@ class NatsConnection:
                         ),
                         INITIAL_CONNECT_TIMEOUT_SECONDS,
                     )
-                except (Exception, asyncio.TimeoutError) as error:
-                    with contextlib.suppress(Exception):
+                except BaseException as error:  # includes cancellation: never leave a half-open client
+                    with contextlib.suppress(BaseException):
                         await asyncio.wait_for(candidate.close(), 1)
-                    raise ConnectionError(f"NATS at {self.url} unreachable: {type(error).__name__}") from error
+                    if isinstance(error, Exception):
+                        raise ConnectionError(f"NATS at {self.url} unreachable: {type(error).__name__}") from error
+                    raise
                 self._client = candidate
             if not self._client.is_connected:
                 raise ConnectionError("NATS is reconnecting")
