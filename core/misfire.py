@@ -47,6 +47,9 @@ class MisfirePolicy:
     catchup: Catchup
     max_catchup: int = 100
     max_recorded_missed: int = 1000
+    # A slot seen at most this late is on time whatever the grace: the ticker's own wake-up latency
+    # is not a misfire (otherwise grace 0 with catchup `none` would never fire at all).
+    on_time_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ def plan_due(
     """Plan the slots due at `now`, starting with the stored `next_run_at` (see module doc)."""
     next_run_at = require_aware(next_run_at, "next_run_at")
     now = require_aware(now, "now")
-    if policy.grace_seconds < 0 or policy.max_catchup < 0 or policy.max_recorded_missed < 0:
+    if policy.grace_seconds < 0 or policy.max_catchup < 0 or policy.max_recorded_missed < 0 or policy.on_time_seconds < 0:
         raise ValueError("misfire policy values must not be negative")
     catchup = Catchup(policy.catchup)
     already_capped = max_runs is not None and runs_so_far >= max_runs
@@ -84,7 +87,7 @@ def plan_due(
     keep = fire_cap + policy.max_recorded_missed
     tail, total = _due_tail(rule, next_run_at, now, keep)
 
-    grace = timedelta(seconds=policy.grace_seconds)
+    grace = timedelta(seconds=max(policy.grace_seconds, policy.on_time_seconds))
     in_grace = [s for s in tail if now - s <= grace]
     old = [s for s in tail if now - s > grace]
     if catchup is Catchup.ALL:

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
 
     # Firing pipeline (ticker, queue, worker). Durations in seconds unless the name says _MS.
     TICKER_BATCH_SIZE: int = Field(500, ge=1, le=10000)
+    MISFIRE_ON_TIME_SECONDS: float = Field(1.0, ge=0, le=60)  # ticker latency that is never a misfire
     TICKER_MAX_SLEEP_SECONDS: float = Field(5.0, gt=0, le=60)
     DISPATCH_BATCH_SIZE: int = Field(100, ge=1, le=1000)
     REENQUEUE_AFTER_SECONDS: int = Field(15, ge=1, le=3600)

@@ -137,7 +137,8 @@ async def tick(engine: AsyncEngine, now: datetime, settings: Settings) -> TickRe
         result.batch_full = len(rows) == settings.TICKER_BATCH_SIZE
         for row in rows:
             try:
-                policy = MisfirePolicy(grace_seconds=row.misfire_grace_seconds, catchup=Catchup(row.catchup))
+                policy = MisfirePolicy(grace_seconds=row.misfire_grace_seconds, catchup=Catchup(row.catchup),
+                                       on_time_seconds=settings.MISFIRE_ON_TIME_SECONDS)
                 plan = plan_due(_rule(row), row.next_run_at, now, policy, row.run_count, row.max_runs)
             except Exception as error:  # the stored rule can no longer be evaluated
                 reason = f"rule can no longer be evaluated: {type(error).__name__}: {error}"[:500]

@@ -130,3 +130,15 @@ def test_naive_rejected():
         plan_due(HOURLY, datetime(2026, 5, 1), NOW, MisfirePolicy(60, Catchup.ALL))
     with pytest.raises(ValueError):
         plan_due(HOURLY, NOW, datetime(2026, 5, 1), MisfirePolicy(60, Catchup.ALL))
+
+
+def test_ticker_latency_within_on_time_is_not_a_misfire():
+    """Grace 0 with catchup `none` still fires a slot the ticker sees a moment late."""
+    rule = Rule(ScheduleType.INTERVAL, interval_seconds=60, start_at=datetime(2026, 5, 1, tzinfo=timezone.utc))
+    slot = datetime(2026, 5, 1, 0, 1, tzinfo=timezone.utc)
+    policy = MisfirePolicy(0, Catchup.NONE, on_time_seconds=1.0)
+    assert plan_due(rule, slot, slot + timedelta(milliseconds=300), policy).fire == (slot,)
+    late = plan_due(rule, slot, slot + timedelta(seconds=2), policy)
+    assert late.fire == () and late.missed == (slot,)
+    exact = MisfirePolicy(0, Catchup.NONE)
+    assert plan_due(rule, slot, slot + timedelta(milliseconds=300), exact).fire == ()

@@ -137,10 +137,9 @@ class Stack:
     def stop(self) -> None:
         for name, process in self.processes.items():
             if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    continue
+                # Signal the group leader only: Dramatiq's parent forwards SIGTERM to its workers,
+                # and a second SIGTERM makes a worker hang until the SIGKILL fallback below.
+                process.send_signal(signal.SIGTERM)
         for process in self.processes.values():
             try:
                 process.wait(timeout=15)
