@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	# dramatiq-dashboard 0.4.0 pins dramatiq<2 and redis<5 but works with ours: install it without them.
+	$(PY) -m pip install --quiet --no-deps 'dramatiq-dashboard==0.4.0'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -11,6 +11,7 @@ import redis.asyncio as redis
 from fastapi import FastAPI, Request
 
 from api import health, metrics_route, nats_commands, routes_audit, routes_executions, routes_schedules
+from api.dashboard import mount_dashboards
 from api.problems import install_problem_handlers
 from core.settings import Settings
 from gql.schema import graphql_router
@@ -85,4 +86,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(graphql_router(), prefix="/graphql")
     app.include_router(health.router)
     app.include_router(metrics_route.router)
+    mount_dashboards(app, settings)
     return app
