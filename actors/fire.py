@@ -20,7 +20,7 @@ from dramatiq import Retry
 from actors.broker import FIRE_QUEUE
 from actors.resources import WorkerResources, resources
 from runtime import metrics
-from services.events import EXECUTION_EVENT_PREFIX
+from services.events import EXECUTION_EVENT_PREFIX, SCHEDULE_EVENT_PREFIX
 from services.firing import FireResult
 
 log = logging.getLogger("actors.fire")
@@ -40,13 +40,17 @@ def _observe(result: FireResult) -> None:
     metrics.LOCKS_ACQUIRED.inc(result.locks_acquired)
     for outcome in result.outcomes:
         metrics.EXECUTIONS.labels(outcome.schedule_type, outcome.status).inc()
-        if outcome.status in ("skipped", "missed", "cancelled"):
+        if outcome.status in ("skipped", "missed", "cancelled") or outcome.reason == "forbidden":
             metrics.MISFIRES.labels(outcome.reason or outcome.status).inc()
         if outcome.status in ("succeeded", "failed", "retrying"):
             metrics.FIRE_LAG.observe(max(0.0, (outcome.started_at - outcome.scheduled_for).total_seconds()))
 
 
 async def _emit_events(res: WorkerResources, result: FireResult) -> None:
+    for schedule_id in result.disabled:
+        await res.events.emit(SCHEDULE_EVENT_PREFIX + "disabled", {
+            "schedule_id": str(schedule_id), "reason": "target_command is no longer allowed by COMMAND_WHITELIST",
+            "at": utc_now()})
     for o in result.outcomes:
         body = {
             "execution_id": str(o.execution_id), "schedule_id": str(o.schedule_id), "attempt": o.attempt,

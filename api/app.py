@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 
 from api import health, metrics_route, nats_commands, routes_audit, routes_executions, routes_schedules
 from api.dashboard import mount_dashboards
+from api.hardening import install_hardening
 from api.problems import install_problem_handlers
 from core.settings import Settings
 from gql.schema import graphql_router
@@ -19,6 +20,9 @@ from models.db import make_engine, make_session_factory
 from runtime.migrations import migration_head
 from runtime.nats_client import NatsConnection
 from services.audit import AuditService
+from services.auth import ApiKeyService
+from services.payload_schemas import PayloadSchemas
+from services.ratelimit import WriteLimiter
 from services.events import NatsEvents
 from services.executions import ExecutionService
 from services.lifecycle import LifecycleService
@@ -31,7 +35,7 @@ async def _serve_nats_commands(app: FastAPI) -> None:
     """Subscribe to cmd.scheduler.schedule.* as soon as NATS answers (retrying while it does not)."""
     while True:
         try:
-            await nats_commands.subscribe(app.state.nats, app.state.schedules)
+            await nats_commands.subscribe(app.state.nats, app.state.schedules, app.state.api_keys, app.state.settings.AUTH_ENABLED)
             return
         except asyncio.CancelledError:
             raise
@@ -49,8 +53,11 @@ def create_app(settings: Settings) -> FastAPI:
         sessions = make_session_factory(engine)
         app.state.settings = settings
         app.state.engine = engine
-        app.state.nats = NatsConnection(settings.NATS_URL, name=f"{settings.SERVICE_NAME}-api")
-        app.state.schedules = LifecycleService(sessions, settings, NatsEvents(app.state.nats))
+        app.state.nats = NatsConnection.from_settings(settings, name=f"{settings.SERVICE_NAME}-api")
+        limiter = WriteLimiter(settings.REDIS_URL, settings.RATE_LIMIT_WRITES) if settings.RATE_LIMIT_WRITES.strip() else None
+        schemas = PayloadSchemas.load(settings.PAYLOAD_SCHEMA_DIR) if settings.PAYLOAD_SCHEMA_DIR else None
+        app.state.schedules = LifecycleService(sessions, settings, NatsEvents(app.state.nats), limiter, schemas)
+        app.state.api_keys = ApiKeyService(sessions, settings.API_KEY_CACHE_SECONDS)
         app.state.executions = ExecutionService(sessions)
         app.state.audit = AuditService(sessions)
         app.state.redis = redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
@@ -80,6 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
         return response
 
     install_problem_handlers(app)
+    install_hardening(app, settings)
     app.include_router(routes_schedules.router)
     app.include_router(routes_executions.router)
     app.include_router(routes_audit.router)

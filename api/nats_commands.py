@@ -2,8 +2,8 @@
 
 Served by every API instance in one queue group (each request is handled once). The reply body is
 the same JSON the REST route answers; failures are the same problem documents, and every reply
-carries a `Scheduler-Status` header with the HTTP-equivalent status. The acting principal is read
-from the same headers as REST (X-Created-By, X-Performed-By, ...).
+carries a `Scheduler-Status` header with the HTTP-equivalent status. Credentials and the acting
+principal come from the same headers as REST (Authorization, X-Created-By, X-Performed-By, ...).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from pydantic import ValidationError
 
 from api.problems import STATUS_BY_ERROR
 from core.errors import DomainError, FieldError, ValidationFailed
-from services.context import Actor
+from api.deps import named_principal
+from services.auth import ApiKeyService, bearer_token, resolve_actor
 from services.lifecycle import LifecycleService
 from services.schedules import validation_errors_of
 from services.schemas import ReasonRequest, ScheduleCreate, ScheduleUpdate, TriggerRequest
@@ -28,7 +29,7 @@ SUBJECT_PREFIX = "cmd.scheduler.schedule."
 QUEUE_GROUP = "scheduler-service"
 ACTOR_HEADERS = ("X-Created-By", "X-Performed-By", "X-Updated-By", "X-Deleted-By", "X-Paused-By", "X-Resumed-By", "X-Triggered-By")
 
-Handler = Callable[[LifecycleService, dict[str, Any], Actor, datetime], Awaitable[tuple[int, Any]]]
+Handler = Callable[..., Awaitable[tuple[int, Any]]]
 
 
 def _schedule_id(body: dict[str, Any]) -> uuid.UUID:
@@ -85,13 +86,15 @@ def _problem(status: int, code: str, title: str, detail: str, errors: list[Field
     }
 
 
-async def handle(service: LifecycleService, subject: str, data: bytes, headers: dict[str, str], now: datetime) -> tuple[int, bytes]:
+async def handle(service: LifecycleService, subject: str, data: bytes, headers: dict[str, str], now: datetime,
+                 api_keys: ApiKeyService, auth_enabled: bool) -> tuple[int, bytes]:
     """Run one command; returns (status, reply body). Never raises."""
-    correlation_id = headers.get("X-Correlation-ID") or str(uuid.uuid4())
-    name = next((headers[h].strip() for h in ACTOR_HEADERS if headers.get(h)), "anonymous")
-    actor = Actor(name=name[:255], correlation_id=correlation_id[:64])
+    correlation_id = (headers.get("X-Correlation-ID") or str(uuid.uuid4()))[:64]
     operation = subject.removeprefix(SUBJECT_PREFIX)
     try:
+        named, header = named_principal(headers, ACTOR_HEADERS)
+        token = bearer_token(headers.get("Authorization"), headers.get("X-API-Key"))
+        actor = await resolve_actor(api_keys, auth_enabled, token, named, header, correlation_id)
         handler = HANDLERS.get(operation)
         if handler is None:
             raise ValidationFailed.single("subject", f"unknown operation {operation!r}; expected one of {', '.join(HANDLERS)}")
@@ -116,12 +119,13 @@ async def handle(service: LifecycleService, subject: str, data: bytes, headers: 
         return 500, json.dumps(problem).encode()
 
 
-async def subscribe(nats_connection, service: LifecycleService):
+async def subscribe(nats_connection, service: LifecycleService, api_keys: ApiKeyService, auth_enabled: bool):
     """Subscribe the API's queue group; returns the subscription (unsubscribe on shutdown)."""
     client = await nats_connection.connection()
 
     async def on_message(msg) -> None:
-        status, reply = await handle(service, msg.subject, msg.data, dict(msg.headers or {}), datetime.now(timezone.utc))
+        status, reply = await handle(service, msg.subject, msg.data, dict(msg.headers or {}), datetime.now(timezone.utc),
+                                     api_keys, auth_enabled)
         if msg.reply:
             await client.publish(msg.reply, reply, headers={"Scheduler-Status": str(status)})
 

@@ -18,6 +18,8 @@ from core.errors import (
     Forbidden,
     NotFound,
     QuotaExceeded,
+    RateLimited,
+    Unauthenticated,
     ValidationFailed,
 )
 
@@ -29,7 +31,9 @@ STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
     (NotFound, 404),
     (Conflict, 409),
     (QuotaExceeded, 429),
+    (RateLimited, 429),
     (Forbidden, 403),
+    (Unauthenticated, 401),
 ]
 LOCATION_PREFIXES = ("body", "query", "path", "header")
 
@@ -53,11 +57,13 @@ class Problem(BaseModel):
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": title}
-    for status, title in [(404, "Not found"), (409, "Conflict"), (422, "Validation failed"), (429, "Quota exceeded")]
+    for status, title in [(401, "Authentication required"), (403, "Forbidden"), (404, "Not found"), (409, "Conflict"),
+                          (422, "Validation failed"), (429, "Quota or rate limit exceeded")]
 }
 
 
-def problem_response(request: Request, status: int, code: str, title: str, detail: str, errors: list[FieldError]) -> JSONResponse:
+def problem_response(request: Request, status: int, code: str, title: str, detail: str, errors: list[FieldError],
+                     headers: dict[str, str] | None = None) -> JSONResponse:
     body = Problem(
         type=f"https://scheduler-service/problems/{code}",
         title=title,
@@ -67,7 +73,7 @@ def problem_response(request: Request, status: int, code: str, title: str, detai
         errors=[FieldProblem(field=e.field, message=e.message) for e in errors],
         correlation_id=getattr(request.state, "correlation_id", None),
     )
-    return JSONResponse(body.model_dump(), status_code=status, media_type=PROBLEM_MEDIA_TYPE)
+    return JSONResponse(body.model_dump(), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
 def _status_of(error: DomainError) -> int:
@@ -101,7 +107,12 @@ def _request_validation_errors(error: RequestValidationError) -> list[FieldError
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, error: DomainError) -> JSONResponse:
-        return problem_response(request, _status_of(error), error.code, error.title, error.message, error.errors)
+        headers = {}
+        if isinstance(error, RateLimited):
+            headers["Retry-After"] = str(error.retry_after_seconds)
+        if isinstance(error, Unauthenticated):
+            headers["WWW-Authenticate"] = 'Bearer realm="scheduler"'
+        return problem_response(request, _status_of(error), error.code, error.title, error.message, error.errors, headers)
 
     @app.exception_handler(RequestValidationError)
     async def request_invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -112,6 +123,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(error.status_code, "http_error")
+        if error.status_code == 413:
+            return problem_response(request, 413, code, "Payload too large", str(error.detail), [FieldError("body", str(error.detail))])
         # FastAPI answers 400 when it cannot even parse the body (e.g. nesting too deep to decode).
         errors = [FieldError("body", str(error.detail))] if error.status_code == 400 else []
         return problem_response(request, error.status_code, code, str(error.detail), str(error.detail), errors)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from api.deps import Reader
 from api.problems import PROBLEM_RESPONSES
 from services.audit import AuditEntryOut, AuditFilter, AuditService
 from services.schemas import Page
@@ -22,6 +23,7 @@ def audit_service(request: Request) -> AuditService:
 @router.get("/audit", response_model=Page[AuditEntryOut], summary="Audit trail, newest first")
 async def list_audit(
     service: Annotated[AuditService, Depends(audit_service)],
+    principal: Reader,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     schedule_id: uuid.UUID | None = None,
@@ -31,4 +33,4 @@ async def list_audit(
     until: datetime | None = None,
 ) -> Page[AuditEntryOut]:
     filters = AuditFilter(schedule_id=schedule_id, actor=actor, action=action, since=since, until=until)
-    return await service.list(filters, page, limit)
+    return await service.list(filters, principal, page, limit)

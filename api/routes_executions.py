@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import Executions
+from api.deps import Executions, Reader
 from api.problems import PROBLEM_RESPONSES
 from services.schemas import ExecutionFilter, ExecutionOut, Page, StatsOut
 
@@ -22,6 +22,7 @@ StatusList = Annotated[str | None, Query(max_length=200, description="one status
 @router.get("/executions", response_model=Page[ExecutionOut], summary="List executions (newest slot first)")
 async def list_executions(
     service: Executions,
+    actor: Reader,
     page: PageNumber = 1,
     limit: PageSize = 20,
     schedule_id: uuid.UUID | None = None,
@@ -30,30 +31,31 @@ async def list_executions(
     until: Annotated[datetime | None, Query(description="scheduled_for < until")] = None,
 ) -> Page[ExecutionOut]:
     filters = ExecutionFilter(schedule_id=schedule_id, status=status, since=since, until=until)
-    return await service.list(filters, page, limit)
+    return await service.list(filters, actor, page, limit)
 
 
 @router.get("/executions/running", response_model=list[ExecutionOut], summary="Executions in progress")
-async def running_executions(service: Executions) -> list[ExecutionOut]:
-    return await service.running()
+async def running_executions(service: Executions, actor: Reader) -> list[ExecutionOut]:
+    return await service.running(actor)
 
 
 @router.get("/executions/stats/{schedule_id}", response_model=StatsOut, summary="Execution statistics of a schedule")
 async def execution_stats(
-    schedule_id: uuid.UUID, service: Executions, since: Annotated[datetime | None, Query()] = None
+    schedule_id: uuid.UUID, service: Executions, actor: Reader, since: Annotated[datetime | None, Query()] = None
 ) -> StatsOut:
-    return await service.stats(schedule_id, since)
+    return await service.stats(schedule_id, actor, since)
 
 
 @router.get("/executions/{execution_id}", response_model=ExecutionOut, summary="Get an execution")
-async def get_execution(execution_id: uuid.UUID, service: Executions) -> ExecutionOut:
-    return await service.get(execution_id)
+async def get_execution(execution_id: uuid.UUID, service: Executions, actor: Reader) -> ExecutionOut:
+    return await service.get(execution_id, actor)
 
 
 @router.get("/schedules/{schedule_id}/executions", response_model=Page[ExecutionOut], summary="Executions of a schedule")
 async def schedule_executions(
     schedule_id: uuid.UUID,
     service: Executions,
+    actor: Reader,
     page: PageNumber = 1,
     limit: PageSize = 20,
     status: StatusList = None,
@@ -61,4 +63,4 @@ async def schedule_executions(
     until: datetime | None = None,
 ) -> Page[ExecutionOut]:
     filters = ExecutionFilter(schedule_id=schedule_id, status=status, since=since, until=until)
-    return await service.list(filters, page, limit)
+    return await service.list(filters, actor, page, limit)

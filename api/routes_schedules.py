@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
 
-from api.deps import Creator, Deleter, Now, Pauser, Performer, Resumer, Schedules, Triggerer, Updater
+from api.deps import Creator, Deleter, Now, Pauser, Performer, Reader, Resumer, Schedules, Triggerer, Updater
 from api.problems import PROBLEM_RESPONSES
 from services.schemas import (
     BulkCreateOut,
@@ -43,6 +43,7 @@ async def create_schedule(body: ScheduleCreate, service: Schedules, actor: Creat
 @router.get("", response_model=Page[ScheduleOut], summary="List schedules (newest first)")
 async def list_schedules(
     service: Schedules,
+    actor: Reader,
     page: PageNumber = 1,
     limit: PageSize = 20,
     status: ScheduleStatus | None = None,
@@ -63,11 +64,11 @@ async def list_schedules(
         search=search,
         is_active=is_active,
     )
-    return await service.list(filters, page, limit)
+    return await service.list(filters, actor, page, limit)
 
 
 @router.post("/preview", response_model=PreviewOut, summary="Next fire times of an unsaved schedule")
-async def preview_schedule(body: PreviewRequest, service: Schedules, now: Now) -> PreviewOut:
+async def preview_schedule(body: PreviewRequest, service: Schedules, actor: Reader, now: Now) -> PreviewOut:
     return service.preview(body, now)
 
 
@@ -82,8 +83,8 @@ async def bulk_operation(body: BulkOperationRequest, service: Schedules, actor: 
 
 
 @router.get("/{schedule_id}", response_model=ScheduleOut, summary="Get a schedule")
-async def get_schedule(schedule_id: uuid.UUID, service: Schedules) -> ScheduleOut:
-    return await service.get(schedule_id)
+async def get_schedule(schedule_id: uuid.UUID, service: Schedules, actor: Reader) -> ScheduleOut:
+    return await service.get(schedule_id, actor)
 
 
 @router.put("/{schedule_id}", response_model=ScheduleOut, summary="Update a schedule (partial; optional version)")

@@ -97,3 +97,23 @@ class Forbidden(DomainError):
 
     def __init__(self, message: str, field: str = "") -> None:
         super().__init__(message, [FieldError(field, message)])
+
+
+class Unauthenticated(DomainError):
+    """No valid credentials where they are required."""
+
+    code = "unauthenticated"
+    title = "Authentication required"
+
+    def __init__(self, message: str = "a valid API key is required (Authorization: Bearer <key>)") -> None:
+        super().__init__(message, [FieldError("authorization", message)])
+
+
+class RateLimited(DomainError):
+    code = "rate_limited"
+    title = "Too many requests"
+
+    def __init__(self, retry_after_seconds: int, limit: str) -> None:
+        message = f"write rate limit {limit} reached; retry in {retry_after_seconds} s"
+        super().__init__(message, [FieldError("", message)])
+        self.retry_after_seconds = retry_after_seconds

@@ -52,6 +52,20 @@ class Settings(BaseSettings):
     BROKER_MAINTENANCE_CHANCE: int = Field(100_000, ge=1, le=1_000_000)
     EXECUTION_HISTORY_RETENTION_DAYS: int = Field(30, ge=1, le=3650)
 
+    # Security. AUTH_ENABLED is on by default; `make run` (the local development run) turns it off.
+    AUTH_ENABLED: bool = True
+    API_KEY_CACHE_SECONDS: float = Field(10.0, ge=0, le=600)
+    COMMAND_WHITELIST: str = Field("cmd.>", description="comma-separated NATS subject patterns a schedule may target")
+    PAYLOAD_SCHEMA_DIR: str | None = None
+    RATE_LIMIT_WRITES: str = Field("60/minute", description="writes per principal, shared through Redis; empty = off")
+    MAX_BODY_BYTES: int = Field(8 * 1024 * 1024, ge=1024)
+    CORS_ORIGINS: str = ""
+    METRICS_PUBLIC: bool = True
+    NATS_USER: str | None = None
+    NATS_PASSWORD: str | None = None
+    NATS_TOKEN: str | None = None
+    NATS_CREDS_FILE: str | None = None
+
     MAX_BULK_ITEMS: int = Field(100, ge=1, le=10000)
     MAX_PAYLOAD_BYTES: int = Field(64 * 1024, ge=1)
     MAX_PAYLOAD_DEPTH: int = Field(32, ge=1, le=200)
@@ -90,10 +104,47 @@ class Settings(BaseSettings):
                 raise ValueError("must be a comma-separated list of nats:// URLs")
         return value
 
+    @field_validator("COMMAND_WHITELIST")
+    @classmethod
+    def _patterns(cls, value: str) -> str:
+        from core.subjects import pattern_problem
+
+        for pattern in value.split(","):
+            problem = pattern_problem(pattern.strip())
+            if problem:
+                raise ValueError(f"pattern {pattern.strip()!r} {problem}")
+        return value
+
+    @field_validator("RATE_LIMIT_WRITES")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        if value.strip():
+            from limits import parse_many
+
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError("must look like '60/minute' or '10/second;500/hour'") from None
+        return value
+
+    @property
+    def command_whitelist(self) -> list[str]:
+        return [p.strip() for p in self.COMMAND_WHITELIST.split(",") if p.strip()]
+
     @property
     def sync_database_url(self) -> str:
         """The same database for tools that want the plain driver-less form (psql style)."""
         return self.DATABASE_URL.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+SECRET_NAMES = ("PASSWORD", "TOKEN", "SECRET", "CREDS", "URL")
+
+
+def _shown(name: str, value: object) -> str:
+    """The offending value as it may appear in a log: secrets and URLs (which may embed one) are hidden."""
+    if any(part in name for part in SECRET_NAMES):
+        return "(value hidden)"
+    return f"(got {value!r})"
 
 
 def describe_error(error: ValidationError) -> str:
@@ -102,7 +153,7 @@ def describe_error(error: ValidationError) -> str:
     for item in error.errors():
         name = ".".join(str(p) for p in item["loc"]) or "settings"
         reason = item["msg"].removeprefix("Value error, ")
-        parts.append(f"{name}: {reason} (got {item.get('input')!r})")
+        parts.append(f"{name}: {reason} {_shown(name, item.get('input'))}")
     return "invalid configuration: " + "; ".join(parts)
 
 

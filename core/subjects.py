@@ -30,3 +30,31 @@ def subject_problem(subject: str) -> str | None:
         if not _TOKEN.match(token):
             return "tokens may contain only letters, digits, '-' and '_'"
     return None
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why `pattern` is not a NATS subject pattern (`*` matches one token, `>` the rest), or None."""
+    if not pattern:
+        return "is empty"
+    tokens = pattern.split(".")
+    for index, token in enumerate(tokens):
+        if token == ">" and index != len(tokens) - 1:
+            return "may use '>' only as the last token"
+        if token not in ("*", ">") and not _TOKEN.match(token):
+            return "must be dot-separated tokens of letters, digits, '-', '_', or the wildcards * and >"
+    return None
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS wildcard matching: `cmd.*.send` matches `cmd.mail.send`; `cmd.>` matches `cmd.a.b`."""
+    pattern_tokens, subject_tokens = pattern.split("."), subject.split(".")
+    for index, token in enumerate(pattern_tokens):
+        if token == ">":
+            return len(subject_tokens) > index
+        if index >= len(subject_tokens) or (token != "*" and token != subject_tokens[index]):
+            return False
+    return len(pattern_tokens) == len(subject_tokens)
+
+
+def allowed_by(patterns: list[str], subject: str) -> bool:
+    return any(subject_matches(p, subject) for p in patterns)

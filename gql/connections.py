@@ -66,7 +66,7 @@ async def execution_connection(info, first: int, after: Optional[str], schedule_
         schedule_id=schedule_id, status=",".join(s.value for s in statuses) if statuses else None, since=since, until=until
     )
     try:
-        page = await info.context.executions.connection(filters, first, after)
+        page = await info.context.executions.connection(filters, info.context.actor, first, after)
     except DomainError as error:
         raise query_error(error) from None
     return build(ExecutionConnection, Execution, page)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Awaitable, Callable
 
 from fastapi import Depends, Request, WebSocket
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
-from api.deps import utc_now
+from api.deps import named_principal, utc_now
+from core.errors import Unauthenticated
+from gql.errors import query_error
+from services.auth import bearer_token, resolve_actor
 from services.audit import AuditService
 from services.context import Actor
 from services.executions import ExecutionService
@@ -44,27 +48,41 @@ class Loaders:
 
 class Context(BaseContext):
     def __init__(self, schedules: LifecycleService, executions: ExecutionService, audit: AuditService,
-                 actor: Actor, now: datetime, nats) -> None:
+                 actor: Actor | None, now: datetime, nats, resolve: Callable[..., Awaitable[Actor]]) -> None:
         super().__init__()
         self.schedules = schedules
         self.executions = executions
         self.audit = audit
-        self.actor = actor
+        self._actor = actor
         self.now = now
         self.nats = nats
+        self.resolve = resolve  # resolves the principal of a WebSocket from its connection_init payload
+        self.connection_params: dict | None = None
         self.loaders = Loaders(executions)
 
+    @property
+    def actor(self) -> Actor:
+        if self._actor is None:  # a WebSocket that never sent valid credentials
+            raise query_error(Unauthenticated())
+        return self._actor
 
-def _actor(headers, correlation_id: str) -> Actor:
-    for name in ACTOR_HEADERS:
-        value = headers.get(name)
-        if value and value.strip():
-            return Actor(name=value.strip()[:255], correlation_id=correlation_id)
-    return Actor(name="anonymous", correlation_id=correlation_id)
+    @actor.setter
+    def actor(self, value: Actor) -> None:
+        self._actor = value
 
 
 async def get_context(request: Request = None, websocket: WebSocket = None, now: datetime = Depends(utc_now)) -> Context:  # type: ignore[assignment]
+    """HTTP requests authenticate here (headers); WebSockets in `GraphQLRouter.on_ws_connect`."""
     connection = request or websocket
     state = connection.app.state
     correlation_id = getattr(connection.state, "correlation_id", None) or str(uuid.uuid4())
-    return Context(state.schedules, state.executions, state.audit, _actor(connection.headers, correlation_id), now, state.nats)
+
+    async def resolve(authorization: str | None, api_key: str | None, headers) -> Actor:
+        named, header = named_principal(headers, ACTOR_HEADERS)
+        return await resolve_actor(state.api_keys, state.settings.AUTH_ENABLED, bearer_token(authorization, api_key),
+                                   named, header, correlation_id)
+
+    actor = None
+    if request is not None:
+        actor = await resolve(request.headers.get("Authorization"), request.headers.get("X-API-Key"), request.headers)
+    return Context(state.schedules, state.executions, state.audit, actor, now, state.nats, resolve)

@@ -12,7 +12,17 @@ import re
 import strawberry
 from graphql import GraphQLError
 
-from core.errors import Conflict, DomainError, FieldError, Forbidden, NotFound, QuotaExceeded, ValidationFailed
+from core.errors import (
+    Conflict,
+    DomainError,
+    FieldError,
+    Forbidden,
+    NotFound,
+    QuotaExceeded,
+    RateLimited,
+    Unauthenticated,
+    ValidationFailed,
+)
 
 _SNAKE = re.compile(r"_([a-z0-9])")
 
@@ -58,6 +68,12 @@ class ForbiddenError(Error):
     errors: list[FieldProblem]
 
 
+@strawberry.type
+class RateLimitedError(Error):
+    errors: list[FieldProblem]
+    retry_after_seconds: int
+
+
 ERROR_TYPES: list[tuple[type[DomainError], type]] = [
     (ValidationFailed, ValidationError),
     (NotFound, NotFoundError),
@@ -72,7 +88,13 @@ def _problems(errors: list[FieldError]) -> list[FieldProblem]:
 
 
 def error_member(error: DomainError):
-    """The union member for a core error (mutations)."""
+    """The union member for a core error (mutations). Missing credentials are not a member: the
+    request as a whole is refused (see `query_error`)."""
+    if isinstance(error, Unauthenticated):
+        raise query_error(error)
+    if isinstance(error, RateLimited):
+        return RateLimitedError(message=error.message, code=error.code, errors=_problems(error.errors),
+                                retry_after_seconds=error.retry_after_seconds)
     for kind, member in ERROR_TYPES:
         if isinstance(error, kind):
             return member(message=error.message, code=error.code, errors=_problems(error.errors))

@@ -11,14 +11,22 @@ from strawberry.scalars import JSON
 
 from core.errors import DomainError, ValidationFailed
 from gql.enums import BulkOperation
-from gql.errors import ConflictError, ForbiddenError, NotFoundError, QuotaExceededError, ValidationError, error_member
+from gql.errors import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    QuotaExceededError,
+    RateLimitedError,
+    ValidationError,
+    error_member,
+)
 from gql.inputs import CreateScheduleInput, UpdateScheduleInput, to_body
 from gql.types import Schedule
 from services.schedules import validation_errors_of
 from services.schemas import ScheduleCreate, ScheduleUpdate
 
 T = TypeVar("T")
-ERRORS = (ValidationError, NotFoundError, ConflictError, QuotaExceededError, ForbiddenError)
+ERRORS = (ValidationError, NotFoundError, ConflictError, QuotaExceededError, ForbiddenError, RateLimitedError)
 
 
 @strawberry.type

@@ -32,7 +32,7 @@ class Query:
     @strawberry.field(description="One schedule, or null when it does not exist.")
     async def schedule(self, info: strawberry.Info, id: uuid.UUID) -> Optional[Schedule]:
         try:
-            return Schedule.from_out(await info.context.schedules.get(id))
+            return Schedule.from_out(await info.context.schedules.get(id, info.context.actor))
         except NotFound:
             return None
 
@@ -41,7 +41,7 @@ class Query:
                         after: Optional[str] = None) -> ScheduleConnection:
         filters = _validated(ScheduleFilter, to_body(filter) if filter else {})
         try:
-            page = await info.context.schedules.connection(filters, first, after)
+            page = await info.context.schedules.connection(filters, info.context.actor, first, after)
         except DomainError as error:
             raise query_error(error) from None
         return build(ScheduleConnection, Schedule, page)
@@ -49,7 +49,7 @@ class Query:
     @strawberry.field(description="One execution, or null.")
     async def execution(self, info: strawberry.Info, id: uuid.UUID) -> Optional[Execution]:
         try:
-            return Execution.from_out(await info.context.executions.get(id))
+            return Execution.from_out(await info.context.executions.get(id, info.context.actor))
         except NotFound:
             return None
 
@@ -61,12 +61,12 @@ class Query:
 
     @strawberry.field(description="Executions being published or waiting for a retry.")
     async def running_executions(self, info: strawberry.Info) -> list[Execution]:
-        return [Execution.from_out(e) for e in await info.context.executions.running()]
+        return [Execution.from_out(e) for e in await info.context.executions.running(info.context.actor)]
 
     @strawberry.field(description="Statistics of one schedule's executions.")
     async def execution_stats(self, info: strawberry.Info, schedule_id: uuid.UUID, since: Optional[datetime] = None) -> ExecutionStats:
         try:
-            return ExecutionStats.from_out(await info.context.executions.stats(schedule_id, since))
+            return ExecutionStats.from_out(await info.context.executions.stats(schedule_id, info.context.actor, since))
         except DomainError as error:
             raise query_error(error) from None
 
@@ -84,7 +84,7 @@ class Query:
                         after: Optional[str] = None) -> AuditConnection:
         filters = _validated(AuditFilter, to_body(filter) if filter else {})
         try:
-            page = await info.context.audit.connection(filters, first, after)
+            page = await info.context.audit.connection(filters, info.context.actor, first, after)
         except DomainError as error:
             raise query_error(error) from None
         return build(AuditConnection, AuditEntry, page)

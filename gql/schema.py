@@ -5,7 +5,11 @@ from __future__ import annotations
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry import UNSET
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
+
+from core.errors import DomainError
 
 from gql.context import get_context
 from gql.mutations import Mutation
@@ -44,5 +48,19 @@ schema = Schema(
 )
 
 
+class Router(GraphQLRouter):
+    async def on_ws_connect(self, context):
+        """Authenticate a WebSocket from its connection_init payload ({"Authorization": "Bearer …"})."""
+        params = context.connection_params or {}
+        try:
+            context.actor = await context.resolve(
+                params.get("Authorization") or params.get("authorization"), params.get("X-API-Key"),
+                {k: v for k, v in params.items() if isinstance(v, str)},
+            )
+        except DomainError as error:
+            raise ConnectionRejectionError({"code": error.code, "message": error.message}) from None
+        return UNSET
+
+
 def graphql_router() -> GraphQLRouter:
-    return GraphQLRouter(schema, context_getter=get_context, graphql_ide="graphiql")
+    return Router(schema, context_getter=get_context, graphql_ide="graphiql")

@@ -11,7 +11,9 @@ from typing import AsyncGenerator, Optional
 
 import strawberry
 
+from core.errors import DomainError, ValidationFailed
 from gql.enums import ExecutionStatus
+from gql.errors import query_error
 from services.events import EXECUTION_EVENT_PREFIX
 
 QUEUE_LIMIT = 1000  # events buffered per subscriber before the oldest are dropped
@@ -51,6 +53,14 @@ def _event(subject: str, body: dict) -> ExecutionEvent:
 class Subscription:
     @strawberry.subscription(description="Execution state changes as they happen; all schedules when scheduleId is null.")
     async def execution_events(self, info: strawberry.Info, schedule_id: Optional[uuid.UUID] = None) -> AsyncGenerator[ExecutionEvent, None]:
+        actor = info.context.actor
+        if schedule_id is not None:
+            try:  # the same visibility as a query: a writer follows only its own schedules
+                await info.context.schedules.get(schedule_id, actor)
+            except DomainError as error:
+                raise query_error(error) from None
+        elif not actor.sees_everything:
+            raise query_error(ValidationFailed.single("scheduleId", "is required for the writer role"))
         queue: asyncio.Queue = asyncio.Queue(maxsize=QUEUE_LIMIT)
         wanted = str(schedule_id) if schedule_id else None
 

@@ -186,3 +186,22 @@ class AuditEntry(SQLModel, table=True):
     after: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONB))
     reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     correlation_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
+
+
+class ApiKey(SQLModel, table=True):
+    """A credential: only the SHA-256 of the secret is stored; `prefix` identifies it in listings."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        sa.CheckConstraint("role IN ('reader','writer','admin')", name="ck_api_keys_role"),
+        sa.Index("uq_api_keys_hash", "key_hash", unique=True),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    prefix: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    key_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    principal: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+    role: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    description: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    revoked_at: datetime | None = _tz()

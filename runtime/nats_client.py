@@ -19,11 +19,24 @@ class NatsConnection:
     so the first connection attempt is bounded here; callers see ConnectionError and retry later.
     """
 
-    def __init__(self, url: str, name: str = "scheduler-service") -> None:
+    def __init__(self, url: str, name: str = "scheduler-service", credentials: dict[str, str] | None = None) -> None:
         self.url = url
         self.name = name
+        self.credentials = credentials or {}
         self._client: NATS | None = None
         self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_settings(cls, settings, name: str) -> "NatsConnection":
+        """Authenticated with NATS_USER/NATS_PASSWORD, NATS_TOKEN or NATS_CREDS_FILE when set."""
+        credentials = {}
+        if settings.NATS_USER:
+            credentials.update(user=settings.NATS_USER, password=settings.NATS_PASSWORD or "")
+        if settings.NATS_TOKEN:
+            credentials["token"] = settings.NATS_TOKEN
+        if settings.NATS_CREDS_FILE:
+            credentials["user_credentials"] = settings.NATS_CREDS_FILE
+        return cls(settings.NATS_URL, name=name, credentials=credentials)
 
     async def _on_error(self, error: Exception) -> None:
         log.debug("nats error", extra={"action": "nats.error", "error": str(error)})
@@ -45,6 +58,7 @@ class NatsConnection:
                             max_reconnect_attempts=-1,
                             reconnect_time_wait=1,
                             error_cb=self._on_error,
+                            **self.credentials,
                         ),
                         INITIAL_CONNECT_TIMEOUT_SECONDS,
                     )

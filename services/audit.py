@@ -14,6 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import AuditEntry
+from services.access import audit_scope
 from services.context import Actor
 from services.paging import KeysetPage, keyset_rows
 from services.schemas import Page
@@ -86,8 +87,8 @@ class AuditService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
 
-    async def list(self, filters: AuditFilter, page: int = 1, limit: int = 20) -> Page[AuditEntryOut]:
-        conditions = audit_conditions(filters)
+    async def list(self, filters: AuditFilter, actor: Actor, page: int = 1, limit: int = 20) -> Page[AuditEntryOut]:
+        conditions = audit_conditions(filters) + audit_scope(actor)
         async with self.sessions() as session:
             total = (await session.exec(select(sa.func.count()).select_from(AuditEntry).where(*conditions))).one()
             rows = (
@@ -100,10 +101,10 @@ class AuditService:
             pages=math.ceil(total / limit) if total else 0,
         )
 
-    async def connection(self, filters: AuditFilter, first: int, after: str | None) -> KeysetPage[AuditEntryOut]:
+    async def connection(self, filters: AuditFilter, actor: Actor, first: int, after: str | None) -> KeysetPage[AuditEntryOut]:
         async with self.sessions() as session:
             rows, cursors, total, has_next = await keyset_rows(
-                session, AuditEntry, audit_conditions(filters), (col(AuditEntry.id),), first, after
+                session, AuditEntry, audit_conditions(filters) + audit_scope(actor), (col(AuditEntry.id),), first, after
             )
         return KeysetPage[AuditEntryOut](
             items=[AuditEntryOut.model_validate(r.model_dump()) for r in rows], cursors=cursors, total=total, has_next=has_next

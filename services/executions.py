@@ -16,6 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.errors import NotFound, ValidationFailed
 from core.states import ExecutionStatus
 from models import Execution, Schedule
+from services.access import check_visible, execution_scope
+from services.context import Actor
 from services.paging import KeysetPage, keyset_rows
 from services.schemas import ExecutionFilter, ExecutionOut, Page, StatsOut
 from services.views import execution_out
@@ -58,18 +60,19 @@ class ExecutionService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
 
-    async def _schedule_exists(self, session: AsyncSession, schedule_id: uuid.UUID) -> Schedule:
+    async def _schedule_exists(self, session: AsyncSession, schedule_id: uuid.UUID, actor: Actor) -> Schedule:
         row = await session.get(Schedule, schedule_id)
         if row is None or row.deleted_at is not None:
             raise NotFound("schedule", schedule_id, field="schedule_id")
+        check_visible(actor, row)
         return row
 
-    async def list(self, filters: ExecutionFilter, page: int = 1, limit: int = 20) -> Page[ExecutionOut]:
+    async def list(self, filters: ExecutionFilter, actor: Actor, page: int = 1, limit: int = 20) -> Page[ExecutionOut]:
         """Executions newest slot first; filter by schedule, status (comma list) and slot time range."""
-        conditions = execution_conditions(filters)
+        conditions = execution_conditions(filters) + execution_scope(actor)
         async with self.sessions() as session:
             if filters.schedule_id is not None:
-                await self._schedule_exists(session, filters.schedule_id)
+                await self._schedule_exists(session, filters.schedule_id, actor)
             total = (await session.exec(select(sa.func.count()).select_from(Execution).where(*conditions))).one()
             rows = (
                 await session.exec(
@@ -85,29 +88,29 @@ class ExecutionService:
             pages=math.ceil(total / limit) if total else 0,
         )
 
-    async def connection(self, filters: ExecutionFilter, first: int, after: str | None) -> KeysetPage[ExecutionOut]:
+    async def connection(self, filters: ExecutionFilter, actor: Actor, first: int, after: str | None) -> KeysetPage[ExecutionOut]:
         """A cursor page of executions, newest slot first (GraphQL `executions`)."""
         async with self.sessions() as session:
             rows, cursors, total, has_next = await keyset_rows(
-                session, Execution, execution_conditions(filters),
+                session, Execution, execution_conditions(filters) + execution_scope(actor),
                 (col(Execution.scheduled_for), col(Execution.id)), first, after,
             )
         return KeysetPage[ExecutionOut](items=[execution_out(r) for r in rows], cursors=cursors, total=total, has_next=has_next)
 
-    async def get(self, execution_id: uuid.UUID) -> ExecutionOut:
+    async def get(self, execution_id: uuid.UUID, actor: Actor) -> ExecutionOut:
         async with self.sessions() as session:
-            row = await session.get(Execution, execution_id)
+            row = (await session.exec(select(Execution).where(Execution.id == execution_id, *execution_scope(actor)))).first()
         if row is None:
             raise NotFound("execution", execution_id, field="execution_id")
         return execution_out(row)
 
-    async def running(self, limit: int = 500) -> list[ExecutionOut]:
+    async def running(self, actor: Actor, limit: int = 500) -> list[ExecutionOut]:
         """Executions a worker is publishing right now (running, or waiting for a retry)."""
         async with self.sessions() as session:
             rows = (
                 await session.exec(
                     select(Execution)
-                    .where(col(Execution.status).in_(("running", "retrying")))
+                    .where(col(Execution.status).in_(("running", "retrying")), *execution_scope(actor))
                     .order_by(col(Execution.started_at))
                     .limit(limit)
                 )
@@ -115,7 +118,8 @@ class ExecutionService:
         return [execution_out(r) for r in rows]
 
     async def latest_for(self, schedule_ids: list[uuid.UUID]) -> dict[uuid.UUID, ExecutionOut]:
-        """The newest execution of each schedule, in one query (for DataLoaders)."""
+        """The newest execution of each schedule, in one query (for DataLoaders, which only ask about
+        schedules the caller was already allowed to see)."""
         if not schedule_ids:
             return {}
         async with self.sessions() as session:
@@ -129,14 +133,14 @@ class ExecutionService:
             ).all()
         return {row.schedule_id: execution_out(row) for row in rows}
 
-    async def stats(self, schedule_id: uuid.UUID, since: datetime | None = None) -> StatsOut:
+    async def stats(self, schedule_id: uuid.UUID, actor: Actor, since: datetime | None = None) -> StatsOut:
         """Counts by status, success rate, p50/p95/max of duration and fire lag (ms), last outcome."""
         async with self.sessions() as session:
-            await self._schedule_exists(session, schedule_id)
+            await self._schedule_exists(session, schedule_id, actor)
         return (await self.stats_many([schedule_id], since))[schedule_id]
 
     async def stats_many(self, schedule_ids: list[uuid.UUID], since: datetime | None = None) -> dict[uuid.UUID, StatsOut]:
-        """Statistics of several schedules in four grouped queries (for DataLoaders)."""
+        """Statistics of several schedules in grouped queries (for DataLoaders: visible schedules only)."""
         if not schedule_ids:
             return {}
         duration = sa.extract("epoch", col(Execution.finished_at) - col(Execution.started_at)) * 1000

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.backoff import retry_delay_seconds
 from core.settings import Settings
 from core.states import MissReason
+from core.subjects import allowed_by
 from core.templates import render
 from services.locks import Lease, ScheduleLocks
 from services.publisher import MSG_ID_HEADER, CommandPublisher, Delivery, Outgoing
@@ -55,6 +56,18 @@ _RECORD = sa.text(
                 CAST(:subjects AS text[]), CAST(:message_ids AS text[]), CAST(:entries AS text[]))
          AS v(id, status, reason, error, finished_at, next_attempt_at, subject, message_id, entry)
     WHERE e.id = v.id AND e.status = 'running'
+    """
+)
+
+
+_DISABLE = sa.text(
+    """
+    WITH changed AS (
+        UPDATE schedules SET status = 'disabled', status_reason = :reason, updated_at = :now, version = version + 1
+        WHERE id = ANY(CAST(:ids AS uuid[])) AND status IN ('active', 'paused')
+        RETURNING id)
+    INSERT INTO audit_log (at, actor, action, schedule_id, reason)
+    SELECT :now, 'scheduler', 'schedule.disabled', id, :reason FROM changed
     """
 )
 
@@ -104,6 +117,7 @@ class FireResult:
     outcomes: list[Outcome] = field(default_factory=list)
     claimed: int = 0
     locks_acquired: int = 0
+    disabled: list[uuid.UUID] = field(default_factory=list)  # schedules whose target is no longer allowed
 
     @property
     def retries(self) -> list[Outcome]:
@@ -201,6 +215,13 @@ class FiringService:
                 result.outcomes.append(self._outcome(run, now, "cancelled", reason=MissReason.DELETED.value))
             elif run.schedule_status == "paused" and run.trigger_type == "scheduled":
                 result.outcomes.append(self._outcome(run, now, "missed", reason=MissReason.PAUSED.value))
+            elif not allowed_by(self.settings.command_whitelist, run.target_command):
+                # The whitelist changed since the schedule was saved: never publish, stop the schedule.
+                result.outcomes.append(self._outcome(
+                    run, now, "failed", reason=MissReason.FORBIDDEN.value, subject=run.target_command,
+                    error=f"{run.target_command} is not allowed by COMMAND_WHITELIST"))
+                if run.schedule_id not in result.disabled:
+                    result.disabled.append(run.schedule_id)
             else:
                 to_publish.append(run)
         leases: list[Lease] = []
@@ -231,8 +252,16 @@ class FiringService:
                 await self.locks.release_many(leases)
             except Exception:  # the TTL frees them
                 log.warning("lock release failed", extra={"action": "locks.release_failed"})
-        await self.record(result.outcomes, clock())
+        finished = clock()
+        await self.record(result.outcomes, finished)
+        if result.disabled:
+            await self.disable(result.disabled, "target_command is no longer allowed by COMMAND_WHITELIST", finished)
         return result
+
+    async def disable(self, schedule_ids: list[uuid.UUID], reason: str, now: datetime) -> None:
+        """Set schedules `disabled` with the reason, and say so in the audit trail."""
+        async with self.engine.begin() as conn:
+            await conn.execute(_DISABLE, {"ids": schedule_ids, "reason": reason, "now": now})
 
     def _outcome(self, run: Claimed, now: datetime, status: str, **kw: Any) -> Outcome:
         return Outcome(run.execution_id, run.schedule_id, run.schedule_type, status, run.attempt, run.scheduled_for, now, **kw)

@@ -35,8 +35,9 @@ class LifecycleService(ScheduleService):
     async def pause(self, schedule_id: uuid.UUID, actor: Actor, now: datetime, reason: str | None = None) -> ScheduleOut:
         """Stop firing. Pausing a paused schedule changes nothing. `next_run_at` is kept so resume
         can tell which slots fell due during the pause."""
+        await self._begin_write(actor)
         async with self.sessions() as session, session.begin():
-            row = await self._load(session, schedule_id, for_update=True)
+            row = await self._load(session, schedule_id, actor, for_update=True)
             changed = await self._pause_row(session, row, actor, now, reason)
         out = schedule_out(row)
         if changed:
@@ -59,8 +60,9 @@ class LifecycleService(ScheduleService):
     async def resume(self, schedule_id: uuid.UUID, actor: Actor, now: datetime, reason: str | None = None) -> ScheduleOut:
         """Fire again. Slots that fell due while paused follow the misfire rules: those within the
         grace fire, older ones follow `catchup`, and every one not fired is recorded with reason `paused`."""
+        await self._begin_write(actor)
         async with self.sessions() as session, session.begin():
-            row = await self._load(session, schedule_id, for_update=True)
+            row = await self._load(session, schedule_id, actor, for_update=True)
             changed = await self._resume_row(session, row, actor, now, reason)
         out = schedule_out(row)
         if changed:
@@ -97,14 +99,19 @@ class LifecycleService(ScheduleService):
     ) -> TriggerOut:
         """Record a manual run (`pending`, scheduled_for = now) for the pipeline to publish. Paused
         and completed schedules can be triggered: a manual run is an explicit request."""
+        await self._begin_write(actor)
         if override_payload is not None:
             problems = payload_problems(override_payload, self.settings, "override_payload")
             if problems:
                 raise ValidationFailed(problems)
         async with self.sessions() as session, session.begin():
-            row = await self._load(session, schedule_id)
+            row = await self._load(session, schedule_id, actor)
             if row.status == "disabled":
                 raise Conflict(f"schedule is disabled ({row.status_reason}); resume it first", field="status")
+            if override_payload is not None and self.payload_schemas is not None:
+                problems = self.payload_schemas.problems(row.target_command, override_payload, "override_payload")
+                if problems:
+                    raise ValidationFailed(problems)
             execution = Execution(
                 schedule_id=row.id,
                 scheduled_for=now,
@@ -129,6 +136,7 @@ class LifecycleService(ScheduleService):
         self, ids: list[str], operation: BulkOperationKind, actor: Actor, now: datetime, reason: str | None = None
     ) -> BulkOperationOut:
         """Apply one operation to many schedules; each id succeeds or fails on its own."""
+        await self._begin_write(actor)
         if len(ids) > self.settings.MAX_BULK_ITEMS:
             raise ValidationFailed.single("schedule_ids", f"at most {self.settings.MAX_BULK_ITEMS} ids per request")
         results = []
@@ -142,7 +150,7 @@ class LifecycleService(ScheduleService):
                 continue
             try:
                 async with self.sessions() as session, session.begin():
-                    row = await self._load(session, schedule_id, for_update=True)
+                    row = await self._load(session, schedule_id, actor, for_update=True)
                     if operation is BulkOperationKind.PAUSE:
                         changed = await self._pause_row(session, row, actor, now, reason)
                     elif operation is BulkOperationKind.RESUME:

@@ -37,6 +37,9 @@ from services.schemas import (
     ScheduleUpdate,
 )
 from services.paging import KeysetPage, keyset_rows
+from services.access import check_visible, require_writer, schedule_scope
+from services.payload_schemas import PayloadSchemas
+from services.ratelimit import WriteLimiter
 from services.validation import RULE_FIELDS, ValidatedSchedule, rule_of, validate_schedule
 from services.views import schedule_out, schedule_snapshot
 
@@ -98,11 +101,27 @@ class ScheduleService:
     """The one place where schedules are created and changed."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], settings: Settings, events: EventSink | None = None
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        events: EventSink | None = None,
+        limiter: WriteLimiter | None = None,
+        payload_schemas: PayloadSchemas | None = None,
     ) -> None:
         self.sessions = sessions
         self.settings = settings
         self.events: EventSink = events or NullEvents()
+        self.limiter = limiter
+        self.payload_schemas = payload_schemas
+
+    async def _begin_write(self, actor: Actor) -> None:
+        """Every write starts here: the role allows it and the principal is within its rate."""
+        require_writer(actor)
+        if self.limiter is not None:
+            await self.limiter.hit(actor)
+
+    def _validate(self, values: dict[str, Any], now: datetime, check_rule: bool = True) -> ValidatedSchedule:
+        return validate_schedule(values, self.settings, now, check_rule, self.payload_schemas)
 
     async def announce(self, kind: str, schedule: ScheduleOut | dict[str, Any], actor: Actor, now: datetime) -> None:
         """Publish `evt.scheduler.schedule.<kind>` after the change committed (best effort)."""
@@ -115,22 +134,23 @@ class ScheduleService:
 
     # ---- reads -------------------------------------------------------------------------
 
-    async def _load(self, session: AsyncSession, schedule_id: uuid.UUID, for_update: bool = False) -> Schedule:
+    async def _load(self, session: AsyncSession, schedule_id: uuid.UUID, actor: Actor, for_update: bool = False) -> Schedule:
         query = select(Schedule).where(Schedule.id == schedule_id, col(Schedule.deleted_at).is_(None))
         if for_update:
             query = query.with_for_update()
         row = (await session.exec(query)).first()
         if row is None:
             raise NotFound("schedule", schedule_id, field="schedule_id")
+        check_visible(actor, row)
         return row
 
-    async def get(self, schedule_id: uuid.UUID) -> ScheduleOut:
+    async def get(self, schedule_id: uuid.UUID, actor: Actor) -> ScheduleOut:
         async with self.sessions() as session:
-            return schedule_out(await self._load(session, schedule_id))
+            return schedule_out(await self._load(session, schedule_id, actor))
 
-    async def list(self, filters: ScheduleFilter, page: int = 1, limit: int = 20) -> Page[ScheduleOut]:
+    async def list(self, filters: ScheduleFilter, actor: Actor, page: int = 1, limit: int = 20) -> Page[ScheduleOut]:
         """A page of schedules, newest first (created_at, id: stable under inserts of older rows)."""
-        conditions = schedule_conditions(filters)
+        conditions = schedule_conditions(filters) + schedule_scope(actor)
         async with self.sessions() as session:
             total = (await session.exec(select(sa.func.count()).select_from(Schedule).where(*conditions))).one()
             rows = (
@@ -150,11 +170,12 @@ class ScheduleService:
             pages=math.ceil(total / limit) if total else 0,
         )
 
-    async def connection(self, filters: ScheduleFilter, first: int, after: str | None) -> KeysetPage[ScheduleOut]:
+    async def connection(self, filters: ScheduleFilter, actor: Actor, first: int, after: str | None) -> KeysetPage[ScheduleOut]:
         """A cursor page of schedules, newest first (GraphQL `schedules`)."""
+        conditions = schedule_conditions(filters) + schedule_scope(actor)
         async with self.sessions() as session:
             rows, cursors, total, has_next = await keyset_rows(
-                session, Schedule, schedule_conditions(filters), (col(Schedule.created_at), col(Schedule.id)), first, after
+                session, Schedule, conditions, (col(Schedule.created_at), col(Schedule.id)), first, after
             )
         return KeysetPage[ScheduleOut](items=[schedule_out(r) for r in rows], cursors=cursors, total=total, has_next=has_next)
 
@@ -162,7 +183,7 @@ class ScheduleService:
         """Next fire times of an unsaved schedule; validates it exactly as create would."""
         values = request.model_dump(exclude={"count"})
         values.setdefault("target_command", "cmd.preview.only")
-        validated = validate_schedule(values, self.settings, now)
+        validated = self._validate(values, now)
         start = now if validated.rule.schedule_type is ScheduleType.INTERVAL else now - ONE_MICROSECOND
         fires = preview(validated.rule, start, request.count)
         return PreviewOut(
@@ -182,7 +203,7 @@ class ScheduleService:
             **validated.values,
             status="active",
             next_run_at=next_run,
-            created_by=actor.name,
+            created_by=actor.owner,
             created_at=now,
             updated_at=now,
             version=1,
@@ -219,11 +240,12 @@ class ScheduleService:
             raise Conflict(clashes[0].message, errors=clashes)
 
     async def create(self, body: ScheduleCreate, actor: Actor, now: datetime) -> ScheduleOut:
-        validated = validate_schedule(body.model_dump(), self.settings, now)
+        await self._begin_write(actor)
+        validated = self._validate(body.model_dump(), now)
         row = self._new_row(validated, actor, now, start_defaulted=body.start_at is None)
         async with self.sessions() as session, session.begin():
-            await self._check_quota(session, actor.name, 1)
-            await self._check_names_free(session, actor.name, [row.name], ["name"])
+            await self._check_quota(session, actor.owner, 1)
+            await self._check_names_free(session, actor.owner, [row.name], ["name"])
             session.add(row)
             await session.flush()
             record_audit(session, actor, "schedule.created", now, row.id, after=schedule_snapshot(row))
@@ -234,6 +256,7 @@ class ScheduleService:
 
     async def bulk_create(self, items: list[dict[str, Any]], actor: Actor, now: datetime) -> BulkCreateOut:
         """All or nothing: every invalid item is reported by index (`schedules.3.cron_expression`)."""
+        await self._begin_write(actor)
         if len(items) > self.settings.MAX_BULK_ITEMS:
             raise ValidationFailed.single("schedules", f"at most {self.settings.MAX_BULK_ITEMS} items per request")
         errors: list[FieldError] = []
@@ -242,7 +265,7 @@ class ScheduleService:
             prefix = f"schedules.{index}"
             try:
                 body = ScheduleCreate.model_validate(item)
-                validated = validate_schedule(body.model_dump(), self.settings, now)
+                validated = self._validate(body.model_dump(), now)
                 rows.append(self._new_row(validated, actor, now, start_defaulted=body.start_at is None))
             except ValidationError as error:
                 errors.extend(validation_errors_of(error, prefix))
@@ -256,9 +279,9 @@ class ScheduleService:
         if errors:
             raise ValidationFailed(errors)
         async with self.sessions() as session, session.begin():
-            await self._check_quota(session, actor.name, len(rows))
+            await self._check_quota(session, actor.owner, len(rows))
             await self._check_names_free(
-                session, actor.name, [r.name for r in rows], [f"schedules.{i}.name" for i in range(len(rows))]
+                session, actor.owner, [r.name for r in rows], [f"schedules.{i}.name" for i in range(len(rows))]
             )
             session.add_all(rows)
             await session.flush()
@@ -272,13 +295,14 @@ class ScheduleService:
     # ---- update / delete ---------------------------------------------------------------
 
     async def update(self, schedule_id: uuid.UUID, body: ScheduleUpdate, actor: Actor, now: datetime) -> ScheduleOut:
+        await self._begin_write(actor)
         changes = body.model_dump(exclude_unset=True)
         expected_version = changes.pop("version", None)
         nulls = [name for name, value in changes.items() if value is None and name not in ("description", "end_at", "start_at", "max_runs", "cron_expression", "interval_seconds", "run_at")]
         if nulls:
             raise ValidationFailed([FieldError(n, "may not be null") for n in nulls])
         async with self.sessions() as session, session.begin():
-            row = await self._load(session, schedule_id, for_update=True)
+            row = await self._load(session, schedule_id, actor, for_update=True)
             if expected_version is not None and expected_version != row.version:
                 raise VersionConflict(expected_version, row.version)
             before = schedule_snapshot(row)
@@ -295,7 +319,7 @@ class ScheduleService:
                 checked = ScheduleCreate.model_validate(merged)
             except ValidationError as error:
                 raise ValidationFailed(validation_errors_of(error)) from None
-            validated = validate_schedule(checked.model_dump(), self.settings, now, check_rule=retimed)
+            validated = self._validate(checked.model_dump(), now, check_rule=retimed)
             if merged.get("name") != row.name:
                 await self._check_names_free(session, row.created_by, [merged["name"]], ["name"])
             for name, value in validated.values.items():
@@ -323,8 +347,9 @@ class ScheduleService:
 
     async def delete(self, schedule_id: uuid.UUID, actor: Actor, now: datetime, reason: str | None = None) -> None:
         """Soft delete: the row stays (hidden) so its executions and audit trail keep their schedule."""
+        await self._begin_write(actor)
         async with self.sessions() as session, session.begin():
-            row = await self._load(session, schedule_id, for_update=True)
+            row = await self._load(session, schedule_id, actor, for_update=True)
             await self.delete_row(session, row, actor, now, reason)
         await self.announce("deleted", schedule_out(row), actor, now)
 

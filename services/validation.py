@@ -15,9 +15,10 @@ from zoneinfo import ZoneInfo
 from core.errors import FieldError, ValidationFailed
 from core.rules import Rule, ScheduleType, validate_rule
 from core.settings import Settings
-from core.subjects import subject_problem
+from core.subjects import allowed_by, subject_problem
 from core.templates import template_problems
 from core.timezones import load_zone
+from services.payload_schemas import PayloadSchemas
 
 RULE_FIELDS = ("schedule_type", "cron_expression", "interval_seconds", "run_at", "timezone", "start_at", "end_at")
 DATETIME_FIELDS = ("run_at", "start_at", "end_at")
@@ -74,7 +75,11 @@ def payload_problems(payload: Any, settings: Settings, field: str = "command_pay
 
 
 def validate_schedule(
-    values: dict[str, Any], settings: Settings, now: datetime, check_rule: bool = True
+    values: dict[str, Any],
+    settings: Settings,
+    now: datetime,
+    check_rule: bool = True,
+    payload_schemas: PayloadSchemas | None = None,
 ) -> ValidatedSchedule:
     """Normalize and check a complete set of schedule fields (as from ScheduleCreate.model_dump()).
 
@@ -124,10 +129,16 @@ def validate_schedule(
         rule_errors = [e for e in rule_errors if e.field != "run_at"]
     errors.extend(rule_errors)
 
-    problem = subject_problem(values.get("target_command") or "")
+    target = values.get("target_command") or ""
+    problem = subject_problem(target)
     if problem:
         errors.append(FieldError("target_command", f"is not a valid NATS subject: {problem}"))
-    errors.extend(payload_problems(values.get("command_payload", {}), settings))
+    elif not allowed_by(settings.command_whitelist, target):
+        errors.append(FieldError("target_command", f"is not allowed by COMMAND_WHITELIST ({settings.COMMAND_WHITELIST})"))
+    payload_errors = payload_problems(values.get("command_payload", {}), settings)
+    errors.extend(payload_errors)
+    if payload_schemas is not None and not payload_errors and not problem:
+        errors.extend(payload_schemas.problems(target, values.get("command_payload", {})))
     tags = values.get("tags") or []
     values["tags"] = sorted(set(tags), key=tags.index)
     if errors:

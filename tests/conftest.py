@@ -62,7 +62,8 @@ async def db(clean_db: str):
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(DATABASE_URL=database_url, MAX_SCHEDULES_PER_CREATOR=5, _env_file=None)
+    return Settings(DATABASE_URL=database_url, MAX_SCHEDULES_PER_CREATOR=5, AUTH_ENABLED=False,
+                    RATE_LIMIT_WRITES="", _env_file=None)
 
 
 class FrozenClock:

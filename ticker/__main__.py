@@ -17,7 +17,7 @@ async def main() -> None:
     settings = get_settings()
     configure_logging(settings.LOG_LEVEL, f"{settings.SERVICE_NAME}-ticker")
     engine = make_engine(settings.DATABASE_URL, pool_size=2)
-    nats = NatsConnection(settings.NATS_URL, name=f"{settings.SERVICE_NAME}-ticker")
+    nats = NatsConnection.from_settings(settings, name=f"{settings.SERVICE_NAME}-ticker")
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)

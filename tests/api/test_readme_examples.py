@@ -43,7 +43,9 @@ def served_api():
     """A fresh database created by runtime.migrate, and the API serving it on a free port."""
     database = f"sched_readme_{uuid.uuid4().hex[:8]}"
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": _url_for(database), "API_PORT": str(port), "PYTHONPATH": str(ROOT)}
+    # As `make run` does: the local development run has no API keys.
+    env = {**os.environ, "DATABASE_URL": _url_for(database), "API_PORT": str(port), "PYTHONPATH": str(ROOT),
+           "AUTH_ENABLED": "false"}
     migrate = subprocess.run([sys.executable, "-m", "runtime.migrate"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert migrate.returncode == 0, migrate.stderr
     assert "created database" in migrate.stdout

@@ -30,16 +30,23 @@ def publish_until(stop: threading.Event, events: list[tuple[str, dict]]) -> None
     asyncio.run(run())
 
 
+def create_schedule(http, name: str) -> str:
+    body = {"name": name, "schedule_type": "interval", "interval_seconds": 3600, "target_command": "cmd.test.sub"}
+    response = http.post("/api/v1/schedules", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
 def test_execution_events_stream_only_the_requested_schedule(settings, clean_db):
-    wanted, other = str(uuid.uuid4()), str(uuid.uuid4())
     execution = str(uuid.uuid4())
-    events = [
-        ("evt.scheduler.execution.succeeded", {"execution_id": str(uuid.uuid4()), "schedule_id": other, "status": "succeeded", "attempt": 1}),
-        ("evt.scheduler.execution.succeeded", {"execution_id": execution, "schedule_id": wanted, "status": "succeeded", "attempt": 2}),
-    ]
     stop = threading.Event()
-    publisher = threading.Thread(target=publish_until, args=(stop, events), daemon=True)
     with TestClient(create_app(settings)) as http:
+        wanted, other = create_schedule(http, "wanted"), create_schedule(http, "other")
+        events = [
+            ("evt.scheduler.execution.succeeded", {"execution_id": str(uuid.uuid4()), "schedule_id": other, "status": "succeeded", "attempt": 1}),
+            ("evt.scheduler.execution.succeeded", {"execution_id": execution, "schedule_id": wanted, "status": "succeeded", "attempt": 2}),
+        ]
+        publisher = threading.Thread(target=publish_until, args=(stop, events), daemon=True)
         with http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
             ws.send_json({"type": "connection_init"})
             assert ws.receive_json()["type"] == "connection_ack"

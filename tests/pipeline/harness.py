@@ -81,6 +81,8 @@ class Stack:
             "BROKER_NAMESPACE": self.namespace,
             "API_PORT": str(self.api_port),
             "dramatiq_worker_timeout": "20",
+            "AUTH_ENABLED": "false",
+            "RATE_LIMIT_WRITES": "",
             "LOG_LEVEL": "INFO",
             **settings,
         }

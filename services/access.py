@@ -1,0 +1,43 @@
+"""Authorization rules, enforced by the services whatever the interface.
+
+reader: reads everything, writes nothing. writer: creates schedules and sees and changes only its own
+(another creator's schedule is "not found", so existence does not leak). admin: everything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import col
+
+from core.errors import Forbidden, NotFound
+from models import AuditEntry, Execution, Schedule
+from services.context import Actor, Role
+
+
+def require_writer(actor: Actor) -> None:
+    if actor.role == Role.READER:
+        raise Forbidden(f"{actor.name!r} has the reader role: it cannot change schedules", field="authorization")
+
+
+def check_visible(actor: Actor, schedule: Schedule) -> None:
+    if not actor.sees_everything and schedule.created_by != actor.name:
+        raise NotFound("schedule", schedule.id, field="schedule_id")
+
+
+def schedule_scope(actor: Actor) -> list[Any]:
+    return [] if actor.sees_everything else [Schedule.created_by == actor.name]
+
+
+def execution_scope(actor: Actor) -> list[Any]:
+    if actor.sees_everything:
+        return []
+    owned = Schedule.__table__.select().with_only_columns(Schedule.__table__.c.id).where(Schedule.__table__.c.created_by == actor.name)
+    return [col(Execution.schedule_id).in_(owned)]
+
+
+def audit_scope(actor: Actor) -> list[Any]:
+    if actor.sees_everything:
+        return []
+    owned = Schedule.__table__.select().with_only_columns(Schedule.__table__.c.id).where(Schedule.__table__.c.created_by == actor.name)
+    return [(AuditEntry.actor == actor.name) | col(AuditEntry.schedule_id).in_(owned)]
