@@ -29,6 +29,13 @@ log = logging.getLogger("services.firing")
 
 # A retry message may arrive a little before next_attempt_at (clocks of two hosts): allow that much.
 EARLY_RETRY_SLACK = timedelta(seconds=5)
+# A run that finds every concurrency slot of its schedule busy tries again this much later, while its
+# slot is within the misfire grace (a backlog after an outage hands several slots of one schedule to
+# the workers at once; each publish takes milliseconds).
+LOCK_CONFLICT_DEFER_MS = 1000
+# Backoff cap for runs that could not take their lock because Redis was unreachable: nothing was
+# published, so waiting for the schedule's retry_delay (300 s by default) would only delay due slots.
+LOCK_OUTAGE_RETRY_CAP_SECONDS = 5
 
 _CLAIM = sa.text(
     """
@@ -40,21 +47,23 @@ _CLAIM = sa.text(
     RETURNING e.id, e.schedule_id, e.scheduled_for, e.attempts, e.trigger_type, e.payload_override,
               e.correlation_id, e.priority, s.name, s.status AS schedule_status, s.target_command,
               s.command_payload, s.delivery_mode, s.request_timeout_seconds, s.max_retries, s.retry_delay,
-              s.max_concurrent, s.schedule_type
+              s.max_concurrent, s.schedule_type, s.misfire_grace_seconds
     """
 )
 _RECORD = sa.text(
     """
     UPDATE executions AS e
     SET status = v.status, reason = v.reason, last_error = coalesce(v.error, e.last_error),
+        attempts = e.attempts - v.refund,
         finished_at = v.finished_at, next_attempt_at = v.next_attempt_at,
         published_subject = coalesce(v.subject, e.published_subject),
         message_id = coalesce(v.message_id, e.message_id),
         attempt_log = e.attempt_log || jsonb_build_array(CAST(v.entry AS jsonb))
     FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:reasons AS text[]),
                 CAST(:errors AS text[]), CAST(:finished AS timestamptz[]), CAST(:next_attempts AS timestamptz[]),
-                CAST(:subjects AS text[]), CAST(:message_ids AS text[]), CAST(:entries AS text[]))
-         AS v(id, status, reason, error, finished_at, next_attempt_at, subject, message_id, entry)
+                CAST(:subjects AS text[]), CAST(:message_ids AS text[]), CAST(:entries AS text[]),
+                CAST(:refunds AS int[]))
+         AS v(id, status, reason, error, finished_at, next_attempt_at, subject, message_id, entry, refund)
     WHERE e.id = v.id AND e.status = 'running'
     """
 )
@@ -94,6 +103,7 @@ class Claimed:
     max_retries: int
     retry_delay: int
     max_concurrent: int
+    misfire_grace_seconds: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,6 +120,7 @@ class Outcome:
     subject: str | None = None
     retry_in_ms: int | None = None
     via: str | None = None
+    counts_as_attempt: bool = True  # a deferral for a busy concurrency slot is not an attempt
 
 
 @dataclass
@@ -148,6 +159,7 @@ def _claimed(row: Any) -> Claimed:
         max_retries=row.max_retries,
         retry_delay=row.retry_delay,
         max_concurrent=row.max_concurrent,
+        misfire_grace_seconds=row.misfire_grace_seconds,
     )
 
 
@@ -233,11 +245,16 @@ class FiringService:
             granted = [None] * len(to_publish)
             lock_error = f"lock service unavailable: {type(error).__name__}: {error}"[:500]
             for run in to_publish:
-                result.outcomes.append(self._failure(run, now, lock_error, jitter))
+                result.outcomes.append(self._failure(run, now, lock_error, jitter, LOCK_OUTAGE_RETRY_CAP_SECONDS))
             to_publish = []
         publishing: list[Claimed] = []
         for run, lease in zip(to_publish, granted):
-            if lease is None:
+            if lease is None and self._within_grace(run, now):
+                result.outcomes.append(self._outcome(
+                    run, now, "retrying", reason=MissReason.LOCK_CONFLICT.value, subject=run.target_command,
+                    error="all concurrency slots busy: deferred", retry_in_ms=LOCK_CONFLICT_DEFER_MS,
+                    counts_as_attempt=False))
+            elif lease is None:
                 result.outcomes.append(self._outcome(run, now, "skipped", reason=MissReason.LOCK_CONFLICT.value))
             else:
                 leases.append(lease)
@@ -271,11 +288,16 @@ class FiringService:
             return self._outcome(run, now, "succeeded", subject=run.target_command, via=delivery.via)
         return self._failure(run, now, delivery.error or "publish failed", jitter)
 
-    def _failure(self, run: Claimed, now: datetime, error: str, jitter: float) -> Outcome:
+    def _within_grace(self, run: Claimed, now: datetime) -> bool:
+        grace = max(run.misfire_grace_seconds, self.settings.MISFIRE_ON_TIME_SECONDS)
+        return (now - run.scheduled_for).total_seconds() <= grace
+
+    def _failure(self, run: Claimed, now: datetime, error: str, jitter: float, cap_seconds: float | None = None) -> Outcome:
         retries_used = run.attempt - 1
         if retries_used >= run.max_retries:
             return self._outcome(run, now, "failed", error=error, subject=run.target_command)
-        delay = retry_delay_seconds(retries_used + 1, run.retry_delay, self.settings.RETRY_BACKOFF_CAP_SECONDS, jitter)
+        cap = self.settings.RETRY_BACKOFF_CAP_SECONDS if cap_seconds is None else min(cap_seconds, self.settings.RETRY_BACKOFF_CAP_SECONDS)
+        delay = retry_delay_seconds(retries_used + 1, run.retry_delay, cap, jitter)
         return self._outcome(run, now, "retrying", error=error, subject=run.target_command, retry_in_ms=int(delay * 1000))
 
     async def record(self, outcomes: list[Outcome], now: datetime) -> None:
@@ -283,7 +305,8 @@ class FiringService:
             return
         final = {"succeeded", "failed", "skipped", "missed", "cancelled"}
         columns: dict[str, list[Any]] = {k: [] for k in (
-            "ids", "statuses", "reasons", "errors", "finished", "next_attempts", "subjects", "message_ids", "entries")}
+            "ids", "statuses", "reasons", "errors", "finished", "next_attempts", "subjects", "message_ids", "entries",
+            "refunds")}
         for o in outcomes:
             next_attempt = now + timedelta(milliseconds=o.retry_in_ms) if o.retry_in_ms is not None else None
             entry = {"attempt": o.attempt, "started_at": o.started_at.isoformat(), "finished_at": now.isoformat(),
@@ -293,6 +316,7 @@ class FiringService:
                 o.execution_id, o.status, o.reason, o.error, now if o.status in final else None, next_attempt,
                 o.subject if published else None, str(o.execution_id) if published else None,
                 json.dumps({k: v for k, v in entry.items() if v is not None}),
+                0 if o.counts_as_attempt else 1,
             )):
                 columns[key].append(value)
         async with self.engine.begin() as conn:

@@ -84,6 +84,8 @@ async def run_loop(engine: AsyncEngine, settings: Settings, enqueue: Enqueue, ev
                 if due is not None:
                     sleep = min(sleep, (due - clock()).total_seconds())
                 sleep = min(sleep, SWEEP_EVERY_SECONDS)
+                if report.enqueue_failed:  # the queue is down: its released runs are due again at once
+                    sleep = ERROR_BACKOFF_SECONDS
             except Exception as error:  # database down: keep trying, never exit
                 log.warning("tick failed", extra={"action": "ticker.tick_failed", "error": f"{type(error).__name__}: {error}"})
                 sleep = ERROR_BACKOFF_SECONDS

@@ -142,15 +142,25 @@ async def test_error_reply_retries_with_backoff_then_fails(engine, schedules, fi
     assert [entry["status"] for entry in row.attempt_log] == ["retrying", "failed"]
 
 
-async def test_full_concurrency_slots_skip_the_run(engine, schedules, firing, service_settings, redis_client):
-    execution_id = await due_execution(engine, schedules, service_settings, subject(), max_concurrent=1)
+async def test_busy_concurrency_slots_defer_a_fresh_run_and_skip_a_stale_one(engine, schedules, firing, service_settings, redis_client):
+    execution_id = await due_execution(engine, schedules, service_settings, subject(), max_concurrent=1,
+                                       misfire_grace_seconds=60)
     (schedule_id,) = [r.id for r in await rows(engine, "SELECT id FROM schedules")]
     await redis_client.set(f"scheduler:lock:{schedule_id}:0", "someone-else", px=30_000)
     try:
-        result = await firing.fire([execution_id], utc_now, 0.5)
+        fresh = await firing.fire([execution_id], utc_now, 0.5)
+        (row,) = await rows(engine, "SELECT status, reason, attempts, next_attempt_at FROM executions")
+        # Within its misfire grace the run waits for a slot (a deferral is not an attempt) ...
+        assert [(o.status, o.reason) for o in fresh.outcomes] == [("retrying", "lock_conflict")]
+        assert row.attempts == 0 and row.next_attempt_at is not None
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(
+                "UPDATE executions SET scheduled_for = scheduled_for - interval '10 minutes', next_attempt_at = now()"))
+        stale = await firing.fire([execution_id], utc_now, 0.5)
     finally:
         await redis_client.delete(f"scheduler:lock:{schedule_id}:0")
-    assert [(o.status, o.reason) for o in result.outcomes] == [("skipped", "lock_conflict")]
+    # ... past it, the slot is recorded skipped with the reason.
+    assert [(o.status, o.reason) for o in stale.outcomes] == [("skipped", "lock_conflict")]
 
 
 async def test_runs_of_paused_or_deleted_schedules_do_not_go_out(engine, schedules, firing, service_settings):

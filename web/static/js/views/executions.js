@@ -1,0 +1,117 @@
+// #/executions — running executions, recent failures, misfires (with reason) and a live event feed.
+import { gql, EXECUTION_FIELDS, scheduleNames, cachedName } from "../api.js";
+import { h, badge, fmtUtc, fmtMs, debounce, cell, lower, shortId, pager } from "../ui.js";
+import { subscriptions, EXECUTION_EVENTS, liveIndicator } from "../ws.js";
+
+const RUNNING = `query { runningExecutions { ${EXECUTION_FIELDS} } }`;
+const BY_STATUS = `query($status: [ExecutionStatus!], $after: String) {
+  executions(status: $status, first: 20, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { ${EXECUTION_FIELDS} } } }
+}`;
+
+export async function render(main) {
+  document.title = "Executions · Scheduler";
+  const [live, disposeLive] = liveIndicator(document);
+  const feed = h("ol", { class: "feed", id: "event-feed", reversed: true });
+  const feedEmpty = h("p", { class: "muted small", id: "feed-empty" }, "Waiting for execution events…");
+  const sections = {
+    running: section("running", "Running and retrying", "Being published now or waiting for a retry.",
+      ["Schedule", "Slot (UTC)", "Status", "Attempts", "Started", "Lag", "Last error"]),
+    failed: section("failed", "Recent failures", "Out of retries: the command was not delivered.",
+      ["Schedule", "Slot (UTC)", "Trigger", "Attempts", "Finished", "Duration", "Error"]),
+    misfires: section("misfires", "Misfires", "Slots that did not fire (missed or skipped), with the reason.",
+      ["Schedule", "Slot (UTC)", "Status", "Reason", "Recorded"]),
+  };
+
+  main.append(
+    h("div", { class: "page-head" },
+      h("div", {}, h("h1", {}, "Executions"), h("p", { class: "muted" }, "What is running, what failed and what did not fire.")),
+      h("div", { class: "actions" }, h("button", { type: "button", class: "btn", onclick: () => loadAll() }, "Refresh"))),
+    h("section", { class: "panel", "aria-labelledby": "feed-h" }, h("h2", { id: "feed-h" }, "Live events ", live), feedEmpty, feed),
+    sections.running.el, sections.failed.el, sections.misfires.el);
+
+  const scheduleCell = (e) => {
+    const name = cachedName(e.scheduleId);
+    return cell("Schedule", h("a", { href: `#/schedules/${e.scheduleId}` }, name || `schedule ${shortId(e.scheduleId)}`),
+      name === null ? h("span", { class: "sub" }, "deleted") : null);
+  };
+  const errorCell = (label, e) => cell(label, e.lastError ? h("span", { class: "sub", style: "color:var(--bad)" }, e.lastError) : h("span", { class: "muted" }, "—"));
+
+  async function loadRunning() {
+    const list = (await gql(RUNNING)).runningExecutions;
+    await scheduleNames(list.map((e) => e.scheduleId));
+    sections.running.fill(list.map((e) => h("tr", { dataset: { id: e.id } },
+      scheduleCell(e), cell("Slot (UTC)", fmtUtc(e.scheduledFor)), cell("Status", badge(e.status)),
+      h("td", { class: "num", "data-label": "Attempts" }, String(e.attempts)), cell("Started", fmtUtc(e.startedAt)),
+      h("td", { class: "num", "data-label": "Lag" }, fmtMs(e.lagMs)), errorCell("Last error", e))), "Nothing is running right now.");
+  }
+
+  function paged(key, status, rowOf, emptyText) {
+    let items = [], info = null, total = 0;
+    return async function load(more = false) {
+      const conn = (await gql(BY_STATUS, { status, after: more ? info?.endCursor : null })).executions;
+      const nodes = conn.edges.map((e) => e.node);
+      items = more ? items.concat(nodes) : nodes;
+      info = conn.pageInfo;
+      total = conn.totalCount;
+      await scheduleNames(items.map((e) => e.scheduleId));
+      sections[key].fill(items.map(rowOf), emptyText,
+        pager({ shown: items.length, total, hasNext: info.hasNextPage, onMore: () => load(true), label: "executions" }));
+    };
+  }
+  const loadFailed = paged("failed", ["FAILED"], (e) => h("tr", { dataset: { id: e.id } },
+    scheduleCell(e), cell("Slot (UTC)", fmtUtc(e.scheduledFor)), cell("Trigger", e.triggerType),
+    h("td", { class: "num", "data-label": "Attempts" }, String(e.attempts)), cell("Finished", fmtUtc(e.finishedAt)),
+    h("td", { class: "num", "data-label": "Duration" }, fmtMs(e.durationMs)), errorCell("Error", e)), "No failures.");
+  const loadMisfires = paged("misfires", ["MISSED", "SKIPPED"], (e) => h("tr", { dataset: { id: e.id } },
+    scheduleCell(e), cell("Slot (UTC)", fmtUtc(e.scheduledFor)), cell("Status", badge(e.status)),
+    cell("Reason", h("code", {}, e.reason || "—")), cell("Recorded", fmtUtc(e.finishedAt || e.createdAt))), "No misfires.");
+
+  const loaders = { running: loadRunning, failed: loadFailed, misfires: loadMisfires };
+  const safe = (key) => loaders[key]().catch((error) => sections[key].fail(error));
+  const loadAll = () => Promise.all(Object.keys(loaders).map(safe));
+  const later = Object.fromEntries(Object.keys(loaders).map((key) => [key, debounce(() => safe(key), 500)]));
+
+  await loadAll();
+
+  const unsubscribe = subscriptions.subscribe(EXECUTION_EVENTS, { scheduleId: null }, {
+    next: async (data) => {
+      const e = data.executionEvents;
+      await scheduleNames([e.scheduleId]);
+      feedEmpty.hidden = true;
+      const name = cachedName(e.scheduleId) || `schedule ${shortId(e.scheduleId)}`;
+      feed.prepend(h("li", { class: "flash", dataset: { status: e.status, schedule: e.scheduleId } },
+        h("time", { class: "muted mono", datetime: e.at || "" }, fmtUtc(e.at || new Date().toISOString()).slice(11, 19)),
+        badge(e.status), h("a", { href: `#/schedules/${e.scheduleId}` }, name),
+        h("span", { class: "muted" }, `${e.event}${e.attempt ? ` · attempt ${e.attempt}` : ""}${e.scheduledFor ? ` · slot ${fmtUtc(e.scheduledFor)}` : ""}`),
+        e.reason ? h("code", {}, e.reason) : null,
+        e.error ? h("span", { style: "color:var(--bad)" }, e.error) : null));
+      while (feed.children.length > 50) feed.lastElementChild.remove();
+      later.running();
+      if (e.status === "FAILED") later.failed();
+      if (e.status === "MISSED" || e.status === "SKIPPED") later.misfires();
+    },
+    error: (errors) => console.warn("subscription error", errors),
+  });
+  return () => { unsubscribe(); disposeLive(); Object.values(later).forEach((d) => d.cancel()); };
+}
+
+function section(key, title, hint, columns) {
+  const body = h("tbody", { id: `${key}-body` });
+  const footer = h("div");
+  const el = h("section", { class: "panel", "aria-labelledby": `${key}-h`, id: `section-${key}` },
+    h("h2", { id: `${key}-h` }, title), h("p", { class: "hint", style: "margin-bottom:.5rem" }, hint),
+    h("div", { class: "table-wrap" }, h("table", { class: "collapse" },
+      h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))), body)),
+    footer);
+  return {
+    el,
+    fill(rows, emptyText, pagerEl = null) {
+      body.replaceChildren(...rows);
+      if (!rows.length) body.append(h("tr", {}, h("td", { colspan: columns.length, class: "empty" }, emptyText)));
+      footer.replaceChildren(pagerEl || "");
+    },
+    fail(error) {
+      body.replaceChildren(h("tr", {}, h("td", { colspan: columns.length, class: "empty" }, `Could not load: ${error.message}`)));
+    },
+  };
+}
