@@ -1,0 +1,214 @@
+"""The web dashboard in real headless Chromium against the real API, ticker and worker.
+
+Every page visited is saved as a full-page screenshot in test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from playwright.sync_api import Page, expect
+
+from tests.pipeline.harness import unique_subject
+from tests.web.conftest import create_schedule, graphql, shot
+
+LIVE = 30_000  # generous deadline for anything that needs the pipeline to fire
+
+
+def test_create_every_two_seconds_with_preview_then_see_executions_live(page: Page, stack):
+    name = f"every-two-{uuid.uuid4().hex[:6]}"
+    page.goto("/#/new")
+    expect(page.get_by_role("heading", name="New schedule")).to_be_visible()
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Target command (NATS subject)").fill(unique_subject())
+    page.get_by_label("Schedule type").select_option("CRON")
+    page.get_by_label("Cron expression").fill("*/2 * * * * *")
+    page.get_by_label("Time zone").fill("Europe/Paris")
+    page.get_by_label("Tags").fill("web, fast")
+
+    # The preview shows the next 10 fire times, two seconds apart, before anything is saved.
+    fires = page.locator("#preview-list li")
+    expect(fires).to_have_count(10)
+    expect(page.locator("#preview-state")).to_contain_text("Europe/Paris")
+    assert graphql(stack, "query($f: ScheduleFilterInput) { schedules(filter: $f) { totalCount } }",
+                   {"f": {"search": name}})["schedules"]["totalCount"] == 0
+    shot(page, "01-form-preview")
+
+    page.get_by_role("button", name="Create schedule").click()
+    expect(page).to_have_url(re.compile(r"#/schedules/[0-9a-f-]{36}$"))
+    expect(page.get_by_role("heading", level=1)).to_contain_text(name)
+    expect(page.locator("#rule-text")).to_have_text("cron */2 * * * * * (Europe/Paris)")
+    expect(page.locator("#next-fires li")).to_have_count(10)
+    expect(page.locator("#exec-h .live")).to_have_attribute("data-state", "open", timeout=LIVE)
+
+    # Rows arrive through the executionEvents subscription (the page does not poll): several slots.
+    succeeded = page.locator('#executions-body tr[data-status="SUCCEEDED"]')
+    expect(succeeded.nth(2)).to_be_visible(timeout=LIVE)
+    expect(page.locator("#outcome-chart")).to_be_visible(timeout=LIVE)
+    expect(page.locator("#audit-body")).to_contain_text("web-dashboard")
+    shot(page, "02-schedule-page-live")
+
+    # The executions page streams every schedule's events.
+    page.get_by_role("link", name="Executions", exact=True).click()
+    expect(page.get_by_role("heading", name="Executions", level=1)).to_be_visible()
+    expect(page.locator("#event-feed li").filter(has_text=name).first).to_be_visible(timeout=LIVE)
+    shot(page, "03-executions-page")
+    # Stop it firing so the other tests' pages stay small.
+    schedule_id = page.locator("#event-feed li").filter(has_text=name).first.get_attribute("data-schedule")
+    graphql(stack, 'mutation($id: UUID!) { pauseSchedule(id: $id) { __typename } }', {"id": schedule_id})
+
+
+def test_pause_and_resume_from_the_table_with_confirmation(page: Page, stack):
+    schedule = create_schedule(stack, name=f"pausable-{uuid.uuid4().hex[:6]}")
+    page.goto("/")
+    page.get_by_label("Search by name").fill(schedule["name"])
+    row = page.locator(f'#schedules-table tr[data-id="{schedule["id"]}"]')
+    expect(page.locator("#schedules-table tbody tr")).to_have_count(1)
+    expect(row).to_contain_text("cron 0 9 * * * (America/New_York)")
+    expect(row.locator(".status-cell")).to_have_text("active")
+    shot(page, "04-schedules-table")
+
+    row.get_by_role("button", name=f"Pause {schedule['name']}").click()
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text(schedule["name"])
+    dialog.get_by_label("Reason").fill("maintenance window")
+    shot(page, "05-pause-dialog")
+    dialog.get_by_role("button", name="Pause").click()
+    expect(dialog).to_be_hidden()
+    expect(row.locator(".status-cell")).to_have_text("paused")
+    expect(row.get_by_role("button", name=f"Resume {schedule['name']}")).to_be_visible()
+
+    row.get_by_role("button", name=f"Resume {schedule['name']}").click()
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Resume").click()
+    expect(dialog).to_be_hidden()
+    expect(row.locator(".status-cell")).to_have_text("active")
+    shot(page, "06-schedules-table-resumed")
+
+    # Both changes are in the audit trail on the schedule page, with the reason.
+    row.get_by_role("link", name=schedule["name"], exact=True).click()
+    audit = page.locator("#audit-body")
+    expect(audit).to_contain_text("maintenance window")
+    expect(audit.locator("tr")).to_have_count(3)
+    shot(page, "07-schedule-page-audit")
+
+
+def test_validation_message_next_to_the_cron_field(page: Page, stack):
+    page.goto("/#/new")
+    page.get_by_label("Name").fill("never-fires")
+    page.get_by_label("Target command (NATS subject)").fill(unique_subject())
+    cron = page.get_by_label("Cron expression")
+    cron.fill("0 0 30 2 *")
+    # Live, from previewSchedule's error, then again from createSchedule's ValidationError.
+    message = page.locator("#err-cronExpression")
+    expect(message).to_contain_text("never fires")
+    expect(cron).to_have_attribute("aria-invalid", "true")
+    page.get_by_role("button", name="Create schedule").click()
+    expect(page.locator("#error-summary")).to_contain_text("ValidationError")
+    expect(message).to_contain_text("never fires")
+    expect(cron).to_be_focused()
+    assert "#/new" in page.url
+    shot(page, "08-form-validation")
+
+    cron.fill("0 9 * * *")
+    expect(message).to_be_empty()
+    expect(page.locator("#preview-list li")).to_have_count(10)
+
+
+def test_links_to_the_dramatiq_dashboard_docs_and_graphiql(page: Page, stack):
+    page.goto("/")
+    expect(page.get_by_role("link", name="API docs")).to_have_attribute("href", "/docs")
+    expect(page.get_by_role("link", name="GraphiQL")).to_have_attribute("href", "/graphql")
+    page.get_by_role("link", name="Dramatiq").click()
+    expect(page).to_have_url(re.compile(r"/dramatiq/?$"))
+    expect(page).to_have_title(re.compile("Dramatiq"))
+    shot(page, "09-dramatiq-dashboard")
+
+
+def test_narrow_viewport_has_no_horizontal_scroll(browser, stack):
+    create_schedule(stack, name=f"narrow-{uuid.uuid4().hex[:6]}", tags=["mobile", "check"])
+    schedule = create_schedule(stack, name=f"narrow-interval-{uuid.uuid4().hex[:6]}", scheduleType="INTERVAL",
+                               cronExpression=None, intervalSeconds=3600, timezone=None)
+    context = browser.new_context(base_url=stack.api, viewport={"width": 375, "height": 740}, is_mobile=True)
+    page = context.new_page()
+    try:
+        for path, name, ready in [
+            ("/", "10-narrow-schedules", "#schedules-table tbody tr[data-id]"),
+            (f"/#/schedules/{schedule['id']}", "11-narrow-schedule-page", "#next-fires li"),
+            ("/#/new", "12-narrow-form", "#in-name"),
+            ("/#/executions", "13-narrow-executions", "#running-body tr"),
+        ]:
+            page.goto(path)
+            page.wait_for_selector(ready)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 376, f"{path} is {width}px wide at a 375px viewport"
+            shot(page, name)
+        # The table collapses into labelled cards: the header row is visually hidden.
+        page.goto("/")
+        page.wait_for_selector("#schedules-table tbody tr[data-id]")
+        assert page.locator("#schedules-table thead").bounding_box()["height"] <= 1
+        assert page.locator("#schedules-table tbody td[data-label='Rule']").first.is_visible()
+    finally:
+        context.close()
+
+
+def test_keyboard_only_dialog_opens_with_enter_and_closes_with_escape(page: Page, stack):
+    schedule = create_schedule(stack, name=f"keyboard-{uuid.uuid4().hex[:6]}")
+    page.goto(f"/#/schedules/{schedule['id']}")
+    expect(page.locator("#next-fires li").first).to_be_visible()
+    page.locator("body").focus()
+    # Tab from the top of the page to the Pause button.
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.dataset.action") == "pause":
+            break
+    else:
+        raise AssertionError("Tab never reached the Pause button")
+    focused = page.locator("[data-action=pause]")
+    expect(focused).to_be_focused()
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none", "the focused button has no visible focus ring"
+
+    page.keyboard.press("Enter")
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_be_visible()
+    # Focus moves into the dialog and Tab stays inside it.
+    for _ in range(6):
+        assert page.evaluate("document.getElementById('confirm-dialog').contains(document.activeElement)")
+        page.keyboard.press("Tab")
+    shot(page, "14-keyboard-dialog")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(focused).to_be_focused()
+    expect(page.locator("#schedule-status")).to_have_text("active")  # nothing happened
+
+
+def test_sign_in_dialog_on_401_sends_the_key_as_bearer(page: Page, stack):
+    seen: list[str | None] = []
+    state = {"rejected": False}
+
+    def guard(route):
+        auth = route.request.headers.get("authorization")
+        seen.append(auth)
+        if auth != "Bearer test-key":
+            state["rejected"] = True
+            route.fulfill(status=401, content_type="application/json",
+                          body='{"errors": [{"message": "unauthenticated", "extensions": {"code": "unauthenticated"}}]}')
+        else:
+            route.continue_()
+
+    page.route("**/graphql", guard)
+    page.goto("/")
+    dialog = page.locator("#signin-dialog")
+    expect(dialog).to_be_visible()
+    shot(page, "15-sign-in-dialog")
+    dialog.get_by_label("API key").fill("test-key")
+    dialog.get_by_role("button", name="Sign in").click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_role("heading", name="Schedules")).to_be_visible()
+    expect(page.locator("#schedules-table")).to_be_visible()
+    assert state["rejected"] and seen[-1] == "Bearer test-key"
+    assert page.evaluate("sessionStorage.getItem('scheduler.apiKey')") == "test-key"
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
