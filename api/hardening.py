@@ -35,20 +35,25 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             return await self._too_large(send)
         seen = 0
+        refused = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge()
+                if seen > self.limit and not refused:
+                    # Answer now and tell the app the client went away, so it stops reading.
+                    refused = True
+                    await self._too_large(send)
+                    return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
-            await self._too_large(send)
+        async def guarded_send(message: Message) -> None:
+            if not refused:  # the 413 has been sent: drop whatever the app still says
+                await send(message)
+
+        await self.app(scope, limited_receive, guarded_send)
 
     async def _too_large(self, send: Send) -> None:
         detail = f"request body over {self.limit} bytes"
@@ -58,10 +63,6 @@ class BodyLimit:
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class SecurityHeaders:

@@ -12,6 +12,9 @@ import httpx
 import pytest
 
 from core.settings import Settings
+from models.db import make_engine, make_session_factory
+from services.events import RecordingEvents
+from services.lifecycle import LifecycleService
 
 ADMIN_DSN = os.environ.get("TEST_ADMIN_DSN", "postgresql://postgres@localhost:5432/postgres")
 TEST_DB = f"sched_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
@@ -93,3 +96,27 @@ async def client(settings: Settings, clean_db: str, clock: FrozenClock):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             yield http
+
+
+# Service-level fixtures: an engine and the services on the real test database.
+
+@pytest.fixture
+async def engine(clean_db):
+    engine = make_engine(clean_db, pool_size=4)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def events() -> RecordingEvents:
+    return RecordingEvents()
+
+
+@pytest.fixture
+def service_settings(settings):
+    return settings.model_copy(update={"MAX_SCHEDULES_PER_CREATOR": 100_000})
+
+
+@pytest.fixture
+def schedules(engine, service_settings, events) -> LifecycleService:
+    return LifecycleService(make_session_factory(engine), service_settings, events)

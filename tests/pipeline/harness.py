@@ -109,20 +109,23 @@ class Stack:
             "worker": [str(VENV_BIN / "dramatiq"), "actors", "-p", "1", "-t", "8"],
         }[kind]
 
-    def start(self, name: str, kind: str | None = None) -> subprocess.Popen:
+    def start(self, name: str, kind: str | None = None, port: int | None = None) -> subprocess.Popen:
+        """Start a process; a second API needs its own `port`."""
         kind = kind or name.split("-")[0]
         self.logs.mkdir(parents=True, exist_ok=True)
         log = open(self.logs / f"{name}.log", "ab")
-        process = subprocess.Popen(self.command(kind), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        env = {**self.env, "API_PORT": str(port)} if port else self.env
+        process = subprocess.Popen(self.command(kind), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
         self.processes[name] = process
         if kind == "api":
-            wait_until(self._api_ready, 30, message="API ready")
+            url = f"http://127.0.0.1:{port}" if port else self.api
+            wait_until(lambda: self._api_ready(url), 30, message="API ready")
         return process
 
-    def _api_ready(self) -> bool:
+    def _api_ready(self, url: str) -> bool:
         try:
-            return httpx.get(f"{self.api}/ready", timeout=1).status_code == 200
+            return httpx.get(f"{url}/ready", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 

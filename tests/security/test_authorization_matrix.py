@@ -1,0 +1,188 @@
+"""Every REST route and GraphQL operation × {anonymous, reader, writer (owner), writer (other), admin}.
+
+Each cell starts from the same stored state (a schedule of wendy's with one execution), runs the
+request, and checks allow/deny; on deny nothing stored changes.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.security.conftest import bearer
+
+WHO = ["anonymous", "reader", "owner", "other", "admin"]
+SCHEDULE = {"name": "owned", "schedule_type": "interval", "interval_seconds": 3600, "target_command": "cmd.test.authz"}
+
+
+async def seed(client, keys) -> tuple[str, str]:
+    created = await client.post("/api/v1/schedules", json=SCHEDULE, headers=bearer(keys, "owner"))
+    assert created.status_code == 201, created.text
+    schedule_id = created.json()["id"]
+    triggered = await client.post(f"/api/v1/schedules/{schedule_id}/trigger", headers=bearer(keys, "owner"))
+    assert triggered.status_code == 200, triggered.text
+    return schedule_id, triggered.json()["execution_id"]
+
+
+async def fingerprint(db) -> tuple:
+    rows = []
+    for table in ("schedules", "executions", "audit_log"):
+        rows.append(await db.fetchval(f"SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {table} t"))
+    return tuple(rows)
+
+
+def new_schedule() -> dict:
+    return {**SCHEDULE, "name": f"new-{uuid.uuid4().hex[:8]}"}
+
+
+# (name, method, path, body, allowed roles). "{id}" is wendy's schedule, "{eid}" its execution.
+READ_ALL = {"reader", "owner", "other", "admin"}
+READ_OWNED = {"reader", "owner", "admin"}
+WRITE_OWNED = {"owner", "admin"}
+WRITE_ANY = {"owner", "other", "admin"}
+REST = [
+    ("create", "POST", "/api/v1/schedules", new_schedule, WRITE_ANY),
+    ("list", "GET", "/api/v1/schedules", None, READ_OWNED),  # otto gets 200 with none of wendy's
+    ("get", "GET", "/api/v1/schedules/{id}", None, READ_OWNED),
+    ("update", "PUT", "/api/v1/schedules/{id}", lambda: {"priority": 9}, WRITE_OWNED),
+    ("delete", "DELETE", "/api/v1/schedules/{id}", None, WRITE_OWNED),
+    ("pause", "POST", "/api/v1/schedules/{id}/pause", None, WRITE_OWNED),
+    ("resume", "POST", "/api/v1/schedules/{id}/resume", None, WRITE_OWNED),
+    ("trigger", "POST", "/api/v1/schedules/{id}/trigger", None, WRITE_OWNED),
+    ("preview", "POST", "/api/v1/schedules/preview", lambda: {"schedule_type": "cron", "cron_expression": "0 9 * * *"}, READ_ALL),
+    ("bulk-create", "POST", "/api/v1/schedules/bulk/create", lambda: {"schedules": [new_schedule()]}, WRITE_ANY),
+    ("bulk-operation", "POST", "/api/v1/schedules/bulk/operation", lambda: {"schedule_ids": ["{id}"], "operation": "pause"}, WRITE_OWNED),
+    ("executions", "GET", "/api/v1/executions", None, READ_OWNED),
+    ("execution", "GET", "/api/v1/executions/{eid}", None, READ_OWNED),
+    ("running", "GET", "/api/v1/executions/running", None, READ_ALL),
+    ("schedule-executions", "GET", "/api/v1/schedules/{id}/executions", None, READ_OWNED),
+    ("stats", "GET", "/api/v1/executions/stats/{id}", None, READ_OWNED),
+    ("audit", "GET", "/api/v1/audit", None, READ_OWNED),
+]
+
+
+def fill(value, schedule_id: str, execution_id: str):
+    if isinstance(value, str):
+        return value.replace("{id}", schedule_id).replace("{eid}", execution_id)
+    if isinstance(value, list):
+        return [fill(v, schedule_id, execution_id) for v in value]
+    if isinstance(value, dict):
+        return {k: fill(v, schedule_id, execution_id) for k, v in value.items()}
+    return value
+
+
+def rest_allowed(response, name: str) -> bool:
+    if response.status_code >= 300:
+        return False
+    body = response.json() if response.content else {}
+    if name == "bulk-operation":
+        return body["succeeded"] == 1
+    if name in ("list", "executions", "audit"):
+        return body["total"] > 0  # the owner's data is visible (an empty page means hidden)
+    return True
+
+
+@pytest.mark.parametrize("who", WHO)
+@pytest.mark.parametrize(("name", "method", "path", "body", "allowed"), REST, ids=[r[0] for r in REST])
+async def test_rest_matrix(secure_client, keys, db, who, name, method, path, body, allowed):
+    schedule_id, execution_id = await seed(secure_client, keys)
+    before = await fingerprint(db)
+    payload = fill(body(), schedule_id, execution_id) if body else None
+    response = await secure_client.request(method, fill(path, schedule_id, execution_id), json=payload, headers=bearer(keys, who))
+    assert response.status_code < 500, response.text
+    expected = who in allowed
+    assert rest_allowed(response, name) == expected, (who, name, response.status_code, response.text[:300])
+    if who == "anonymous":
+        assert response.status_code == 401 and response.headers["WWW-Authenticate"].startswith("Bearer")
+    elif not expected and method != "GET":
+        assert await fingerprint(db) == before
+        if who == "reader":
+            assert response.status_code == 403
+        elif name != "bulk-operation":
+            assert response.status_code == 404  # another creator's schedule is not visible
+
+
+GQL = [
+    ("schedule", "query($id: UUID!) { r: schedule(id: $id) { id } }", READ_OWNED),
+    ("schedules", "{ r: schedules { totalCount } }", READ_OWNED),
+    ("execution", "query($eid: UUID!) { r: execution(id: $eid) { id } }", READ_OWNED),
+    ("executions", "{ r: executions { totalCount } }", READ_OWNED),
+    ("runningExecutions", "{ r: runningExecutions { id } }", READ_ALL),
+    ("executionStats", "query($id: UUID!) { r: executionStats(scheduleId: $id) { total } }", READ_OWNED),
+    ("previewSchedule", '{ r: previewSchedule(input: {scheduleType: CRON, cronExpression: "0 9 * * *"}) { at } }', READ_ALL),
+    ("auditLog", "{ r: auditLog { totalCount } }", READ_OWNED),
+    ("createSchedule", 'mutation { r: createSchedule(input: {name: "gql-new", scheduleType: INTERVAL, intervalSeconds: 60, targetCommand: "cmd.test.x"}) { __typename } }', WRITE_ANY),
+    ("updateSchedule", "mutation($id: UUID!) { r: updateSchedule(id: $id, input: {priority: 9}) { __typename } }", WRITE_OWNED),
+    ("deleteSchedule", "mutation($id: UUID!) { r: deleteSchedule(id: $id) { __typename } }", WRITE_OWNED),
+    ("pauseSchedule", "mutation($id: UUID!) { r: pauseSchedule(id: $id) { __typename } }", WRITE_OWNED),
+    ("resumeSchedule", "mutation($id: UUID!) { r: resumeSchedule(id: $id) { __typename } }", WRITE_OWNED),
+    ("triggerSchedule", "mutation($id: UUID!) { r: triggerSchedule(id: $id) { __typename } }", WRITE_OWNED),
+    ("bulkCreateSchedules", 'mutation { r: bulkCreateSchedules(inputs: [{name: "gql-bulk", scheduleType: INTERVAL, intervalSeconds: 60, targetCommand: "cmd.test.x"}]) { __typename } }', WRITE_ANY),
+    ("bulkScheduleOperation", "mutation($id: String!) { r: bulkScheduleOperation(ids: [$id], operation: PAUSE) { __typename ... on BulkOperationSuccess { succeeded } } }", WRITE_OWNED),
+]
+
+
+def gql_allowed(body: dict, name: str) -> bool:
+    if body.get("errors"):
+        return False
+    result = body["data"]["r"]
+    if result is None:
+        return False
+    if isinstance(result, dict) and "__typename" in result:
+        return result["__typename"] not in ("ForbiddenError", "NotFoundError") and result.get("succeeded", 1) == 1
+    if isinstance(result, dict) and "totalCount" in result:
+        return result["totalCount"] > 0
+    return True
+
+
+@pytest.mark.parametrize("who", WHO)
+@pytest.mark.parametrize(("name", "query", "allowed"), GQL, ids=[g[0] for g in GQL])
+async def test_graphql_matrix(secure_client, keys, db, who, name, query, allowed):
+    schedule_id, execution_id = await seed(secure_client, keys)
+    before = await fingerprint(db)
+    variables = {k: v for k, v in {"id": schedule_id, "eid": execution_id}.items() if f"${k}" in query}
+    response = await secure_client.post("/graphql", json={"query": query, "variables": variables}, headers=bearer(keys, who))
+    if who == "anonymous":
+        assert response.status_code == 401
+        assert await fingerprint(db) == before
+        return
+    assert response.status_code == 200, response.text
+    expected = who in allowed
+    assert gql_allowed(response.json(), name) == expected, (who, name, response.text[:300])
+    if not expected and query.startswith("mutation"):
+        assert await fingerprint(db) == before
+
+
+async def test_open_probes_need_no_credentials(secure_client):
+    for path in ("/health", "/live", "/ready", "/metrics"):
+        assert (await secure_client.get(path)).status_code == 200, path
+
+
+async def test_header_naming_someone_else_needs_admin(secure_client, keys, db):
+    body = {**SCHEDULE, "name": "for-bob"}
+    refused = await secure_client.post("/api/v1/schedules", json=body, headers={**bearer(keys, "owner"), "X-Created-By": "bob"})
+    assert refused.status_code == 403 and refused.json()["errors"][0]["field"] == "X-Created-By"
+    assert await db.fetchval("SELECT count(*) FROM schedules") == 0
+    done = await secure_client.post("/api/v1/schedules", json=body, headers={**bearer(keys, "admin"), "X-Created-By": "bob"})
+    assert done.status_code == 201 and done.json()["created_by"] == "bob"
+    assert await db.fetchval("SELECT actor FROM audit_log WHERE action = 'schedule.created'") == "ada"
+    same = await secure_client.post("/api/v1/schedules", json={**body, "name": "own"}, headers={**bearer(keys, "owner"), "X-Created-By": "wendy"})
+    assert same.status_code == 201
+
+
+async def test_bad_and_revoked_keys_are_refused(secure_client, keys, clean_db):
+    for header in ({"Authorization": "Bearer sk_nope_nope"}, {"Authorization": "Basic abc"}, {"X-API-Key": "garbage"}):
+        response = await secure_client.get("/api/v1/schedules", headers=header)
+        assert response.status_code == 401 and response.json()["code"] == "unauthenticated"
+    assert (await secure_client.get("/api/v1/schedules", headers={"X-API-Key": keys["reader"]})).status_code == 200
+    from datetime import datetime, timezone
+
+    from models.db import make_engine, make_session_factory
+    from services.auth import ApiKeyService
+
+    engine = make_engine(clean_db, pool_size=1)
+    service = ApiKeyService(make_session_factory(engine), 0)
+    await service.revoke(keys["reader"].split("_")[1], datetime.now(timezone.utc))
+    await engine.dispose()
+    assert (await secure_client.get("/api/v1/schedules", headers=bearer(keys, "reader"))).status_code == 401
