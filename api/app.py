@@ -91,7 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes_schedules.router)
     app.include_router(routes_executions.router)
     app.include_router(routes_audit.router)
-    app.include_router(graphql_router(), prefix="/graphql")
+    app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
     app.include_router(health.router)
     app.include_router(metrics_route.router)
     mount_dashboards(app, settings)

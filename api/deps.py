@@ -56,6 +56,13 @@ def actor_from(*header_names: str):
     return dependency
 
 
+def reject_nul_query(request: Request) -> None:
+    """PostgreSQL text holds no NUL character: a query parameter with one is refused, not a 500."""
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value or "\x00" in name:
+            raise ValidationFailed.single(name.replace("\x00", ""), "must not contain NUL (\\u0000) characters")
+
+
 Now = Annotated[datetime, Depends(utc_now)]
 Schedules = Annotated[LifecycleService, Depends(schedules_service)]
 Executions = Annotated[ExecutionService, Depends(executions_service)]

@@ -57,7 +57,7 @@ class Problem(BaseModel):
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": title}
-    for status, title in [(401, "Authentication required"), (403, "Forbidden"), (404, "Not found"), (409, "Conflict"),
+    for status, title in [(400, "Unreadable request body"), (401, "Authentication required"), (403, "Forbidden"), (404, "Not found"), (409, "Conflict"),
                           (422, "Validation failed"), (429, "Quota or rate limit exceeded")]
 }
 

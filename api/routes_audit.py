@@ -8,12 +8,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from api.deps import Reader
+from api.deps import Reader, reject_nul_query
 from api.problems import PROBLEM_RESPONSES
 from services.audit import AuditEntryOut, AuditFilter, AuditService
-from services.schemas import Page
+from services.schemas import Instant, Page
 
-router = APIRouter(prefix="/api/v1", tags=["audit"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/api/v1", tags=["audit"], responses=PROBLEM_RESPONSES,
+                   dependencies=[Depends(reject_nul_query)])
 
 
 def audit_service(request: Request) -> AuditService:
@@ -29,8 +30,8 @@ async def list_audit(
     schedule_id: uuid.UUID | None = None,
     actor: Annotated[str | None, Query(max_length=255)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
 ) -> Page[AuditEntryOut]:
     filters = AuditFilter(schedule_id=schedule_id, actor=actor, action=action, since=since, until=until)
     return await service.list(filters, principal, page, limit)

@@ -6,13 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from api.deps import Executions, Reader
+from api.deps import Executions, Reader, reject_nul_query
 from api.problems import PROBLEM_RESPONSES
-from services.schemas import ExecutionFilter, ExecutionOut, Page, StatsOut
+from services.schemas import ExecutionFilter, Instant, ExecutionOut, Page, StatsOut
 
-router = APIRouter(prefix="/api/v1", tags=["executions"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/api/v1", tags=["executions"], responses=PROBLEM_RESPONSES,
+                   dependencies=[Depends(reject_nul_query)])
 
 PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
 PageSize = Annotated[int, Query(ge=1, le=100)]
@@ -27,8 +28,8 @@ async def list_executions(
     limit: PageSize = 20,
     schedule_id: uuid.UUID | None = None,
     status: StatusList = None,
-    since: Annotated[datetime | None, Query(description="scheduled_for >= since")] = None,
-    until: Annotated[datetime | None, Query(description="scheduled_for < until")] = None,
+    since: Annotated[Instant | None, Query(description="scheduled_for >= since")] = None,
+    until: Annotated[Instant | None, Query(description="scheduled_for < until")] = None,
 ) -> Page[ExecutionOut]:
     filters = ExecutionFilter(schedule_id=schedule_id, status=status, since=since, until=until)
     return await service.list(filters, actor, page, limit)
@@ -41,7 +42,7 @@ async def running_executions(service: Executions, actor: Reader) -> list[Executi
 
 @router.get("/executions/stats/{schedule_id}", response_model=StatsOut, summary="Execution statistics of a schedule")
 async def execution_stats(
-    schedule_id: uuid.UUID, service: Executions, actor: Reader, since: Annotated[datetime | None, Query()] = None
+    schedule_id: uuid.UUID, service: Executions, actor: Reader, since: Annotated[Instant | None, Query()] = None
 ) -> StatsOut:
     return await service.stats(schedule_id, actor, since)
 
@@ -59,8 +60,8 @@ async def schedule_executions(
     page: PageNumber = 1,
     limit: PageSize = 20,
     status: StatusList = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
 ) -> Page[ExecutionOut]:
     filters = ExecutionFilter(schedule_id=schedule_id, status=status, since=since, until=until)
     return await service.list(filters, actor, page, limit)

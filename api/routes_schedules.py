@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Depends, Query, Response
 
-from api.deps import Creator, Deleter, Now, Pauser, Performer, Reader, Resumer, Schedules, Triggerer, Updater
+from api.deps import reject_nul_query, Creator, Deleter, Now, Pauser, Performer, Reader, Resumer, Schedules, Triggerer, Updater
 from api.problems import PROBLEM_RESPONSES
 from services.schemas import (
     BulkCreateOut,
@@ -28,7 +28,8 @@ from services.schemas import (
 )
 from core.rules import ScheduleType
 
-router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"], responses=PROBLEM_RESPONSES,
+                   dependencies=[Depends(reject_nul_query)])
 
 PageNumber = Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number")]
 PageSize = Annotated[int, Query(ge=1, le=100, description="items per page")]

@@ -23,7 +23,7 @@ from gql.errors import (
 from gql.inputs import CreateScheduleInput, UpdateScheduleInput, to_body
 from gql.types import Schedule
 from services.schedules import validation_errors_of
-from services.schemas import ScheduleCreate, ScheduleUpdate
+from services.schemas import ScheduleCreate, ScheduleUpdate, has_nul
 
 T = TypeVar("T")
 ERRORS = (ValidationError, NotFoundError, ConflictError, QuotaExceededError, ForbiddenError, RateLimitedError)
@@ -81,9 +81,11 @@ BulkCreateResult = result_union("BulkCreateResult", BulkCreateSuccess)
 BulkOperationResult = result_union("BulkOperationResult", BulkOperationSuccess)
 
 
-async def attempt(action: Callable[[], Awaitable[T]]) -> T:
+async def attempt(action: Callable[[], Awaitable[T]], reason: str | None = None) -> T:
     """Run a service call; a core error becomes its union member (the one translation point)."""
     try:
+        if reason is not None and has_nul(reason):
+            raise ValidationFailed.single("reason", "must not contain NUL (\\u0000) characters")
         return await action()
     except PydanticValidationError as error:
         return error_member(ValidationFailed(validation_errors_of(error)))
@@ -121,17 +123,17 @@ class Mutation:
             await ctx.schedules.delete(id, ctx.actor, ctx.now, reason)
             return DeleteScheduleSuccess(id=id)
 
-        return await attempt(run)
+        return await attempt(run, reason)
 
     @strawberry.mutation
     async def pause_schedule(self, info: strawberry.Info, id: uuid.UUID, reason: Optional[str] = None) -> ScheduleResult:
         ctx = info.context
-        return await attempt(lambda: _schedule(ctx.schedules.pause(id, ctx.actor, ctx.now, reason)))
+        return await attempt(lambda: _schedule(ctx.schedules.pause(id, ctx.actor, ctx.now, reason)), reason)
 
     @strawberry.mutation
     async def resume_schedule(self, info: strawberry.Info, id: uuid.UUID, reason: Optional[str] = None) -> ScheduleResult:
         ctx = info.context
-        return await attempt(lambda: _schedule(ctx.schedules.resume(id, ctx.actor, ctx.now, reason)))
+        return await attempt(lambda: _schedule(ctx.schedules.resume(id, ctx.actor, ctx.now, reason)), reason)
 
     @strawberry.mutation(description="Run now: records a manual execution that the pipeline publishes.")
     async def trigger_schedule(self, info: strawberry.Info, id: uuid.UUID,
@@ -174,7 +176,7 @@ class Mutation:
                 ],
             )
 
-        return await attempt(run)
+        return await attempt(run, reason)
 
 
 async def _schedule(call: Awaitable) -> Schedule:

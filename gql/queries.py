@@ -20,6 +20,13 @@ from services.schedules import validation_errors_of
 from services.schemas import PreviewRequest, ScheduleFilter
 
 
+def _instants(**values: datetime | None) -> None:
+    """Datetime arguments that reach the database directly get the inputs' year bounds (services.schemas.Instant)."""
+    for name, value in values.items():
+        if value is not None and not 2 <= value.year <= 9998:
+            raise query_error(ValidationFailed.single(name, "must be between the years 0002 and 9998"))
+
+
 def _validated(model, body: dict):
     try:
         return model.model_validate(body)
@@ -57,6 +64,7 @@ class Query:
     async def executions(self, info: strawberry.Info, schedule_id: Optional[uuid.UUID] = None,
                          status: Optional[list[ExecutionStatus]] = None, since: Optional[datetime] = None,
                          until: Optional[datetime] = None, first: int = 20, after: Optional[str] = None) -> ExecutionConnection:
+        _instants(since=since, until=until)
         return await execution_connection(info, first, after, schedule_id, status, since, until)
 
     @strawberry.field(description="Executions being published or waiting for a retry.")
@@ -65,6 +73,7 @@ class Query:
 
     @strawberry.field(description="Statistics of one schedule's executions.")
     async def execution_stats(self, info: strawberry.Info, schedule_id: uuid.UUID, since: Optional[datetime] = None) -> ExecutionStats:
+        _instants(since=since)
         try:
             return ExecutionStats.from_out(await info.context.executions.stats(schedule_id, info.context.actor, since))
         except DomainError as error:

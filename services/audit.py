@@ -9,6 +9,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
+
+from services.schemas import Instant, _Strict
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -45,13 +47,12 @@ def record_audit(
     return entry
 
 
-class AuditFilter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AuditFilter(_Strict):
     schedule_id: uuid.UUID | None = None
     actor: str | None = None
     action: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    since: Instant | None = None
+    until: Instant | None = None
 
 
 class AuditEntryOut(BaseModel):

@@ -12,10 +12,36 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from core.misfire import Catchup
 from core.rules import DstGap, DstRepeat, ScheduleType
+
+
+def has_nul(value: Any) -> bool:
+    """Whether a NUL character hides in a string, key or nested value (PostgreSQL stores none)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str) and "\x00" in item:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
+
+
+def _bounded(value: datetime) -> datetime:
+    # Any offset or zone keeps years 2..9998 inside datetime's and PostgreSQL's range once in UTC.
+    if not 2 <= value.year <= 9998:
+        raise ValueError("must be between the years 0002 and 9998")
+    return value
+
+
+Instant = Annotated[datetime, AfterValidator(_bounded)]
+Int32 = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\s,]+$")]
@@ -47,6 +73,15 @@ class BulkOperationKind(StrEnum):
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if has_nul(key) or has_nul(value):
+                    raise ValueError(f"{key}: must not contain NUL (\\u0000) characters")
+        return data
+
 
 class ScheduleRuleInput(_Strict):
     """The fields that decide when a schedule fires. Naive datetimes are read in `timezone`."""
@@ -54,10 +89,10 @@ class ScheduleRuleInput(_Strict):
     schedule_type: ScheduleType
     cron_expression: Annotated[str, StringConstraints(max_length=255)] | None = None
     interval_seconds: Annotated[int, Field(gt=0)] | None = None
-    run_at: datetime | None = None
+    run_at: Instant | None = None
     timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    start_at: datetime | None = None
-    end_at: datetime | None = None
+    start_at: Instant | None = None
+    end_at: Instant | None = None
     dst_gap: DstGap = DstGap.SHIFT
     dst_repeat: DstRepeat = DstRepeat.AUTO
 
@@ -77,7 +112,7 @@ class ScheduleCreate(ScheduleRuleInput):
     misfire_grace_seconds: Seconds | None = None
     catchup: Catchup = Catchup.LATEST
     max_concurrent: Annotated[int, Field(ge=1, le=1000)] | None = None
-    max_runs: Annotated[int, Field(ge=1)] | None = None
+    max_runs: Int32 | None = None
     jitter_seconds: Annotated[int, Field(ge=0, le=3600)] = 0
     tags: Annotated[list[Tag], Field(max_length=32)] = Field(default_factory=list)
 
@@ -90,10 +125,10 @@ class ScheduleUpdate(_Strict):
     schedule_type: ScheduleType | None = None
     cron_expression: Annotated[str, StringConstraints(max_length=255)] | None = None
     interval_seconds: Annotated[int, Field(gt=0)] | None = None
-    run_at: datetime | None = None
+    run_at: Instant | None = None
     timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    start_at: datetime | None = None
-    end_at: datetime | None = None
+    start_at: Instant | None = None
+    end_at: Instant | None = None
     dst_gap: DstGap | None = None
     dst_repeat: DstRepeat | None = None
     target_command: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
@@ -106,10 +141,10 @@ class ScheduleUpdate(_Strict):
     misfire_grace_seconds: Seconds | None = None
     catchup: Catchup | None = None
     max_concurrent: Annotated[int, Field(ge=1, le=1000)] | None = None
-    max_runs: Annotated[int, Field(ge=1)] | None = None
+    max_runs: Int32 | None = None
     jitter_seconds: Annotated[int, Field(ge=0, le=3600)] | None = None
     tags: Annotated[list[Tag], Field(max_length=32)] | None = None
-    version: Annotated[int, Field(ge=1)] | None = None
+    version: Int32 | None = None
 
 
 class PreviewRequest(ScheduleRuleInput):
@@ -144,15 +179,15 @@ class ScheduleFilter(_Strict):
     created_by: str | None = None
     search: Annotated[str, StringConstraints(max_length=255)] | None = None
     is_active: bool | None = None
-    next_run_before: datetime | None = None
-    next_run_after: datetime | None = None
+    next_run_before: Instant | None = None
+    next_run_after: Instant | None = None
 
 
 class ExecutionFilter(_Strict):
     schedule_id: uuid.UUID | None = None
     status: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    since: Instant | None = None
+    until: Instant | None = None
 
 
 class ScheduleOut(BaseModel):
