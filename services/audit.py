@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from services.schemas import Instant, _Strict
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import AuditEntry
 from services.access import audit_scope
 from services.context import Actor
-from services.paging import KeysetPage, keyset_rows
+from services.paging import KeysetPage, keyset_rows, offset_rows
 from services.schemas import Page
 
 
@@ -91,16 +89,8 @@ class AuditService:
     async def list(self, filters: AuditFilter, actor: Actor, page: int = 1, limit: int = 20) -> Page[AuditEntryOut]:
         conditions = audit_conditions(filters) + audit_scope(actor)
         async with self.sessions() as session:
-            total = (await session.exec(select(sa.func.count()).select_from(AuditEntry).where(*conditions))).one()
-            rows = (
-                await session.exec(
-                    select(AuditEntry).where(*conditions).order_by(col(AuditEntry.id).desc()).offset((page - 1) * limit).limit(limit)
-                )
-            ).all()
-        return Page[AuditEntryOut](
-            items=[AuditEntryOut.model_validate(r.model_dump()) for r in rows], total=total, page=page, limit=limit,
-            pages=math.ceil(total / limit) if total else 0,
-        )
+            rows, total = await offset_rows(session, AuditEntry, conditions, (col(AuditEntry.id),), page, limit)
+        return Page[AuditEntryOut].of([AuditEntryOut.model_validate(r.model_dump()) for r in rows], total, page, limit)
 
     async def connection(self, filters: AuditFilter, actor: Actor, first: int, after: str | None) -> KeysetPage[AuditEntryOut]:
         async with self.sessions() as session:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import datetime
 from typing import Any
@@ -18,11 +17,12 @@ from core.states import ExecutionStatus
 from models import Execution, Schedule
 from services.access import check_visible, execution_scope
 from services.context import Actor
-from services.paging import KeysetPage, keyset_rows
+from services.paging import KeysetPage, keyset_rows, offset_rows
 from services.schemas import ExecutionFilter, ExecutionOut, Page, StatsOut
 from services.views import execution_out
 
 OUTCOME_STATUSES = ("succeeded", "failed", "missed", "skipped", "cancelled")
+EXECUTION_ORDER = (col(Execution.scheduled_for), col(Execution.id))  # newest slot first, stable
 
 
 def _statuses(raw: str | None) -> list[str]:
@@ -73,27 +73,14 @@ class ExecutionService:
         async with self.sessions() as session:
             if filters.schedule_id is not None:
                 await self._schedule_exists(session, filters.schedule_id, actor)
-            total = (await session.exec(select(sa.func.count()).select_from(Execution).where(*conditions))).one()
-            rows = (
-                await session.exec(
-                    select(Execution)
-                    .where(*conditions)
-                    .order_by(col(Execution.scheduled_for).desc(), col(Execution.id).desc())
-                    .offset((page - 1) * limit)
-                    .limit(limit)
-                )
-            ).all()
-        return Page[ExecutionOut](
-            items=[execution_out(r) for r in rows], total=total, page=page, limit=limit,
-            pages=math.ceil(total / limit) if total else 0,
-        )
+            rows, total = await offset_rows(session, Execution, conditions, EXECUTION_ORDER, page, limit)
+        return Page[ExecutionOut].of([execution_out(r) for r in rows], total, page, limit)
 
     async def connection(self, filters: ExecutionFilter, actor: Actor, first: int, after: str | None) -> KeysetPage[ExecutionOut]:
         """A cursor page of executions, newest slot first (GraphQL `executions`)."""
         async with self.sessions() as session:
             rows, cursors, total, has_next = await keyset_rows(
-                session, Execution, execution_conditions(filters) + execution_scope(actor),
-                (col(Execution.scheduled_for), col(Execution.id)), first, after,
+                session, Execution, execution_conditions(filters) + execution_scope(actor), EXECUTION_ORDER, first, after
             )
         return KeysetPage[ExecutionOut](items=[execution_out(r) for r in rows], cursors=cursors, total=total, has_next=has_next)
 

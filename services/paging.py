@@ -74,3 +74,12 @@ async def keyset_rows(
     rows = rows[:first]
     cursors = [encode_cursor(tuple(getattr(r, k.key) for k in keys)) for r in rows]
     return rows, cursors, total, has_next
+
+
+async def offset_rows(
+    session: AsyncSession, model: Any, conditions: list[Any], keys: tuple[Any, ...], page: int, limit: int
+) -> tuple[list[Any], int]:
+    """Page `page` (1-based) of rows ordered by `keys` descending, and the total count (REST lists)."""
+    total = (await session.exec(select(sa.func.count()).select_from(model).where(*conditions))).one()
+    query = select(model).where(*conditions).order_by(*(k.desc() for k in keys)).offset((page - 1) * limit).limit(limit)
+    return list((await session.exec(query)).all()), total

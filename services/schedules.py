@@ -6,7 +6,6 @@ All instants are UTC; `now` is supplied by the entry point.
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,14 +35,15 @@ from services.schemas import (
     ScheduleOut,
     ScheduleUpdate,
 )
-from services.paging import KeysetPage, keyset_rows
+from services.paging import KeysetPage, keyset_rows, offset_rows
 from services.access import check_visible, require_writer, schedule_scope
 from services.payload_schemas import PayloadSchemas
 from services.ratelimit import WriteLimiter
-from services.validation import RULE_FIELDS, ValidatedSchedule, rule_of, validate_schedule
+from services.validation import RULE_FIELDS, ValidatedSchedule, validate_schedule
 from services.views import schedule_out, schedule_snapshot
 
 WAKEUP_CHANNEL = "scheduler_wakeup"
+SCHEDULE_ORDER = (col(Schedule.created_at), col(Schedule.id))  # newest first, stable
 ONE_MICROSECOND = timedelta(microseconds=1)
 
 
@@ -152,31 +152,14 @@ class ScheduleService:
         """A page of schedules, newest first (created_at, id: stable under inserts of older rows)."""
         conditions = schedule_conditions(filters) + schedule_scope(actor)
         async with self.sessions() as session:
-            total = (await session.exec(select(sa.func.count()).select_from(Schedule).where(*conditions))).one()
-            rows = (
-                await session.exec(
-                    select(Schedule)
-                    .where(*conditions)
-                    .order_by(col(Schedule.created_at).desc(), col(Schedule.id).desc())
-                    .offset((page - 1) * limit)
-                    .limit(limit)
-                )
-            ).all()
-        return Page[ScheduleOut](
-            items=[schedule_out(r) for r in rows],
-            total=total,
-            page=page,
-            limit=limit,
-            pages=math.ceil(total / limit) if total else 0,
-        )
+            rows, total = await offset_rows(session, Schedule, conditions, SCHEDULE_ORDER, page, limit)
+        return Page[ScheduleOut].of([schedule_out(r) for r in rows], total, page, limit)
 
     async def connection(self, filters: ScheduleFilter, actor: Actor, first: int, after: str | None) -> KeysetPage[ScheduleOut]:
         """A cursor page of schedules, newest first (GraphQL `schedules`)."""
         conditions = schedule_conditions(filters) + schedule_scope(actor)
         async with self.sessions() as session:
-            rows, cursors, total, has_next = await keyset_rows(
-                session, Schedule, conditions, (col(Schedule.created_at), col(Schedule.id)), first, after
-            )
+            rows, cursors, total, has_next = await keyset_rows(session, Schedule, conditions, SCHEDULE_ORDER, first, after)
         return KeysetPage[ScheduleOut](items=[schedule_out(r) for r in rows], cursors=cursors, total=total, has_next=has_next)
 
     def preview(self, request: PreviewRequest, now: datetime) -> PreviewOut:

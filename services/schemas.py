@@ -266,6 +266,10 @@ class Page(BaseModel, Generic[T]):
     limit: int
     pages: int
 
+    @classmethod
+    def of(cls, items: list[T], total: int, page: int, limit: int) -> "Page[T]":
+        return cls(items=items, total=total, page=page, limit=limit, pages=-(-total // limit))
+
 
 class FireTimeOut(BaseModel):
     at: datetime
