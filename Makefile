@@ -43,3 +43,11 @@ clean:
 .PHONY: bench
 bench: install
 	$(PY) -m bench.runner $(BENCH_ARGS)
+
+# The chaos suite (tests/chaos/runner.py): the service as separate processes under steady load with
+# kill -9s and PostgreSQL/Redis/NATS outages on PRIVATE servers, then the ledger check. ~20 minutes by
+# default; CHAOS_MINUTES sets the load duration. The JSON ledger goes to test-artifacts/chaos/.
+CHAOS_MINUTES ?= 20
+.PHONY: chaos
+chaos: install
+	$(PY) -m tests.chaos.runner --minutes $(CHAOS_MINUTES) --out test-artifacts/chaos/ledger-$$(date +%Y%m%d-%H%M%S).json $(CHAOS_ARGS)

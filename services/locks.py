@@ -15,20 +15,33 @@ from redis.asyncio import Redis
 
 KEY_PREFIX = "scheduler:lock:"
 
-# KEYS: none. ARGV: prefix, slots, token, ttl_ms. Returns the slot taken, or -1.
-_ACQUIRE = """
-for slot = 0, tonumber(ARGV[2]) - 1 do
-  if redis.call('SET', ARGV[1] .. slot, ARGV[3], 'NX', 'PX', ARGV[4]) then
-    return slot
+# One script call takes the slots of a whole batch (one call per run made lock traffic a third of the
+# worker's time per fire: bench/RESULTS.md).
+# ARGV: prefix, ttl_ms, then (schedule_id, slots, token) per request. Returns the slot taken, or -1, per request.
+_ACQUIRE_BATCH = """
+local out = {}
+for i = 3, #ARGV, 3 do
+  local base = ARGV[1] .. ARGV[i] .. ':'
+  local got = -1
+  for slot = 0, tonumber(ARGV[i + 1]) - 1 do
+    if redis.call('SET', base .. slot, ARGV[i + 2], 'NX', 'PX', ARGV[2]) then
+      got = slot
+      break
+    end
+  end
+  out[#out + 1] = got
+end
+return out
+"""
+# KEYS: lease keys; ARGV: their tokens. Deletes each key that still holds its token.
+_RELEASE_BATCH = """
+local n = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[i] then
+    n = n + redis.call('DEL', KEYS[i])
   end
 end
-return -1
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
+return n
 """
 
 
@@ -47,26 +60,23 @@ class ScheduleLocks:
     def __init__(self, redis: Redis, ttl_seconds: int) -> None:
         self.redis = redis
         self.ttl_ms = ttl_seconds * 1000
-        self._acquire = redis.register_script(_ACQUIRE)
-        self._release = redis.register_script(_RELEASE)
+        self._acquire = redis.register_script(_ACQUIRE_BATCH)
+        self._release = redis.register_script(_RELEASE_BATCH)
 
     async def acquire_many(self, requests: list[tuple[uuid.UUID, int, str]]) -> list[Lease | None]:
-        """Try one slot per (schedule_id, max_concurrent, token), in one round trip."""
+        """Try one slot per (schedule_id, max_concurrent, token), all in one script call."""
         if not requests:
             return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for schedule_id, slots, token in requests:
-                await self._acquire(args=[f"{KEY_PREFIX}{schedule_id}:", slots, token, self.ttl_ms], client=pipe)
-            results = await pipe.execute()
+        args: list[object] = [KEY_PREFIX, self.ttl_ms]
+        for schedule_id, slots, token in requests:
+            args += [str(schedule_id), slots, token]
+        results = await self._acquire(args=args)
         return [
             Lease(schedule_id, int(slot), token) if int(slot) >= 0 else None
             for (schedule_id, _, token), slot in zip(requests, results)
         ]
 
     async def release_many(self, leases: list[Lease]) -> None:
-        if not leases:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for lease in leases:
-                await self._release(keys=[lease.key], args=[lease.token], client=pipe)
-            await pipe.execute()
+        """Release the leases still held by their tokens, in one script call."""
+        if leases:
+            await self._release(keys=[lease.key for lease in leases], args=[lease.token for lease in leases])

@@ -80,6 +80,7 @@ class CommandPublisher:
             return [Delivery(False, "none", error=f"NATS unavailable: {error}") for _ in batch]
         core_indexes: list[int] = []
         results: list[Delivery | None] = [None] * len(batch)
+        js = client.jetstream()  # one context for the batch (building one per publish showed in the profile)
 
         async def one(index: int, item: Outgoing) -> None:
             try:
@@ -93,7 +94,7 @@ class CommandPublisher:
                     await client.publish(item.subject, item.body, headers=item.headers)
                     core_indexes.append(index)
                     return
-                ack = await client.jetstream().publish(
+                ack = await js.publish(
                     item.subject, item.body, timeout=item.timeout_seconds, stream=stream, headers=item.headers
                 )
                 results[index] = Delivery(True, "jetstream", ack.stream, ack.seq, bool(ack.duplicate))

@@ -127,14 +127,16 @@ class _Batch:
             self.schedules[key].append(value)
 
 
-async def tick(engine: AsyncEngine, now: datetime, settings: Settings) -> TickResult:
-    """Claim and plan one batch of due schedules; commit; return what to enqueue."""
+async def tick(engine: AsyncEngine, now: datetime, settings: Settings, limit: int | None = None) -> TickResult:
+    """Claim and plan one batch (at most `limit`, default TICKER_BATCH_SIZE) of due schedules; commit;
+    return what to enqueue."""
     result = TickResult()
     batch = _Batch()
+    limit = limit or settings.TICKER_BATCH_SIZE
     async with engine.begin() as conn:
-        rows = (await conn.execute(_SELECT_DUE, {"now": now, "limit": settings.TICKER_BATCH_SIZE})).all()
+        rows = (await conn.execute(_SELECT_DUE, {"now": now, "limit": limit})).all()
         result.claimed = len(rows)
-        result.batch_full = len(rows) == settings.TICKER_BATCH_SIZE
+        result.batch_full = len(rows) == limit
         for row in rows:
             try:
                 policy = MisfirePolicy(grace_seconds=row.misfire_grace_seconds, catchup=Catchup(row.catchup),

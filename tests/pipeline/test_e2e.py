@@ -598,7 +598,7 @@ async def test_command_to_a_stream_subject_is_stored_with_execution_id_as_msg_id
     # Proves: when a JetStream stream covers the target subject the command is stored in the stream
     # (once) with Nats-Msg-Id = execution id, and the run records delivery via JetStream.
     start(stack, "api", "ticker", "worker")
-    prefix = unique_subject("e2ejs")
+    prefix = unique_subject("cmd.e2ejs")  # inside the default COMMAND_WHITELIST (cmd.>)
     stream = f"E2E_{uuid.uuid4().hex[:12]}"
     async with nats_client(stack) as nc, rest(stack) as http:
         js = nc.jetstream()
