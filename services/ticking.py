@@ -19,9 +19,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.misfire import Catchup, MisfirePolicy, plan_due
-from core.rules import Rule, ScheduleType, jitter_offset_seconds
+from core.rules import jitter_offset_seconds
 from core.settings import Settings
 from core.states import MissReason
+from services.validation import rule_of
 
 log = logging.getLogger("services.ticking")
 SYSTEM_ACTOR = "scheduler"
@@ -96,20 +97,6 @@ class TickResult:
     batch_full: bool = False
 
 
-def _rule(row: Any) -> Rule:
-    return Rule(
-        schedule_type=ScheduleType(row.schedule_type),
-        timezone=row.timezone,
-        cron_expression=row.cron_expression,
-        interval_seconds=row.interval_seconds,
-        run_at=row.run_at,
-        start_at=row.start_at,
-        end_at=row.end_at,
-        dst_gap=row.dst_gap,
-        dst_repeat=row.dst_repeat,
-    )
-
-
 class _Batch:
     """Column arrays for the INSERT and UPDATE of one tick (unnest keeps it to one statement each)."""
 
@@ -141,7 +128,7 @@ async def tick(engine: AsyncEngine, now: datetime, settings: Settings, limit: in
             try:
                 policy = MisfirePolicy(grace_seconds=row.misfire_grace_seconds, catchup=Catchup(row.catchup),
                                        on_time_seconds=settings.MISFIRE_ON_TIME_SECONDS)
-                plan = plan_due(_rule(row), row.next_run_at, now, policy, row.run_count, row.max_runs)
+                plan = plan_due(rule_of(row), row.next_run_at, now, policy, row.run_count, row.max_runs)
             except Exception as error:  # the stored rule can no longer be evaluated
                 reason = f"rule can no longer be evaluated: {type(error).__name__}: {error}"[:500]
                 batch.add_schedule(row.id, None, 0, None, "disabled", reason)
