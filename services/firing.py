@@ -47,7 +47,10 @@ _CLAIM = sa.text(
     RETURNING e.id, e.schedule_id, e.scheduled_for, e.attempts, e.trigger_type, e.payload_override,
               e.correlation_id, e.priority, s.name, s.status AS schedule_status, s.target_command,
               s.command_payload, s.delivery_mode, s.request_timeout_seconds, s.max_retries, s.retry_delay,
-              s.max_concurrent, s.schedule_type, s.misfire_grace_seconds
+              s.max_concurrent, s.schedule_type, s.misfire_grace_seconds,
+              EXISTS (SELECT 1 FROM jsonb_array_elements(e.attempt_log) AS a
+                      WHERE a->>'status' = 'lost' OR a->>'error' LIKE 'flush failed%'
+                         OR a->>'error' LIKE 'TimeoutError%') AS maybe_published
     """
 )
 _RECORD = sa.text(
@@ -104,6 +107,9 @@ class Claimed:
     retry_delay: int
     max_concurrent: int
     misfire_grace_seconds: int = 0
+    # An earlier attempt may have reached NATS: its worker was lost mid-run (reaped), or the core
+    # flush / the JetStream PubAck timed out after the message was written.
+    maybe_published: bool = False
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,7 @@ def _claimed(row: Any) -> Claimed:
         retry_delay=row.retry_delay,
         max_concurrent=row.max_concurrent,
         misfire_grace_seconds=row.misfire_grace_seconds,
+        maybe_published=bool(getattr(row, "maybe_published", False)),
     )
 
 
@@ -223,9 +230,12 @@ class FiringService:
         for run in runs:
             # A slot that was queued before its schedule was paused or deleted does not go out;
             # a manual trigger is an explicit request and goes out while the schedule is paused.
-            if run.schedule_status == "deleted":
+            # A run already in flight before the pause/delete (an earlier attempt may have published)
+            # is finished instead: recording it cancelled/missed could contradict a publish that happened
+            # (JetStream drops the repeat by Nats-Msg-Id).
+            if run.schedule_status == "deleted" and not run.maybe_published:
                 result.outcomes.append(self._outcome(run, now, "cancelled", reason=MissReason.DELETED.value))
-            elif run.schedule_status == "paused" and run.trigger_type == "scheduled":
+            elif run.schedule_status == "paused" and run.trigger_type == "scheduled" and not run.maybe_published:
                 result.outcomes.append(self._outcome(run, now, "missed", reason=MissReason.PAUSED.value))
             elif not allowed_by(self.settings.command_whitelist, run.target_command):
                 # The whitelist changed since the schedule was saved: never publish, stop the schedule.

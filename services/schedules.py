@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.misfire import Catchup, MisfirePolicy, SlotPlan, plan_due
+from core.states import ExecutionStatus, MissReason
 from core.errors import Conflict, FieldError, NotFound, QuotaExceeded, ValidationFailed, VersionConflict
 from core.rules import Rule, ScheduleType, next_fire, preview
 from core.settings import Settings
@@ -24,6 +26,7 @@ from models import Schedule
 from services.audit import record_audit
 from services.context import Actor
 from services.events import SCHEDULE_EVENT_PREFIX, EventSink, NullEvents
+from services.slots import insert_slots
 from services.schemas import (
     BulkCreateOut,
     FireTimeOut,
@@ -39,7 +42,7 @@ from services.paging import KeysetPage, keyset_rows, offset_rows
 from services.access import check_visible, require_writer, schedule_scope
 from services.payload_schemas import PayloadSchemas
 from services.ratelimit import WriteLimiter
-from services.validation import RULE_FIELDS, ValidatedSchedule, validate_schedule
+from services.validation import RULE_FIELDS, ValidatedSchedule, rule_of, validate_schedule
 from services.views import schedule_out, schedule_snapshot
 
 WAKEUP_CHANNEL = "scheduler_wakeup"
@@ -289,6 +292,7 @@ class ScheduleService:
             if expected_version is not None and expected_version != row.version:
                 raise VersionConflict(expected_version, row.version)
             before = schedule_snapshot(row)
+            old_rule = rule_of(row)
             merged = {name: getattr(row, name) for name in ScheduleCreate.model_fields}
             if "schedule_type" in changes and changes["schedule_type"] != row.schedule_type:
                 # Switching type drops the fields of the old type instead of rejecting them.
@@ -308,6 +312,14 @@ class ScheduleService:
             for name, value in validated.values.items():
                 if retimed or name not in RULE_FIELDS:
                     setattr(row, name, value)
+            if retimed and row.status == "active" and row.next_run_at is not None and row.next_run_at <= now:
+                # Slots of the old rule that fell due before this edit but were not recorded yet (no
+                # ticker has claimed them): they follow the misfire rules like any late slot.
+                plan = plan_due(old_rule, row.next_run_at, now, MisfirePolicy(
+                    grace_seconds=row.misfire_grace_seconds, catchup=Catchup(row.catchup),
+                    on_time_seconds=self.settings.MISFIRE_ON_TIME_SECONDS), row.run_count, row.max_runs)
+                await insert_slots(session, row, plan, now, MissReason.MISSED.value, actor.correlation_id)
+                row.run_count += len(plan.fire)
             if retimed and row.status in ("active", "completed"):
                 next_run = first_fire(validated.rule, now)
                 if next_run is None:
@@ -338,6 +350,16 @@ class ScheduleService:
 
     async def delete_row(self, session: AsyncSession, row: Schedule, actor: Actor, now: datetime, reason: str | None) -> None:
         before = schedule_snapshot(row)
+        if row.status in ("active", "paused") and row.next_run_at is not None and row.next_run_at <= now:
+            # Slots that fell due but were not recorded yet (no ticker has claimed them, or the schedule
+            # is paused) never fire now; keep each as a row with its reason instead of dropping it.
+            due = plan_due(rule_of(row), row.next_run_at, now, MisfirePolicy(grace_seconds=0, catchup=Catchup.NONE),
+                           row.run_count, row.max_runs)
+            slots = tuple(sorted(due.fire + due.missed))
+            paused = row.status == "paused"
+            await insert_slots(session, row, SlotPlan((), slots, 0, None, True), now,
+                               (MissReason.PAUSED if paused else MissReason.DELETED).value, actor.correlation_id,
+                               ExecutionStatus.MISSED if paused else ExecutionStatus.CANCELLED)
         row.status = "deleted"
         row.deleted_at = now
         row.next_run_at = None

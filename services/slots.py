@@ -30,8 +30,9 @@ async def insert_slots(
     now: datetime,
     missed_reason: str,
     correlation_id: str | None = None,
+    missed_status: ExecutionStatus = ExecutionStatus.MISSED,
 ) -> list[uuid.UUID]:
-    """Insert pending rows for `plan.fire` and missed rows for `plan.missed`; return new pending ids."""
+    """Insert pending rows for `plan.fire` and `missed_status` rows for `plan.missed`; return new pending ids."""
     # A multi-row INSERT takes its column list from the first row: every row has the same keys.
     def row(slot: datetime, missed: bool) -> dict:
         return {
@@ -39,7 +40,7 @@ async def insert_slots(
             "schedule_id": schedule.id,
             "scheduled_for": slot,
             "trigger_type": "scheduled",
-            "status": (ExecutionStatus.MISSED if missed else ExecutionStatus.PENDING).value,
+            "status": (missed_status if missed else ExecutionStatus.PENDING).value,
             "reason": missed_reason if missed else None,
             "priority": schedule.priority,
             "correlation_id": correlation_id,

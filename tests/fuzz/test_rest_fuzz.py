@@ -23,9 +23,7 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 
-import httpx
 import hypothesis
-import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given

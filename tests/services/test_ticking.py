@@ -12,6 +12,7 @@ from models.db import make_engine
 from services.context import Actor
 from services.outbox import next_due_at, sweep
 from services.schemas import ScheduleCreate
+from services.schemas import ScheduleUpdate as ScheduleUpdateBody
 from services.ticking import tick
 
 T0 = datetime(2030, 1, 7, 12, 0, 0, tzinfo=timezone.utc)
@@ -124,3 +125,18 @@ async def test_jittered_slot_waits_in_the_outbox_until_due(engine, schedules, se
         assert (await sweep(engine, row.not_before - timedelta(seconds=1), settings)).dispatch == []
     handed = await sweep(engine, row.not_before, settings)
     assert [d.execution_id for d in handed.dispatch] == ([row.id] if row.not_before > slot else [])
+
+
+async def test_delete_and_retime_keep_slots_that_fell_due_before_any_tick(engine, schedules, settings):
+    """A slot due but not yet recorded is never dropped silently: delete records it with a reason,
+    a rule change plans it by the misfire rules."""
+    deleted = await schedules.create(interval("deleted", 10), ACTOR, T0)
+    retimed = await schedules.create(interval("retimed", 10, misfire_grace_seconds=300), ACTOR, T0)
+    later = T0 + timedelta(seconds=45)  # slots at +10, +20, +30, +40 fell due; no ticker ran
+    await schedules.delete(deleted.id, ACTOR, later)
+    await schedules.update(retimed.id, ScheduleUpdateBody(interval_seconds=60), ACTOR, later)
+    rows_by = {}
+    for row in await rows(engine, "SELECT schedule_id, status, reason FROM executions"):
+        rows_by.setdefault(row.schedule_id, []).append((row.status, row.reason))
+    assert rows_by[deleted.id] == [("cancelled", "deleted")] * 4
+    assert sorted(rows_by[retimed.id]) == [("pending", None)] * 4  # within the grace: they fire
