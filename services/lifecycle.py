@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from core.errors import Conflict, DomainError, ValidationFailed
-from core.misfire import Catchup, MisfirePolicy, plan_due
+from core.misfire import plan_due
 from core.rules import next_fire
 from core.states import ExecutionStatus, MissReason
 from models import Execution, Schedule
@@ -21,12 +21,8 @@ from services.schemas import (
     TriggerOut,
 )
 from services.slots import insert_slots
-from services.validation import payload_problems, rule_of
+from services.validation import misfire_policy_of, payload_problems, rule_of
 from services.views import schedule_out, schedule_snapshot
-
-
-def misfire_policy(schedule: Schedule) -> MisfirePolicy:
-    return MisfirePolicy(grace_seconds=schedule.misfire_grace_seconds, catchup=Catchup(schedule.catchup))
 
 
 class LifecycleService(ScheduleService):
@@ -79,7 +75,7 @@ class LifecycleService(ScheduleService):
         rule = rule_of(row)
         next_run = row.next_run_at or next_fire(rule, now)
         if next_run is not None and next_run <= now:
-            plan = plan_due(rule, next_run, now, misfire_policy(row), row.run_count, row.max_runs)
+            plan = plan_due(rule, next_run, now, misfire_policy_of(row, self.settings), row.run_count, row.max_runs)
             await insert_slots(session, row, plan, now, MissReason.PAUSED.value, actor.correlation_id)
             row.run_count += len(plan.fire)
             next_run = None if plan.exhausted else plan.next_run_at

@@ -42,7 +42,7 @@ from services.paging import KeysetPage, keyset_rows, offset_rows
 from services.access import check_visible, require_writer, schedule_scope
 from services.payload_schemas import PayloadSchemas
 from services.ratelimit import WriteLimiter
-from services.validation import RULE_FIELDS, ValidatedSchedule, rule_of, validate_schedule
+from services.validation import RULE_FIELDS, ValidatedSchedule, misfire_policy_of, rule_of, validate_schedule
 from services.views import schedule_out, schedule_snapshot
 
 WAKEUP_CHANNEL = "scheduler_wakeup"
@@ -315,9 +315,8 @@ class ScheduleService:
             if retimed and row.status == "active" and row.next_run_at is not None and row.next_run_at <= now:
                 # Slots of the old rule that fell due before this edit but were not recorded yet (no
                 # ticker has claimed them): they follow the misfire rules like any late slot.
-                plan = plan_due(old_rule, row.next_run_at, now, MisfirePolicy(
-                    grace_seconds=row.misfire_grace_seconds, catchup=Catchup(row.catchup),
-                    on_time_seconds=self.settings.MISFIRE_ON_TIME_SECONDS), row.run_count, row.max_runs)
+                policy = misfire_policy_of(row, self.settings)
+                plan = plan_due(old_rule, row.next_run_at, now, policy, row.run_count, row.max_runs)
                 await insert_slots(session, row, plan, now, MissReason.MISSED.value, actor.correlation_id)
                 row.run_count += len(plan.fire)
             if retimed and row.status in ("active", "completed"):

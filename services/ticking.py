@@ -18,11 +18,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.misfire import Catchup, MisfirePolicy, plan_due
+from core.misfire import plan_due
 from core.rules import jitter_offset_seconds
 from core.settings import Settings
 from core.states import MissReason
-from services.validation import rule_of
+from services.validation import misfire_policy_of, rule_of
 
 log = logging.getLogger("services.ticking")
 SYSTEM_ACTOR = "scheduler"
@@ -126,8 +126,7 @@ async def tick(engine: AsyncEngine, now: datetime, settings: Settings, limit: in
         result.batch_full = len(rows) == limit
         for row in rows:
             try:
-                policy = MisfirePolicy(grace_seconds=row.misfire_grace_seconds, catchup=Catchup(row.catchup),
-                                       on_time_seconds=settings.MISFIRE_ON_TIME_SECONDS)
+                policy = misfire_policy_of(row, settings)
                 plan = plan_due(rule_of(row), row.next_run_at, now, policy, row.run_count, row.max_runs)
             except Exception as error:  # the stored rule can no longer be evaluated
                 reason = f"rule can no longer be evaluated: {type(error).__name__}: {error}"[:500]

@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from core.errors import FieldError, ValidationFailed
+from core.misfire import Catchup, MisfirePolicy
 from core.rules import Rule, ScheduleType, validate_rule
 from core.settings import Settings
 from core.subjects import allowed_by, subject_problem
@@ -158,4 +159,13 @@ def rule_of(schedule: Any) -> Rule:
         end_at=schedule.end_at,
         dst_gap=schedule.dst_gap,
         dst_repeat=schedule.dst_repeat,
+    )
+
+
+def misfire_policy_of(schedule: Any, settings: Settings) -> MisfirePolicy:
+    """The misfire policy of a stored schedule row (the ticker's wake-up latency is never a misfire)."""
+    return MisfirePolicy(
+        grace_seconds=schedule.misfire_grace_seconds,
+        catchup=Catchup(schedule.catchup),
+        on_time_seconds=settings.MISFIRE_ON_TIME_SECONDS,
     )
