@@ -116,6 +116,21 @@ def plan_due(
     )
 
 
+def plan_ahead(rule: Rule, next_run_at: datetime, runs_so_far: int = 0, max_runs: int | None = None) -> SlotPlan:
+    """Plan the stored slot `next_run_at` when it is not due yet but is handed over early.
+
+    The ticker gives runs to the workers DISPATCH_LEAD_MS before their instant (the publish still
+    waits for the instant). Such a slot is on time by definition: it fires, and the schedule moves
+    on to the rule's next fire after it. Nothing is missed. Datetimes are aware, results UTC.
+    """
+    slot = require_aware(next_run_at, "next_run_at")
+    if max_runs is not None and runs_so_far >= max_runs:
+        return SlotPlan((), (), 0, None, exhausted=True)
+    capped = max_runs is not None and runs_so_far + 1 >= max_runs
+    following = None if capped else next_fire(rule, slot)
+    return SlotPlan((slot,), (), 0, following, exhausted=capped or following is None)
+
+
 def _due_tail(rule: Rule, first: datetime, now: datetime, keep: int) -> tuple[list[datetime], int]:
     """(the last `keep` due slots ascending, total number of due slots); see module doc."""
     if ScheduleType(rule.schedule_type) is ScheduleType.INTERVAL:

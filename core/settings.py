@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     MISFIRE_ON_TIME_SECONDS: float = Field(1.0, ge=0, le=60)  # ticker latency that is never a misfire
     TICKER_MAX_SLEEP_SECONDS: float = Field(5.0, gt=0, le=60)
     DISPATCH_BATCH_SIZE: int = Field(100, ge=1, le=1000)
+    # Runs are handed to the workers this long before their instant; the publish still waits for the
+    # instant. Hides the hand-over chain (commit, queue, claim, lock) from the lag. 0 = hand over when due.
+    DISPATCH_LEAD_MS: int = Field(500, ge=0, le=10_000)
     REENQUEUE_AFTER_SECONDS: int = Field(15, ge=1, le=3600)
     RETRY_BACKOFF_CAP_SECONDS: int = Field(3600, ge=1, le=86400)
     NATS_PUBLISH_TIMEOUT_SECONDS: float = Field(5.0, gt=0, le=300)
@@ -70,6 +73,9 @@ class Settings(BaseSettings):
     MAX_PAYLOAD_BYTES: int = Field(64 * 1024, ge=1)
     MAX_PAYLOAD_DEPTH: int = Field(32, ge=1, le=200)
     LOG_LEVEL: str = "INFO"
+    # The API's pool of plain connections for single-statement reads (GET by id): no transaction,
+    # no pre-ping, one round trip per read. Opened on demand, up to this many connections.
+    API_READ_POOL_SIZE: int = Field(20, ge=1, le=1000)
 
     @field_validator("SCHEDULER_TIMEZONE")
     @classmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
@@ -36,15 +36,22 @@ LOCK_CONFLICT_DEFER_MS = 1000
 # Backoff cap for runs that could not take their lock because Redis was unreachable: nothing was
 # published, so waiting for the schedule's retry_delay (300 s by default) would only delay due slots.
 LOCK_OUTAGE_RETRY_CAP_SECONDS = 5
+# A run handed over before its instant (DISPATCH_LEAD_MS) is claimed this long before it, and the
+# publish then waits for the instant. The claim and the lock take a few milliseconds even under load;
+# a pause or delete that lands inside this last window no longer stops that one slot.
+CLAIM_AHEAD_SECONDS = 0.1
+# Runs whose instants lie within this span of the first one are claimed together (one UPDATE).
+WAVE_SPAN_SECONDS = 0.05
 
 _CLAIM = sa.text(
     """
     UPDATE executions AS e
-    SET status = 'running', started_at = :now, attempts = e.attempts + 1, next_attempt_at = NULL
+    SET status = 'running', started_at = greatest(:now, coalesce(e.not_before, e.scheduled_for)),
+        attempts = e.attempts + 1, next_attempt_at = NULL
     FROM schedules AS s
     WHERE e.id = ANY(CAST(:ids AS uuid[])) AND s.id = e.schedule_id
       AND (e.status = 'pending' OR (e.status = 'retrying' AND coalesce(e.next_attempt_at, :now) <= :early))
-    RETURNING e.id, e.schedule_id, e.scheduled_for, e.attempts, e.trigger_type, e.payload_override,
+    RETURNING e.id, e.schedule_id, e.scheduled_for, coalesce(e.not_before, e.scheduled_for) AS due, e.attempts, e.trigger_type, e.payload_override,
               e.correlation_id, e.priority, s.name, s.status AS schedule_status, s.target_command,
               s.command_payload, s.delivery_mode, s.request_timeout_seconds, s.max_retries, s.retry_delay,
               s.max_concurrent, s.schedule_type, s.misfire_grace_seconds,
@@ -110,6 +117,7 @@ class Claimed:
     # An earlier attempt may have reached NATS: its worker was lost mid-run (reaped), or the core
     # flush / the JetStream PubAck timed out after the message was written.
     maybe_published: bool = False
+    due: datetime | None = None  # when it may be published (slot + jitter, UTC); None = at once
 
 
 @dataclass(frozen=True)
@@ -167,7 +175,29 @@ def _claimed(row: Any) -> Claimed:
         max_concurrent=row.max_concurrent,
         misfire_grace_seconds=row.misfire_grace_seconds,
         maybe_published=bool(getattr(row, "maybe_published", False)),
+        due=getattr(row, "due", None),
     )
+
+
+def claim_waves(
+    execution_ids: list[str], dues: list[float | None] | None,
+    claim_ahead: float = CLAIM_AHEAD_SECONDS, span: float = WAVE_SPAN_SECONDS,
+) -> list[tuple[float | None, list[str]]]:
+    """Split a queue message into claim waves: [(claim at, epoch seconds or None = now), ids].
+
+    `dues` gives each run's instant (epoch seconds, None = at once). Runs due within `span` of a
+    wave's first instant share its claim, which happens `claim_ahead` before that instant.
+    """
+    dues = dues if dues is not None and len(dues) == len(execution_ids) else [None] * len(execution_ids)
+    now_ids = [i for i, d in zip(execution_ids, dues) if d is None]
+    waves: list[tuple[float | None, list[str]]] = [(None, now_ids)] if now_ids else []
+    first: float | None = None
+    for due, execution_id in sorted((d, i) for i, d in zip(execution_ids, dues) if d is not None):
+        if first is None or due > first + span:
+            first = due
+            waves.append((due - claim_ahead, []))
+        waves[-1][1].append(execution_id)
+    return waves
 
 
 def render_command(run: Claimed) -> Outgoing:
@@ -271,7 +301,7 @@ class FiringService:
                 publishing.append(run)
         result.locks_acquired = len(leases)
         try:
-            deliveries = await self.publisher.deliver_many([render_command(r) for r in publishing])
+            deliveries = await self.publisher.deliver_many([self._held(render_command(r), r, clock) for r in publishing])
             for run, delivery in zip(publishing, deliveries):
                 result.outcomes.append(self._delivered(run, now, delivery, jitter))
         finally:
@@ -290,8 +320,17 @@ class FiringService:
         async with self.engine.begin() as conn:
             await conn.execute(_DISABLE, {"ids": schedule_ids, "reason": reason, "now": now})
 
+    @staticmethod
+    def _held(outgoing: Outgoing, run: Claimed, clock: Callable[[], datetime]) -> Outgoing:
+        """The command, held back until the run's instant when it was claimed ahead of it."""
+        if run.due is None:
+            return outgoing
+        wait = (run.due - clock()).total_seconds()
+        return replace(outgoing, delay_seconds=wait) if wait > 0 else outgoing
+
     def _outcome(self, run: Claimed, now: datetime, status: str, **kw: Any) -> Outcome:
-        return Outcome(run.execution_id, run.schedule_id, run.schedule_type, status, run.attempt, run.scheduled_for, now, **kw)
+        started = max(now, run.due) if run.due is not None else now  # a run claimed ahead starts at its instant
+        return Outcome(run.execution_id, run.schedule_id, run.schedule_type, status, run.attempt, run.scheduled_for, started, **kw)
 
     def _delivered(self, run: Claimed, now: datetime, delivery: Delivery, jitter: float) -> Outcome:
         if delivery.ok:

@@ -21,17 +21,17 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
-from services.ticking import Dispatch
+from services.ticking import Dispatch, dispatch_order, lead_of
 
 _HAND_OVER = sa.text(
     """
     UPDATE executions SET enqueued_at = :now
     WHERE id IN (
         SELECT id FROM executions
-        WHERE status = 'pending' AND enqueued_at IS NULL AND coalesce(not_before, scheduled_for) <= :now
+        WHERE status = 'pending' AND enqueued_at IS NULL AND coalesce(not_before, scheduled_for) <= :horizon
         ORDER BY priority DESC, coalesce(not_before, scheduled_for)
         LIMIT :limit FOR UPDATE SKIP LOCKED)
-    RETURNING id, priority
+    RETURNING id, priority, coalesce(not_before, scheduled_for) AS due
     """
 )
 _LOST_PENDING = sa.text(
@@ -100,7 +100,7 @@ async def sweep(engine: AsyncEngine, now: datetime, settings: Settings, limit: i
     stale_queue = now - timedelta(seconds=settings.REENQUEUE_AFTER_SECONDS)
     stale_running = now - timedelta(seconds=settings.LOCK_TIMEOUT_SECONDS)
     async with engine.begin() as conn:
-        handed = (await conn.execute(_HAND_OVER, {"now": now, "limit": limit})).all()
+        handed = (await conn.execute(_HAND_OVER, {"now": now, "horizon": now + lead_of(settings), "limit": limit})).all()
         lost = (await conn.execute(_LOST_PENDING, {"now": now, "stale": stale_queue, "limit": limit})).all()
         retries = (await conn.execute(_LOST_RETRIES, {"now": now, "stale": stale_queue, "limit": limit})).all()
         reaped = (
@@ -109,7 +109,9 @@ async def sweep(engine: AsyncEngine, now: datetime, settings: Settings, limit: i
             )
         ).all()
     result.handed_over, result.requeued_pending, result.requeued_retries = len(handed), len(lost), len(retries)
-    for execution_id, priority in [*handed, *lost, *retries]:
+    for execution_id, priority, due in handed:  # jittered slots may be handed over before their instant
+        result.dispatch.append(Dispatch(execution_id, priority, due if due > now else None))
+    for execution_id, priority in [*lost, *retries]:
         result.dispatch.append(Dispatch(execution_id, priority))
     for execution_id, priority, status in reaped:
         if status == "retrying":
@@ -118,7 +120,7 @@ async def sweep(engine: AsyncEngine, now: datetime, settings: Settings, limit: i
         else:
             result.reaped_failed += 1
             result.failed_ids.append(execution_id)
-    result.dispatch.sort(key=lambda d: -d.priority)
+    result.dispatch = dispatch_order(result.dispatch)
     return result
 
 

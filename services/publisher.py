@@ -27,6 +27,7 @@ class Outgoing:
     headers: dict[str, str]
     mode: str = "auto"
     timeout_seconds: float = 5.0
+    delay_seconds: float = 0.0  # hold the publish this long (a run claimed ahead of its instant)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,8 @@ class CommandPublisher:
         js = client.jetstream()  # one context for the batch (building one per publish showed in the profile)
 
         async def one(index: int, item: Outgoing) -> None:
+            if item.delay_seconds > 0:
+                await asyncio.sleep(item.delay_seconds)
             try:
                 if item.mode == "request":
                     reply = await client.request(item.subject, item.body, timeout=item.timeout_seconds, headers=item.headers)

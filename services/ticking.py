@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.misfire import plan_due
+from core.misfire import plan_ahead, plan_due
 from core.rules import jitter_offset_seconds
 from core.settings import Settings
 from core.states import MissReason
@@ -33,7 +33,7 @@ _SELECT_DUE = sa.text(
            dst_gap, dst_repeat, next_run_at, run_count, max_runs, misfire_grace_seconds, catchup,
            jitter_seconds, priority
     FROM schedules
-    WHERE status = 'active' AND next_run_at <= :now
+    WHERE status = 'active' AND next_run_at <= :horizon
     ORDER BY next_run_at
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
@@ -51,7 +51,7 @@ _INSERT_EXECUTIONS = sa.text(
                 CAST(:finished AS timestamptz[]))
          AS v(id, schedule_id, scheduled_for, status, reason, priority, not_before, enqueued_at, finished_at)
     ON CONFLICT (schedule_id, scheduled_for) WHERE trigger_type = 'scheduled' DO NOTHING
-    RETURNING id, status, priority, enqueued_at
+    RETURNING id, status, priority, enqueued_at, not_before
     """
 )
 _ADVANCE_SCHEDULES = sa.text(
@@ -78,10 +78,21 @@ _AUDIT_DISABLED = sa.text(
 
 @dataclass(frozen=True)
 class Dispatch:
-    """An execution to hand to the queue now."""
+    """An execution to hand to the queue now; `due` (UTC) is when it may be published, None = at once."""
 
     execution_id: uuid.UUID
     priority: int
+    due: datetime | None = None
+
+
+def dispatch_order(dispatch: list[Dispatch]) -> list[Dispatch]:
+    """Highest priority first; within a priority, earliest due first (so queue messages cover short spans)."""
+    return sorted(dispatch, key=lambda d: (-d.priority, d.due.timestamp() if d.due is not None else 0.0))
+
+
+def lead_of(settings: Settings) -> timedelta:
+    """How long before its instant a run is handed to the workers (DISPATCH_LEAD_MS)."""
+    return timedelta(milliseconds=settings.DISPATCH_LEAD_MS)
 
 
 @dataclass
@@ -116,18 +127,26 @@ class _Batch:
 
 async def tick(engine: AsyncEngine, now: datetime, settings: Settings, limit: int | None = None) -> TickResult:
     """Claim and plan one batch (at most `limit`, default TICKER_BATCH_SIZE) of due schedules; commit;
-    return what to enqueue."""
+    return what to enqueue.
+
+    "Due" includes the next DISPATCH_LEAD_MS: a slot within that lead is recorded and handed over
+    now, and the worker publishes it at its instant. Misfire rules only apply to slots at or before `now`.
+    """
     result = TickResult()
     batch = _Batch()
     limit = limit or settings.TICKER_BATCH_SIZE
+    horizon = now + lead_of(settings)
     async with engine.begin() as conn:
-        rows = (await conn.execute(_SELECT_DUE, {"now": now, "limit": limit})).all()
+        rows = (await conn.execute(_SELECT_DUE, {"horizon": horizon, "limit": limit})).all()
         result.claimed = len(rows)
         result.batch_full = len(rows) == limit
         for row in rows:
             try:
                 policy = misfire_policy_of(row, settings)
-                plan = plan_due(rule_of(row), row.next_run_at, now, policy, row.run_count, row.max_runs)
+                if row.next_run_at > now:
+                    plan = plan_ahead(rule_of(row), row.next_run_at, row.run_count, row.max_runs)
+                else:
+                    plan = plan_due(rule_of(row), row.next_run_at, now, policy, row.run_count, row.max_runs)
             except Exception as error:  # the stored rule can no longer be evaluated
                 reason = f"rule can no longer be evaluated: {type(error).__name__}: {error}"[:500]
                 batch.add_schedule(row.id, None, 0, None, "disabled", reason)
@@ -135,7 +154,7 @@ async def tick(engine: AsyncEngine, now: datetime, settings: Settings, limit: in
                 continue
             for slot in plan.fire:
                 due = slot + timedelta(seconds=jitter_offset_seconds(str(row.id), slot, row.jitter_seconds))
-                ready = due <= now
+                ready = due <= horizon
                 batch.add_execution(row.id, slot, "pending", None, row.priority, due, now if ready else None, None)
             for slot in plan.missed:
                 batch.add_execution(row.id, slot, "missed", MissReason.MISSED.value, row.priority, None, None, now)
@@ -154,11 +173,11 @@ async def tick(engine: AsyncEngine, now: datetime, settings: Settings, limit: in
             )
         if batch.executions["ids"]:
             inserted = (await conn.execute(_INSERT_EXECUTIONS, {"now": now, **batch.executions})).all()
-            for execution_id, status, priority, enqueued_at in inserted:
+            for execution_id, status, priority, enqueued_at, not_before in inserted:
                 if status == "pending":
                     result.fired += 1
                     if enqueued_at is not None:
-                        result.dispatch.append(Dispatch(execution_id, priority))
+                        result.dispatch.append(Dispatch(execution_id, priority, not_before if not_before > now else None))
         if batch.schedules["ids"]:
             await conn.execute(_ADVANCE_SCHEDULES, {"now": now, **batch.schedules})
         if result.disabled:
@@ -166,5 +185,5 @@ async def tick(engine: AsyncEngine, now: datetime, settings: Settings, limit: in
                 _AUDIT_DISABLED,
                 {"now": now, "actor": SYSTEM_ACTOR, "ids": [d[0] for d in result.disabled], "reasons": [d[1] for d in result.disabled]},
             )
-    result.dispatch.sort(key=lambda d: -d.priority)
+    result.dispatch = dispatch_order(result.dispatch)
     return result

@@ -15,6 +15,7 @@ from core.settings import Settings
 from services.events import EventSink
 from services.outbox import next_due_at
 from services.schedules import WAKEUP_CHANNEL
+from services.ticking import lead_of
 from ticker.tick import Enqueue, run_tick
 
 log = logging.getLogger("ticker")
@@ -82,7 +83,10 @@ async def run_loop(engine: AsyncEngine, settings: Settings, enqueue: Enqueue, ev
                 due = await next_due_at(engine)
                 sleep = settings.TICKER_MAX_SLEEP_SECONDS
                 if due is not None:
-                    sleep = min(sleep, (due - clock()).total_seconds())
+                    # Wake when the next slot enters the lead, plus a fifth of the lead so that one pass
+                    # gathers that many slots into a few queue messages instead of one pass per slot.
+                    lead = lead_of(settings).total_seconds()
+                    sleep = min(sleep, (due - clock()).total_seconds() - lead + lead / 5)
                 sleep = min(sleep, SWEEP_EVERY_SECONDS)
                 if report.enqueue_failed:  # the queue is down: its released runs are due again at once
                     sleep = ERROR_BACKOFF_SECONDS

@@ -2,7 +2,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from core.misfire import Catchup, MisfirePolicy, SlotPlan, plan_due
+from core.misfire import Catchup, MisfirePolicy, SlotPlan, plan_ahead, plan_due
 from core.rules import Rule, ScheduleType
 
 UTC = timezone.utc
@@ -142,3 +142,21 @@ def test_ticker_latency_within_on_time_is_not_a_misfire():
     assert late.fire == () and late.missed == (slot,)
     exact = MisfirePolicy(0, Catchup.NONE)
     assert plan_due(rule, slot, slot + timedelta(milliseconds=300), exact).fire == ()
+
+
+def test_plan_ahead_fires_the_stored_slot_and_moves_to_the_next():
+    slot = u(2026, 5, 1, 12, 1)
+    plan = plan_ahead(EVERY_MIN, slot)
+    assert plan.fire == (slot,) and plan.missed == () and plan.missed_unrecorded == 0
+    assert plan.next_run_at == u(2026, 5, 1, 12, 2) and not plan.exhausted
+
+
+def test_plan_ahead_respects_max_runs_and_the_end_of_a_rule():
+    slot = u(2026, 5, 1, 12, 1)
+    last = plan_ahead(EVERY_MIN, slot, runs_so_far=2, max_runs=3)
+    assert last.fire == (slot,) and last.exhausted and last.next_run_at is None
+    spent = plan_ahead(EVERY_MIN, slot, runs_so_far=3, max_runs=3)
+    assert spent.fire == () and spent.exhausted
+    once = Rule(ScheduleType.ONCE, run_at=slot)
+    only = plan_ahead(once, slot)
+    assert only.fire == (slot,) and only.exhausted and only.next_run_at is None

@@ -13,7 +13,7 @@ import redis.asyncio as redis
 import sqlalchemy as sa
 
 from runtime.nats_client import NatsConnection
-from services.firing import FiringService
+from services.firing import FiringService, claim_waves
 from services.locks import ScheduleLocks
 from services.publisher import CommandPublisher
 from services.schemas import ScheduleCreate
@@ -182,3 +182,34 @@ async def test_nats_unreachable_means_retry_not_loss(engine, schedules, service_
     result = await firing.fire([execution_id], utc_now, 0.0)
     assert result.outcomes[0].status == "retrying" and "NATS unavailable" in result.outcomes[0].error
     assert result.outcomes[0].retry_in_ms == 5000
+
+
+def test_claim_waves_group_runs_by_instant_and_claim_ahead_of_each():
+    waves = claim_waves(["a", "b", "c", "d", "e"], [10.0, None, 10.02, 10.5, 10.03], claim_ahead=0.1, span=0.05)
+    assert waves == [(None, ["b"]), (9.9, ["a", "c", "e"]), (10.4, ["d"])]
+    assert claim_waves(["a", "b"], None) == [(None, ["a", "b"])]  # an old message: everything at once
+
+
+async def test_a_run_handed_over_early_is_published_at_its_instant(engine, schedules, firing, service_settings, nats_client):
+    target = subject()
+    inbox = Inbox()
+    received_at: list[datetime] = []
+
+    async def on_message(msg):
+        received_at.append(utc_now())
+        await inbox.on_message(msg)
+
+    await nats_client.subscribe(target, cb=on_message)
+    await nats_client.flush()
+    now = utc_now()
+    slot = now + timedelta(milliseconds=service_settings.DISPATCH_LEAD_MS / 2)
+    await schedules.create(ScheduleCreate(name=f"o-{uuid.uuid4().hex[:6]}", schedule_type="once", run_at=slot,
+                                          target_command=target), ACTOR, now - timedelta(seconds=1))
+    (dispatch,) = (await tick(engine, now, service_settings)).dispatch
+    assert dispatch.due == slot
+    result = await firing.fire([dispatch.execution_id], utc_now, 0.5)
+    await inbox.wait(1)
+    assert received_at[0] >= slot  # never before the instant
+    assert [o.status for o in result.outcomes] == ["succeeded"] and result.outcomes[0].started_at == slot
+    (row,) = await rows(engine, "SELECT status, started_at FROM executions WHERE id = :id", id=dispatch.execution_id)
+    assert row.status == "succeeded" and row.started_at == slot

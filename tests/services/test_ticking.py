@@ -140,3 +140,31 @@ async def test_delete_and_retime_keep_slots_that_fell_due_before_any_tick(engine
         rows_by.setdefault(row.schedule_id, []).append((row.status, row.reason))
     assert rows_by[deleted.id] == [("cancelled", "deleted")] * 4
     assert sorted(rows_by[retimed.id]) == [("pending", None)] * 4  # within the grace: they fire
+
+
+async def test_slot_within_the_lead_is_handed_over_early_with_its_instant(engine, schedules, settings):
+    lead = timedelta(milliseconds=settings.DISPATCH_LEAD_MS)
+    assert lead > timedelta(0)
+    created = await schedules.create(interval("early", 60), ACTOR, T0)
+    slot = created.next_run_at
+    assert (await tick(engine, slot - lead - timedelta(milliseconds=1), settings)).claimed == 0
+    early = slot - lead / 2
+    result = await tick(engine, early, settings)
+    assert result.fired == 1 and result.missed == 0
+    (dispatch,) = result.dispatch
+    assert dispatch.due == slot  # the worker publishes at the instant, not at hand-over
+    (row,) = await rows(engine, "SELECT status, scheduled_for, enqueued_at FROM executions")
+    assert (row.status, row.scheduled_for, row.enqueued_at) == ("pending", slot, early)
+    (schedule,) = await rows(engine, "SELECT next_run_at, run_count FROM schedules")
+    assert schedule.next_run_at == slot + timedelta(seconds=60) and schedule.run_count == 1
+    # At the instant itself the slot is already recorded: nothing more to do.
+    assert (await tick(engine, slot, settings)).dispatch == []
+
+
+async def test_without_a_lead_a_slot_is_handed_over_only_when_due(engine, schedules, settings):
+    no_lead = settings.model_copy(update={"DISPATCH_LEAD_MS": 0})
+    created = await schedules.create(interval("late-hand-over", 60), ACTOR, T0)
+    slot = created.next_run_at
+    assert (await tick(engine, slot - timedelta(milliseconds=1), no_lead)).claimed == 0
+    (dispatch,) = (await tick(engine, slot, no_lead)).dispatch
+    assert dispatch.due is None
