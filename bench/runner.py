@@ -214,6 +214,34 @@ class Collector:
         info = await self.nc.jetstream().stream_info(self.stream)
         return int(info.state.messages)
 
+    async def stored_times(self, timeout: float = 120.0) -> dict[str, float]:
+        """When NATS stored each command (JetStream's timestamp, epoch seconds), by execution id.
+
+        This is the "received on NATS" instant itself, free of the time this Python subscriber needs to
+        parse and timestamp a burst of messages on a busy machine. Read after the run (headers only).
+        """
+        expected = await self.stored()
+        out: dict[str, float] = {}
+        done = asyncio.Event()
+
+        async def on_message(msg) -> None:
+            execution_id = (msg.headers or {}).get("Scheduler-Execution-Id", "")
+            out.setdefault(execution_id, msg.metadata.timestamp.timestamp())
+            if msg.metadata.num_pending == 0:
+                done.set()
+
+        if expected == 0:
+            return out
+        sub = await self.nc.jetstream().subscribe(f"{self.prefix}.>", stream=self.stream, cb=on_message,
+                                                  ordered_consumer=True, headers_only=True)
+        try:
+            await asyncio.wait_for(done.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            await sub.unsubscribe()
+        return out
+
     async def close(self) -> None:
         try:
             await self.nc.jetstream().delete_stream(self.stream)
@@ -223,12 +251,16 @@ class Collector:
 
 
 def analyse(records: list[tuple[float, str, str, str]], expected: dict[str, list[datetime]] | None,
-            window: tuple[datetime, datetime] | None = None) -> dict[str, Any]:
-    """Lag percentiles, duplicates and missed slots for the records whose slot is in `window`."""
+            window: tuple[datetime, datetime] | None = None, stored: dict[str, float] | None = None) -> dict[str, Any]:
+    """Lag percentiles, duplicates and missed slots for the records whose slot is in `window`.
+
+    With `stored` (JetStream store times by execution id), `lag` is measured at NATS's receipt and
+    `subscriber_lag` at this process's subscription; without it, `lag` is the subscriber's."""
     seen_exec: set[str] = set()
     seen_slot: dict[tuple[str, str], str] = {}
     duplicates = duplicate_slots = 0
     lags: list[float] = []
+    subscriber_lags: list[float] = []
     received: list[float] = []
     slots_seen: set[tuple[str, datetime]] = set()
     for recv, execution_id, schedule_id, slot_text in records:
@@ -245,10 +277,16 @@ def analyse(records: list[tuple[float, str, str, str]], expected: dict[str, list
             continue
         seen_slot[key] = execution_id
         slots_seen.add((schedule_id, slot))
+        subscriber_lags.append(recv - slot.timestamp())
+        if stored is not None and execution_id in stored:
+            recv = stored[execution_id]
         lags.append(recv - slot.timestamp())
         received.append(recv)
     out: dict[str, Any] = {"received": len(received), "duplicates": duplicates, "duplicate_slots": duplicate_slots,
                            "lag": percentiles(lags)}
+    if stored is not None:
+        out["lag_measured_at"] = "JetStream store time"
+        out["subscriber_lag"] = percentiles(subscriber_lags)
     if expected is not None:
         want = {(sid, s) for sid, slots in expected.items() for s in slots}
         out["expected"] = len(want)
@@ -361,7 +399,7 @@ async def burst(args: argparse.Namespace, n: int) -> dict[str, Any]:
         after = run.monitor.sample()
         elapsed = time.time() - t0
         expected = {sid: [due] for sid in created["ids"]}
-        res = analyse(run.collector.records, expected)
+        res = analyse(run.collector.records, expected, stored=await run.collector.stored_times())
         times = res.pop("_received_times")
         out = {
             "workload": "burst", "n": n, "due": iso(due), "create": {k: v for k, v in created.items() if k != "ids"},
@@ -415,7 +453,7 @@ async def steady(args: argparse.Namespace, n: int, period: int, shape: str, warm
             if res["received"] >= total:
                 break
             await asyncio.sleep(0.5)
-        res = analyse(run.collector.records, expected, window)
+        res = analyse(run.collector.records, expected, window, stored=await run.collector.stored_times())
         times = res.pop("_received_times")
         ws, we = window[0].timestamp(), window[1].timestamp()
         in_window = sum(1 for t in times if ws <= t < we)
@@ -440,7 +478,7 @@ async def _time_queries(dsn: str, rounds: int) -> dict[str, Any]:
 
     conn = await asyncpg.connect(dsn)
     try:
-        select_due = str(_SELECT_DUE).replace(":now", "$1").replace(":limit", "$2")
+        select_due = str(_SELECT_DUE).replace(":horizon", "$1").replace(":limit", "$2")
         next_due = str(_NEXT_DUE)
         due_times, next_times = [], []
         for _ in range(rounds):

@@ -10,9 +10,11 @@ A batch is published concurrently: one round trip's latency for the lot, not one
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from nats.js.errors import NotFoundError
 
@@ -53,11 +55,74 @@ def reply_error(headers: dict[str, str] | None, data: bytes) -> str | None:
     return None
 
 
+class AckInbox:
+    """PubAcks of JetStream publishes, collected through ONE wildcard reply subscription.
+
+    nats-py's `js.publish` is a request per message: a random token (os.urandom), a future, a
+    `wait_for` timer and a response-map entry each. With hundreds of commands due at one instant
+    that was most of the worker's time at the instant (bench/RESULTS.md). Here a publish is a plain
+    publish with reply subject `<inbox>.<counter>`, so all commands of an instant leave in one
+    tight loop, and their acks are awaited together afterwards under one timeout.
+    """
+
+    def __init__(self) -> None:
+        self._client: Any = None
+        self._prefix = ""
+        self._tokens = itertools.count()
+        self._pending: dict[str, asyncio.Future] = {}
+
+    async def _ensure(self, client: Any) -> None:
+        if client is self._client:
+            return  # nats-py re-subscribes after a reconnect on its own
+        self._prefix = client.new_inbox()
+        await client.subscribe(self._prefix + ".*", cb=self._on_reply)
+        self._client = client
+
+    async def _on_reply(self, msg: Any) -> None:
+        future = self._pending.pop(msg.subject[len(self._prefix) + 1 :], None)
+        if future is not None and not future.done():
+            future.set_result(msg)
+
+    async def publish(self, client: Any, subject: str, body: bytes, headers: dict[str, str]) -> asyncio.Future:
+        """Publish; the returned future resolves to the server's reply (a PubAck, an error or a status)."""
+        await self._ensure(client)
+        token = str(next(self._tokens))
+        future = asyncio.get_running_loop().create_future()
+        self._pending[token] = future
+        try:
+            await client.publish(subject, body, reply=f"{self._prefix}.{token}", headers=headers)
+        except BaseException:
+            self._pending.pop(token, None)
+            raise
+        return future
+
+    def forget(self, futures: list[asyncio.Future]) -> None:
+        """Drop the entries of futures that will not be awaited any more (timed out)."""
+        for token, future in list(self._pending.items()):
+            if future in futures:
+                del self._pending[token]
+
+
+def pub_ack(reply: Any, stream: str) -> Delivery:
+    """The Delivery a JetStream reply stands for: a PubAck, an API error, or a status such as 503."""
+    status = (reply.headers or {}).get("Status") if reply.headers else None
+    if status and status != "200":
+        return Delivery(False, "jetstream", error=f"no stream answered (status {status})")
+    try:
+        body = json.loads(reply.data)
+    except ValueError:
+        return Delivery(False, "jetstream", error="unreadable PubAck")
+    if "error" in body:
+        return Delivery(False, "jetstream", error=f"APIError: {json.dumps(body['error'])[:400]}")
+    return Delivery(True, "jetstream", body.get("stream", stream), body.get("seq"), bool(body.get("duplicate")))
+
+
 class CommandPublisher:
     def __init__(self, nats_connection, stream_cache_seconds: float = 30.0) -> None:
         self.nats = nats_connection
         self.stream_cache_seconds = stream_cache_seconds
         self._streams: dict[str, tuple[float, str | None]] = {}
+        self._acks = AckInbox()
 
     async def stream_for(self, subject: str) -> str | None:
         """The JetStream stream covering `subject`, cached for `stream_cache_seconds`."""
@@ -73,45 +138,75 @@ class CommandPublisher:
         return stream
 
     async def deliver_many(self, batch: list[Outgoing]) -> list[Delivery]:
+        """Publish a batch, each command at its `delay_seconds`; one Delivery per command, in order.
+
+        Commands due at the same instant are written in one tight loop; JetStream acks, request
+        replies and the core flush are then awaited concurrently.
+        """
         if not batch:
             return []
         try:
             client = await self.nats.connection()
         except Exception as error:
             return [Delivery(False, "none", error=f"NATS unavailable: {error}") for _ in batch]
-        core_indexes: list[int] = []
         results: list[Delivery | None] = [None] * len(batch)
-        js = client.jetstream()  # one context for the batch (building one per publish showed in the profile)
-
-        async def one(index: int, item: Outgoing) -> None:
-            if item.delay_seconds > 0:
-                await asyncio.sleep(item.delay_seconds)
+        acks: list[tuple[int, str, asyncio.Future]] = []
+        waits: list[asyncio.Task] = []
+        core_indexes: list[int] = []
+        started = time.monotonic()
+        for index in sorted(range(len(batch)), key=lambda i: batch[i].delay_seconds):
+            item = batch[index]
+            wait = item.delay_seconds - (time.monotonic() - started)
+            if wait > 0:
+                await asyncio.sleep(wait)
             try:
                 if item.mode == "request":
-                    reply = await client.request(item.subject, item.body, timeout=item.timeout_seconds, headers=item.headers)
-                    problem = reply_error(reply.headers, reply.data)
-                    results[index] = Delivery(problem is None, "request", error=problem)
-                    return
+                    waits.append(asyncio.ensure_future(self._request(client, item, index, results)))
+                    continue
                 stream = await self.stream_for(item.subject)
                 if stream is None:
                     await client.publish(item.subject, item.body, headers=item.headers)
                     core_indexes.append(index)
-                    return
-                ack = await js.publish(
-                    item.subject, item.body, timeout=item.timeout_seconds, stream=stream, headers=item.headers
-                )
-                results[index] = Delivery(True, "jetstream", ack.stream, ack.seq, bool(ack.duplicate))
+                    continue
+                headers = {**item.headers, "Nats-Expected-Stream": stream}
+                acks.append((index, stream, await self._acks.publish(client, item.subject, item.body, headers)))
             except Exception as error:
                 results[index] = Delivery(False, item.mode, error=f"{type(error).__name__}: {error}"[:500])
-
-        await asyncio.gather(*(one(i, item) for i, item in enumerate(batch)))
+        if acks:
+            waits.append(asyncio.ensure_future(self._await_acks(acks, max(batch[i].timeout_seconds for i, _, _ in acks), results)))
         if core_indexes:
-            # A core publish is only buffered until the server answers a PING after it.
-            try:
-                await client.flush(timeout=max(item.timeout_seconds for item in batch))
-                flushed = Delivery(True, "core")
-            except Exception as error:
-                flushed = Delivery(False, "core", error=f"flush failed: {type(error).__name__}: {error}"[:500])
-            for index in core_indexes:
-                results[index] = flushed
+            waits.append(asyncio.ensure_future(self._flush(client, core_indexes, max(batch[i].timeout_seconds for i in core_indexes), results)))
+        if waits:
+            await asyncio.gather(*waits)
         return [r if r is not None else Delivery(False, "none", error="not attempted") for r in results]
+
+    async def _request(self, client: Any, item: Outgoing, index: int, results: list[Delivery | None]) -> None:
+        try:
+            reply = await client.request(item.subject, item.body, timeout=item.timeout_seconds, headers=item.headers)
+            problem = reply_error(reply.headers, reply.data)
+            results[index] = Delivery(problem is None, "request", error=problem)
+        except Exception as error:
+            results[index] = Delivery(False, "request", error=f"{type(error).__name__}: {error}"[:500])
+
+    async def _await_acks(self, acks: list[tuple[int, str, asyncio.Future]], timeout: float,
+                          results: list[Delivery | None]) -> None:
+        futures = [future for _, _, future in acks]
+        done, not_done = await asyncio.wait(futures, timeout=timeout)
+        self._acks.forget(list(not_done))
+        for index, stream, future in acks:
+            if future in done:
+                results[index] = pub_ack(future.result(), stream)
+            else:
+                future.cancel()
+                results[index] = Delivery(False, "jetstream", error="TimeoutError: no PubAck in time")
+
+    @staticmethod
+    async def _flush(client: Any, indexes: list[int], timeout: float, results: list[Delivery | None]) -> None:
+        # A core publish is only buffered until the server answers a PING after it.
+        try:
+            await client.flush(timeout=timeout)
+            flushed = Delivery(True, "core")
+        except Exception as error:
+            flushed = Delivery(False, "core", error=f"flush failed: {type(error).__name__}: {error}"[:500])
+        for index in indexes:
+            results[index] = flushed
