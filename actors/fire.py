@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 import uuid
 from datetime import datetime, timezone
 
@@ -22,7 +21,7 @@ from actors.broker import FIRE_QUEUE
 from actors.resources import WorkerResources, resources
 from runtime import metrics
 from services.events import EXECUTION_EVENT_PREFIX, SCHEDULE_EVENT_PREFIX
-from services.firing import FireResult, claim_waves
+from services.firing import FireResult
 
 log = logging.getLogger("actors.fire")
 TIME_LIMIT_MS = 120_000
@@ -82,24 +81,13 @@ async def _run(execution_ids: list[str]) -> FireResult:
 
 
 @dramatiq.actor(queue_name=FIRE_QUEUE, retry_when=_only_explicit_retries, time_limit=TIME_LIMIT_MS)
-async def fire_batch(execution_ids: list[str], dues: list[float | None] | None = None) -> None:
-    """Fire a batch handed over by the ticker. `dues` (UTC epoch seconds, None = at once) are the
-    runs' instants when they were handed over ahead of time: each wave of runs is claimed shortly
-    before its instant and published at it."""
-    waves = []
-    for claim_at, ids in claim_waves(execution_ids, dues):
-        if claim_at is not None and claim_at > time.time():
-            await asyncio.sleep(claim_at - time.time())
-        waves.append(asyncio.create_task(_run(ids)))
-    outcomes = await asyncio.gather(*waves, return_exceptions=True)
-    for result in outcomes:
-        if isinstance(result, FireResult):
-            for outcome in result.retries:
-                # If this enqueue is lost, the row stays `retrying` and the ticker's sweep re-enqueues it.
-                await asyncio.to_thread(_send_retry, outcome.execution_id, outcome.retry_in_ms or 0)
-    errors = [r for r in outcomes if isinstance(r, BaseException)]
-    if errors:  # the runs stay pending/running in PostgreSQL: the ticker's sweep hands them over again
-        raise errors[0]
+async def fire_batch(execution_ids: list[str]) -> None:
+    """Fire a batch handed over by the ticker; runs handed over ahead of their instant (DISPATCH_LEAD_MS)
+    are claimed now and published at their instant."""
+    result = await _run(execution_ids)
+    for outcome in result.retries:
+        # If this enqueue is lost, the row stays `retrying` and the ticker's sweep re-enqueues it.
+        await asyncio.to_thread(_send_retry, outcome.execution_id, outcome.retry_in_ms or 0)
 
 
 @dramatiq.actor(queue_name=FIRE_QUEUE, retry_when=_only_explicit_retries, time_limit=TIME_LIMIT_MS)

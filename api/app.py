@@ -8,7 +8,8 @@ import uuid
 from contextlib import asynccontextmanager
 
 import redis.asyncio as redis
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import health, metrics_route, nats_commands, routes_audit, routes_executions, routes_schedules
 from api.dashboard import mount_dashboards
@@ -16,7 +17,7 @@ from api.hardening import install_hardening
 from api.problems import install_problem_handlers
 from core.settings import Settings
 from gql.schema import graphql_router
-from models.db import make_engine, make_session_factory
+from models.db import ReadPool, make_engine, make_session_factory
 from runtime.migrations import migration_head
 from runtime.nats_client import NatsConnection
 from services.audit import AuditService
@@ -28,6 +29,7 @@ from services.executions import ExecutionService
 from services.lifecycle import LifecycleService
 
 CORRELATION_HEADER = "X-Correlation-ID"
+_CORRELATION_KEY = CORRELATION_HEADER.lower().encode()
 log = logging.getLogger("api")
 
 
@@ -44,6 +46,35 @@ async def _serve_nats_commands(app: FastAPI) -> None:
             await asyncio.sleep(2)
 
 
+class CorrelationId:
+    """Take X-Correlation-ID from the request (or make one), keep it in `request.state.correlation_id`
+    and echo it on the response. A pure ASGI middleware: no task or stream per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        incoming = ""
+        for key, value in scope["headers"]:
+            if key == _CORRELATION_KEY:
+                incoming = value.decode("latin-1")
+                break
+        correlation = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else str(uuid.uuid4())
+        scope.setdefault("state", {})["correlation_id"] = correlation
+        encoded = correlation.encode("latin-1")
+
+        async def with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", ()) if h[0].lower() != _CORRELATION_KEY]
+                headers.append((_CORRELATION_KEY, encoded))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_header)
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the app; connections open in the lifespan so importing this module does no I/O."""
 
@@ -51,12 +82,13 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI):
         engine = make_engine(settings.DATABASE_URL, pool_size=settings.SCHEDULER_EXECUTOR_POOL_SIZE)
         sessions = make_session_factory(engine)
+        reads = ReadPool(settings.DATABASE_URL, size=settings.API_READ_POOL_SIZE)
         app.state.settings = settings
         app.state.engine = engine
         app.state.nats = NatsConnection.from_settings(settings, name=f"{settings.SERVICE_NAME}-api")
         limiter = WriteLimiter(settings.REDIS_URL, settings.RATE_LIMIT_WRITES) if settings.RATE_LIMIT_WRITES.strip() else None
         schemas = PayloadSchemas.load(settings.PAYLOAD_SCHEMA_DIR) if settings.PAYLOAD_SCHEMA_DIR else None
-        app.state.schedules = LifecycleService(sessions, settings, NatsEvents(app.state.nats), limiter, schemas)
+        app.state.schedules = LifecycleService(sessions, settings, NatsEvents(app.state.nats), limiter, schemas, reads)
         app.state.api_keys = ApiKeyService(sessions, settings.API_KEY_CACHE_SECONDS)
         app.state.executions = ExecutionService(sessions)
         app.state.audit = AuditService(sessions)
@@ -70,6 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
             await app.state.nats.close()
             await app.state.redis.aclose()
             await engine.dispose()
+            await reads.close()
 
     app = FastAPI(
         title="Scheduler service",
@@ -78,14 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
 
-    @app.middleware("http")
-    async def correlation_id(request: Request, call_next):
-        incoming = request.headers.get(CORRELATION_HEADER, "")
-        request.state.correlation_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else str(uuid.uuid4())
-        response = await call_next(request)
-        response.headers[CORRELATION_HEADER] = request.state.correlation_id
-        return response
-
+    app.add_middleware(CorrelationId)
     install_problem_handlers(app)
     install_hardening(app, settings)
     app.include_router(routes_schedules.router)

@@ -17,16 +17,16 @@ from services.lifecycle import LifecycleService
 _PRINCIPAL = re.compile(r"^[\w.@:+\-/ ]{1,255}$")
 
 
-def utc_now() -> datetime:
-    """The entry point's clock; tests override this dependency to freeze time."""
+async def utc_now() -> datetime:
+    """The entry point's clock; tests override this dependency to freeze time (async: no thread hop)."""
     return datetime.now(timezone.utc)
 
 
-def schedules_service(request: Request) -> LifecycleService:
+async def schedules_service(request: Request) -> LifecycleService:
     return request.app.state.schedules
 
 
-def executions_service(request: Request) -> ExecutionService:
+async def executions_service(request: Request) -> ExecutionService:
     return request.app.state.executions
 
 
@@ -56,7 +56,7 @@ def actor_from(*header_names: str):
     return dependency
 
 
-def reject_nul_query(request: Request) -> None:
+async def reject_nul_query(request: Request) -> None:
     """PostgreSQL text holds no NUL character: a query parameter with one is refused, not a 500."""
     for name, value in request.query_params.multi_items():
         if "\x00" in value or "\x00" in name:

@@ -366,7 +366,7 @@ class Run:
             path = RESULTS_DIR / f"profile-{self.name}-{name}.txt"
             path.parent.mkdir(parents=True, exist_ok=True)
             out.append(subprocess.Popen(
-                [str(spy), "record", "--pid", str(self.stack.processes[name].pid), "--subprocesses", "--idle",
+                [str(spy), "record", "--pid", str(self.stack.processes[name].pid), "--subprocesses",
                  "--rate", "200", "--duration", str(int(seconds)), "--format", "raw", "--output", str(path)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         return out
@@ -735,7 +735,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--api-seconds", type=float, default=15)
     p.add_argument("--api-concurrency", type=int, default=16)
     p.add_argument("--worker-processes", type=int, default=2)
-    p.add_argument("--worker-threads", type=int, default=8)
+    p.add_argument("--worker-threads", type=int, default=32)
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--py-spy", action="store_true", help="record py-spy profiles (collapsed stacks) into bench/results/")
     args = p.parse_args(argv)

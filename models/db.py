@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from typing import Any
+
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -19,3 +24,57 @@ def make_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+async def _json_codecs(conn: asyncpg.Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    """Nothing to reset: reads run single statements outside a transaction and change no session state."""
+
+
+class ReadPool:
+    """Plain asyncpg connections for the hottest single-statement reads (GET by id).
+
+    No ORM, no transaction and no pre-ping round trip: one round trip per read. Opened on first use;
+    a read on a connection that PostgreSQL closed (a restart) is retried once on a fresh connection.
+    """
+
+    RETRYABLE = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, ConnectionError)
+
+    def __init__(self, database_url: str, size: int = 10) -> None:
+        self.dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        self.size = size
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+
+    async def _opened(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._opening:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(
+                        self.dsn, min_size=0, max_size=self.size, init=_json_codecs, reset=_no_reset,
+                        max_inactive_connection_lifetime=300.0,
+                    )
+        return self._pool
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        pool = await self._opened()
+        try:
+            return await pool.fetchrow(query, *args)
+        except self.RETRYABLE:
+            return await pool.fetchrow(query, *args)
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        pool = await self._opened()
+        try:
+            return await pool.fetch(query, *args)
+        except self.RETRYABLE:
+            return await pool.fetch(query, *args)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()

@@ -205,3 +205,14 @@ class ApiKey(SQLModel, table=True):
     description: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
     revoked_at: datetime | None = _tz()
+
+
+class CreatorCount(SQLModel, table=True):
+    """How many live (not deleted) schedules each creator has: the quota check reads one row instead
+    of counting. Maintained by triggers on `schedules` (migration 0004), so every insert, soft or hard
+    delete and truncate keeps it exact whatever the writer."""
+
+    __tablename__ = "schedule_counts"
+
+    created_by: str = Field(sa_column=sa.Column(sa.String(255), primary_key=True))
+    live: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))

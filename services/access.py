@@ -20,8 +20,12 @@ def require_writer(actor: Actor) -> None:
         raise Forbidden(f"{actor.name!r} has the reader role: it cannot change schedules", field="authorization")
 
 
+def visible_to(actor: Actor, created_by: str) -> bool:
+    return actor.sees_everything or created_by == actor.name
+
+
 def check_visible(actor: Actor, schedule: Schedule) -> None:
-    if not actor.sees_everything and schedule.created_by != actor.name:
+    if not visible_to(actor, schedule.created_by):
         raise NotFound("schedule", schedule.id, field="schedule_id")
 
 

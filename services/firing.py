@@ -36,12 +36,6 @@ LOCK_CONFLICT_DEFER_MS = 1000
 # Backoff cap for runs that could not take their lock because Redis was unreachable: nothing was
 # published, so waiting for the schedule's retry_delay (300 s by default) would only delay due slots.
 LOCK_OUTAGE_RETRY_CAP_SECONDS = 5
-# A run handed over before its instant (DISPATCH_LEAD_MS) is claimed this long before it, and the
-# publish then waits for the instant. The claim and the lock take a few milliseconds even under load;
-# a pause or delete that lands inside this last window no longer stops that one slot.
-CLAIM_AHEAD_SECONDS = 0.1
-# Runs whose instants lie within this span of the first one are claimed together (one UPDATE).
-WAVE_SPAN_SECONDS = 0.05
 
 _CLAIM = sa.text(
     """
@@ -179,27 +173,6 @@ def _claimed(row: Any) -> Claimed:
     )
 
 
-def claim_waves(
-    execution_ids: list[str], dues: list[float | None] | None,
-    claim_ahead: float = CLAIM_AHEAD_SECONDS, span: float = WAVE_SPAN_SECONDS,
-) -> list[tuple[float | None, list[str]]]:
-    """Split a queue message into claim waves: [(claim at, epoch seconds or None = now), ids].
-
-    `dues` gives each run's instant (epoch seconds, None = at once). Runs due within `span` of a
-    wave's first instant share its claim, which happens `claim_ahead` before that instant.
-    """
-    dues = dues if dues is not None and len(dues) == len(execution_ids) else [None] * len(execution_ids)
-    now_ids = [i for i, d in zip(execution_ids, dues) if d is None]
-    waves: list[tuple[float | None, list[str]]] = [(None, now_ids)] if now_ids else []
-    first: float | None = None
-    for due, execution_id in sorted((d, i) for i, d in zip(execution_ids, dues) if d is not None):
-        if first is None or due > first + span:
-            first = due
-            waves.append((due - claim_ahead, []))
-        waves[-1][1].append(execution_id)
-    return waves
-
-
 def render_command(run: Claimed) -> Outgoing:
     """The NATS message of one run: templated body, metadata headers, execution id as Nats-Msg-Id."""
     values = {
@@ -301,7 +274,10 @@ class FiringService:
                 publishing.append(run)
         result.locks_acquired = len(leases)
         try:
-            deliveries = await self.publisher.deliver_many([self._held(render_command(r), r, clock) for r in publishing])
+            # One reference instant for the batch: equal instants get equal delays, so the publish order
+            # stays the claim order (highest priority first) among commands due at the same instant.
+            reference = clock()
+            deliveries = await self.publisher.deliver_many([self._held(render_command(r), r, reference) for r in publishing])
             for run, delivery in zip(publishing, deliveries):
                 result.outcomes.append(self._delivered(run, now, delivery, jitter))
         finally:
@@ -321,11 +297,12 @@ class FiringService:
             await conn.execute(_DISABLE, {"ids": schedule_ids, "reason": reason, "now": now})
 
     @staticmethod
-    def _held(outgoing: Outgoing, run: Claimed, clock: Callable[[], datetime]) -> Outgoing:
-        """The command, held back until the run's instant when it was claimed ahead of it."""
+    def _held(outgoing: Outgoing, run: Claimed, reference: datetime) -> Outgoing:
+        """The command, held back until the run's instant when it was claimed ahead of it (`reference`
+        is the current instant, UTC)."""
         if run.due is None:
             return outgoing
-        wait = (run.due - clock()).total_seconds()
+        wait = (run.due - reference).total_seconds()
         return replace(outgoing, delay_seconds=wait) if wait > 0 else outgoing
 
     def _outcome(self, run: Claimed, now: datetime, status: str, **kw: Any) -> Outcome:

@@ -69,7 +69,10 @@ def payload_problems(payload: Any, settings: Settings, field: str = "command_pay
     depth = nesting_depth(payload)
     if depth > settings.MAX_PAYLOAD_DEPTH:
         return [FieldError(field, f"nests {depth} levels deep; the limit is {settings.MAX_PAYLOAD_DEPTH}")]
-    size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
+    try:
+        size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
+    except ValueError:  # Python's json reads NaN/Infinity; standard JSON (and jsonb) has no such numbers
+        return [FieldError(field, "contains NaN or Infinity, which are not JSON numbers")]
     if size > settings.MAX_PAYLOAD_BYTES:
         return [FieldError(field, f"is {size} bytes; the limit is {settings.MAX_PAYLOAD_BYTES} bytes")]
     return template_problems(payload, field)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from core.timezones import load_zone
 from models import Execution, Schedule
@@ -15,16 +15,28 @@ def _ms(later, earlier) -> float | None:
     return round((later - earlier).total_seconds() * 1000, 3)
 
 
+def _local(next_run_at, zone: str) -> str | None:
+    if next_run_at is None:
+        return None
+    try:
+        return next_run_at.astimezone(load_zone(zone)).isoformat()
+    except ValueError:
+        return None
+
+
 def schedule_out(row: Schedule) -> ScheduleOut:
-    local = None
-    if row.next_run_at is not None:
-        try:
-            local = row.next_run_at.astimezone(load_zone(row.timezone)).isoformat()
-        except ValueError:
-            local = None
     data = row.model_dump()
     data["is_active"] = row.status == "active"
-    data["next_run_at_local"] = local
+    data["next_run_at_local"] = _local(row.next_run_at, row.timezone)
+    return ScheduleOut.model_validate(data)
+
+
+def schedule_out_of_values(values: Mapping[str, Any]) -> ScheduleOut:
+    """The same as `schedule_out` from a plain column mapping (a Core row's `_mapping`, or the values
+    of a row about to be inserted), without building an ORM object first."""
+    data = dict(values)
+    data["is_active"] = data["status"] == "active"
+    data["next_run_at_local"] = _local(data["next_run_at"], data["timezone"])
     return ScheduleOut.model_validate(data)
 
 

@@ -15,11 +15,11 @@ log = logging.getLogger("ticker.dispatch")
 
 
 def queue_enqueuer(broker: Broker, settings: Settings) -> Enqueue:
-    """An Enqueue that sends `fire_batch` messages of DISPATCH_BATCH_SIZE ids each, with each run's
-    due instant (UTC epoch seconds, None = at once) so the worker can publish it at that instant.
+    """An Enqueue that sends `fire_batch` messages of DISPATCH_BATCH_SIZE ids each.
 
     The dispatches arrive sorted by priority (highest first), then due instant, and the queue is
-    FIFO, so under a backlog higher-priority runs are published first.
+    FIFO, so under a backlog higher-priority runs are published first, and a message covers a short
+    span of instants. (The worker reads each run's instant from its row when it claims it.)
     """
     from actors.fire import fire_batch
 
@@ -30,8 +30,7 @@ def queue_enqueuer(broker: Broker, settings: Settings) -> Enqueue:
         for start in range(0, len(dispatch), size):
             chunk = dispatch[start : start + size]
             try:
-                fire_batch.send([str(d.execution_id) for d in chunk],
-                                [d.due.timestamp() if d.due is not None else None for d in chunk])
+                fire_batch.send([str(d.execution_id) for d in chunk])
             except Exception as error:
                 log.warning("enqueue failed", extra={"action": "queue.enqueue_failed", "error": str(error)})
                 failed.extend(chunk)

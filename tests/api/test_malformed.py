@@ -345,6 +345,10 @@ async def test_malformed_request_is_rejected(client, db, clock, ids, method, pat
             raw_json({}, override_payload='{"deep": %s}' % nested_lists(HUGE_NESTING)),
             id="nested-lists-in-override",
         ),
+        # Python's json module reads these non-standard literals; PostgreSQL's jsonb does not.
+        pytest.param(f"{API}/schedules", raw_json(cron(), command_payload='{"x": NaN}'), id="nan-in-payload"),
+        pytest.param(f"{API}/schedules/bulk/create",
+                     b'{"schedules": [%s]}' % raw_json(cron(), command_payload='{"x": Infinity}'), id="infinity-in-bulk"),
     ],
 )
 async def test_unparseable_bodies_answer_4xx(client, db, clock, ids, path, raw):

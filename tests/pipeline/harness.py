@@ -106,7 +106,7 @@ class Stack:
         return {
             "api": [sys.executable, "-m", "api"],
             "ticker": [sys.executable, "-m", "ticker"],
-            "worker": [str(VENV_BIN / "dramatiq"), "actors", "-p", "1", "-t", "8"],
+            "worker": [str(VENV_BIN / "dramatiq"), "actors", "-p", "1", "-t", "16"],
         }[kind]
 
     def start(self, name: str, kind: str | None = None, port: int | None = None) -> subprocess.Popen:

@@ -13,7 +13,7 @@ import redis.asyncio as redis
 import sqlalchemy as sa
 
 from runtime.nats_client import NatsConnection
-from services.firing import FiringService, claim_waves
+from services.firing import FiringService
 from services.locks import ScheduleLocks
 from services.publisher import CommandPublisher
 from services.schemas import ScheduleCreate
@@ -182,12 +182,6 @@ async def test_nats_unreachable_means_retry_not_loss(engine, schedules, service_
     result = await firing.fire([execution_id], utc_now, 0.0)
     assert result.outcomes[0].status == "retrying" and "NATS unavailable" in result.outcomes[0].error
     assert result.outcomes[0].retry_in_ms == 5000
-
-
-def test_claim_waves_group_runs_by_instant_and_claim_ahead_of_each():
-    waves = claim_waves(["a", "b", "c", "d", "e"], [10.0, None, 10.02, 10.5, 10.03], claim_ahead=0.1, span=0.05)
-    assert waves == [(None, ["b"]), (9.9, ["a", "c", "e"]), (10.4, ["d"])]
-    assert claim_waves(["a", "b"], None) == [(None, ["a", "b"])]  # an old message: everything at once
 
 
 async def test_a_run_handed_over_early_is_published_at_its_instant(engine, schedules, firing, service_settings, nats_client):

@@ -32,7 +32,8 @@ async def rows(engine, sql: str, **params):
 async def test_due_schedule_gets_one_pending_row_and_advances(engine, schedules, settings):
     created = await schedules.create(interval("a", 60), ACTOR, T0)
     due = created.next_run_at
-    assert (await tick(engine, due - timedelta(seconds=1), settings)).claimed == 0
+    lead = timedelta(milliseconds=settings.DISPATCH_LEAD_MS)
+    assert (await tick(engine, due - lead - timedelta(seconds=1), settings)).claimed == 0
     result = await tick(engine, due, settings)
     assert result.claimed == 1 and result.fired == 1 and len(result.dispatch) == 1
     again = await tick(engine, due, settings)  # planning twice at one instant adds nothing
@@ -77,7 +78,9 @@ async def test_two_tickers_never_record_a_slot_twice(engine, schedules, settings
     for i in range(300):
         await schedules.create(interval(f"s{i}", 10 + i % 7), ACTOR, T0)
     other = make_engine(clean_db, pool_size=2)
-    small = settings.model_copy(update={"TICKER_BATCH_SIZE": 37})
+    # No dispatch lead here: with it, a pass may also take slots up to a lead past `now`, which would
+    # blur the exact count below (the lead has its own tests).
+    small = settings.model_copy(update={"TICKER_BATCH_SIZE": 37, "DISPATCH_LEAD_MS": 0})
     try:
         for step in range(1, 25):
             now = T0 + timedelta(seconds=5 * step)
@@ -119,12 +122,16 @@ async def test_jittered_slot_waits_in_the_outbox_until_due(engine, schedules, se
     result = await tick(engine, slot, settings)
     (row,) = await rows(engine, "SELECT id, not_before, enqueued_at FROM executions")
     assert row.not_before >= slot and row.not_before - slot <= timedelta(seconds=300)
-    if row.not_before > slot:
+    lead = timedelta(milliseconds=settings.DISPATCH_LEAD_MS)
+    if row.not_before <= slot + lead:  # jitter within the lead: handed over at once, with its instant
+        assert [(d.execution_id, d.due) for d in result.dispatch] == [(row.id, row.not_before if row.not_before > slot else None)]
+    else:
         assert result.dispatch == [] and row.enqueued_at is None
         assert await next_due_at(engine) == row.not_before
-        assert (await sweep(engine, row.not_before - timedelta(seconds=1), settings)).dispatch == []
-    handed = await sweep(engine, row.not_before, settings)
-    assert [d.execution_id for d in handed.dispatch] == ([row.id] if row.not_before > slot else [])
+        assert (await sweep(engine, row.not_before - lead - timedelta(seconds=1), settings)).dispatch == []
+        # Handed over when its instant enters the lead, carrying the instant the worker waits for.
+        handed = await sweep(engine, row.not_before - lead, settings)
+        assert [(d.execution_id, d.due) for d in handed.dispatch] == [(row.id, row.not_before)]
 
 
 async def test_delete_and_retime_keep_slots_that_fell_due_before_any_tick(engine, schedules, settings):
