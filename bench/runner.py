@@ -337,7 +337,9 @@ class Run:
     def __init__(self, args: argparse.Namespace, name: str, **settings: str) -> None:
         self.args = args
         self.name = name
-        self.stack = BenchStack(worker_processes=args.worker_processes, worker_threads=args.worker_threads, **settings)
+        overrides = dict(kv.split("=", 1) for kv in args.set)
+        self.stack = BenchStack(worker_processes=args.worker_processes, worker_threads=args.worker_threads,
+                                **{**settings, **overrides})
         self.prefix = f"cmd.bench.{uuid.uuid4().hex[:10]}"
         self.subject = f"{self.prefix}.{name}"
 
@@ -735,9 +737,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--api-seconds", type=float, default=15)
     p.add_argument("--api-concurrency", type=int, default=16)
     p.add_argument("--worker-processes", type=int, default=2)
-    p.add_argument("--worker-threads", type=int, default=32)
+    p.add_argument("--worker-threads", type=int, default=16)
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--py-spy", action="store_true", help="record py-spy profiles (collapsed stacks) into bench/results/")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a service setting for every process, e.g. --set DISPATCH_LEAD_MS=0 (repeatable)")
     args = p.parse_args(argv)
     args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     if args.tiny:
@@ -752,7 +756,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"started": iso(utc_now()), "machine": machine(), "argv": sys.argv,
                               "settings": {"worker_processes": args.worker_processes, "worker_threads": args.worker_threads,
-                                           "MAX_BULK_ITEMS": 1000, "LOG_LEVEL": "WARNING"},
+                                           "MAX_BULK_ITEMS": 1000, "LOG_LEVEL": "WARNING",
+                                           **dict(kv.split("=", 1) for kv in args.set)},
                               "results": []}
     async def one(label: str, make) -> None:
         try:

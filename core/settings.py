@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     TICKER_BATCH_SIZE: int = Field(500, ge=1, le=10000)
     MISFIRE_ON_TIME_SECONDS: float = Field(1.0, ge=0, le=60)  # ticker latency that is never a misfire
     TICKER_MAX_SLEEP_SECONDS: float = Field(5.0, gt=0, le=60)
-    DISPATCH_BATCH_SIZE: int = Field(250, ge=1, le=1000)
+    DISPATCH_BATCH_SIZE: int = Field(100, ge=1, le=1000)
     # Runs are recorded, handed to the workers and claimed up to this long before their instant; the
     # publish still waits for the instant. This takes the hand-over chain (commit, queue, claim, lock)
     # out of the lag and spreads a burst's preparation over the lead. A pause, edit or delete reaches

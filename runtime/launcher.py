@@ -136,7 +136,7 @@ class Launcher:
         if not self.migrate(env):
             return 1 if not self.stopping else 0
 
-        specs = commands(int(os.environ.get("WORKER_PROCESSES", "1")), int(os.environ.get("WORKER_THREADS", "32")))
+        specs = commands(int(os.environ.get("WORKER_PROCESSES", "1")), int(os.environ.get("WORKER_THREADS", "16")))
         if self.demo:
             specs["demo"] = [sys.executable, "-m", "demo"]
             log_dir = self.data_dir / "logs"

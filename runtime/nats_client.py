@@ -10,6 +10,10 @@ from nats.aio.client import Client as NATS
 
 log = logging.getLogger("runtime.nats")
 INITIAL_CONNECT_TIMEOUT_SECONDS = 3.0
+# After a failed first connect, callers fail at once for this long instead of each waiting out its own
+# attempt: a worker started during a NATS outage otherwise spent INITIAL_CONNECT_TIMEOUT_SECONDS per
+# event of every run, one after the other (the chaos suite's NATS outages).
+FAILED_CONNECT_BACKOFF_SECONDS = 1.0
 
 
 class NatsConnection:
@@ -25,6 +29,7 @@ class NatsConnection:
         self.credentials = credentials or {}
         self._client: NATS | None = None
         self._lock = asyncio.Lock()
+        self._failed_at: float | None = None  # event-loop time of the last failed first connect
 
     @classmethod
     def from_settings(cls, settings, name: str) -> "NatsConnection":
@@ -47,6 +52,9 @@ class NatsConnection:
             return client
         async with self._lock:
             if self._client is None or self._client.is_closed:
+                now = asyncio.get_running_loop().time()
+                if self._failed_at is not None and now - self._failed_at < FAILED_CONNECT_BACKOFF_SECONDS:
+                    raise ConnectionError(f"NATS at {self.url} unreachable (retrying shortly)")
                 candidate = NATS()
                 try:
                     await asyncio.wait_for(
@@ -63,6 +71,7 @@ class NatsConnection:
                         INITIAL_CONNECT_TIMEOUT_SECONDS,
                     )
                 except BaseException as error:  # includes cancellation: never leave a half-open client
+                    self._failed_at = asyncio.get_running_loop().time()
                     with contextlib.suppress(BaseException):
                         await asyncio.wait_for(candidate.close(), 1)
                     if isinstance(error, Exception):

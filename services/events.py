@@ -20,11 +20,16 @@ EXECUTION_EVENT_PREFIX = "evt.scheduler.execution."
 class EventSink(Protocol):
     async def emit(self, subject: str, body: dict[str, Any]) -> None: ...
 
+    async def emit_many(self, events: list[tuple[str, dict[str, Any]]]) -> None: ...
+
 
 class NullEvents:
     """For tests and tools that do not need events."""
 
     async def emit(self, subject: str, body: dict[str, Any]) -> None:
+        return None
+
+    async def emit_many(self, events: list[tuple[str, dict[str, Any]]]) -> None:
         return None
 
 
@@ -36,6 +41,9 @@ class RecordingEvents:
 
     async def emit(self, subject: str, body: dict[str, Any]) -> None:
         self.emitted.append((subject, body))
+
+    async def emit_many(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        self.emitted.extend(events)
 
 
 def _default(value: Any) -> Any:
@@ -55,8 +63,17 @@ class NatsEvents:
         self.nats = nats_connection
 
     async def emit(self, subject: str, body: dict[str, Any]) -> None:
+        await self.emit_many([(subject, body)])
+
+    async def emit_many(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """Publish events in order; when NATS is unavailable the batch is dropped with ONE warning
+        (a worker's batch carries two events per run: one line each flooded the logs in outages)."""
+        if not events:
+            return
         try:
             client = await self.nats.connection()
-            await client.publish(subject, encode(body))
+            for subject, body in events:
+                await client.publish(subject, encode(body))
         except Exception as error:  # events are best effort by design
-            log.warning("event not published", extra={"action": "events.publish_failed", "subject": subject, "error": str(error)})
+            log.warning("events not published", extra={
+                "action": "events.publish_failed", "subject": events[0][0], "count": len(events), "error": str(error)})

@@ -83,8 +83,9 @@ class AckInbox:
         if future is not None and not future.done():
             future.set_result(msg)
 
-    async def publish(self, client: Any, subject: str, body: bytes, headers: dict[str, str]) -> asyncio.Future:
-        """Publish; the returned future resolves to the server's reply (a PubAck, an error or a status)."""
+    async def publish(self, client: Any, subject: str, body: bytes, headers: dict[str, str]) -> tuple[str, asyncio.Future]:
+        """Publish; returns (token, future), the future resolving to the server's reply (a PubAck, an
+        error or a status)."""
         await self._ensure(client)
         token = str(next(self._tokens))
         future = asyncio.get_running_loop().create_future()
@@ -94,13 +95,12 @@ class AckInbox:
         except BaseException:
             self._pending.pop(token, None)
             raise
-        return future
+        return token, future
 
-    def forget(self, futures: list[asyncio.Future]) -> None:
-        """Drop the entries of futures that will not be awaited any more (timed out)."""
-        for token, future in list(self._pending.items()):
-            if future in futures:
-                del self._pending[token]
+    def forget(self, tokens: list[str]) -> None:
+        """Drop the entries of replies that will not be awaited any more (timed out)."""
+        for token in tokens:
+            self._pending.pop(token, None)
 
 
 def pub_ack(reply: Any, stream: str) -> Delivery:
@@ -150,7 +150,7 @@ class CommandPublisher:
         except Exception as error:
             return [Delivery(False, "none", error=f"NATS unavailable: {error}") for _ in batch]
         results: list[Delivery | None] = [None] * len(batch)
-        acks: list[tuple[int, str, asyncio.Future]] = []
+        acks: list[tuple[int, str, tuple[str, asyncio.Future]]] = []
         waits: list[asyncio.Task] = []
         core_indexes: list[int] = []
         started = time.monotonic()
@@ -188,17 +188,18 @@ class CommandPublisher:
         except Exception as error:
             results[index] = Delivery(False, "request", error=f"{type(error).__name__}: {error}"[:500])
 
-    async def _await_acks(self, acks: list[tuple[int, str, asyncio.Future]], timeout: float,
+    async def _await_acks(self, acks: list[tuple[int, str, tuple[str, asyncio.Future]]], timeout: float,
                           results: list[Delivery | None]) -> None:
-        futures = [future for _, _, future in acks]
-        done, not_done = await asyncio.wait(futures, timeout=timeout)
-        self._acks.forget(list(not_done))
-        for index, stream, future in acks:
-            if future in done:
+        await asyncio.wait([future for _, _, (_, future) in acks], timeout=timeout)
+        late: list[str] = []
+        for index, stream, (token, future) in acks:
+            if future.done():
                 results[index] = pub_ack(future.result(), stream)
             else:
                 future.cancel()
+                late.append(token)
                 results[index] = Delivery(False, "jetstream", error="TimeoutError: no PubAck in time")
+        self._acks.forget(late)
 
     @staticmethod
     async def _flush(client: Any, indexes: list[int], timeout: float, results: list[Delivery | None]) -> None:

@@ -87,7 +87,7 @@ def test_worker_scales(services):
     worker = services["worker"]
     assert "ports" not in worker and "container_name" not in worker
     assert worker["environment"]["dramatiq_worker_timeout"] == "20"
-    assert argv(worker["command"]) == ["dramatiq", "actors", "housekeeping", "-p", "1", "-t", "32"]
+    assert argv(worker["command"]) == ["dramatiq", "actors", "housekeeping", "-p", "1", "-t", "16"]
 
 
 def test_health_checks(services):

@@ -122,7 +122,7 @@ class ChaosStack(Stack):
 
     def command(self, kind: str) -> list[str]:
         if kind == "worker":
-            return [str(VENV_BIN / "dramatiq"), "actors", "housekeeping", "-p", "1", "-t", "32"]
+            return [str(VENV_BIN / "dramatiq"), "actors", "housekeeping", "-p", "1", "-t", "16"]
         if kind == "housekeeping":
             return [str(VENV_BIN / "periodiq"), "actors", "housekeeping"]
         return super().command(kind)
