@@ -1,9 +1,9 @@
 """The firing actors. They take execution ids only and hold no business rules (see services.firing).
 
-`fire_batch` publishes a batch handed over by the ticker; each run that fails gets its own
-`retry_execution` message (message id = execution id) delayed by the core backoff, and from then on
-Dramatiq's Retries middleware re-delivers it (`raise Retry(delay=...)`) until the run succeeds or
-runs out of attempts. Both are safe to run twice: the claim is a conditional UPDATE.
+`fire_batch` publishes a batch handed over by the ticker. Runs that fail are recorded `retrying`
+with their next attempt time (the core backoff; the attempt count lives in PostgreSQL) and go back to
+the queue together as delayed `fire_batch` messages, until they succeed or run out of attempts.
+Safe to run twice: the claim is a conditional UPDATE.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from actors.broker import FIRE_QUEUE
 from actors.resources import WorkerResources, resources
 from runtime import metrics
 from services.events import EXECUTION_EVENT_PREFIX, SCHEDULE_EVENT_PREFIX
-from services.firing import FireResult
+from services.firing import FireResult, Outcome
 
 log = logging.getLogger("actors.fire")
 TIME_LIMIT_MS = 120_000
@@ -66,9 +66,28 @@ async def _emit_events(res: WorkerResources, result: FireResult) -> None:
     await res.events.emit_many(events)
 
 
-def _send_retry(execution_id: uuid.UUID, delay_ms: int) -> None:
-    message = retry_execution.message_with_options(args=(str(execution_id),)).copy(message_id=str(execution_id))
-    retry_execution.broker.enqueue(message, delay=delay_ms)
+def _send_retries(outcomes: list[Outcome], batch_size: int) -> None:
+    """Queue the runs to retry as delayed `fire_batch` messages of up to `batch_size` ids.
+
+    Runs are grouped by their backoff rounded UP to the whole second, and a group's message is delayed
+    by that rounded value: every run waits at least its own backoff (at most a second more), and a
+    batch that failed together (NATS down) retries together, in one claim, instead of one message,
+    claim and outcome UPDATE per run (which made catching up after an outage several times slower).
+    """
+    groups: dict[int, list[str]] = {}
+    for outcome in outcomes:
+        delay_ms = -(-(outcome.retry_in_ms or 0) // 1000) * 1000
+        groups.setdefault(delay_ms, []).append(str(outcome.execution_id))
+    for delay_ms, ids in groups.items():
+        for start in range(0, len(ids), batch_size):
+            fire_batch.send_with_options(args=(ids[start : start + batch_size],), delay=delay_ms)
+
+
+async def _retry_later(result: FireResult) -> None:
+    # If this enqueue is lost, the rows stay `retrying` and the ticker's sweep hands them over.
+    if result.retries:
+        res = await resources()
+        await asyncio.to_thread(_send_retries, result.retries, res.settings.DISPATCH_BATCH_SIZE)
 
 
 async def _run(execution_ids: list[str]) -> FireResult:
@@ -82,16 +101,12 @@ async def _run(execution_ids: list[str]) -> FireResult:
 
 @dramatiq.actor(queue_name=FIRE_QUEUE, retry_when=_only_explicit_retries, time_limit=TIME_LIMIT_MS)
 async def fire_batch(execution_ids: list[str]) -> None:
-    """Fire a batch handed over by the ticker; runs handed over ahead of their instant (DISPATCH_LEAD_MS)
-    are claimed now and published at their instant."""
-    result = await _run(execution_ids)
-    for outcome in result.retries:
-        # If this enqueue is lost, the row stays `retrying` and the ticker's sweep re-enqueues it.
-        await asyncio.to_thread(_send_retry, outcome.execution_id, outcome.retry_in_ms or 0)
+    """Fire a batch: runs handed over by the ticker (those handed over ahead of their instant are
+    claimed now and published at it) or runs whose retry is due."""
+    await _retry_later(await _run(execution_ids))
 
 
 @dramatiq.actor(queue_name=FIRE_QUEUE, retry_when=_only_explicit_retries, time_limit=TIME_LIMIT_MS)
 async def retry_execution(execution_id: str) -> None:
-    result = await _run([execution_id])
-    if result.retries:
-        raise Retry(delay=result.retries[0].retry_in_ms)
+    """One run's retry, as queued by earlier versions (retries now travel as delayed `fire_batch`)."""
+    await _retry_later(await _run([execution_id]))
