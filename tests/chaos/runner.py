@@ -712,9 +712,11 @@ class Run:
                         problems["js_not_exactly_once" if stream_ids.get(eid) else "js_missing"].append(eid)
                 elif not seen:
                     fin = r["finished_at"].timestamp() if r["finished_at"] else 0
-                    if any(f.kind == "nats_outage" and f.end and f.end - 1 <= fin <= f.end + 10 for f in self.faults):
-                        # Published (flush confirmed by the server) while this observer was still
-                        # re-subscribing after the NATS restart: core NATS drops a message nobody is
+                    if any(f.kind == "nats_outage" and ((f.end and f.end - 1 <= fin <= f.end + 10)
+                                                        or f.start <= fin <= f.start + 1) for f in self.faults):
+                        # Published (flush confirmed by the server) while the server was being stopped
+                        # (it had already dropped this observer's connection), or while this observer was
+                        # still re-subscribing after the restart: core NATS drops a message nobody is
                         # subscribed to. Not a service fault; JetStream subjects have no such gap.
                         core_unobserved.append(eid)
                     else:
