@@ -740,7 +740,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--worker-threads", type=int, default=16)
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--py-spy", action="store_true", help="record py-spy profiles (collapsed stacks) into bench/results/")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+    def setting(text: str) -> str:
+        if "=" not in text or not text.split("=", 1)[0]:
+            raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+        return text
+
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", type=setting,
                    help="a service setting for every process, e.g. --set DISPATCH_LEAD_MS=0 (repeatable)")
     args = p.parse_args(argv)
     args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]

@@ -82,8 +82,8 @@ async def _run(session: AsyncSession, statement: Any, params: dict[str, Any]) ->
 
 
 def _to_json(value: Any) -> str:
-    """JSON text (datetimes ISO 8601, UUIDs as strings); NaN and infinities written as json.dumps
-    writes them (PostgreSQL rejects them, as it did before)."""
+    """JSON text (datetimes ISO 8601, UUIDs as strings). Payloads with NaN or infinities never get
+    here: validation answers 422 for them (PostgreSQL's jsonb has no such numbers)."""
     return to_json(value, inf_nan_mode="constants").decode()
 
 
@@ -91,7 +91,7 @@ def _rows_json(rows: list[dict[str, Any]]) -> str:
     return _to_json([{name: row[name] for name in _COLUMNS} for row in rows])
 
 
-_SELECT_LIVE_BY_ID = f"SELECT {', '.join(c.name for c in SCHEDULES.columns)} FROM schedules WHERE id = $1 AND deleted_at IS NULL"
+_SELECT_LIVE_BY_ID = f"SELECT {', '.join(_COLUMNS)} FROM schedules WHERE id = $1 AND deleted_at IS NULL"
 
 
 def first_fire(rule: Rule, now: datetime, start_defaulted: bool = False) -> datetime | None:
@@ -236,21 +236,11 @@ class ScheduleService:
     # ---- create ------------------------------------------------------------------------
 
     def _new_row(self, validated: ValidatedSchedule, actor: Actor, now: datetime, start_defaulted: bool) -> Schedule:
-        next_run = first_fire(validated.rule, now, start_defaulted)
-        if next_run is None:
-            raise ValidationFailed.single("schedule_type", "this schedule would never fire")
-        return Schedule(
-            **validated.values,
-            status="active",
-            next_run_at=next_run,
-            created_by=actor.owner,
-            created_at=now,
-            updated_at=now,
-            version=1,
-        )
+        return Schedule(**self._new_values(validated, actor, now, start_defaulted))
 
     def _new_values(self, validated: ValidatedSchedule, actor: Actor, now: datetime, start_defaulted: bool) -> dict[str, Any]:
-        """The column values `_new_row` would give the ORM object: every column, defaults filled."""
+        """The column values of a new schedule: every column, defaults filled (bulk create inserts
+        these directly; `_new_row` wraps them in the ORM object)."""
         next_run = first_fire(validated.rule, now, start_defaulted)
         if next_run is None:
             raise ValidationFailed.single("schedule_type", "this schedule would never fire")

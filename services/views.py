@@ -25,10 +25,7 @@ def _local(next_run_at, zone: str) -> str | None:
 
 
 def schedule_out(row: Schedule) -> ScheduleOut:
-    data = row.model_dump()
-    data["is_active"] = row.status == "active"
-    data["next_run_at_local"] = _local(row.next_run_at, row.timezone)
-    return ScheduleOut.model_validate(data)
+    return schedule_out_of_values(row.model_dump())
 
 
 def schedule_out_of_values(values: Mapping[str, Any]) -> ScheduleOut:
