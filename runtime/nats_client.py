@@ -65,6 +65,10 @@ class NatsConnection:
                             allow_reconnect=True,
                             max_reconnect_attempts=-1,
                             reconnect_time_wait=1,
+                            # No buffering while disconnected: a publish then fails at once (and the run
+                            # retries with backoff) instead of waiting in the client and going out on
+                            # reconnect, after its attempt was already recorded failed and retried.
+                            pending_size=-1,
                             error_cb=self._on_error,
                             **self.credentials,
                         ),

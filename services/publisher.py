@@ -2,7 +2,9 @@
 
 `auto` mode publishes through JetStream and awaits the PubAck when a stream covers the subject (the
 stream then drops a repeat of the same `Nats-Msg-Id` within its duplicate window), otherwise it is a
-core publish confirmed by a flush round trip. `request` mode waits for a reply; an error reply
+core publish confirmed by a barrier: a message to our own inbox, published after the commands on the
+same connection; its echo proves the server has processed them (see `AckInbox.barrier` for why not
+nats-py's `flush`). `request` mode waits for a reply; an error reply
 (`Nats-Service-Error` header, or a JSON body with `error` or `"success": false`) is a failure.
 A batch is published concurrently: one round trip's latency for the lot, not one per command.
 """
@@ -62,7 +64,8 @@ class AckInbox:
     `wait_for` timer and a response-map entry each. With hundreds of commands due at one instant
     that was most of the worker's time at the instant (bench/RESULTS.md). Here a publish is a plain
     publish with reply subject `<inbox>.<counter>`, so all commands of an instant leave in one
-    tight loop, and their acks are awaited together afterwards under one timeout.
+    tight loop, and their acks are awaited together afterwards under one timeout. The same
+    subscription receives the echo of `barrier` messages, which confirm core publishes.
     """
 
     def __init__(self) -> None:
@@ -92,6 +95,28 @@ class AckInbox:
         self._pending[token] = future
         try:
             await client.publish(subject, body, reply=f"{self._prefix}.{token}", headers=headers)
+        except BaseException:
+            self._pending.pop(token, None)
+            raise
+        return token, future
+
+    async def barrier(self, client: Any) -> tuple[str, asyncio.Future]:
+        """Publish an empty message to our own inbox; returns (token, future), the future resolving when
+        the server echoes it back.
+
+        A NATS server processes one connection's messages in order, so the echo proves that every
+        publish written before the barrier on this connection reached the server and was routed to
+        the subscribers it had. nats-py's `flush()` cannot prove that: it writes its PING straight to
+        the socket while earlier publishes still wait in the client's pending buffer, so the PING
+        travels AHEAD of them (seen on the wire with nats-py 2.16), and a server stopping or a
+        connection breaking right after the PONG loses publishes that `flush` had confirmed.
+        """
+        await self._ensure(client)
+        token = str(next(self._tokens))
+        future = asyncio.get_running_loop().create_future()
+        self._pending[token] = future
+        try:
+            await client.publish(f"{self._prefix}.{token}", b"")
         except BaseException:
             self._pending.pop(token, None)
             raise
@@ -141,7 +166,7 @@ class CommandPublisher:
         """Publish a batch, each command at its `delay_seconds`; one Delivery per command, in order.
 
         Commands due at the same instant are written in one tight loop; JetStream acks, request
-        replies and the core flush are then awaited concurrently.
+        replies and the core barrier are then awaited concurrently.
         """
         if not batch:
             return []
@@ -159,6 +184,9 @@ class CommandPublisher:
             wait = item.delay_seconds - (time.monotonic() - started)
             if wait > 0:
                 await asyncio.sleep(wait)
+            if not client.is_connected:  # lost while holding: nothing written, so certainly not published
+                results[index] = Delivery(False, item.mode, error="NATS connection lost before publishing")
+                continue
             try:
                 if item.mode == "request":
                     waits.append(asyncio.ensure_future(self._request(client, item, index, results)))
@@ -175,7 +203,7 @@ class CommandPublisher:
         if acks:
             waits.append(asyncio.ensure_future(self._await_acks(acks, max(batch[i].timeout_seconds for i, _, _ in acks), results)))
         if core_indexes:
-            waits.append(asyncio.ensure_future(self._flush(client, core_indexes, max(batch[i].timeout_seconds for i in core_indexes), results)))
+            waits.append(asyncio.ensure_future(self._confirm_core(client, core_indexes, max(batch[i].timeout_seconds for i in core_indexes), results)))
         if waits:
             await asyncio.gather(*waits)
         return [r if r is not None else Delivery(False, "none", error="not attempted") for r in results]
@@ -201,13 +229,19 @@ class CommandPublisher:
                 results[index] = Delivery(False, "jetstream", error="TimeoutError: no PubAck in time")
         self._acks.forget(late)
 
-    @staticmethod
-    async def _flush(client: Any, indexes: list[int], timeout: float, results: list[Delivery | None]) -> None:
-        # A core publish is only buffered until the server answers a PING after it.
+    async def _confirm_core(self, client: Any, indexes: list[int], timeout: float, results: list[Delivery | None]) -> None:
+        """Core publishes succeed when the barrier after them comes back within `timeout` seconds."""
+        token = None
         try:
-            await client.flush(timeout=timeout)
-            flushed = Delivery(True, "core")
+            token, echo = await self._acks.barrier(client)
+            await asyncio.wait_for(echo, timeout)
+            confirmed = Delivery(True, "core")
         except Exception as error:
-            flushed = Delivery(False, "core", error=f"flush failed: {type(error).__name__}: {error}"[:500])
+            if token is not None:
+                self._acks.forget([token])
+            if isinstance(error, asyncio.TimeoutError):
+                error = TimeoutError(f"NATS did not confirm within {timeout:g} s")
+            # "flush failed" marks an attempt that may have reached NATS (FiringService's claim reads it).
+            confirmed = Delivery(False, "core", error=f"flush failed: {type(error).__name__}: {error}"[:500])
         for index in indexes:
-            results[index] = flushed
+            results[index] = confirmed

@@ -712,12 +712,11 @@ class Run:
                         problems["js_not_exactly_once" if stream_ids.get(eid) else "js_missing"].append(eid)
                 elif not seen:
                     fin = r["finished_at"].timestamp() if r["finished_at"] else 0
-                    if any(f.kind == "nats_outage" and ((f.end and f.end - 1 <= fin <= f.end + 10)
-                                                        or f.start <= fin <= f.start + 1) for f in self.faults):
-                        # Published (flush confirmed by the server) while the server was being stopped
-                        # (it had already dropped this observer's connection), or while this observer was
-                        # still re-subscribing after the restart: core NATS drops a message nobody is
-                        # subscribed to. Not a service fault; JetStream subjects have no such gap.
+                    if any(f.kind == "nats_outage" and f.end and f.end - 1 <= fin <= f.end + 10 for f in self.faults):
+                        # Published (the server echoed the worker's barrier, so it had the command) while
+                        # this observer was still re-subscribing after the restart: core NATS drops a
+                        # message nobody is subscribed to. Not a service fault (every consumer reconnecting
+                        # has this gap); JetStream subjects have none.
                         core_unobserved.append(eid)
                     else:
                         problems["core_missing"].append(eid)
@@ -728,6 +727,12 @@ class Run:
                 problems["not_sent_without_accepted_reason"].append((eid, r["status"], r["reason"], r["last_error"]))
             if r["status"] != "succeeded" and (stream_ids.get(eid) or seen):
                 problems["published_but_recorded_not_sent"].append((eid, r["status"], r["reason"], len(seen)))
+        if problems.get("core_missing"):  # keep the evidence: the private database is dropped after the run
+            problems["core_missing"] = [
+                {"id": str(d["id"]), "due": d["scheduled_for"].isoformat(), "finished_at": d["finished_at"].isoformat(),
+                 "attempt_log": json.loads(d["attempt_log"]) if isinstance(d["attempt_log"], str) else d["attempt_log"]}
+                for d in await db.fetch("SELECT id, scheduled_for, finished_at, attempt_log FROM executions "
+                                        "WHERE id = ANY($1::uuid[]) ORDER BY scheduled_for", problems["core_missing"])]
         stream_dupes = {k: v for k, v in stream_ids.items() if v > 1}
         if stream_dupes:
             problems["jetstream_duplicates"] = list(stream_dupes.items())
@@ -854,6 +859,7 @@ class Run:
                                              "max": round(lags[-1], 3) if lags else None},
             "drain_after_cutoff_s": round(self.drain_seconds, 1),
             "unexpected_exits": self.unexpected_exits,
+            "core_missing_detail": problems.get("core_missing", [])[:50],
             "problems": {k: {"count": len(v), "examples": [str(x) for x in v[:5]]} for k, v in problems.items()},
             "ok": not problems,
         }

@@ -1,0 +1,150 @@
+"""When a core publish counts as delivered: against the real NATS server, through a TCP proxy that can
+hold the client's traffic or cut the connection (faults a test cannot ask the system server for)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import nats
+import pytest
+
+from runtime.nats_client import NatsConnection
+from services.publisher import CommandPublisher, Outgoing
+
+NATS_HOST, NATS_PORT = "127.0.0.1", 4222
+
+
+class NatsProxy:
+    """Forwards TCP between clients and the NATS server.
+
+    `holding`: the client's bytes are swallowed except PINGs, so the server keeps answering PINGs but
+    never sees a publish (a connection dying behind a PONG). `cut()` closes every connection and stops
+    listening; `restore()` listens again on the same port.
+    """
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await asyncio.open_connection(NATS_HOST, NATS_PORT)
+        self._writers += [client_writer, server_writer]
+
+        async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, from_client: bool) -> None:
+            try:
+                while chunk := await reader.read(65536):
+                    if from_client and self.holding:
+                        chunk = b"PING\r\n" * chunk.count(b"PING\r\n")
+                    writer.write(chunk)
+                    await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.close()
+
+        await asyncio.gather(pump(client_reader, server_writer, True), pump(server_reader, client_writer, False))
+
+    async def cut(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        self._writers.clear()
+        await self._server.wait_closed()
+
+    async def restore(self) -> None:
+        await self.start()
+
+
+async def wait_until(condition, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def proxy():
+    p = NatsProxy()
+    await p.start()
+    yield p
+    await p.cut()
+
+
+@pytest.fixture
+async def observer():
+    """A subscriber connected to the server directly, and the messages it received (subject, body)."""
+    client = await nats.connect(f"nats://{NATS_HOST}:{NATS_PORT}")
+    received: list[tuple[str, bytes]] = []
+
+    async def on_message(msg) -> None:
+        received.append((msg.subject, msg.data))
+
+    subject = f"test.publisher.{uuid.uuid4().hex}"
+    await client.subscribe(subject + ".>", cb=on_message)
+    await client.flush()
+    yield subject, received
+    await client.close()
+
+
+def command(subject: str, body: bytes, **kw) -> Outgoing:
+    return Outgoing(execution_id=str(uuid.uuid4()), subject=subject, body=body, headers={}, **kw)
+
+
+async def test_a_core_publish_counts_as_delivered_only_once_the_server_has_it(proxy, observer):
+    subject, received = observer
+    connection = NatsConnection(proxy.url, name="test-publisher")
+    publisher = CommandPublisher(connection)
+    try:
+        [first] = await publisher.deliver_many([command(f"{subject}.a", b"first")])
+        assert first.ok and first.via == "core"
+        await wait_until(lambda: (f"{subject}.a", b"first") in received)
+
+        # The server still answers PINGs (a flush would succeed) but receives none of the publishes.
+        proxy.holding = True
+        [second] = await publisher.deliver_many([command(f"{subject}.a", b"second", timeout_seconds=1.0)])
+        assert not second.ok
+        assert "did not confirm" in (second.error or "")
+        assert (f"{subject}.a", b"second") not in received
+    finally:
+        await connection.close()
+
+
+async def test_a_command_held_while_the_connection_drops_fails_and_is_not_sent_on_reconnect(proxy, observer):
+    subject, received = observer
+    connection = NatsConnection(proxy.url, name="test-publisher")
+    publisher = CommandPublisher(connection)
+    try:
+        [warm] = await publisher.deliver_many([command(f"{subject}.x", b"warm")])
+        assert warm.ok
+        client = await connection.connection()
+
+        # Held half a second for its instant; the connection drops meanwhile.
+        held = asyncio.ensure_future(publisher.deliver_many([command(f"{subject}.x", b"held", delay_seconds=0.5,
+                                                                      timeout_seconds=1.0)]))
+        await asyncio.sleep(0.1)
+        await proxy.cut()
+        [outcome] = await held
+        assert not outcome.ok
+
+        await proxy.restore()
+        await wait_until(lambda: client.is_connected)
+        # Anything nats-py had buffered would be written on reconnect, before this later publish.
+        [later] = await publisher.deliver_many([command(f"{subject}.x", b"later")])
+        assert later.ok
+        await wait_until(lambda: (f"{subject}.x", b"later") in received)
+        assert (f"{subject}.x", b"held") not in received
+    finally:
+        await connection.close()
