@@ -42,8 +42,10 @@ def _observe(result: FireResult) -> None:
         metrics.EXECUTIONS.labels(outcome.schedule_type, outcome.status).inc()
         if outcome.status in ("skipped", "missed", "cancelled") or outcome.reason == "forbidden":
             metrics.MISFIRES.labels(outcome.reason or outcome.status).inc()
-        if outcome.status in ("succeeded", "failed", "retrying"):
-            metrics.FIRE_LAG.observe(max(0.0, (outcome.started_at - outcome.scheduled_for).total_seconds()))
+        if outcome.published_at is not None:
+            # When the publish began, not when the run was claimed: a run claimed ahead of its instant
+            # (DISPATCH_LEAD_MS) starts "on time" by construction, however late its command leaves.
+            metrics.FIRE_LAG.observe(max(0.0, (outcome.published_at - outcome.scheduled_for).total_seconds()))
 
 
 async def _emit_events(res: WorkerResources, result: FireResult) -> None:

@@ -11,7 +11,7 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 import sqlalchemy as sa
@@ -129,6 +129,7 @@ class Outcome:
     retry_in_ms: int | None = None
     via: str | None = None
     counts_as_attempt: bool = True  # a deferral for a busy concurrency slot is not an attempt
+    published_at: datetime | None = None  # when its publish began (UTC); None when nothing was sent
 
 
 @dataclass
@@ -311,8 +312,12 @@ class FiringService:
 
     def _delivered(self, run: Claimed, now: datetime, delivery: Delivery, jitter: float) -> Outcome:
         if delivery.ok:
-            return self._outcome(run, now, "succeeded", subject=run.target_command, via=delivery.via)
-        return self._failure(run, now, delivery.error or "publish failed", jitter)
+            outcome = self._outcome(run, now, "succeeded", subject=run.target_command, via=delivery.via)
+        else:
+            outcome = self._failure(run, now, delivery.error or "publish failed", jitter)
+        if delivery.written_at is None:
+            return outcome
+        return replace(outcome, published_at=datetime.fromtimestamp(delivery.written_at, timezone.utc))
 
     def _within_grace(self, run: Claimed, now: datetime) -> bool:
         grace = max(run.misfire_grace_seconds, self.settings.MISFIRE_ON_TIME_SECONDS)

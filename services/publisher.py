@@ -15,7 +15,7 @@ import asyncio
 import itertools
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from nats.js.errors import NotFoundError
@@ -42,6 +42,7 @@ class Delivery:
     sequence: int | None = None
     duplicate: bool = False
     error: str | None = None
+    written_at: float | None = None  # when its publish began (epoch seconds); None if never attempted
 
 
 def reply_error(headers: dict[str, str] | None, data: bytes) -> str | None:
@@ -178,6 +179,7 @@ class CommandPublisher:
         acks: list[tuple[int, str, tuple[str, asyncio.Future]]] = []
         waits: list[asyncio.Task] = []
         core_indexes: list[int] = []
+        written: dict[int, float] = {}
         started = time.monotonic()
         for index in sorted(range(len(batch)), key=lambda i: batch[i].delay_seconds):
             item = batch[index]
@@ -187,6 +189,7 @@ class CommandPublisher:
             if not client.is_connected:  # lost while holding: nothing written, so certainly not published
                 results[index] = Delivery(False, item.mode, error="NATS connection lost before publishing")
                 continue
+            written[index] = time.time()
             try:
                 if item.mode == "request":
                     waits.append(asyncio.ensure_future(self._request(client, item, index, results)))
@@ -206,7 +209,8 @@ class CommandPublisher:
             waits.append(asyncio.ensure_future(self._confirm_core(client, core_indexes, max(batch[i].timeout_seconds for i in core_indexes), results)))
         if waits:
             await asyncio.gather(*waits)
-        return [r if r is not None else Delivery(False, "none", error="not attempted") for r in results]
+        return [replace(r, written_at=written.get(i)) if r is not None else Delivery(False, "none", error="not attempted")
+                for i, r in enumerate(results)]
 
     async def _request(self, client: Any, item: Outgoing, index: int, results: list[Delivery | None]) -> None:
         try:

@@ -205,5 +205,7 @@ async def test_a_run_handed_over_early_is_published_at_its_instant(engine, sched
     await inbox.wait(1)
     assert received_at[0] >= slot  # never before the instant
     assert [o.status for o in result.outcomes] == ["succeeded"] and result.outcomes[0].started_at == slot
+    # The lag metric reads the publish instant, held to the slot, never the earlier claim.
+    assert slot <= result.outcomes[0].published_at <= received_at[0]
     (row,) = await rows(engine, "SELECT status, started_at FROM executions WHERE id = :id", id=dispatch.execution_id)
     assert row.status == "succeeded" and row.started_at == slot
