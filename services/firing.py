@@ -33,9 +33,13 @@ EARLY_RETRY_SLACK = timedelta(seconds=5)
 # slot is within the misfire grace (a backlog after an outage hands several slots of one schedule to
 # the workers at once; each publish takes milliseconds).
 LOCK_CONFLICT_DEFER_MS = 1000
-# Backoff cap for runs that could not take their lock because Redis was unreachable: nothing was
-# published, so waiting for the schedule's retry_delay (300 s by default) would only delay due slots.
-LOCK_OUTAGE_RETRY_CAP_SECONDS = 5
+# A run that failed because one of OUR dependencies was unreachable (Redis for its lock, NATS for its
+# publish) tries again within this many seconds and keeps its attempt, while its slot is within the
+# misfire grace. The schedule's retry_delay and max_retries are a budget for failures of the target;
+# spending them on our own outage published a 60 s NATS outage's slots up to retry_delay (300 s by
+# default) after NATS returned, and failed runs outright after max_retries short outages. Past the
+# grace, the run falls back to the schedule's backoff, which bounds the work of a long outage.
+OUTAGE_RETRY_CAP_SECONDS = 5
 
 _CLAIM = sa.text(
     """
@@ -259,7 +263,7 @@ class FiringService:
             granted = [None] * len(to_publish)
             lock_error = f"lock service unavailable: {type(error).__name__}: {error}"[:500]
             for run in to_publish:
-                result.outcomes.append(self._failure(run, now, lock_error, jitter, LOCK_OUTAGE_RETRY_CAP_SECONDS))
+                result.outcomes.append(self._outage_failure(run, now, lock_error, jitter))
             to_publish = []
         publishing: list[Claimed] = []
         for run, lease in zip(to_publish, granted):
@@ -313,6 +317,8 @@ class FiringService:
     def _delivered(self, run: Claimed, now: datetime, delivery: Delivery, jitter: float) -> Outcome:
         if delivery.ok:
             outcome = self._outcome(run, now, "succeeded", subject=run.target_command, via=delivery.via)
+        elif delivery.unreachable:
+            outcome = self._outage_failure(run, now, delivery.error or "NATS unreachable", jitter)
         else:
             outcome = self._failure(run, now, delivery.error or "publish failed", jitter)
         if delivery.written_at is None:
@@ -323,13 +329,20 @@ class FiringService:
         grace = max(run.misfire_grace_seconds, self.settings.MISFIRE_ON_TIME_SECONDS)
         return (now - run.scheduled_for).total_seconds() <= grace
 
-    def _failure(self, run: Claimed, now: datetime, error: str, jitter: float, cap_seconds: float | None = None) -> Outcome:
+    def _failure(self, run: Claimed, now: datetime, error: str, jitter: float) -> Outcome:
         retries_used = run.attempt - 1
         if retries_used >= run.max_retries:
             return self._outcome(run, now, "failed", error=error, subject=run.target_command)
-        cap = self.settings.RETRY_BACKOFF_CAP_SECONDS if cap_seconds is None else min(cap_seconds, self.settings.RETRY_BACKOFF_CAP_SECONDS)
-        delay = retry_delay_seconds(retries_used + 1, run.retry_delay, cap, jitter)
+        delay = retry_delay_seconds(retries_used + 1, run.retry_delay, self.settings.RETRY_BACKOFF_CAP_SECONDS, jitter)
         return self._outcome(run, now, "retrying", error=error, subject=run.target_command, retry_in_ms=int(delay * 1000))
+
+    def _outage_failure(self, run: Claimed, now: datetime, error: str, jitter: float) -> Outcome:
+        """A failure caused by our own dependency being unreachable (see OUTAGE_RETRY_CAP_SECONDS)."""
+        if not self._within_grace(run, now):
+            return self._failure(run, now, error, jitter)
+        base = min(OUTAGE_RETRY_CAP_SECONDS, max(1, run.retry_delay), self.settings.RETRY_BACKOFF_CAP_SECONDS)
+        return self._outcome(run, now, "retrying", error=error, subject=run.target_command,
+                             retry_in_ms=int(base * (1 - jitter / 2) * 1000), counts_as_attempt=False)
 
     async def record(self, outcomes: list[Outcome], now: datetime) -> None:
         if not outcomes:

@@ -43,6 +43,9 @@ class Delivery:
     duplicate: bool = False
     error: str | None = None
     written_at: float | None = None  # when its publish began (epoch seconds); None if never attempted
+    # The failure is ours, not the target's: NATS was unreachable, or the connection was down when the
+    # attempt ended (the command may or may not have reached the server).
+    unreachable: bool = False
 
 
 def reply_error(headers: dict[str, str] | None, data: bytes) -> str | None:
@@ -174,7 +177,7 @@ class CommandPublisher:
         try:
             client = await self.nats.connection()
         except Exception as error:
-            return [Delivery(False, "none", error=f"NATS unavailable: {error}") for _ in batch]
+            return [Delivery(False, "none", error=f"NATS unavailable: {error}", unreachable=True) for _ in batch]
         results: list[Delivery | None] = [None] * len(batch)
         acks: list[tuple[int, str, tuple[str, asyncio.Future]]] = []
         waits: list[asyncio.Task] = []
@@ -187,7 +190,7 @@ class CommandPublisher:
             if wait > 0:
                 await asyncio.sleep(wait)
             if not client.is_connected:  # lost while holding: nothing written, so certainly not published
-                results[index] = Delivery(False, item.mode, error="NATS connection lost before publishing")
+                results[index] = Delivery(False, item.mode, error="NATS connection lost before publishing", unreachable=True)
                 continue
             written[index] = time.time()
             try:
@@ -209,8 +212,9 @@ class CommandPublisher:
             waits.append(asyncio.ensure_future(self._confirm_core(client, core_indexes, max(batch[i].timeout_seconds for i in core_indexes), results)))
         if waits:
             await asyncio.gather(*waits)
-        return [replace(r, written_at=written.get(i)) if r is not None else Delivery(False, "none", error="not attempted")
-                for i, r in enumerate(results)]
+        lost = not client.is_connected
+        return [replace(r, written_at=written.get(i), unreachable=r.unreachable or (lost and not r.ok))
+                if r is not None else Delivery(False, "none", error="not attempted") for i, r in enumerate(results)]
 
     async def _request(self, client: Any, item: Outgoing, index: int, results: list[Delivery | None]) -> None:
         try:

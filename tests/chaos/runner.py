@@ -230,6 +230,7 @@ class Run:
     def __init__(self, profile: Profile, out: Path, seed: int) -> None:
         self.p = profile
         self.out = out
+        self.seed = seed  # in the ledger: the kill and fault choices repeat with it (their timing does not)
         self.rng = random.Random(seed)
         self.tag = uuid.uuid4().hex[:8]
         self.prefix = f"cmd.chaos.{self.tag}"
@@ -826,6 +827,7 @@ class Run:
         scheduled_rows = sum(1 for r in rows if r["trigger_type"] == "scheduled")
         kills = [f for f in self.faults if f.kind == "kill"]
         result = {
+            "seed": self.seed,
             "profile": {"fires_per_second_nominal": round(self.p.fires_per_second), "schedules": len(sched),
                         "interval_schedules": self.p.interval_schedules, "cron_schedules": self.p.cron_schedules,
                         "load_seconds": round(self.p.load_seconds), "settings": self.settings},

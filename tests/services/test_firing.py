@@ -184,6 +184,32 @@ async def test_nats_unreachable_means_retry_not_loss(engine, schedules, service_
     assert result.outcomes[0].retry_in_ms == 5000
 
 
+async def test_our_outage_spends_neither_the_retry_budget_nor_the_backoff_within_the_grace(
+        engine, schedules, service_settings, redis_client):
+    dead = NatsConnection("nats://127.0.0.1:1", name="unreachable")
+    firing = FiringService(engine, ScheduleLocks(redis_client, 30), CommandPublisher(dead, 0), service_settings)
+    # No retries left and a five-minute backoff: a failure of the target would end the run at once.
+    execution_id = await due_execution(engine, schedules, service_settings, subject(), retry_delay=300, max_retries=0)
+    for _ in range(3):
+        (outcome,) = (await firing.fire([execution_id], utc_now, 0.0)).outcomes
+        assert outcome.status == "retrying" and outcome.retry_in_ms <= 5000
+        async with engine.begin() as conn:  # let the next attempt be claimed now
+            await conn.execute(sa.text("UPDATE executions SET next_attempt_at = now() WHERE id = :id"), {"id": execution_id})
+    (row,) = await rows(engine, "SELECT status, attempts, attempt_log FROM executions WHERE id = :id", id=execution_id)
+    assert row.status == "retrying" and row.attempts == 0 and len(row.attempt_log) == 3
+
+
+async def test_past_its_grace_a_run_blocked_by_our_outage_gets_the_schedules_backoff(
+        engine, schedules, service_settings, redis_client):
+    dead = NatsConnection("nats://127.0.0.1:1", name="unreachable")
+    firing = FiringService(engine, ScheduleLocks(redis_client, 30), CommandPublisher(dead, 0), service_settings)
+    execution_id = await due_execution(engine, schedules, service_settings, subject(), retry_delay=300, max_retries=0,
+                                       misfire_grace_seconds=5)
+    later = utc_now() + timedelta(seconds=60)
+    (outcome,) = (await firing.fire([execution_id], lambda: later, 0.0)).outcomes
+    assert outcome.status == "failed" and "NATS unavailable" in outcome.error
+
+
 async def test_a_run_handed_over_early_is_published_at_its_instant(engine, schedules, firing, service_settings, nats_client):
     target = subject()
     inbox = Inbox()

@@ -59,3 +59,24 @@ async def test_running_past_the_lock_timeout_is_reaped(engine, schedules, settin
     assert final.reaped_failed == 1 and final.dispatch == []
     (row,) = await rows(engine, "SELECT status, finished_at FROM executions")
     assert row.status == "failed" and row.finished_at is not None
+
+
+async def test_a_pass_hands_over_what_the_sweep_found_before_the_slots_it_records(engine, schedules, settings):
+    """After an outage a pass records many missed slots at once; older runs must not queue behind them."""
+    from services.events import NullEvents
+    from ticker.tick import run_tick
+
+    lost = await schedules.create(interval("lost-first", 60), ACTOR, T0)
+    (lost_run,) = [d.execution_id for d in (await tick(engine, lost.next_run_at, settings)).dispatch]
+    later = lost.next_run_at + timedelta(seconds=settings.REENQUEUE_AFTER_SECONDS + 1)
+    fresh = await schedules.create(interval("due-now", 60, start_at=later), ACTOR, T0)
+    assert fresh.next_run_at == later
+    handed: list = []
+
+    async def enqueue(dispatch):
+        handed.extend(d.execution_id for d in dispatch)
+        return []
+
+    report = await run_tick(engine, later, settings, enqueue, NullEvents())
+    assert report.swept == 1 and report.fired >= 1
+    assert handed[0] == lost_run and len(handed) == 1 + report.fired
