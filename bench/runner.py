@@ -337,9 +337,8 @@ class Run:
     def __init__(self, args: argparse.Namespace, name: str, **settings: str) -> None:
         self.args = args
         self.name = name
-        overrides = dict(kv.split("=", 1) for kv in args.set)
         self.stack = BenchStack(worker_processes=args.worker_processes, worker_threads=args.worker_threads,
-                                **{**settings, **overrides})
+                                **{**settings, **args.overrides})
         self.prefix = f"cmd.bench.{uuid.uuid4().hex[:10]}"
         self.subject = f"{self.prefix}.{name}"
 
@@ -749,6 +748,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="a service setting for every process, e.g. --set DISPATCH_LEAD_MS=0 (repeatable)")
     args = p.parse_args(argv)
     args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    args.overrides = dict(kv.split("=", 1) for kv in args.set)  # --set NAME=VALUE, later ones win
     if args.tiny:
         args.burst_sizes, args.steady, args.shapes = "20", "50:2", "spread"
         args.warmup, args.duration, args.drain_seconds = 1.0, 5.0, 10.0
@@ -762,7 +762,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"started": iso(utc_now()), "machine": machine(), "argv": sys.argv,
                               "settings": {"worker_processes": args.worker_processes, "worker_threads": args.worker_threads,
                                            "MAX_BULK_ITEMS": 1000, "LOG_LEVEL": "WARNING",
-                                           **dict(kv.split("=", 1) for kv in args.set)},
+                                           **args.overrides},
                               "results": []}
     async def one(label: str, make) -> None:
         try:

@@ -340,9 +340,11 @@ class FiringService:
         """A failure caused by our own dependency being unreachable (see OUTAGE_RETRY_CAP_SECONDS)."""
         if not self._within_grace(run, now):
             return self._failure(run, now, error, jitter)
-        base = min(OUTAGE_RETRY_CAP_SECONDS, max(1, run.retry_delay), self.settings.RETRY_BACKOFF_CAP_SECONDS)
+        # The first backoff step, capped: the attempt is given back, so the step never grows.
+        cap = min(OUTAGE_RETRY_CAP_SECONDS, self.settings.RETRY_BACKOFF_CAP_SECONDS)
+        delay = retry_delay_seconds(1, max(1, run.retry_delay), cap, jitter)
         return self._outcome(run, now, "retrying", error=error, subject=run.target_command,
-                             retry_in_ms=int(base * (1 - jitter / 2) * 1000), counts_as_attempt=False)
+                             retry_in_ms=int(delay * 1000), counts_as_attempt=False)
 
     async def record(self, outcomes: list[Outcome], now: datetime) -> None:
         if not outcomes:

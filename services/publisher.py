@@ -16,7 +16,7 @@ import itertools
 import json
 import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from nats.js.errors import NotFoundError
 
@@ -93,16 +93,8 @@ class AckInbox:
     async def publish(self, client: Any, subject: str, body: bytes, headers: dict[str, str]) -> tuple[str, asyncio.Future]:
         """Publish; returns (token, future), the future resolving to the server's reply (a PubAck, an
         error or a status)."""
-        await self._ensure(client)
-        token = str(next(self._tokens))
-        future = asyncio.get_running_loop().create_future()
-        self._pending[token] = future
-        try:
-            await client.publish(subject, body, reply=f"{self._prefix}.{token}", headers=headers)
-        except BaseException:
-            self._pending.pop(token, None)
-            raise
-        return token, future
+        return await self._expect(client, lambda token: client.publish(
+            subject, body, reply=f"{self._prefix}.{token}", headers=headers))
 
     async def barrier(self, client: Any) -> tuple[str, asyncio.Future]:
         """Publish an empty message to our own inbox; returns (token, future), the future resolving when
@@ -115,12 +107,17 @@ class AckInbox:
         travels AHEAD of them (seen on the wire with nats-py 2.16), and a server stopping or a
         connection breaking right after the PONG loses publishes that `flush` had confirmed.
         """
+        return await self._expect(client, lambda token: client.publish(f"{self._prefix}.{token}", b""))
+
+    async def _expect(self, client: Any, send: Callable[[str], Awaitable[None]]) -> tuple[str, asyncio.Future]:
+        """Register a future under a new token, then `send(token)`; the reply to `<inbox>.<token>`
+        resolves it. A failed send leaves no entry behind."""
         await self._ensure(client)
         token = str(next(self._tokens))
         future = asyncio.get_running_loop().create_future()
         self._pending[token] = future
         try:
-            await client.publish(f"{self._prefix}.{token}", b"")
+            await send(token)
         except BaseException:
             self._pending.pop(token, None)
             raise
