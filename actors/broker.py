@@ -12,6 +12,7 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AsyncIO, CurrentMessage
 
+from actors.heartbeat import WorkerHeartbeat
 from core.settings import Settings
 
 FIRE_QUEUE = "scheduler-fire"
@@ -26,6 +27,7 @@ def make_broker(settings: Settings) -> RedisBroker:
     )
     broker.add_middleware(AsyncIO())
     broker.add_middleware(CurrentMessage())
+    broker.add_middleware(WorkerHeartbeat(settings))
     return broker
 
 

@@ -6,6 +6,7 @@ import asyncio
 
 import redis.asyncio as redis
 
+from actors import heartbeat
 from core.settings import Settings, get_settings
 from models.db import make_engine
 from runtime.nats_client import NatsConnection
@@ -27,6 +28,7 @@ class WorkerResources:
             ScheduleLocks(self.redis, settings.LOCK_TIMEOUT_SECONDS),
             CommandPublisher(self.nats, settings.NATS_STREAM_CACHE_SECONDS),
             settings,
+            worker_id=heartbeat.worker_id(),
         )
 
 

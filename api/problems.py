@@ -5,12 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import (
@@ -24,6 +22,7 @@ from core.errors import (
     Unauthenticated,
     ValidationFailed,
 )
+from models.db import database_unreachable
 
 log = logging.getLogger("api.errors")
 
@@ -106,15 +105,6 @@ def _request_validation_errors(error: RequestValidationError) -> list[FieldError
     return result
 
 
-def _dependency_down(error: BaseException) -> bool:
-    """True for a lost or refused PostgreSQL connection (raw, or wrapped by SQLAlchemy)."""
-    if isinstance(error, (OperationalError, InterfaceError)) or (
-            isinstance(error, DBAPIError) and error.connection_invalidated):
-        return True
-    return isinstance(error, (ConnectionError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
-                              asyncpg.InterfaceError, TimeoutError))
-
-
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, error: DomainError) -> JSONResponse:
@@ -142,7 +132,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        if _dependency_down(error):
+        if database_unreachable(error):
             # PostgreSQL restarting or unreachable: nothing was written; the client may retry.
             log.warning("database unavailable", extra={"action": "api.database_unavailable", "path": request.url.path,
                                                         "error": f"{type(error).__name__}: {error}"[:300]})

@@ -10,7 +10,7 @@ import sys
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     RETRY_BACKOFF_CAP_SECONDS: int = Field(3600, ge=1, le=86400)
     NATS_PUBLISH_TIMEOUT_SECONDS: float = Field(5.0, gt=0, le=300)
     NATS_STREAM_CACHE_SECONDS: float = Field(30.0, ge=0, le=3600)
+    # Dead-worker detection (services.liveness): every worker process refreshes a key in Redis each
+    # WORKER_HEARTBEAT_SECONDS; the runs of a worker whose key has been gone WORKER_DEAD_AFTER_SECONDS
+    # are reaped then, instead of after LOCK_TIMEOUT_SECONDS (which stays the fallback without Redis).
+    WORKER_HEARTBEAT_SECONDS: float = Field(1.0, gt=0, le=60)
+    WORKER_DEAD_AFTER_SECONDS: float = Field(5.0, ge=1, le=3600)
     BROKER_NAMESPACE: str = Field("scheduler", min_length=1, max_length=64)
     BROKER_HEARTBEAT_TIMEOUT_MS: int = Field(15000, ge=1000)
     BROKER_MAINTENANCE_CHANCE: int = Field(100_000, ge=1, le=1_000_000)
@@ -96,6 +101,15 @@ class Settings(BaseSettings):
         # Always talk to PostgreSQL through asyncpg.
         scheme, rest = value.split("://", 1)
         return f"postgresql+asyncpg://{rest}"
+
+    @field_validator("WORKER_DEAD_AFTER_SECONDS")
+    @classmethod
+    def _several_beats(cls, value: float, info: ValidationInfo) -> float:
+        beat = info.data.get("WORKER_HEARTBEAT_SECONDS")
+        if beat is not None and value < 3 * beat:
+            # One late beat (a GC pause, a slow Redis reply) must not make a live worker look dead.
+            raise ValueError(f"must be at least 3 × WORKER_HEARTBEAT_SECONDS ({3 * beat:g})")
+        return value
 
     @field_validator("REDIS_URL")
     @classmethod

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import asyncpg
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -20,6 +21,16 @@ def make_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
         pool_pre_ping=True,
         pool_recycle=1800,
     )
+
+
+def database_unreachable(error: BaseException) -> bool:
+    """True for a lost or refused PostgreSQL connection (raw, or wrapped by SQLAlchemy): the request
+    may succeed later, unlike a constraint or programming error."""
+    if isinstance(error, (OperationalError, InterfaceError)) or (
+            isinstance(error, DBAPIError) and error.connection_invalidated):
+        return True
+    return isinstance(error, (ConnectionError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+                              asyncpg.InterfaceError, TimeoutError))
 
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -159,6 +159,9 @@ class Execution(SQLModel, table=True):
     enqueued_at: datetime | None = _tz()  # last hand-over to the queue (outbox: NULL = not yet)
     next_attempt_at: datetime | None = _tz()  # when a `retrying` run is due again
     started_at: datetime | None = _tz()
+    # The worker process that claimed the run while it is `running` (see services.liveness); NULL for
+    # runs claimed by a worker that does not heartbeat (they are reaped after LOCK_TIMEOUT_SECONDS only).
+    claimed_by: str | None = Field(default=None, sa_column=sa.Column(sa.String(128)))
     finished_at: datetime | None = _tz()
     last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     published_subject: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))

@@ -7,8 +7,10 @@ schedule and final status. The caller (an actor) supplies `now` and the jitter f
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import secrets
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -22,7 +24,8 @@ from core.settings import Settings
 from core.states import MissReason
 from core.subjects import allowed_by
 from core.templates import render
-from services.locks import Lease, ScheduleLocks
+from models.db import database_unreachable
+from services.locks import Lease, ScheduleLocks, lease_token
 from services.publisher import MSG_ID_HEADER, CommandPublisher, Delivery, Outgoing
 
 log = logging.getLogger("services.firing")
@@ -40,12 +43,15 @@ LOCK_CONFLICT_DEFER_MS = 1000
 # default) after NATS returned, and failed runs outright after max_retries short outages. Past the
 # grace, the run falls back to the schedule's backoff, which bounds the work of a long outage.
 OUTAGE_RETRY_CAP_SECONDS = 5
+# A worker that cannot record its outcomes (PostgreSQL restarting or unreachable) keeps trying this long
+# (at most LOCK_TIMEOUT_SECONDS, after which the sweep hands the runs out again anyway).
+RECORD_RETRY_SECONDS = 90
 
 _CLAIM = sa.text(
     """
     UPDATE executions AS e
     SET status = 'running', started_at = greatest(:now, coalesce(e.not_before, e.scheduled_for)),
-        attempts = e.attempts + 1, next_attempt_at = NULL
+        attempts = e.attempts + 1, next_attempt_at = NULL, claimed_by = :claim
     FROM schedules AS s
     WHERE e.id = ANY(CAST(:ids AS uuid[])) AND s.id = e.schedule_id
       AND (e.status = 'pending' OR (e.status = 'retrying' AND coalesce(e.next_attempt_at, :now) <= :early))
@@ -72,7 +78,7 @@ _RECORD = sa.text(
                 CAST(:subjects AS text[]), CAST(:message_ids AS text[]), CAST(:entries AS text[]),
                 CAST(:refunds AS int[]))
          AS v(id, status, reason, error, finished_at, next_attempt_at, subject, message_id, entry, refund)
-    WHERE e.id = v.id AND e.status = 'running'
+    WHERE e.id = v.id AND e.status = 'running' AND e.claimed_by IS NOT DISTINCT FROM CAST(:claim AS text)
     """
 )
 
@@ -208,17 +214,28 @@ def render_command(run: Claimed) -> Outgoing:
 
 class FiringService:
     def __init__(
-        self, engine: AsyncEngine, locks: ScheduleLocks, publisher: CommandPublisher, settings: Settings
+        self, engine: AsyncEngine, locks: ScheduleLocks, publisher: CommandPublisher, settings: Settings,
+        worker_id: str | None = None,
     ) -> None:
+        """`worker_id` is this process's heartbeat name (services.liveness). Each batch's claim is
+        recorded as `<worker_id>#<nonce>` (`executions.claimed_by`): the sweep reaps the runs of a dead
+        worker at once, and only this batch may record their outcomes. None: no heartbeat, the runs are
+        reaped after LOCK_TIMEOUT_SECONDS only."""
         self.engine = engine
         self.locks = locks
         self.publisher = publisher
         self.settings = settings
+        self.worker_id = worker_id
 
-    async def claim(self, execution_ids: list[uuid.UUID], now: datetime) -> list[Claimed]:
-        """Take ownership of the runs still waiting; a redelivered or duplicate id claims nothing."""
+    def new_claim(self) -> str | None:
+        """A name for one batch's claim: this worker and a nonce (None without a heartbeat)."""
+        return f"{self.worker_id}#{secrets.token_hex(4)}" if self.worker_id else None
+
+    async def claim(self, execution_ids: list[uuid.UUID], now: datetime, claim: str | None = None) -> list[Claimed]:
+        """Take ownership of the runs still waiting, as `claim`; a redelivered or duplicate id claims nothing."""
         async with self.engine.begin() as conn:
-            rows = (await conn.execute(_CLAIM, {"ids": execution_ids, "now": now, "early": now + EARLY_RETRY_SLACK})).all()
+            rows = (await conn.execute(_CLAIM, {"ids": execution_ids, "now": now, "early": now + EARLY_RETRY_SLACK,
+                                                "claim": claim})).all()
         claimed = [_claimed(row) for row in rows]
         return sorted(claimed, key=lambda c: -c.priority)
 
@@ -230,7 +247,8 @@ class FiringService:
         """
         result = FireResult()
         now = clock()
-        runs = await self.claim(execution_ids, now)
+        claim = self.new_claim()
+        runs = await self.claim(execution_ids, now, claim)
         result.claimed = len(runs)
         if not runs:
             return result
@@ -257,7 +275,7 @@ class FiringService:
         leases: list[Lease] = []
         try:
             granted = await self.locks.acquire_many(
-                [(r.schedule_id, r.max_concurrent, str(r.execution_id)) for r in to_publish]
+                [(r.schedule_id, r.max_concurrent, lease_token(r.execution_id, claim)) for r in to_publish]
             )
         except Exception as error:  # Redis unavailable: try again later, nothing was published
             granted = [None] * len(to_publish)
@@ -291,7 +309,7 @@ class FiringService:
             except Exception:  # the TTL frees them
                 log.warning("lock release failed", extra={"action": "locks.release_failed"})
         finished = clock()
-        await self.record(result.outcomes, finished)
+        await self.record_when_possible(result.outcomes, finished, claim, clock)
         if result.disabled:
             await self.disable(result.disabled, "target_command is no longer allowed by COMMAND_WHITELIST", finished)
         return result
@@ -346,7 +364,30 @@ class FiringService:
         return self._outcome(run, now, "retrying", error=error, subject=run.target_command,
                              retry_in_ms=int(delay * 1000), counts_as_attempt=False)
 
-    async def record(self, outcomes: list[Outcome], now: datetime) -> None:
+    async def record_when_possible(self, outcomes: list[Outcome], now: datetime, claim: str | None,
+                                   clock: Callable[[], datetime]) -> None:
+        """Record, retrying while PostgreSQL is unreachable, for up to RECORD_RETRY_SECONDS from `now`.
+
+        This worker is alive and knows what happened to its runs. Giving up at the first failure left
+        them `running` until LOCK_TIMEOUT_SECONDS, after which the sweep published them again: a
+        duplicate on core NATS for every run in flight when PostgreSQL went away.
+        """
+        deadline = now + timedelta(seconds=min(RECORD_RETRY_SECONDS, self.settings.LOCK_TIMEOUT_SECONDS))
+        pause = 0.25
+        while True:
+            try:
+                await self.record(outcomes, now, claim)
+                return
+            except Exception as error:
+                if not database_unreachable(error) or clock() + timedelta(seconds=pause) > deadline:
+                    raise
+                log.warning("outcomes not recorded yet: database unreachable",
+                            extra={"action": "worker.record_retry", "runs": len(outcomes), "error": str(error)[:200]})
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 4.0)
+
+    async def record(self, outcomes: list[Outcome], now: datetime, claim: str | None = None) -> None:
+        """Write the outcomes of the runs `claim` still holds (`now`: when the batch finished, UTC)."""
         if not outcomes:
             return
         final = {"succeeded", "failed", "skipped", "missed", "cancelled"}
@@ -365,5 +406,7 @@ class FiringService:
                 0 if o.counts_as_attempt else 1,
             )):
                 columns[key].append(value)
+        # Only runs this worker still holds: one reaped while it was frozen may be another's by now,
+        # and a late outcome must not overwrite that claim (it would also retry a published run).
         async with self.engine.begin() as conn:
-            await conn.execute(_RECORD, columns)
+            await conn.execute(_RECORD, {**columns, "claim": claim})

@@ -43,6 +43,29 @@ for i = 1, #KEYS do
 end
 return n
 """
+# ARGV: prefix, then (schedule_id, slots, token) per request. Deletes every slot of the schedule that
+# holds the token (the reaper knows a dead run's token, not which slot it took). Returns how many.
+_RELEASE_HELD = """
+local n = 0
+for i = 2, #ARGV, 3 do
+  local base = ARGV[1] .. ARGV[i] .. ':'
+  for slot = 0, tonumber(ARGV[i + 1]) - 1 do
+    if redis.call('GET', base .. slot) == ARGV[i + 2] then
+      n = n + redis.call('DEL', base .. slot)
+    end
+  end
+end
+return n
+"""
+
+
+def lease_token(execution_id: uuid.UUID, claimed_by: str | None) -> str:
+    """The token a run's lease is held with: its claimer and the run.
+
+    With the claimer in it, the sweep can free exactly the leases of a dead worker's runs, and a worker
+    resumed after its runs were reaped cannot release the lease of the worker that took the run over.
+    """
+    return f"{claimed_by}/{execution_id}" if claimed_by else str(execution_id)
 
 
 @dataclass(frozen=True)
@@ -62,6 +85,7 @@ class ScheduleLocks:
         self.ttl_ms = ttl_seconds * 1000
         self._acquire = redis.register_script(_ACQUIRE_BATCH)
         self._release = redis.register_script(_RELEASE_BATCH)
+        self._release_held = redis.register_script(_RELEASE_HELD)
 
     async def acquire_many(self, requests: list[tuple[uuid.UUID, int, str]]) -> list[Lease | None]:
         """Try one slot per (schedule_id, max_concurrent, token), all in one script call."""
@@ -80,3 +104,13 @@ class ScheduleLocks:
         """Release the leases still held by their tokens, in one script call."""
         if leases:
             await self._release(keys=[lease.key for lease in leases], args=[lease.token for lease in leases])
+
+    async def release_held(self, requests: list[tuple[uuid.UUID, int, str]]) -> int:
+        """Free the slots held with (schedule_id, max_concurrent, token), whichever slot each took;
+        returns how many were freed. Used for runs reaped from a dead worker."""
+        if not requests:
+            return 0
+        args: list[object] = [KEY_PREFIX]
+        for schedule_id, slots, token in requests:
+            args += [str(schedule_id), slots, token]
+        return int(await self._release_held(args=args))

@@ -5,9 +5,12 @@ enqueue, a worker killed with messages in hand, Redis restarted empty) without l
 - `pending` rows never handed over (manual triggers, jittered slots now due, failed enqueues);
 - `pending` rows handed over more than REENQUEUE_AFTER_SECONDS ago and still not started;
 - `retrying` rows whose next attempt is overdue by REENQUEUE_AFTER_SECONDS;
-- `running` rows older than LOCK_TIMEOUT_SECONDS: their worker died mid-publish. They go back to
-  `retrying` (or `failed` when out of attempts). A publish may have happened before the crash, so
-  such a run can be delivered twice; JetStream drops the repeat by `Nats-Msg-Id` within its window.
+- `running` rows whose worker is dead: at once when its heartbeat is gone (`dead_workers`, see
+  services.liveness), else once they are older than LOCK_TIMEOUT_SECONDS (a worker without a
+  heartbeat, or Redis unreachable). They go back to `retrying` (or `failed` when out of attempts), and
+  the leases the dead worker held for them are returned (`SweepResult.freed_leases`) so the next
+  attempt need not wait for their TTL. A publish may have happened before the crash, so such a run
+  can be delivered twice; JetStream drops the repeat by `Nats-Msg-Id` within its window.
 A message that is handed over twice is harmless: the worker's claim is a conditional UPDATE.
 """
 
@@ -16,11 +19,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Collection
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
+from services.locks import lease_token
 from services.ticking import Dispatch, dispatch_order, lead_of
 
 _HAND_OVER = sa.text(
@@ -61,16 +66,20 @@ _REAP_RUNNING = sa.text(
     SET status = CASE WHEN e.attempts > s.max_retries THEN 'failed' ELSE 'retrying' END,
         next_attempt_at = CASE WHEN e.attempts > s.max_retries THEN NULL ELSE CAST(:now AS timestamptz) END,
         finished_at = CASE WHEN e.attempts > s.max_retries THEN CAST(:now AS timestamptz) ELSE NULL END,
-        last_error = 'no outcome within LOCK_TIMEOUT_SECONDS: the worker was lost mid-run',
+        last_error = CASE WHEN split_part(e.claimed_by, '#', 1) = ANY(CAST(:dead AS text[]))
+                          THEN 'worker ' || split_part(e.claimed_by, '#', 1) || ' stopped heartbeating: lost mid-run'
+                          ELSE 'no outcome within LOCK_TIMEOUT_SECONDS: the worker was lost mid-run' END,
         attempt_log = e.attempt_log || jsonb_build_array(jsonb_build_object(
             'attempt', e.attempts, 'started_at', e.started_at, 'finished_at', CAST(:now_text AS text),
             'status', 'lost', 'error', 'worker lost mid-run'))
     FROM schedules AS s
     WHERE e.id IN (
-        SELECT id FROM executions WHERE status = 'running' AND started_at < :stale
+        SELECT id FROM executions
+        WHERE status = 'running'
+          AND (started_at < :stale OR split_part(claimed_by, '#', 1) = ANY(CAST(:dead AS text[])))
         LIMIT :limit FOR UPDATE SKIP LOCKED)
       AND s.id = e.schedule_id
-    RETURNING e.id, e.priority, e.status
+    RETURNING e.id, e.priority, e.status, e.schedule_id, s.max_concurrent, e.claimed_by
     """
 )
 _NEXT_DUE = sa.text(
@@ -92,10 +101,16 @@ class SweepResult:
     reaped_retrying: int = 0
     reaped_failed: int = 0
     failed_ids: list[uuid.UUID] = field(default_factory=list)
+    # (schedule_id, max_concurrent, lease token) of the reaped runs, for ScheduleLocks.release_held
+    freed_leases: list[tuple[uuid.UUID, int, str]] = field(default_factory=list)
 
 
-async def sweep(engine: AsyncEngine, now: datetime, settings: Settings, limit: int = 5000) -> SweepResult:
-    """One pass over the outbox and the stale runs; returns what to enqueue after the commit."""
+async def sweep(engine: AsyncEngine, now: datetime, settings: Settings, limit: int = 5000,
+                dead_workers: Collection[str] = ()) -> SweepResult:
+    """One pass over the outbox and the stale runs; returns what to enqueue after the commit.
+
+    `dead_workers`: claimers known to be dead (no heartbeat), whose `running` rows are reaped now.
+    """
     result = SweepResult()
     stale_queue = now - timedelta(seconds=settings.REENQUEUE_AFTER_SECONDS)
     stale_running = now - timedelta(seconds=settings.LOCK_TIMEOUT_SECONDS)
@@ -105,7 +120,8 @@ async def sweep(engine: AsyncEngine, now: datetime, settings: Settings, limit: i
         retries = (await conn.execute(_LOST_RETRIES, {"now": now, "stale": stale_queue, "limit": limit})).all()
         reaped = (
             await conn.execute(
-                _REAP_RUNNING, {"now": now, "now_text": now.isoformat(), "stale": stale_running, "limit": limit}
+                _REAP_RUNNING, {"now": now, "now_text": now.isoformat(), "stale": stale_running, "limit": limit,
+                                "dead": list(dead_workers)}
             )
         ).all()
     result.handed_over, result.requeued_pending, result.requeued_retries = len(handed), len(lost), len(retries)
@@ -113,7 +129,8 @@ async def sweep(engine: AsyncEngine, now: datetime, settings: Settings, limit: i
         result.dispatch.append(Dispatch(execution_id, priority, due if due > now else None))
     for execution_id, priority in [*lost, *retries]:
         result.dispatch.append(Dispatch(execution_id, priority))
-    for execution_id, priority, status in reaped:
+    for execution_id, priority, status, schedule_id, max_concurrent, claimed_by in reaped:
+        result.freed_leases.append((schedule_id, max_concurrent, lease_token(execution_id, claimed_by)))
         if status == "retrying":
             result.reaped_retrying += 1
             result.dispatch.append(Dispatch(execution_id, priority))
@@ -139,3 +156,13 @@ async def next_due_at(engine: AsyncEngine) -> datetime | None:
     """The earliest instant at which the ticker has something to do (schedule slot or outbox row)."""
     async with engine.connect() as conn:
         return (await conn.execute(_NEXT_DUE)).scalar()
+
+
+async def running_claimers(engine: AsyncEngine) -> list[str]:
+    """The workers holding `running` runs now (for the heartbeat check before a sweep); a claim is
+    named `<worker id>#<nonce>` (services.firing)."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(sa.text(
+            "SELECT DISTINCT split_part(claimed_by, '#', 1) FROM executions "
+            "WHERE status = 'running' AND claimed_by IS NOT NULL"))
+        return [row[0] for row in rows]

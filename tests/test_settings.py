@@ -36,6 +36,7 @@ def test_defaults_are_the_original_service_values(monkeypatch):
         ("REDIS_URL", "http://x", "redis://"),
         ("DATABASE_URL", "mysql://x", "postgresql://"),
         ("LOCK_TIMEOUT_SECONDS", "0", "greater than or equal to 1"),
+        ("WORKER_DEAD_AFTER_SECONDS", "2", "at least 3 × WORKER_HEARTBEAT_SECONDS"),
     ],
 )
 def test_bad_value_stops_startup_with_one_line(variable, value, reason):

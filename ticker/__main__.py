@@ -3,12 +3,16 @@
 import asyncio
 import signal
 
+import redis.asyncio as redis
+
 from actors import broker
 from core.settings import get_settings
 from models.db import make_engine
 from runtime.logging import configure_logging
 from runtime.nats_client import NatsConnection
 from services.events import NatsEvents
+from services.liveness import WorkerRegistry
+from services.locks import ScheduleLocks
 from ticker.dispatch import queue_enqueuer
 from ticker.loop import run_loop
 
@@ -18,12 +22,17 @@ async def main() -> None:
     configure_logging(settings.LOG_LEVEL, f"{settings.SERVICE_NAME}-ticker")
     engine = make_engine(settings.DATABASE_URL, pool_size=2)
     nats = NatsConnection.from_settings(settings, name=f"{settings.SERVICE_NAME}-ticker")
+    # Short timeouts: a Redis outage must not hold up the tick (the sweep then reaps by LOCK_TIMEOUT only).
+    client = redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     try:
-        await run_loop(engine, settings, queue_enqueuer(broker, settings), NatsEvents(nats), stop)
+        await run_loop(engine, settings, queue_enqueuer(broker, settings), NatsEvents(nats), stop,
+                       workers=WorkerRegistry(client, settings.WORKER_DEAD_AFTER_SECONDS),
+                       locks=ScheduleLocks(client, settings.LOCK_TIMEOUT_SECONDS))
     finally:
+        await client.aclose()
         await nats.close()
         await engine.dispose()
 

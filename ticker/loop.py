@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
 from services.events import EventSink
+from services.liveness import WorkerRegistry
+from services.locks import ScheduleLocks
 from services.outbox import next_due_at
 from services.schedules import WAKEUP_CHANNEL
 from services.ticking import lead_of
@@ -61,7 +63,8 @@ class Wakeups:
 
 
 async def run_loop(engine: AsyncEngine, settings: Settings, enqueue: Enqueue, events: EventSink,
-                   stop: asyncio.Event, clock: Callable[[], datetime] = utc_now) -> None:
+                   stop: asyncio.Event, clock: Callable[[], datetime] = utc_now,
+                   workers: WorkerRegistry | None = None, locks: ScheduleLocks | None = None) -> None:
     wakeups = Wakeups(settings.DATABASE_URL)
     last_sweep = 0.0
     woken = True
@@ -73,7 +76,8 @@ async def run_loop(engine: AsyncEngine, settings: Settings, enqueue: Enqueue, ev
                 now = clock()
                 # A NOTIFY may announce a manual trigger or a resume: its runs sit in the outbox.
                 do_sweep = woken or loop.time() - last_sweep >= SWEEP_EVERY_SECONDS
-                report = await run_tick(engine, now, settings, enqueue, events, sweep_outbox=do_sweep)
+                report = await run_tick(engine, now, settings, enqueue, events, sweep_outbox=do_sweep,
+                                        workers=workers, locks=locks)
                 if do_sweep:
                     last_sweep = loop.time()
                 if report.missed or report.disabled or report.reaped or report.enqueue_failed:

@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.settings import Settings
 from runtime import metrics
 from services.events import EXECUTION_EVENT_PREFIX, SCHEDULE_EVENT_PREFIX, EventSink
-from services.outbox import release_hand_over, sweep
+from services.liveness import WorkerRegistry
+from services.locks import ScheduleLocks
+from services.outbox import release_hand_over, running_claimers, sweep
 from services.ticking import Dispatch, tick
 
 log = logging.getLogger("ticker")
@@ -36,21 +38,33 @@ class TickReport:
 
 
 async def run_tick(engine: AsyncEngine, now: datetime, settings: Settings, enqueue: Enqueue, events: EventSink,
-                   sweep_outbox: bool = True) -> TickReport:
+                   sweep_outbox: bool = True, workers: WorkerRegistry | None = None,
+                   locks: ScheduleLocks | None = None) -> TickReport:
     """Sweep the outbox, then claim every schedule due at `now` (batch after batch), enqueueing as it goes.
 
     The sweep goes first because what it hands over is older than anything the pass records: runs
     whose hand-over was lost, overdue retries, runs reaped from a lost worker. After an outage the
     pass records thousands of missed slots at once, and a sweep after it put those older runs behind
     the whole catch-up in the FIFO queue (the chaos suite saw them published 30 s late).
+
+    With `workers`, the sweep also reaps the runs of workers whose heartbeat is gone, and `locks`
+    frees the concurrency slots those runs held (without them: after LOCK_TIMEOUT_SECONDS only).
     """
     report = TickReport()
     if sweep_outbox:
-        swept = await sweep(engine, now, settings)
+        dead = await workers.dead_among(await running_claimers(engine)) if workers is not None else set()
+        swept = await sweep(engine, now, settings, dead_workers=dead)
+        if locks is not None and swept.freed_leases:
+            try:
+                await locks.release_held(swept.freed_leases)
+            except Exception as error:  # their TTL frees them; meanwhile the runs defer on the busy slot
+                log.warning("could not free reaped leases", extra={"action": "ticker.lease_release_failed",
+                                                                    "error": str(error)})
         report.swept = len(swept.dispatch)
         report.reaped = swept.reaped_retrying + swept.reaped_failed
         if report.reaped:
-            log.warning("reaped runs without an outcome", extra={"action": "ticker.reaped", "count": report.reaped})
+            log.warning("reaped runs without an outcome", extra={"action": "ticker.reaped", "count": report.reaped,
+                                                                  "dead_workers": sorted(dead)})
         await _hand_over(engine, swept.dispatch, enqueue, report, "sweep")
     # The first batch of a pass is one queue message's worth: the workers start on a burst after one
     # small transaction instead of a TICKER_BATCH_SIZE one (bench/RESULTS.md); later batches are full.

@@ -313,7 +313,9 @@ async def test_kill_9_of_worker_and_ticker_mid_load_recovers_every_slot():
     await nc.subscribe(f"{js_prefix}.>", cb=ledger.on_message)
     await nc.subscribe(f"{core_prefix}.>", cb=ledger.on_message)
     try:
-        async with running_stack(LOCK_TIMEOUT_SECONDS="10", REENQUEUE_AFTER_SECONDS="5") as stack:
+        # The default lock timeout (300 s): only the missing heartbeat can give the killed worker's
+        # runs back within the 30 s this test allows.
+        async with running_stack(LOCK_TIMEOUT_SECONDS="300", REENQUEUE_AFTER_SECONDS="5") as stack:
             await start(stack, "api", "ticker-1", "ticker-2", "worker-1")
             db = await connect_db(stack)
             rng = random.Random(7)
@@ -355,8 +357,9 @@ async def test_kill_9_of_worker_and_ticker_mid_load_recovers_every_slot():
             drain = await stop_tickers_and_drain(stack, db, ["ticker-2", "ticker-3"], 60)
 
             statuses = await status_counts(db)
-            lost = {str(r["id"]) for r in await db.fetch(
-                "SELECT id FROM executions WHERE attempt_log @> '[{\"status\": \"lost\"}]'::jsonb")}
+            lost_rows = await db.fetch(
+                "SELECT id, last_error FROM executions WHERE attempt_log @> '[{\"status\": \"lost\"}]'::jsonb")
+            lost = {str(r["id"]) for r in lost_rows}
             retried = await db.fetchval("SELECT count(*) FROM executions WHERE attempts > 1")
             js_rows = await succeeded_ids(db, js_prefix)
             core_rows = await succeeded_ids(db, core_prefix)
@@ -374,6 +377,7 @@ async def test_kill_9_of_worker_and_ticker_mid_load_recovers_every_slot():
                    drain_s=round(drain, 1))
 
             assert set(statuses) == {"succeeded"}, f"every run must end succeeded (reaped runs retried): {statuses}"
+            assert all("stopped heartbeating" in (r["last_error"] or "") for r in lost_rows), lost_rows[:3]
             assert outage_rows, "no slot fell due during the outage: the test proved nothing"
             # JetStream: one stored message per execution, whatever was redelivered.
             assert all(v == 1 for v in stream_ids.values()), [k for k, v in stream_ids.items() if v > 1][:5]

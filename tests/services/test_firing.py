@@ -13,7 +13,7 @@ import redis.asyncio as redis
 import sqlalchemy as sa
 
 from runtime.nats_client import NatsConnection
-from services.firing import FiringService
+from services.firing import FiringService, Outcome
 from services.locks import ScheduleLocks
 from services.publisher import CommandPublisher
 from services.schemas import ScheduleCreate
@@ -235,3 +235,106 @@ async def test_a_run_handed_over_early_is_published_at_its_instant(engine, sched
     assert slot <= result.outcomes[0].published_at <= received_at[0]
     (row,) = await rows(engine, "SELECT status, started_at FROM executions WHERE id = :id", id=dispatch.execution_id)
     assert row.status == "succeeded" and row.started_at == slot
+
+
+async def test_a_run_reaped_from_a_dead_worker_goes_out_at_once_through_the_next_one(
+        engine, schedules, service_settings, redis_client, nats_client):
+    """Worker A claims and holds the lease, then dies; the sweep reaps the run from it (no heartbeat)
+    and frees the lease, so worker B publishes it without waiting for the lease's TTL."""
+    from services.outbox import sweep
+    from services.locks import lease_token
+
+    target = subject()
+    inbox = Inbox()
+    await nats_client.subscribe(target, cb=inbox.on_message)
+    connection = NatsConnection(NATS_URL, name="firing-tests-b")
+    locks = ScheduleLocks(redis_client, 30)
+    frozen = FiringService(engine, locks, CommandPublisher(connection, 0), service_settings, worker_id="worker-a")
+    taker = FiringService(engine, locks, CommandPublisher(connection, 0), service_settings, worker_id="worker-b")
+    lease = None
+    try:
+        execution_id = await due_execution(engine, schedules, service_settings, target, max_concurrent=1,
+                                           misfire_grace_seconds=60)
+        claim = frozen.new_claim()
+        (claimed,) = await frozen.claim([execution_id], utc_now(), claim)
+        (lease,) = await locks.acquire_many([(claimed.schedule_id, 1, lease_token(execution_id, claim))])
+        assert lease is not None
+
+        swept = await sweep(engine, utc_now(), service_settings, dead_workers={"worker-a"})
+        assert swept.reaped_retrying == 1
+        await locks.release_held(swept.freed_leases)
+        result = await taker.fire([execution_id], utc_now, 0.5)
+        assert [o.status for o in result.outcomes] == ["succeeded"]  # no wait for the dead lease's TTL
+        await inbox.wait(1)
+
+        (row,) = await rows(engine, "SELECT status, claimed_by, attempt_log FROM executions WHERE id = :id", id=execution_id)
+        assert row.status == "succeeded" and row.claimed_by.startswith("worker-b#")
+        assert [e["status"] for e in row.attempt_log] == ["lost", "succeeded"]
+        await asyncio.sleep(0.3)
+        assert len(inbox.messages) == 1
+    finally:
+        if lease is not None:
+            await redis_client.delete(lease.key)
+        await connection.close()
+
+
+async def test_a_frozen_workers_late_outcome_does_not_overwrite_the_claim_that_took_its_run_over(
+        engine, schedules, service_settings, redis_client):
+    from services.outbox import sweep
+
+    locks = ScheduleLocks(redis_client, 30)
+    dead = NatsConnection("nats://127.0.0.1:1", name="unused")
+    frozen = FiringService(engine, locks, CommandPublisher(dead, 0), service_settings, worker_id="worker-a")
+    taker = FiringService(engine, locks, CommandPublisher(dead, 0), service_settings, worker_id="worker-b")
+    execution_id = await due_execution(engine, schedules, service_settings, subject())
+    claim_a, claim_b = frozen.new_claim(), taker.new_claim()
+    (claimed,) = await frozen.claim([execution_id], utc_now(), claim_a)
+    assert (await sweep(engine, utc_now(), service_settings, dead_workers={"worker-a"})).reaped_retrying == 1
+    (taken,) = await taker.claim([execution_id], utc_now(), claim_b)
+
+    def outcome(run, status):
+        return Outcome(execution_id, run.schedule_id, run.schedule_type, status, run.attempt, run.scheduled_for,
+                       utc_now(), error="late" if status != "succeeded" else None,
+                       retry_in_ms=1000 if status == "retrying" else None)
+
+    await frozen.record([outcome(claimed, "retrying")], utc_now(), claim_a)  # A resumes while B holds the run
+    (row,) = await rows(engine, "SELECT status, claimed_by, attempts FROM executions WHERE id = :id", id=execution_id)
+    assert (row.status, row.claimed_by, row.attempts) == ("running", claim_b, 2)
+    await taker.record([outcome(taken, "succeeded")], utc_now(), claim_b)
+    (row,) = await rows(engine, "SELECT status, attempt_log FROM executions WHERE id = :id", id=execution_id)
+    assert row.status == "succeeded" and [e["status"] for e in row.attempt_log] == ["lost", "succeeded"]
+
+
+async def test_outcomes_wait_for_postgresql_to_come_back_instead_of_being_dropped(
+        engine, clean_db, schedules, service_settings, redis_client):
+    """The worker published and PostgreSQL went away before it recorded: it records when PostgreSQL is
+    back (through a proxy that drops every connection and refuses new ones for 2 s)."""
+    from sqlalchemy.engine import make_url
+
+    from models.db import make_engine
+    from tests.tcp_proxy import TcpProxy
+
+    url = make_url(clean_db)
+    proxy = TcpProxy(url.host or "localhost", url.port or 5432)
+    await proxy.start()
+    proxied = make_engine(url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False), pool_size=2)
+    unused = NatsConnection("nats://127.0.0.1:1", name="unused")
+    worker = FiringService(proxied, ScheduleLocks(redis_client, 30), CommandPublisher(unused, 0), service_settings,
+                           worker_id="worker-pg")
+    try:
+        execution_id = await due_execution(engine, schedules, service_settings, subject())
+        claim = worker.new_claim()
+        (run,) = await worker.claim([execution_id], utc_now(), claim)
+        done = Outcome(execution_id, run.schedule_id, run.schedule_type, "succeeded", run.attempt, run.scheduled_for,
+                       utc_now(), subject=run.target_command, via="core")
+        await proxy.cut()
+        recording = asyncio.create_task(worker.record_when_possible([done], utc_now(), claim, utc_now))
+        await asyncio.sleep(2)
+        assert not recording.done(), recording  # still trying, not given up
+        await proxy.restore()
+        await asyncio.wait_for(recording, 30)
+        (row,) = await rows(engine, "SELECT status, claimed_by FROM executions WHERE id = :id", id=execution_id)
+        assert (row.status, row.claimed_by) == ("succeeded", claim)
+    finally:
+        await proxy.cut()
+        await proxied.dispose()

@@ -80,3 +80,55 @@ async def test_a_pass_hands_over_what_the_sweep_found_before_the_slots_it_record
     report = await run_tick(engine, later, settings, enqueue, NullEvents())
     assert report.swept == 1 and report.fired >= 1
     assert handed[0] == lost_run and len(handed) == 1 + report.fired
+
+
+async def test_runs_of_a_worker_without_heartbeat_are_reaped_at_once_and_their_leases_freed(engine, schedules, settings):
+    """Long before LOCK_TIMEOUT_SECONDS: the dead worker's run goes back with its lease; the live one's stays."""
+    import uuid
+
+    import redis.asyncio as redis
+
+    from services.events import NullEvents
+    from services.liveness import Heartbeat, WorkerRegistry
+    from services.locks import ScheduleLocks, lease_token
+    from ticker.tick import run_tick
+
+    prefix = f"test-reap:{uuid.uuid4().hex[:8]}:"
+    client = redis.from_url("redis://localhost:6379/0")
+    live = Heartbeat("redis://localhost:6379/0", 0.2, 3.0, prefix)
+    live_id, dead_id = live.start(), f"gone:{uuid.uuid4().hex[:8]}"
+    try:
+        await client.set(f"{prefix}workers:epoch", 0)  # the registry has been warm for long
+        runs = {}
+        for name, worker in (("live", live_id), ("dead", dead_id)):
+            created = await schedules.create(interval(f"w-{name}", 60), ACTOR, T0)
+            slot = created.next_run_at
+            (runs[name],) = [d.execution_id for d in (await tick(engine, slot, settings)).dispatch]
+            async with engine.begin() as conn:
+                await conn.execute(sa.text("UPDATE executions SET status='running', started_at=:t, attempts=1, "
+                                           "claimed_by=:w WHERE id=:id"), {"t": slot, "w": worker, "id": runs[name]})
+            locks = ScheduleLocks(client, settings.LOCK_TIMEOUT_SECONDS)
+            (lease,) = await locks.acquire_many([(created.id, 1, lease_token(runs[name], worker))])
+            assert lease is not None
+            runs[name + "-lease"] = lease.key
+        handed: list = []
+
+        async def enqueue(dispatch):
+            handed.extend(d.execution_id for d in dispatch)
+            return []
+
+        soon = slot + timedelta(seconds=2)
+        assert settings.LOCK_TIMEOUT_SECONDS > 2  # so only the missing heartbeat can reap
+        report = await run_tick(engine, soon, settings, enqueue, NullEvents(),
+                                workers=WorkerRegistry(client, 3.0, prefix), locks=locks)
+        assert report.reaped == 1 and runs["dead"] in handed and runs["live"] not in handed
+        state = {r.id: r for r in await rows(engine, "SELECT id, status, last_error FROM executions")}
+        assert state[runs["dead"]].status == "retrying" and dead_id in state[runs["dead"]].last_error
+        assert state[runs["live"]].status == "running"
+        assert not await client.exists(runs["dead-lease"]) and await client.exists(runs["live-lease"])
+    finally:
+        live.stop()
+        leases = [key for name, key in runs.items() if name.endswith("-lease")]
+        if leases:
+            await client.delete(*leases)
+        await client.aclose()

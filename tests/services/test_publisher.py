@@ -12,60 +12,28 @@ import pytest
 
 from runtime.nats_client import NatsConnection
 from services.publisher import CommandPublisher, Outgoing
+from tests.tcp_proxy import TcpProxy
 
 NATS_HOST, NATS_PORT = "127.0.0.1", 4222
 
 
-class NatsProxy:
+class NatsProxy(TcpProxy):
     """Forwards TCP between clients and the NATS server.
 
     `holding`: the client's bytes are swallowed except PINGs, so the server keeps answering PINGs but
-    never sees a publish (a connection dying behind a PONG). `cut()` closes every connection and stops
-    listening; `restore()` listens again on the same port.
+    never sees a publish (a connection dying behind a PONG).
     """
 
     def __init__(self) -> None:
+        super().__init__(NATS_HOST, NATS_PORT)
         self.holding = False
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: list[asyncio.StreamWriter] = []
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        server_reader, server_writer = await asyncio.open_connection(NATS_HOST, NATS_PORT)
-        self._writers += [client_writer, server_writer]
-
-        async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, from_client: bool) -> None:
-            try:
-                while chunk := await reader.read(65536):
-                    if from_client and self.holding:
-                        chunk = b"PING\r\n" * chunk.count(b"PING\r\n")
-                    writer.write(chunk)
-                    await writer.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                writer.close()
-
-        await asyncio.gather(pump(client_reader, server_writer, True), pump(server_reader, client_writer, False))
-
-    async def cut(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in self._writers:
-            writer.close()
-        self._writers.clear()
-        await self._server.wait_closed()
-
-    async def restore(self) -> None:
-        await self.start()
+    def from_client(self, chunk: bytes) -> bytes:
+        return b"PING\r\n" * chunk.count(b"PING\r\n") if self.holding else chunk
 
 
 async def wait_until(condition, timeout: float = 15.0) -> None:

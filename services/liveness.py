@@ -1,0 +1,148 @@
+"""Which worker processes are alive: one heartbeat key per process in Redis.
+
+A worker killed mid-run leaves its runs `running`. Without a detector they wait LOCK_TIMEOUT_SECONDS
+(300 s by default) before the sweep hands them out again, so one `kill -9` during the catch-up after
+an outage published that outage's slots minutes late. Now each worker process refreshes
+`scheduler:worker:<id>` every WORKER_HEARTBEAT_SECONDS with a TTL of WORKER_DEAD_AFTER_SECONDS, the
+claim records the id (`executions.claimed_by`), and the ticker's sweep reaps the runs of claimers
+whose key is gone (services.outbox).
+
+The beat runs on a thread of its own (`Heartbeat`), not on the worker's event loop: a loop busy with a
+large batch is alive and must not look dead, while SIGKILL and SIGSTOP stop the thread with the
+process. A worker frozen past WORKER_DEAD_AFTER_SECONDS is treated as dead: its runs go to another
+worker, and what it publishes when it resumes is a duplicate (JetStream drops it by Nats-Msg-Id; its
+outcome is not recorded, see services.firing).
+
+Redis restarted without its data loses every key at once, which would make every live worker look
+dead. So the first beat after the loss also writes an epoch (Redis server time, seconds), and the
+registry names nobody dead until WORKER_DEAD_AFTER_SECONDS (+1 s for the rounding) have passed since
+it: every live worker has beaten again by then. Redis unreachable: nobody is named dead either, and
+LOCK_TIMEOUT_SECONDS remains the fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from typing import Iterable
+
+import redis
+from redis.asyncio import Redis
+
+log = logging.getLogger("services.liveness")
+
+KEY_PREFIX = "scheduler:"  # keys: <prefix>worker:<id>, <prefix>workers:epoch
+
+# KEYS: the worker's key, the epoch key. ARGV: a value, the TTL in ms.
+_BEAT = """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('SET', KEYS[2], redis.call('TIME')[1])
+end
+return 1
+"""
+# KEYS: the epoch key, then one worker key per claimer. ARGV: the warm-up in seconds.
+# Returns -1 while the registry is not warm, else the 1-based positions of the claimers without a key.
+_DEAD = """
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then return -1 end
+if tonumber(redis.call('TIME')[1]) - tonumber(epoch) < tonumber(ARGV[1]) then return -1 end
+local dead = {}
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then dead[#dead + 1] = i - 1 end
+end
+return dead
+"""
+
+
+def new_worker_id() -> str:
+    """A name no other process will ever use: host, pid and a random suffix (pids are reused)."""
+    return f"{socket.gethostname()[:64]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class Heartbeat:
+    """Keeps one worker process's key alive from a daemon thread.
+
+    `interval_seconds` between beats; the key lives `dead_after_seconds` after each beat.
+    """
+
+    def __init__(self, redis_url: str, interval_seconds: float, dead_after_seconds: float,
+                 prefix: str = KEY_PREFIX) -> None:
+        self.redis_url = redis_url
+        self.prefix = prefix
+        self.interval = interval_seconds
+        self.ttl_ms = int(dead_after_seconds * 1000)
+        self.worker_id: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._client: redis.Redis | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.prefix}worker:{self.worker_id}"
+
+    def start(self) -> str:
+        """Name this process, beat once before it takes any work, then keep beating; returns the id.
+
+        Called in the process that does the work (after any fork), so every process has its own id.
+        """
+        self.worker_id = new_worker_id()
+        self._client = redis.Redis.from_url(self.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        self._script = self._client.register_script(_BEAT)
+        self._stop.clear()
+        self.beat()
+        self._thread = threading.Thread(target=self._run, name="worker-heartbeat", daemon=True)
+        self._thread.start()
+        return self.worker_id
+
+    def beat(self) -> bool:
+        try:
+            self._script(keys=[self.key, f"{self.prefix}workers:epoch"], args=[self.worker_id, self.ttl_ms])
+            return True
+        except redis.RedisError as error:  # Redis down: the runs fall back to LOCK_TIMEOUT_SECONDS
+            log.warning("heartbeat failed", extra={"action": "worker.heartbeat_failed", "error": str(error)})
+            return False
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.beat()
+
+    def stop(self) -> None:
+        """Stop beating and remove the key (a clean shutdown has finished its runs)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.interval + 3)
+        if self._client is not None:
+            try:
+                self._client.delete(self.key)
+            except redis.RedisError:
+                pass  # the key expires on its own
+            self._client.close()
+
+
+class WorkerRegistry:
+    """The ticker's view of the heartbeats."""
+
+    def __init__(self, client: Redis, dead_after_seconds: float, prefix: str = KEY_PREFIX) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.warm_up_seconds = int(dead_after_seconds) + 1
+        self._dead = client.register_script(_DEAD)
+
+    async def dead_among(self, worker_ids: Iterable[str]) -> set[str]:
+        """The ids among `worker_ids` whose heartbeat key is gone; empty while Redis is unreachable or
+        lost its data less than the warm-up ago (see the module docstring)."""
+        ids = list(dict.fromkeys(worker_ids))
+        if not ids:
+            return set()
+        try:
+            found = await self._dead(keys=[f"{self.prefix}workers:epoch", *(f"{self.prefix}worker:{i}" for i in ids)], args=[self.warm_up_seconds])
+        except Exception as error:
+            log.warning("worker registry unavailable", extra={"action": "ticker.registry_failed", "error": str(error)})
+            return set()
+        if not isinstance(found, list):  # -1: not warm
+            return set()
+        return {ids[int(position) - 1] for position in found}

@@ -1,0 +1,127 @@
+"""Worker heartbeats against the real Redis: a killed or frozen process is named dead, a live one never;
+Redis losing its data names nobody dead until the heartbeats are back; Redis unreachable names nobody."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+import pytest
+import redis.asyncio as redis
+
+from services.liveness import Heartbeat, WorkerRegistry
+from tests.pipeline.harness import ROOT
+
+REDIS_URL = "redis://localhost:6379/0"
+DEAD_AFTER = 3.0
+BEAT = 0.2
+
+_BEATING_PROCESS = """
+import sys, time
+from services.liveness import Heartbeat
+print(Heartbeat(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]).start(), flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.fixture
+async def client():
+    c = redis.from_url(REDIS_URL)
+    yield c
+    await c.aclose()
+
+
+@pytest.fixture
+async def prefix(client):
+    """Keys of this test only (the epoch is per prefix), removed afterwards."""
+    p = f"test-liveness:{uuid.uuid4().hex[:8]}:"
+    yield p
+    keys = [k async for k in client.scan_iter(match=f"{p}*")]
+    if keys:
+        await client.delete(*keys)
+
+
+async def eventually(check, timeout: float = 15.0, message: str = ""):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        assert asyncio.get_running_loop().time() < deadline, message
+        await asyncio.sleep(0.1)
+
+
+async def test_a_killed_or_frozen_worker_is_named_dead_and_a_live_one_is_not(client, prefix):
+    registry = WorkerRegistry(client, DEAD_AFTER, prefix)
+    alive = Heartbeat(REDIS_URL, BEAT, DEAD_AFTER, prefix)
+    alive_id = alive.start()
+    process = subprocess.Popen([sys.executable, "-c", _BEATING_PROCESS, REDIS_URL, str(BEAT), str(DEAD_AFTER), prefix],
+                               cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        victim_id = process.stdout.readline().strip()
+        assert victim_id and victim_id != alive_id
+        never_beaten = "host:1:never"
+        # Right after the first beats the registry is not warm yet: nobody is named dead, not even a
+        # claimer that never beat (its heartbeat may simply not be back yet after a Redis restart).
+        assert await registry.dead_among([never_beaten]) == set()
+        await eventually(lambda: registry.dead_among([never_beaten]), message="the registry never warmed up")
+
+        # Frozen (SIGSTOP): dead once its key expires; alive again when it resumes.
+        os.kill(process.pid, signal.SIGSTOP)
+        dead = await eventually(lambda: registry.dead_among([alive_id, victim_id]), message="the frozen worker")
+        assert dead == {victim_id}
+        os.kill(process.pid, signal.SIGCONT)
+        await eventually(lambda: _is_alive(registry, victim_id), message="the resumed worker beats again")
+
+        # Killed: dead once its key expires, for good; the live worker never was.
+        process.kill()
+        dead = await eventually(lambda: registry.dead_among([alive_id, victim_id]), message="the killed worker")
+        assert dead == {victim_id}
+        await asyncio.sleep(DEAD_AFTER)
+        assert await registry.dead_among([alive_id, victim_id]) == {victim_id}
+    finally:
+        process.kill()
+        process.wait()
+        alive.stop()
+    # A clean stop removes the key at once.
+    assert not await client.exists(alive.key)
+    assert await registry.dead_among([alive_id]) == {alive_id}
+
+
+async def _is_alive(registry: WorkerRegistry, worker_id: str) -> bool:
+    return worker_id not in await registry.dead_among([worker_id])
+
+
+async def test_redis_losing_its_data_names_nobody_dead_until_the_heartbeats_are_back(client, prefix):
+    registry = WorkerRegistry(client, DEAD_AFTER, prefix)
+    worker = Heartbeat(REDIS_URL, BEAT, DEAD_AFTER, prefix)
+    worker_id = worker.start()
+    try:
+        await client.set(f"{prefix}workers:epoch", 0)  # warm long ago
+        assert await registry.dead_among([worker_id, "gone"]) == {"gone"}
+        # What a restart without persistence does to these keys:
+        await client.delete(f"{prefix}workers:epoch", worker.key)
+        for _ in range(5):  # 2 s into the warm-up (4 s) after the loss: nobody is named dead, though the
+            # live worker's key is missing until its next beat and "gone" has none at all
+            assert await registry.dead_among([worker_id, "gone"]) == set()
+            await asyncio.sleep(0.4)
+        await eventually(lambda: registry.dead_among([worker_id, "gone"]), message="warm again")
+        assert await registry.dead_among([worker_id, "gone"]) == {"gone"}
+    finally:
+        worker.stop()
+
+
+async def test_redis_unreachable_names_nobody_dead_and_a_heartbeat_survives_it(prefix):
+    unreachable = redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+    try:
+        assert await WorkerRegistry(unreachable, DEAD_AFTER, prefix).dead_among(["anyone"]) == set()
+    finally:
+        await unreachable.aclose()
+    worker = Heartbeat("redis://127.0.0.1:1/0", BEAT, DEAD_AFTER, prefix)
+    assert worker.start()  # the process starts and keeps working; its runs fall back to LOCK_TIMEOUT
+    assert worker.beat() is False
+    worker.stop()
