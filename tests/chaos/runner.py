@@ -478,6 +478,8 @@ class Run:
     async def kill_loop(self, deadline: float) -> None:
         kinds = ["api-1", "api-2", "ticker-1", "ticker-2", "worker-1", "worker-2"]
         tasks = []
+        if self.p.kills < 0:  # --kills -1: infrastructure faults only (controlled comparisons)
+            return
         if self.p.kills == 0:  # the short profile: one kill of each kind
             plan = [(8, "worker-1", 3), (18, "ticker-1", 3), (28, "api-1", 2)]
             begin = time.time()
@@ -887,6 +889,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         profile.interval_schedules = args.schedules
     if args.profile == "short" and args.minutes:
         profile.load_seconds = args.minutes * 60
+    if args.kills is not None:
+        profile.kills = args.kills
+    if args.faults:
+        profile.infra_faults = args.faults.split(",")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     run = Run(profile, out, args.seed)
@@ -910,6 +916,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "test-artifacts" / "chaos" / "ledger.json"))
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--schedules", type=int, default=0, help="override the number of interval schedules")
+    parser.add_argument("--kills", type=int, default=None,
+                        help="override the number of kill -9s (-1: none; to compare code under the same faults)")
+    parser.add_argument("--faults", default="", help="override the infrastructure faults, comma-separated "
+                        "(pg_restart, redis_restart, sigstop, pg_outage, nats_outage), taken in turn")
     args = parser.parse_args(argv)
     result = asyncio.run(main_async(args))
     summary = {k: v for k, v in result.items() if k not in ("recovery_per_fault",)}
