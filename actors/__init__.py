@@ -5,6 +5,6 @@ from core.settings import get_settings
 
 broker = install_broker(get_settings())
 
-from actors.fire import fire_batch, retry_execution  # noqa: E402  (actors need the broker first)
+from actors.fire import fire_batch, fire_overdue, retry_execution  # noqa: E402  (actors need the broker first)
 
-__all__ = ["broker", "fire_batch", "retry_execution"]
+__all__ = ["broker", "fire_batch", "fire_overdue", "retry_execution"]

@@ -16,6 +16,10 @@ from actors.heartbeat import WorkerHeartbeat
 from core.settings import Settings
 
 FIRE_QUEUE = "scheduler-fire"
+# Runs that are already late and were handed over once before (lost hand-overs, overdue retries, runs
+# reaped from a dead worker). Their own queue and a better actor priority: a worker takes them before
+# the fresh slots it has prefetched, instead of after a catch-up backlog that may take tens of seconds.
+OVERDUE_QUEUE = "scheduler-fire-overdue"
 
 
 def make_broker(settings: Settings) -> RedisBroker:

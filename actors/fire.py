@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 import dramatiq
 from dramatiq import Retry
 
-from actors.broker import FIRE_QUEUE
+from actors.broker import FIRE_QUEUE, OVERDUE_QUEUE
 from actors.resources import WorkerResources, resources
 from runtime import metrics
 from services.events import EXECUTION_EVENT_PREFIX, SCHEDULE_EVENT_PREFIX
@@ -25,6 +25,9 @@ from services.firing import FireResult, Outcome
 
 log = logging.getLogger("actors.fire")
 TIME_LIMIT_MS = 120_000
+# Dramatiq's worker hands prefetched messages to its threads lowest priority number first.
+FIRE_PRIORITY = 10
+OVERDUE_PRIORITY = 0
 
 
 def utc_now() -> datetime:
@@ -101,10 +104,19 @@ async def _run(execution_ids: list[str]) -> FireResult:
     return result
 
 
-@dramatiq.actor(queue_name=FIRE_QUEUE, retry_when=_only_explicit_retries, time_limit=TIME_LIMIT_MS)
+@dramatiq.actor(queue_name=FIRE_QUEUE, retry_when=_only_explicit_retries, time_limit=TIME_LIMIT_MS,
+                priority=FIRE_PRIORITY)
 async def fire_batch(execution_ids: list[str]) -> None:
     """Fire a batch: runs handed over by the ticker (those handed over ahead of their instant are
     claimed now and published at it) or runs whose retry is due."""
+    await _retry_later(await _run(execution_ids))
+
+
+@dramatiq.actor(queue_name=OVERDUE_QUEUE, retry_when=_only_explicit_retries, time_limit=TIME_LIMIT_MS,
+                priority=OVERDUE_PRIORITY)
+async def fire_overdue(execution_ids: list[str]) -> None:
+    """Fire a batch the outbox sweep found (lost hand-overs, overdue retries, runs reaped from a dead
+    worker): the same work as `fire_batch`, ahead of it (see actors.broker.OVERDUE_QUEUE)."""
     await _retry_later(await _run(execution_ids))
 
 

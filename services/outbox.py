@@ -128,12 +128,12 @@ async def sweep(engine: AsyncEngine, now: datetime, settings: Settings, limit: i
     for execution_id, priority, due in handed:  # jittered slots may be handed over before their instant
         result.dispatch.append(Dispatch(execution_id, priority, due if due > now else None))
     for execution_id, priority in [*lost, *retries]:
-        result.dispatch.append(Dispatch(execution_id, priority))
+        result.dispatch.append(Dispatch(execution_id, priority, overdue=True))
     for execution_id, priority, status, schedule_id, max_concurrent, claimed_by in reaped:
         result.freed_leases.append((schedule_id, max_concurrent, lease_token(execution_id, claimed_by)))
         if status == "retrying":
             result.reaped_retrying += 1
-            result.dispatch.append(Dispatch(execution_id, priority))
+            result.dispatch.append(Dispatch(execution_id, priority, overdue=True))
         else:
             result.reaped_failed += 1
             result.failed_ids.append(execution_id)

@@ -83,6 +83,7 @@ class Dispatch:
     execution_id: uuid.UUID
     priority: int
     due: datetime | None = None
+    overdue: bool = False  # handed over before and lost, or reaped: goes ahead of fresh slots
 
 
 def dispatch_order(dispatch: list[Dispatch]) -> list[Dispatch]:

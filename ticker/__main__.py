@@ -5,7 +5,7 @@ import signal
 
 import redis.asyncio as redis
 
-from actors import broker
+import actors  # noqa: F401  (installs the broker the actors send through)
 from core.settings import get_settings
 from models.db import make_engine
 from runtime.logging import configure_logging
@@ -28,7 +28,7 @@ async def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     try:
-        await run_loop(engine, settings, queue_enqueuer(broker, settings), NatsEvents(nats), stop,
+        await run_loop(engine, settings, queue_enqueuer(settings), NatsEvents(nats), stop,
                        workers=WorkerRegistry(client, settings.WORKER_DEAD_AFTER_SECONDS),
                        locks=ScheduleLocks(client, settings.LOCK_TIMEOUT_SECONDS))
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from dramatiq import Broker
+from dramatiq import Actor
 
 from core.settings import Settings
 from services.ticking import Dispatch
@@ -14,26 +14,32 @@ from ticker.tick import Enqueue
 log = logging.getLogger("ticker.dispatch")
 
 
-def queue_enqueuer(broker: Broker, settings: Settings) -> Enqueue:
-    """An Enqueue that sends `fire_batch` messages of DISPATCH_BATCH_SIZE ids each.
+def queue_enqueuer(settings: Settings, fresh: Actor | None = None, overdue: Actor | None = None) -> Enqueue:
+    """An Enqueue that sends `fire_batch` messages of DISPATCH_BATCH_SIZE ids each (`fire_overdue` for
+    the runs the sweep found lost or reaped, so they go ahead of fresh slots).
 
     The dispatches arrive sorted by priority (highest first), then due instant, and the queue is
     FIFO, so under a backlog higher-priority runs are published first, and a message covers a short
     span of instants. (The worker reads each run's instant from its row when it claims it.)
+    `fresh` and `overdue` default to those two actors.
     """
-    from actors.fire import fire_batch
+    if fresh is None or overdue is None:
+        from actors.fire import fire_batch, fire_overdue
 
+        fresh, overdue = fresh or fire_batch, overdue or fire_overdue
     size = settings.DISPATCH_BATCH_SIZE
 
     def send_all(dispatch: list[Dispatch]) -> list[Dispatch]:
         failed: list[Dispatch] = []
-        for start in range(0, len(dispatch), size):
-            chunk = dispatch[start : start + size]
-            try:
-                fire_batch.send([str(d.execution_id) for d in chunk])
-            except Exception as error:
-                log.warning("enqueue failed", extra={"action": "queue.enqueue_failed", "error": str(error)})
-                failed.extend(chunk)
+        for actor, lane in ((overdue, [d for d in dispatch if d.overdue]),
+                            (fresh, [d for d in dispatch if not d.overdue])):
+            for start in range(0, len(lane), size):
+                chunk = lane[start : start + size]
+                try:
+                    actor.send([str(d.execution_id) for d in chunk])
+                except Exception as error:
+                    log.warning("enqueue failed", extra={"action": "queue.enqueue_failed", "error": str(error)})
+                    failed.extend(chunk)
         return failed
 
     async def enqueue(dispatch: list[Dispatch]) -> list[Dispatch]:

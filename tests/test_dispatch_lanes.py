@@ -1,0 +1,79 @@
+"""The overdue lane: runs the sweep found lost or reaped are taken before a backlog of fresh slots.
+
+Against the real Redis, with a real Dramatiq worker, in a private namespace: the ticker's enqueuer
+sends a backlog of fresh batches and one overdue batch to actors declared exactly like ours (queue
+names and priorities from actors.fire), and the worker's processing order is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+
+import dramatiq
+import pytest
+import redis
+from dramatiq.brokers.redis import RedisBroker
+
+from actors.broker import FIRE_QUEUE, OVERDUE_QUEUE
+from actors.fire import FIRE_PRIORITY, OVERDUE_PRIORITY, fire_batch, fire_overdue
+from core.settings import Settings
+from services.ticking import Dispatch
+from ticker.dispatch import queue_enqueuer
+
+REDIS_URL = "redis://localhost:6379/0"
+
+
+def test_the_real_actors_use_the_two_lanes():
+    assert (fire_batch.queue_name, fire_batch.priority) == (FIRE_QUEUE, FIRE_PRIORITY)
+    assert (fire_overdue.queue_name, fire_overdue.priority) == (OVERDUE_QUEUE, OVERDUE_PRIORITY)
+    assert OVERDUE_PRIORITY < FIRE_PRIORITY  # Dramatiq runs the lower number first
+
+
+@pytest.fixture
+def private_broker():
+    namespace = f"lanes-test-{uuid.uuid4().hex[:8]}"
+    broker = RedisBroker(url=REDIS_URL, namespace=namespace)
+    yield broker
+    broker.close()
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(f"{namespace}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def test_an_overdue_batch_overtakes_a_backlog_of_fresh_ones(private_broker):
+    processed: list[str] = []
+    lock = threading.Lock()
+
+    def record(ids: list[str]) -> None:
+        time.sleep(0.02)  # a batch takes a moment, so the backlog is real
+        with lock:
+            processed.append(ids[0])
+
+    fresh = dramatiq.actor(record, actor_name="lanes_fresh", queue_name=FIRE_QUEUE, priority=FIRE_PRIORITY,
+                           broker=private_broker)
+    overdue = dramatiq.actor(record, actor_name="lanes_overdue", queue_name=OVERDUE_QUEUE, priority=OVERDUE_PRIORITY,
+                             broker=private_broker)
+    enqueue = queue_enqueuer(Settings(DISPATCH_BATCH_SIZE=1, _env_file=None), fresh, overdue)
+    backlog = [Dispatch(uuid.uuid4(), 5) for _ in range(60)]
+    reaped = Dispatch(uuid.uuid4(), 5, overdue=True)
+    assert asyncio.run(enqueue(backlog)) == []
+    assert asyncio.run(enqueue([reaped])) == []  # sent after the whole backlog
+
+    worker = dramatiq.Worker(private_broker, worker_threads=1, worker_timeout=50)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(processed) < 61 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+    assert len(processed) == 61, f"only {len(processed)} of 61 batches processed"
+    position = processed.index(str(reaped.execution_id))
+    # FIFO would make it the 61st; it waits at most for the batches the worker had already started.
+    assert position <= 3, position
+    assert [i for i in processed if i != str(reaped.execution_id)] == [str(d.execution_id) for d in backlog]
