@@ -71,8 +71,12 @@ async def _emit_events(res: WorkerResources, result: FireResult) -> None:
     await res.events.emit_many(events)
 
 
-def _send_retries(outcomes: list[Outcome], batch_size: int) -> None:
-    """Queue the runs to retry as delayed `fire_batch` messages of up to `batch_size` ids.
+def _send_retries(outcomes: list[Outcome], batch_size: int, actor: dramatiq.Actor | None = None) -> None:
+    """Queue the runs to retry as delayed `fire_overdue` messages (or `actor`'s) of up to `batch_size` ids.
+
+    A run to retry is past its instant, so it goes to the overdue lane: a deferral for a busy
+    concurrency slot came back behind the whole backlog of a catch-up each time (the chaos suite saw a
+    schedule's slots due during a PostgreSQL outage published 40–85 s after it, one per round).
 
     Runs are grouped by their backoff rounded UP to the whole second, and a group's message is delayed
     by that rounded value: every run waits at least its own backoff (at most a second more), and a
@@ -85,7 +89,7 @@ def _send_retries(outcomes: list[Outcome], batch_size: int) -> None:
         groups.setdefault(delay_ms, []).append(str(outcome.execution_id))
     for delay_ms, ids in groups.items():
         for start in range(0, len(ids), batch_size):
-            fire_batch.send_with_options(args=(ids[start : start + batch_size],), delay=delay_ms)
+            (actor or fire_overdue).send_with_options(args=(ids[start : start + batch_size],), delay=delay_ms)
 
 
 async def _retry_later(result: FireResult) -> None:

@@ -77,3 +77,27 @@ def test_an_overdue_batch_overtakes_a_backlog_of_fresh_ones(private_broker):
     # FIFO would make it the 61st; it waits at most for the batches the worker had already started.
     assert position <= 3, position
     assert [i for i in processed if i != str(reaped.execution_id)] == [str(d.execution_id) for d in backlog]
+
+
+def test_retries_go_to_the_overdue_lane_grouped_by_their_backoff_rounded_up(monkeypatch):
+    """A retry is past its instant: it must not come back behind a catch-up's backlog of fresh slots."""
+    from datetime import datetime, timezone
+
+    from actors import fire
+    from services.firing import Outcome
+
+    sent: list[tuple[str, list[str], int]] = []
+    for actor in (fire.fire_batch, fire.fire_overdue):
+        monkeypatch.setattr(actor, "send_with_options",
+                            lambda args, delay, _name=actor.actor_name: sent.append((_name, args[0], delay)))
+    now = datetime.now(timezone.utc)
+
+    def retrying(ms: int) -> Outcome:
+        return Outcome(uuid.uuid4(), uuid.uuid4(), "interval", "retrying", 1, now, now, retry_in_ms=ms)
+
+    outcomes = [retrying(ms) for ms in (1000, 400, 1000, 2500, 1001)]
+    fire._send_retries(outcomes, batch_size=2)
+    ids = [str(o.execution_id) for o in outcomes]
+    assert {name for name, _, _ in sent} == {"fire_overdue"}
+    assert sorted((delay, tuple(batch)) for _, batch, delay in sent) == sorted([
+        (1000, (ids[0], ids[1])), (1000, (ids[2],)), (2000, (ids[4],)), (3000, (ids[3],))])
