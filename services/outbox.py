@@ -60,18 +60,20 @@ _LOST_RETRIES = sa.text(
     RETURNING id, priority
     """
 )
+# Why a run was reaped, in its last_error and its attempt log entry.
+_REAP_REASON = """CASE WHEN split_part(e.claimed_by, '#', 1) = ANY(CAST(:dead AS text[]))
+        THEN 'worker ' || split_part(e.claimed_by, '#', 1) || ' stopped heartbeating: lost mid-run'
+        ELSE 'no outcome within LOCK_TIMEOUT_SECONDS: the worker was lost mid-run' END"""
 _REAP_RUNNING = sa.text(
-    """
+    f"""
     UPDATE executions AS e
     SET status = CASE WHEN e.attempts > s.max_retries THEN 'failed' ELSE 'retrying' END,
         next_attempt_at = CASE WHEN e.attempts > s.max_retries THEN NULL ELSE CAST(:now AS timestamptz) END,
         finished_at = CASE WHEN e.attempts > s.max_retries THEN CAST(:now AS timestamptz) ELSE NULL END,
-        last_error = CASE WHEN split_part(e.claimed_by, '#', 1) = ANY(CAST(:dead AS text[]))
-                          THEN 'worker ' || split_part(e.claimed_by, '#', 1) || ' stopped heartbeating: lost mid-run'
-                          ELSE 'no outcome within LOCK_TIMEOUT_SECONDS: the worker was lost mid-run' END,
+        last_error = {_REAP_REASON},
         attempt_log = e.attempt_log || jsonb_build_array(jsonb_build_object(
             'attempt', e.attempts, 'started_at', e.started_at, 'finished_at', CAST(:now_text AS text),
-            'status', 'lost', 'error', 'worker lost mid-run'))
+            'status', 'lost', 'error', {_REAP_REASON}))
     FROM schedules AS s
     WHERE e.id IN (
         SELECT id FROM executions
