@@ -5,7 +5,7 @@ from __future__ import annotations
 import dramatiq
 
 from core.settings import Settings
-from services.liveness import Heartbeat
+from services.liveness import Heartbeat, prefix_for
 
 _current: Heartbeat | None = None
 
@@ -25,7 +25,8 @@ class WorkerHeartbeat(dramatiq.Middleware):
     def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         global _current
         self.heartbeat = Heartbeat(self.settings.REDIS_URL, self.settings.WORKER_HEARTBEAT_SECONDS,
-                                   self.settings.WORKER_DEAD_AFTER_SECONDS)
+                                   self.settings.WORKER_DEAD_AFTER_SECONDS,
+                                   prefix_for(self.settings.BROKER_NAMESPACE))
         self.heartbeat.start()
         _current = self.heartbeat
 

@@ -18,6 +18,13 @@ dead. So the first beat after the loss also writes an epoch (Redis server time, 
 registry names nobody dead until WORKER_DEAD_AFTER_SECONDS (+1 s for the rounding) have passed since
 it: every live worker has beaten again by then. Redis unreachable: nobody is named dead either, and
 LOCK_TIMEOUT_SECONDS remains the fallback.
+
+A dead worker also strands the queue messages it had prefetched but not started (Dramatiq prefetches
+2 x threads batches, and holds delayed retry messages in memory until their instant): their runs are
+still `pending` or `retrying`, so no claim names the worker. Each beat therefore also adds the id to the
+set `<prefix>workers`, and `WorkerRegistry.census` reports the members whose key is gone (and whether
+Redis lost its data, queues included) so that the ticker hands the outstanding runs over again at once
+(services.outbox, `rescue`) instead of after REENQUEUE_AFTER_SECONDS, then `forget`s them.
 """
 
 from __future__ import annotations
@@ -27,22 +34,36 @@ import os
 import secrets
 import socket
 import threading
-from typing import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
 
 import redis
 from redis.asyncio import Redis
 
 log = logging.getLogger("services.liveness")
 
-KEY_PREFIX = "scheduler:"  # keys: <prefix>worker:<id>, <prefix>workers:epoch
+KEY_PREFIX = "scheduler:"  # keys: <prefix>worker:<id>, <prefix>workers (a set), <prefix>workers:epoch
 
-# KEYS: the worker's key, the epoch key. ARGV: a value, the TTL in ms.
+# KEYS: the worker's key, the epoch key, the set of workers. ARGV: the worker id, the TTL in ms.
 _BEAT = """
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[1])
 if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('SET', KEYS[2], redis.call('TIME')[1])
 end
 return 1
+"""
+# KEYS: the epoch key, the set of workers. ARGV: the key prefix, the warm-up in seconds.
+# Returns {epoch or false, warm (0/1), ids of members without a key...}.
+_CENSUS = """
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then return {false, 0} end
+if tonumber(redis.call('TIME')[1]) - tonumber(epoch) < tonumber(ARGV[2]) then return {epoch, 0} end
+local result = {epoch, 1}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if redis.call('EXISTS', ARGV[1] .. 'worker:' .. id) == 0 then result[#result + 1] = id end
+end
+return result
 """
 # KEYS: the epoch key, then one worker key per claimer. ARGV: the warm-up in seconds.
 # Returns -1 while the registry is not warm, else the 1-based positions of the claimers without a key.
@@ -56,6 +77,33 @@ for i = 2, #KEYS do
 end
 return dead
 """
+
+
+_UNSEEN = object()
+
+
+def prefix_for(namespace: str) -> str:
+    """The key prefix of a deployment's heartbeats: its broker namespace, so that two deployments
+    (or two test stacks) sharing one Redis never see each other's workers."""
+    return f"{namespace}:"
+
+
+@dataclass(frozen=True)
+class Census:
+    """What the heartbeats say now.
+
+    `departed`: workers that beat once and whose key is gone (killed, frozen, or cut off from Redis),
+    not yet forgotten. `queues_lost`: Redis lost its data since this registry's previous census, and
+    with it every queue message. Nobody departs while Redis is unreachable or warming up after a loss.
+    """
+
+    departed: list[str] = field(default_factory=list)
+    queues_lost: bool = False
+
+    @property
+    def rescue(self) -> bool:
+        """Whether queue messages may have been lost: runs handed over must be handed over again."""
+        return bool(self.departed) or self.queues_lost
 
 
 def new_worker_id() -> str:
@@ -79,6 +127,7 @@ class Heartbeat:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._client: redis.Redis | None = None
+        self._script: Callable[..., Any] | None = None
 
     @property
     def key(self) -> str:
@@ -99,8 +148,11 @@ class Heartbeat:
         return self.worker_id
 
     def beat(self) -> bool:
+        if self._script is None:
+            raise RuntimeError("Heartbeat.beat() before start()")
         try:
-            self._script(keys=[self.key, f"{self.prefix}workers:epoch"], args=[self.worker_id, self.ttl_ms])
+            self._script(keys=[self.key, f"{self.prefix}workers:epoch", f"{self.prefix}workers"],
+                         args=[self.worker_id, self.ttl_ms])
             return True
         except redis.RedisError as error:  # Redis down: the runs fall back to LOCK_TIMEOUT_SECONDS
             log.warning("heartbeat failed", extra={"action": "worker.heartbeat_failed", "error": str(error)})
@@ -111,13 +163,15 @@ class Heartbeat:
             self.beat()
 
     def stop(self) -> None:
-        """Stop beating and remove the key (a clean shutdown has finished its runs)."""
+        """Stop beating and remove the key and the membership (a clean shutdown has finished its runs
+        and Dramatiq has returned its prefetched messages to the queue)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.interval + 3)
         if self._client is not None:
             try:
                 self._client.delete(self.key)
+                self._client.srem(f"{self.prefix}workers", self.worker_id)
             except redis.RedisError:
                 pass  # the key expires on its own
             self._client.close()
@@ -131,6 +185,8 @@ class WorkerRegistry:
         self.prefix = prefix
         self.warm_up_seconds = int(dead_after_seconds) + 1
         self._dead = client.register_script(_DEAD)
+        self._census = client.register_script(_CENSUS)
+        self._last_epoch: bytes | None | object = _UNSEEN
 
     async def dead_among(self, worker_ids: Iterable[str]) -> set[str]:
         """The ids among `worker_ids` whose heartbeat key is gone; empty while Redis is unreachable or
@@ -146,3 +202,30 @@ class WorkerRegistry:
         if not isinstance(found, list):  # -1: not warm
             return set()
         return {ids[int(position) - 1] for position in found}
+
+    async def census(self) -> Census:
+        """The departed workers, and whether Redis lost its data since the previous census of this
+        registry (its epoch changed). The first census of a process cannot tell a loss."""
+        try:
+            found = await self._census(keys=[f"{self.prefix}workers:epoch", f"{self.prefix}workers"],
+                                       args=[self.prefix, self.warm_up_seconds])
+        except Exception as error:
+            log.warning("worker registry unavailable", extra={"action": "ticker.registry_failed", "error": str(error)})
+            return Census()
+        epoch, warm, departed = found[0], found[1], found[2:]
+        # An epoch we knew is gone or replaced: Redis lost its data. (None -> an epoch is the first
+        # beat into an empty Redis, which lost nothing this registry knew of.)
+        queues_lost = self._last_epoch not in (_UNSEEN, None) and epoch != self._last_epoch
+        self._last_epoch = epoch
+        return Census([m.decode() if isinstance(m, bytes) else m for m in departed] if warm else [], queues_lost)
+
+    async def forget(self, worker_ids: Iterable[str]) -> None:
+        """Drop departed workers from the set once their stranded runs were handed over again."""
+        ids = list(worker_ids)
+        if not ids:
+            return
+        try:
+            await self.client.srem(f"{self.prefix}workers", *ids)
+        except Exception as error:  # reported again at the next census: one more harmless hand-over
+            log.warning("could not forget departed workers", extra={"action": "ticker.registry_failed",
+                                                                    "error": str(error)})

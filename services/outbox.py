@@ -11,6 +11,11 @@ enqueue, a worker killed with messages in hand, Redis restarted empty) without l
   the leases the dead worker held for them are returned (`SweepResult.freed_leases`) so the next
   attempt need not wait for their TTL. A publish may have happened before the crash, so such a run
   can be delivered twice; JetStream drops the repeat by `Nats-Msg-Id` within its window.
+- with `rescue` (a worker died, or Redis lost its data: services.liveness.Census), every run handed
+  over and not started, at once: the dead worker may hold its message among those it prefetched
+  (up to 2 x threads batches, and delayed retries until their instant), which no claim names.
+  Waiting REENQUEUE_AFTER_SECONDS for them cost a kill during a catch-up up to that much on top of
+  the catch-up. Retries due within REENQUEUE_AFTER_SECONDS go out again delayed to their instant.
 A message that is handed over twice is harmless: the worker's claim is a conditional UPDATE.
 """
 
@@ -60,6 +65,14 @@ _LOST_RETRIES = sa.text(
     RETURNING id, priority
     """
 )
+# Retries due soon whose delayed message a dead worker may hold: sent again, delayed to the same instant.
+_UPCOMING_RETRIES = sa.text(
+    """
+    SELECT id, priority, next_attempt_at FROM executions
+    WHERE status = 'retrying' AND next_attempt_at >= :now AND next_attempt_at < :horizon
+    ORDER BY next_attempt_at LIMIT :limit
+    """
+)
 # Why a run was reaped, in its last_error and its attempt log entry.
 _REAP_REASON = """CASE WHEN split_part(e.claimed_by, '#', 1) = ANY(CAST(:dead AS text[]))
         THEN 'worker ' || split_part(e.claimed_by, '#', 1) || ' stopped heartbeating: lost mid-run'
@@ -94,12 +107,18 @@ _NEXT_DUE = sa.text(
 )
 
 
+# A rescue hands over at most this many runs of each kind at once (a catch-up after a 60 s outage at
+# 600 fires/s has ~36,000 outstanding); the rest wait for REENQUEUE_AFTER_SECONDS as before.
+RESCUE_LIMIT = 50_000
+
+
 @dataclass
 class SweepResult:
     dispatch: list[Dispatch] = field(default_factory=list)
     handed_over: int = 0
     requeued_pending: int = 0
     requeued_retries: int = 0
+    rescued_upcoming: int = 0
     reaped_retrying: int = 0
     reaped_failed: int = 0
     failed_ids: list[uuid.UUID] = field(default_factory=list)
@@ -108,18 +127,27 @@ class SweepResult:
 
 
 async def sweep(engine: AsyncEngine, now: datetime, settings: Settings, limit: int = 5000,
-                dead_workers: Collection[str] = ()) -> SweepResult:
+                dead_workers: Collection[str] = (), rescue: bool = False) -> SweepResult:
     """One pass over the outbox and the stale runs; returns what to enqueue after the commit.
 
     `dead_workers`: claimers known to be dead (no heartbeat), whose `running` rows are reaped now.
+    `rescue`: queue messages may have been lost just now (a worker died with messages prefetched,
+    Redis lost its data): hand over again every run handed over and not started, not only those
+    older than REENQUEUE_AFTER_SECONDS, up to RESCUE_LIMIT of each kind.
     """
     result = SweepResult()
-    stale_queue = now - timedelta(seconds=settings.REENQUEUE_AFTER_SECONDS)
+    reenqueue_after = timedelta(seconds=settings.REENQUEUE_AFTER_SECONDS)
+    stale_queue = now if rescue else now - reenqueue_after
     stale_running = now - timedelta(seconds=settings.LOCK_TIMEOUT_SECONDS)
+    lost_limit = RESCUE_LIMIT if rescue else limit
+    upcoming = []
     async with engine.begin() as conn:
         handed = (await conn.execute(_HAND_OVER, {"now": now, "horizon": now + lead_of(settings), "limit": limit})).all()
-        lost = (await conn.execute(_LOST_PENDING, {"now": now, "stale": stale_queue, "limit": limit})).all()
-        retries = (await conn.execute(_LOST_RETRIES, {"now": now, "stale": stale_queue, "limit": limit})).all()
+        lost = (await conn.execute(_LOST_PENDING, {"now": now, "stale": stale_queue, "limit": lost_limit})).all()
+        if rescue:  # before _LOST_RETRIES moves the overdue ones to `now`: the two sets stay apart
+            upcoming = (await conn.execute(_UPCOMING_RETRIES, {"now": now, "horizon": now + reenqueue_after,
+                                                               "limit": lost_limit})).all()
+        retries = (await conn.execute(_LOST_RETRIES, {"now": now, "stale": stale_queue, "limit": lost_limit})).all()
         reaped = (
             await conn.execute(
                 _REAP_RUNNING, {"now": now, "now_text": now.isoformat(), "stale": stale_running, "limit": limit,
@@ -131,6 +159,9 @@ async def sweep(engine: AsyncEngine, now: datetime, settings: Settings, limit: i
         result.dispatch.append(Dispatch(execution_id, priority, due if due > now else None))
     for execution_id, priority in [*lost, *retries]:
         result.dispatch.append(Dispatch(execution_id, priority, overdue=True))
+    result.rescued_upcoming = len(upcoming)
+    for execution_id, priority, next_attempt_at in upcoming:
+        result.dispatch.append(Dispatch(execution_id, priority, next_attempt_at, overdue=True))
     for execution_id, priority, status, schedule_id, max_concurrent, claimed_by in reaped:
         result.freed_leases.append((schedule_id, max_concurrent, lease_token(execution_id, claimed_by)))
         if status == "retrying":

@@ -101,3 +101,35 @@ def test_retries_go_to_the_overdue_lane_grouped_by_their_backoff_rounded_up(monk
     assert {name for name, _, _ in sent} == {"fire_overdue"}
     assert sorted((delay, tuple(batch)) for _, batch, delay in sent) == sorted([
         (1000, (ids[0], ids[1])), (1000, (ids[2],)), (2000, (ids[4],)), (3000, (ids[3],))])
+
+
+def test_an_overdue_run_due_later_waits_in_the_queue_until_its_instant(private_broker):
+    """A retry handed over again by a rescue keeps its backoff: its message is delayed to its instant,
+    while a run due now goes at once."""
+    from datetime import datetime, timedelta, timezone
+
+    processed: dict[str, datetime] = {}
+
+    def record(ids: list[str]) -> None:
+        processed[ids[0]] = datetime.now(timezone.utc)
+
+    overdue = dramatiq.actor(record, actor_name="lanes_delayed", queue_name=OVERDUE_QUEUE, priority=OVERDUE_PRIORITY,
+                             broker=private_broker)
+    fresh = dramatiq.actor(record, actor_name="lanes_fresh_2", queue_name=FIRE_QUEUE, broker=private_broker)
+    enqueue = queue_enqueuer(Settings(_env_file=None), fresh, overdue)
+    sent_at = datetime.now(timezone.utc)
+    later = Dispatch(uuid.uuid4(), 5, sent_at + timedelta(seconds=2), overdue=True)
+    now = Dispatch(uuid.uuid4(), 5, overdue=True)
+    assert asyncio.run(enqueue([later, now])) == []
+
+    worker = dramatiq.Worker(private_broker, worker_threads=2, worker_timeout=50)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(processed) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+    assert set(processed) == {str(later.execution_id), str(now.execution_id)}
+    assert processed[str(now.execution_id)] < later.due
+    assert processed[str(later.execution_id)] >= later.due  # never before the instant it was due

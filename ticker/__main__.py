@@ -11,7 +11,7 @@ from models.db import make_engine
 from runtime.logging import configure_logging
 from runtime.nats_client import NatsConnection
 from services.events import NatsEvents
-from services.liveness import WorkerRegistry
+from services.liveness import WorkerRegistry, prefix_for
 from services.locks import ScheduleLocks
 from ticker.dispatch import queue_enqueuer
 from ticker.loop import run_loop
@@ -29,7 +29,8 @@ async def main() -> None:
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     try:
         await run_loop(engine, settings, queue_enqueuer(settings), NatsEvents(nats), stop,
-                       workers=WorkerRegistry(client, settings.WORKER_DEAD_AFTER_SECONDS),
+                       workers=WorkerRegistry(client, settings.WORKER_DEAD_AFTER_SECONDS,
+                                              prefix_for(settings.BROKER_NAMESPACE)),
                        locks=ScheduleLocks(client, settings.LOCK_TIMEOUT_SECONDS))
     finally:
         await client.aclose()

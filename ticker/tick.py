@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.settings import Settings
 from runtime import metrics
 from services.events import EXECUTION_EVENT_PREFIX, SCHEDULE_EVENT_PREFIX, EventSink
-from services.liveness import WorkerRegistry
+from services.liveness import Census, WorkerRegistry
 from services.locks import ScheduleLocks
 from services.outbox import release_hand_over, running_claimers, sweep
 from services.ticking import Dispatch, tick
@@ -33,6 +33,7 @@ class TickReport:
     disabled: int = 0
     swept: int = 0
     reaped: int = 0
+    rescued: int = 0
     enqueued: int = 0
     enqueue_failed: int = 0
 
@@ -48,12 +49,15 @@ async def run_tick(engine: AsyncEngine, now: datetime, settings: Settings, enque
     the whole catch-up in the FIFO queue (the chaos suite saw them published 30 s late).
 
     With `workers`, the sweep also reaps the runs of workers whose heartbeat is gone, and `locks`
-    frees the concurrency slots those runs held (without them: after LOCK_TIMEOUT_SECONDS only).
+    frees the concurrency slots those runs held (without them: after LOCK_TIMEOUT_SECONDS only); when
+    a worker departed (or Redis lost its queues) it also hands over again, at once, the runs whose
+    messages it may have held (services.outbox, `rescue`), then forgets the departed worker.
     """
     report = TickReport()
     if sweep_outbox:
+        census = await workers.census() if workers is not None else Census()
         dead = await workers.dead_among(await running_claimers(engine)) if workers is not None else set()
-        swept = await sweep(engine, now, settings, dead_workers=dead)
+        swept = await sweep(engine, now, settings, dead_workers=dead, rescue=census.rescue)
         if locks is not None and swept.freed_leases:
             try:
                 await locks.release_held(swept.freed_leases)
@@ -65,7 +69,14 @@ async def run_tick(engine: AsyncEngine, now: datetime, settings: Settings, enque
         if report.reaped:
             log.warning("reaped runs without an outcome", extra={"action": "ticker.reaped", "count": report.reaped,
                                                                   "dead_workers": sorted(dead)})
+        if census.rescue:
+            report.rescued = swept.requeued_pending + swept.requeued_retries + swept.rescued_upcoming
+            log.warning("handed over again the runs a departed worker or a lost queue may have held",
+                        extra={"action": "ticker.rescued", "count": report.rescued, "departed": census.departed,
+                               "queues_lost": census.queues_lost})
         await _hand_over(engine, swept.dispatch, enqueue, report, "sweep")
+        if workers is not None and census.departed:
+            await workers.forget(census.departed)
     # The first batch of a pass is one queue message's worth: the workers start on a burst after one
     # small transaction instead of a TICKER_BATCH_SIZE one (bench/RESULTS.md); later batches are full.
     limit = min(settings.TICKER_BATCH_SIZE, settings.DISPATCH_BATCH_SIZE)

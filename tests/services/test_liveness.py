@@ -125,3 +125,57 @@ async def test_redis_unreachable_names_nobody_dead_and_a_heartbeat_survives_it(p
     assert worker.start()  # the process starts and keeps working; its runs fall back to LOCK_TIMEOUT
     assert worker.beat() is False
     worker.stop()
+
+
+async def test_the_census_reports_a_departed_worker_until_it_is_forgotten_and_never_a_clean_stop(client, prefix):
+    """A killed worker may hold prefetched queue messages no claim names: the census reports it once
+    its key is gone (so the ticker can hand its runs over again), until the ticker forgets it."""
+    registry = WorkerRegistry(client, DEAD_AFTER, prefix)
+    stopped = Heartbeat(REDIS_URL, BEAT, DEAD_AFTER, prefix)
+    stopped_id = stopped.start()
+    process = subprocess.Popen([sys.executable, "-c", _BEATING_PROCESS, REDIS_URL, str(BEAT), str(DEAD_AFTER), prefix],
+                               cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        victim_id = process.stdout.readline().strip()
+        await client.set(f"{prefix}workers:epoch", 0)  # warm long ago
+        assert (await registry.census()).departed == []
+        stopped.stop()  # a clean stop: its messages went back to the queue, nothing to rescue
+        process.kill()
+        census = await eventually(lambda: _departed(registry), message="the killed worker departs")
+        assert census.departed == [victim_id] and census.rescue and not census.queues_lost
+        assert (await registry.census()).departed == [victim_id]  # reported until forgotten
+        await registry.forget(census.departed)
+        assert (await registry.census()).departed == []
+        assert stopped_id not in await client.smembers(f"{prefix}workers")
+    finally:
+        process.kill()
+        process.wait()
+        stopped.stop()
+
+
+async def _departed(registry: WorkerRegistry):
+    census = await registry.census()
+    return census if census.departed else None
+
+
+async def test_the_census_reports_redis_losing_its_queues_once(client, prefix):
+    registry = WorkerRegistry(client, DEAD_AFTER, prefix)
+    worker = Heartbeat(REDIS_URL, BEAT, DEAD_AFTER, prefix)
+    worker.start()
+    try:
+        first = await registry.census()  # the first census of a process cannot tell a loss
+        assert not first.queues_lost and not first.rescue
+        assert not (await registry.census()).queues_lost
+        await client.delete(f"{prefix}workers:epoch", f"{prefix}workers", worker.key)  # a restart, empty
+        assert (await registry.census()).queues_lost
+        await eventually(lambda: client.exists(f"{prefix}workers:epoch"), message="the worker beats again")
+        later = [await registry.census() for _ in range(3)]
+        assert not any(c.queues_lost for c in later) and not any(c.departed for c in later)  # warming up
+    finally:
+        worker.stop()
+    unreachable = redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+    try:
+        census = await WorkerRegistry(unreachable, DEAD_AFTER, prefix).census()
+        assert not census.rescue
+    finally:
+        await unreachable.aclose()

@@ -132,3 +132,72 @@ async def test_runs_of_a_worker_without_heartbeat_are_reaped_at_once_and_their_l
         if leases:
             await client.delete(*leases)
         await client.aclose()
+
+
+async def test_a_rescue_hands_over_again_every_run_handed_over_and_not_started(engine, schedules, settings):
+    """After a worker died its prefetched messages are gone with it: pending runs handed over a moment
+    ago, retries due now and retries due soon (delayed to their instant) are handed over again."""
+    handed_over = await schedules.create(interval("handed", 60), ACTOR, T0)
+    due_now = await schedules.create(interval("retry-now", 60), ACTOR, T0)
+    due_soon = await schedules.create(interval("retry-soon", 60), ACTOR, T0)
+    due_later = await schedules.create(interval("retry-later", 60), ACTOR, T0)
+    slot = handed_over.next_run_at
+    runs = {d.execution_id for d in (await tick(engine, slot, settings)).dispatch}
+    assert len(runs) == 4
+    now = slot + timedelta(seconds=1)  # far below REENQUEUE_AFTER_SECONDS
+    retry_at = {due_now.id: now - timedelta(milliseconds=200), due_soon.id: now + timedelta(seconds=3),
+                due_later.id: now + timedelta(seconds=settings.REENQUEUE_AFTER_SECONDS + 5)}
+    async with engine.begin() as conn:
+        for schedule_id, at in retry_at.items():
+            await conn.execute(sa.text("UPDATE executions SET status='retrying', attempts=1, next_attempt_at=:at "
+                                       "WHERE schedule_id=:s"), {"at": at, "s": schedule_id})
+    run_of = {r.schedule_id: r.id for r in await rows(engine, "SELECT id, schedule_id FROM executions")}
+
+    assert (await sweep(engine, now, settings)).dispatch == []  # without a rescue: nothing is stale yet
+    rescued = await sweep(engine, now, settings, rescue=True)
+    by_id = {d.execution_id: d for d in rescued.dispatch}
+    assert set(by_id) == {run_of[handed_over.id], run_of[due_now.id], run_of[due_soon.id]}
+    assert all(d.overdue for d in rescued.dispatch)
+    assert by_id[run_of[handed_over.id]].due is None and by_id[run_of[due_now.id]].due is None
+    assert by_id[run_of[due_soon.id]].due == retry_at[due_soon.id]  # not earlier than its backoff
+    assert (rescued.requeued_pending, rescued.requeued_retries, rescued.rescued_upcoming) == (1, 1, 1)
+    # The rescue marked what it handed over: the next ordinary sweep does not send them a third time.
+    assert (await sweep(engine, now + timedelta(seconds=1), settings)).dispatch == []
+
+
+async def test_a_departed_worker_makes_the_tick_rescue_once(engine, schedules, settings):
+    """The ticker learns of the death from the heartbeat census, hands the runs over, then forgets it."""
+    import uuid
+
+    import redis.asyncio as redis
+
+    from services.events import NullEvents
+    from services.liveness import WorkerRegistry
+    from ticker.tick import run_tick
+
+    prefix = f"test-rescue:{uuid.uuid4().hex[:8]}:"
+    client = redis.from_url("redis://localhost:6379/0")
+    try:
+        await client.set(f"{prefix}workers:epoch", 0)  # the registry has been warm for long
+        await client.sadd(f"{prefix}workers", "killed-worker")  # it beat once; its key has expired
+        created = await schedules.create(interval("stranded", 60), ACTOR, T0)
+        slot = created.next_run_at
+        (stranded,) = [d.execution_id for d in (await tick(engine, slot, settings)).dispatch]
+        handed: list = []
+
+        async def enqueue(dispatch):
+            handed.extend(d.execution_id for d in dispatch)
+            return []
+
+        registry = WorkerRegistry(client, 3.0, prefix)
+        soon = slot + timedelta(seconds=2)
+        report = await run_tick(engine, soon, settings, enqueue, NullEvents(), workers=registry)
+        assert report.rescued == 1 and handed == [stranded]
+        assert not await client.sismember(f"{prefix}workers", "killed-worker")
+        report = await run_tick(engine, soon + timedelta(seconds=1), settings, enqueue, NullEvents(), workers=registry)
+        assert report.rescued == 0 and handed == [stranded]
+    finally:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
