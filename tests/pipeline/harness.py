@@ -71,6 +71,7 @@ class Stack:
         self.nats_url = nats_url
         self.api_port = free_port()
         self.processes: dict[str, subprocess.Popen] = {}
+        self.worker_threads = 16
         self.logs = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts")) / self.database
         self.env = {
             **os.environ,
@@ -106,7 +107,7 @@ class Stack:
         return {
             "api": [sys.executable, "-m", "api"],
             "ticker": [sys.executable, "-m", "ticker"],
-            "worker": [str(VENV_BIN / "dramatiq"), "actors", "-p", "1", "-t", "16"],
+            "worker": [str(VENV_BIN / "dramatiq"), "actors", "-p", "1", "-t", str(self.worker_threads)],
         }[kind]
 
     def start(self, name: str, kind: str | None = None, port: int | None = None) -> subprocess.Popen:

@@ -400,6 +400,82 @@ async def test_kill_9_of_worker_and_ticker_mid_load_recovers_every_slot():
             await nc.close()
 
 
+async def held_queue_messages(stack: Stack) -> dict[str, set[str]]:
+    """The execution ids in the queue messages each Dramatiq consumer has fetched and not acked, by ack
+    key (Dramatiq's Redis layout: `<ns>:__acks__.<broker id>.<queue>` holds message ids, the bodies
+    sit in `<ns>:<queue>.msgs`). Test introspection only: the service never reads these keys."""
+    import redis.asyncio as redis
+
+    client = redis.from_url(stack.redis_url)
+    held: dict[str, set[str]] = {}
+    try:
+        prefix = f"{stack.namespace}:__acks__."
+        async for key in client.scan_iter(match=f"{prefix}*"):
+            name = key.decode()
+            _broker_id, queue = name[len(prefix):].split(".", 1)
+            ids = await client.smembers(key)
+            bodies = await client.hmget(f"{stack.namespace}:{queue}.msgs", *ids) if ids else []
+            held[name] = {run for body in bodies if body for run in json.loads(body)["args"][0]}
+    finally:
+        await client.aclose()
+    return held
+
+
+async def test_a_killed_workers_prefetched_messages_are_handed_over_again_at_once():
+    """kill -9 of a worker holding queue messages it fetched but had not started: no claim names it,
+    so only the heartbeat census can tell the ticker to hand those runs over again. The re-enqueue
+    threshold and Dramatiq's own requeue of a dead consumer's messages are set to 10 minutes, so
+    without the rescue these runs would wait that long."""
+    core_prefix = unique_subject("cmd.test.prefetch")
+    ledger = Ledger()
+    nc = await nats.connect("nats://localhost:4222")
+    await nc.subscribe(f"{core_prefix}.>", cb=ledger.on_message)
+    try:
+        # A 10 s lead: a worker claims a batch 10 s ahead and holds its thread until the instants, so
+        # with one thread it fetches the next batch (prefetch = 2 x threads) and cannot start it.
+        async with running_stack(LOCK_TIMEOUT_SECONDS="300", REENQUEUE_AFTER_SECONDS="600",
+                                 BROKER_HEARTBEAT_TIMEOUT_MS="600000", DISPATCH_LEAD_MS="10000") as stack:
+            stack.worker_threads = 1
+            await start(stack, "api", "ticker-1", "worker-1")
+            db = await connect_db(stack)
+            anchor = utcnow() + timedelta(seconds=2)
+            items = [interval_item(f"prefetch-{i}", f"{core_prefix}.s{i % 10}", 2,
+                                   anchor + timedelta(milliseconds=10 * i)) for i in range(200)]
+            async with httpx.AsyncClient(base_url=stack.api) as http:
+                await create_schedules(http, items)
+
+            async def stranded_now() -> set[str]:
+                held = set().union(*(await held_queue_messages(stack)).values())
+                if not held:
+                    return set()
+                pending = await db.fetch("SELECT id FROM executions WHERE status = 'pending' "
+                                         "AND id = ANY($1::uuid[])", list(held))
+                return {str(r["id"]) for r in pending}
+
+            stranded = await wait_for(stranded_now, 30, interval=0.1,
+                                      message="the worker to hold a fetched message it has not started")
+            await kill(stack, "worker-1")
+            stranded = await stranded_now()  # what it held when it died
+            killed_at = time.monotonic()
+            stack.worker_threads = 16
+            await start(stack, "worker-2")
+
+            async def published() -> bool:
+                return stranded <= ledger.ids()
+
+            await wait_or_explain(db, published, 60, "the killed worker's prefetched runs to be published",
+                                  "id = ANY($1::uuid[])", list(stranded))
+            recovery = time.monotonic() - killed_at
+            rescues = (stack.logs / "ticker-1.log").read_text().count("ticker.rescued")
+            report("prefetched_messages_of_a_killed_worker", stranded=len(stranded),
+                   published_s_after_kill=round(recovery, 1), rescues_logged=rescues)
+            assert stranded, "the killed worker held no unstarted run: the test proved nothing"
+            assert rescues >= 1
+            await db.close()
+    finally:
+        await nc.close()
+
+
 # ----------------------------------------------------------------------------- 3. NATS down for 60 s
 
 
