@@ -24,7 +24,8 @@ A dead worker also strands the queue messages it had prefetched but not started 
 still `pending` or `retrying`, so no claim names the worker. Each beat therefore also adds the id to the
 set `<prefix>workers`, and `WorkerRegistry.census` reports the members whose key is gone (and whether
 Redis lost its data, queues included) so that the ticker hands the outstanding runs over again at once
-(services.outbox, `rescue`) instead of after REENQUEUE_AFTER_SECONDS, then `forget`s them.
+(services.outbox, `rescue`) instead of after REENQUEUE_AFTER_SECONDS: the ticker that `take`s a
+departed worker out of the set does it.
 """
 
 from __future__ import annotations
@@ -93,17 +94,12 @@ class Census:
     """What the heartbeats say now.
 
     `departed`: workers that beat once and whose key is gone (killed, frozen, or cut off from Redis),
-    not yet forgotten. `queues_lost`: Redis lost its data since this registry's previous census, and
+    not yet taken out of the set by a ticker. `queues_lost`: Redis lost its data since this registry's previous census, and
     with it every queue message. Nobody departs while Redis is unreachable or warming up after a loss.
     """
 
     departed: list[str] = field(default_factory=list)
     queues_lost: bool = False
-
-    @property
-    def rescue(self) -> bool:
-        """Whether queue messages may have been lost: runs handed over must be handed over again."""
-        return bool(self.departed) or self.queues_lost
 
 
 def new_worker_id() -> str:
@@ -219,13 +215,16 @@ class WorkerRegistry:
         self._last_epoch = epoch
         return Census([m.decode() if isinstance(m, bytes) else m for m in departed] if warm else [], queues_lost)
 
-    async def forget(self, worker_ids: Iterable[str]) -> None:
-        """Drop departed workers from the set once their stranded runs were handed over again."""
-        ids = list(worker_ids)
-        if not ids:
-            return
-        try:
-            await self.client.srem(f"{self.prefix}workers", *ids)
-        except Exception as error:  # reported again at the next census: one more harmless hand-over
-            log.warning("could not forget departed workers", extra={"action": "ticker.registry_failed",
-                                                                    "error": str(error)})
+    async def take(self, worker_ids: Iterable[str]) -> list[str]:
+        """Remove departed workers from the set; returns those this caller removed, so that of several
+        tickers that saw one death only one hands its runs over again. A ticker that dies between the
+        take and its rescue leaves those runs to REENQUEUE_AFTER_SECONDS."""
+        taken: list[str] = []
+        for worker_id in worker_ids:
+            try:
+                if await self.client.srem(f"{self.prefix}workers", worker_id):
+                    taken.append(worker_id)
+            except Exception as error:  # reported again at the next census
+                log.warning("could not take a departed worker", extra={"action": "ticker.registry_failed",
+                                                                       "error": str(error)})
+        return taken

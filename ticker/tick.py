@@ -51,13 +51,16 @@ async def run_tick(engine: AsyncEngine, now: datetime, settings: Settings, enque
     With `workers`, the sweep also reaps the runs of workers whose heartbeat is gone, and `locks`
     frees the concurrency slots those runs held (without them: after LOCK_TIMEOUT_SECONDS only); when
     a worker departed (or Redis lost its queues) it also hands over again, at once, the runs whose
-    messages it may have held (services.outbox, `rescue`), then forgets the departed worker.
+    messages it may have held (services.outbox, `rescue`), if it is the ticker that took the
+    departed worker out of the set (one rescue per death, however many tickers run).
     """
     report = TickReport()
     if sweep_outbox:
         census = await workers.census() if workers is not None else Census()
+        departed = await workers.take(census.departed) if workers is not None and census.departed else []
+        rescue = bool(departed) or census.queues_lost
         dead = await workers.dead_among(await running_claimers(engine)) if workers is not None else set()
-        swept = await sweep(engine, now, settings, dead_workers=dead, rescue=census.rescue)
+        swept = await sweep(engine, now, settings, dead_workers=dead, rescue=rescue)
         if locks is not None and swept.freed_leases:
             try:
                 await locks.release_held(swept.freed_leases)
@@ -69,14 +72,12 @@ async def run_tick(engine: AsyncEngine, now: datetime, settings: Settings, enque
         if report.reaped:
             log.warning("reaped runs without an outcome", extra={"action": "ticker.reaped", "count": report.reaped,
                                                                   "dead_workers": sorted(dead)})
-        if census.rescue:
+        if rescue:
             report.rescued = swept.requeued_pending + swept.requeued_retries + swept.rescued_upcoming
             log.warning("handed over again the runs a departed worker or a lost queue may have held",
-                        extra={"action": "ticker.rescued", "count": report.rescued, "departed": census.departed,
+                        extra={"action": "ticker.rescued", "count": report.rescued, "departed": departed,
                                "queues_lost": census.queues_lost})
         await _hand_over(engine, swept.dispatch, enqueue, report, "sweep")
-        if workers is not None and census.departed:
-            await workers.forget(census.departed)
     # The first batch of a pass is one queue message's worth: the workers start on a burst after one
     # small transaction instead of a TICKER_BATCH_SIZE one (bench/RESULTS.md); later batches are full.
     limit = min(settings.TICKER_BATCH_SIZE, settings.DISPATCH_BATCH_SIZE)

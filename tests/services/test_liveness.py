@@ -129,7 +129,7 @@ async def test_redis_unreachable_names_nobody_dead_and_a_heartbeat_survives_it(p
 
 async def test_the_census_reports_a_departed_worker_until_it_is_forgotten_and_never_a_clean_stop(client, prefix):
     """A killed worker may hold prefetched queue messages no claim names: the census reports it once
-    its key is gone (so the ticker can hand its runs over again), until the ticker forgets it."""
+    its key is gone (so a ticker can hand its runs over again), until one ticker takes it out of the set."""
     registry = WorkerRegistry(client, DEAD_AFTER, prefix)
     stopped = Heartbeat(REDIS_URL, BEAT, DEAD_AFTER, prefix)
     stopped_id = stopped.start()
@@ -142,9 +142,12 @@ async def test_the_census_reports_a_departed_worker_until_it_is_forgotten_and_ne
         stopped.stop()  # a clean stop: its messages went back to the queue, nothing to rescue
         process.kill()
         census = await eventually(lambda: _departed(registry), message="the killed worker departs")
-        assert census.departed == [victim_id] and census.rescue and not census.queues_lost
-        assert (await registry.census()).departed == [victim_id]  # reported until forgotten
-        await registry.forget(census.departed)
+        assert census.departed == [victim_id] and not census.queues_lost
+        assert (await registry.census()).departed == [victim_id]  # reported until taken
+        other_ticker = WorkerRegistry(client, DEAD_AFTER, prefix)
+        assert (await other_ticker.census()).departed == [victim_id]
+        assert await registry.take(census.departed) == [victim_id]
+        assert await other_ticker.take(census.departed) == []  # one rescue per death, not one per ticker
         assert (await registry.census()).departed == []
         assert stopped_id not in await client.smembers(f"{prefix}workers")
     finally:
@@ -164,7 +167,7 @@ async def test_the_census_reports_redis_losing_its_queues_once(client, prefix):
     worker.start()
     try:
         first = await registry.census()  # the first census of a process cannot tell a loss
-        assert not first.queues_lost and not first.rescue
+        assert not first.queues_lost and not first.departed
         assert not (await registry.census()).queues_lost
         await client.delete(f"{prefix}workers:epoch", f"{prefix}workers", worker.key)  # a restart, empty
         assert (await registry.census()).queues_lost
@@ -176,6 +179,6 @@ async def test_the_census_reports_redis_losing_its_queues_once(client, prefix):
     unreachable = redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
     try:
         census = await WorkerRegistry(unreachable, DEAD_AFTER, prefix).census()
-        assert not census.rescue
+        assert not census.queues_lost and not census.departed
     finally:
         await unreachable.aclose()

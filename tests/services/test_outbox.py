@@ -166,7 +166,7 @@ async def test_a_rescue_hands_over_again_every_run_handed_over_and_not_started(e
 
 
 async def test_a_departed_worker_makes_the_tick_rescue_once(engine, schedules, settings):
-    """The ticker learns of the death from the heartbeat census, hands the runs over, then forgets it."""
+    """The ticker learns of the death from the heartbeat census, takes it out of the set, hands the runs over."""
     import uuid
 
     import redis.asyncio as redis
