@@ -45,6 +45,18 @@ def private_broker():
     client.close()
 
 
+def run_worker_until(broker: RedisBroker, threads: int, done, timeout: float = 30) -> None:
+    """Run a real Dramatiq worker on `broker` until `done()` or the timeout (the caller asserts)."""
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=50)
+    worker.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+
+
 def test_an_overdue_batch_overtakes_a_backlog_of_fresh_ones(private_broker):
     processed: list[str] = []
     lock = threading.Lock()
@@ -64,14 +76,7 @@ def test_an_overdue_batch_overtakes_a_backlog_of_fresh_ones(private_broker):
     assert asyncio.run(enqueue(backlog)) == []
     assert asyncio.run(enqueue([reaped])) == []  # sent after the whole backlog
 
-    worker = dramatiq.Worker(private_broker, worker_threads=1, worker_timeout=50)
-    worker.start()
-    try:
-        deadline = time.monotonic() + 30
-        while len(processed) < 61 and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        worker.stop()
+    run_worker_until(private_broker, 1, lambda: len(processed) >= 61)
     assert len(processed) == 61, f"only {len(processed)} of 61 batches processed"
     position = processed.index(str(reaped.execution_id))
     # FIFO would make it the 61st; it waits at most for the batches the worker had already started.
@@ -122,14 +127,7 @@ def test_an_overdue_run_due_later_waits_in_the_queue_until_its_instant(private_b
     now = Dispatch(uuid.uuid4(), 5, overdue=True)
     assert asyncio.run(enqueue([later, now])) == []
 
-    worker = dramatiq.Worker(private_broker, worker_threads=2, worker_timeout=50)
-    worker.start()
-    try:
-        deadline = time.monotonic() + 30
-        while len(processed) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        worker.stop()
+    run_worker_until(private_broker, 2, lambda: len(processed) >= 2)
     assert set(processed) == {str(later.execution_id), str(now.execution_id)}
     assert processed[str(now.execution_id)] < later.due
     assert processed[str(later.execution_id)] >= later.due  # never before the instant it was due

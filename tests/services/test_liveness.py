@@ -28,6 +28,12 @@ time.sleep(120)
 """
 
 
+def beating_process(prefix: str) -> subprocess.Popen:
+    """Another process that beats under `prefix`; it prints its worker id first."""
+    return subprocess.Popen([sys.executable, "-c", _BEATING_PROCESS, REDIS_URL, str(BEAT), str(DEAD_AFTER), prefix],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
 @pytest.fixture
 async def client():
     c = redis.from_url(REDIS_URL)
@@ -59,8 +65,7 @@ async def test_a_killed_or_frozen_worker_is_named_dead_and_a_live_one_is_not(cli
     registry = WorkerRegistry(client, DEAD_AFTER, prefix)
     alive = Heartbeat(REDIS_URL, BEAT, DEAD_AFTER, prefix)
     alive_id = alive.start()
-    process = subprocess.Popen([sys.executable, "-c", _BEATING_PROCESS, REDIS_URL, str(BEAT), str(DEAD_AFTER), prefix],
-                               cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    process = beating_process(prefix)
     try:
         victim_id = process.stdout.readline().strip()
         assert victim_id and victim_id != alive_id
@@ -127,14 +132,13 @@ async def test_redis_unreachable_names_nobody_dead_and_a_heartbeat_survives_it(p
     worker.stop()
 
 
-async def test_the_census_reports_a_departed_worker_until_it_is_forgotten_and_never_a_clean_stop(client, prefix):
+async def test_the_census_reports_a_departed_worker_until_a_ticker_takes_it_and_never_a_clean_stop(client, prefix):
     """A killed worker may hold prefetched queue messages no claim names: the census reports it once
     its key is gone (so a ticker can hand its runs over again), until one ticker takes it out of the set."""
     registry = WorkerRegistry(client, DEAD_AFTER, prefix)
     stopped = Heartbeat(REDIS_URL, BEAT, DEAD_AFTER, prefix)
     stopped_id = stopped.start()
-    process = subprocess.Popen([sys.executable, "-c", _BEATING_PROCESS, REDIS_URL, str(BEAT), str(DEAD_AFTER), prefix],
-                               cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    process = beating_process(prefix)
     try:
         victim_id = process.stdout.readline().strip()
         await client.set(f"{prefix}workers:epoch", 0)  # warm long ago
