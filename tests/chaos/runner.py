@@ -131,7 +131,7 @@ class ChaosStack(Stack):
     def ticker_log_events(self, actions: tuple[str, ...]) -> dict[str, int]:
         """How many times the tickers logged each action (their logs are JSON lines)."""
         counts = dict.fromkeys(actions, 0)
-        for path in self.stack.logs.glob("ticker-*.log"):
+        for path in self.logs.glob("ticker-*.log"):
             for line in path.read_text(errors="replace").splitlines():
                 for action in actions:
                     counts[action] += f'"{action}"' in line
@@ -854,7 +854,7 @@ class Run:
             "duplicates_core_nats": core_dupes, "duplicates_core_nats_of_reaped_runs": lost_dupes,
             "republished_js_ids_dropped_by_stream": js_core_view_dupes,
             "reaped_runs": sum(1 for r in rows if r["lost"]),
-            "ticker_recoveries_logged": self.ticker_log_events(("ticker.reaped", "ticker.rescued")),
+            "ticker_recoveries_logged": self.stack.ticker_log_events(("ticker.reaped", "ticker.rescued")),
             "worst_gap_between_publishes_of_one_id_s": round(worst_gap, 1), "worst_gap_id": worst_gap_id,
             "kills": {"total": len(kills), "by_kind": dict(Counter(f.target.split("-")[0] for f in kills)),
                       "with_runs_in_flight": sum(1 for f in kills if f.detail.get("running_rows"))},
