@@ -26,7 +26,8 @@ class WorkerHeartbeat(dramatiq.Middleware):
         global _current
         self.heartbeat = Heartbeat(self.settings.REDIS_URL, self.settings.WORKER_HEARTBEAT_SECONDS,
                                    self.settings.WORKER_DEAD_AFTER_SECONDS,
-                                   prefix_for(self.settings.BROKER_NAMESPACE))
+                                   prefix_for(self.settings.BROKER_NAMESPACE),
+                                   consumer_id=getattr(broker, "broker_id", None))
         self.heartbeat.start()
         _current = self.heartbeat
 

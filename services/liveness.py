@@ -19,13 +19,16 @@ registry names nobody dead until WORKER_DEAD_AFTER_SECONDS (+1 s for the roundin
 it: every live worker has beaten again by then. Redis unreachable: nobody is named dead either, and
 LOCK_TIMEOUT_SECONDS remains the fallback.
 
-A dead worker also strands the queue messages it had prefetched but not started (Dramatiq prefetches
-2 x threads batches, and holds delayed retry messages in memory until their instant): their runs are
-still `pending` or `retrying`, so no claim names the worker. Each beat therefore also adds the id to the
-set `<prefix>workers`, and `WorkerRegistry.census` reports the members whose key is gone (and whether
-Redis lost its data, queues included) so that the ticker hands the outstanding runs over again at once
-(services.outbox, `rescue`) instead of after REENQUEUE_AFTER_SECONDS: the ticker that `take`s a
-departed worker out of the set does it.
+A dead worker also strands the queue messages it had fetched but not started: Dramatiq prefetches
+2 x threads batches per queue, and holds delayed retry messages (up to 1000 x threads) in memory until
+their instant. Their runs are still `pending` or `retrying`, so no claim names the worker, and Dramatiq
+moves them back to their queues only once the process's *broker* heartbeat is `heartbeat_timeout` old
+(BROKER_HEARTBEAT_TIMEOUT_MS). So each beat also records, in the hash `<prefix>workers`, the process's
+Dramatiq consumer id (its broker_id); `WorkerRegistry.census` reports the members whose key is gone, and
+the ticker that `take`s one out of the hash marks that consumer dead in Dramatiq's heartbeat set
+(`release_consumers`), so that Dramatiq's own maintenance moves its unacked messages back at once,
+exactly those, to the queue they came from. The census also tells when Redis lost its data (queues
+included): then the ticker hands over again every run handed over (services.outbox, `rescue`).
 """
 
 from __future__ import annotations
@@ -43,26 +46,36 @@ from redis.asyncio import Redis
 
 log = logging.getLogger("services.liveness")
 
-KEY_PREFIX = "scheduler:"  # keys: <prefix>worker:<id>, <prefix>workers (a set), <prefix>workers:epoch
+KEY_PREFIX = "scheduler:"  # keys: <prefix>worker:<id>, <prefix>workers (a hash), <prefix>workers:epoch
+# Dramatiq's Redis broker keeps `<namespace>:__heartbeats__`, a sorted set of its consumers (broker ids)
+# scored by their last command (ms); maintenance requeues the unacked messages of those older than
+# heartbeat_timeout. Our prefix is `<namespace>:` (prefix_for), so this is its name under our prefix.
+DRAMATIQ_HEARTBEATS = "__heartbeats__"
 
-# KEYS: the worker's key, the epoch key, the set of workers. ARGV: the worker id, the TTL in ms.
+# KEYS: the worker's key, the epoch key, the hash of workers. ARGV: the worker id, the TTL in ms,
+# the process's Dramatiq consumer id ("" when unknown).
 _BEAT = """
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
 if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('SET', KEYS[2], redis.call('TIME')[1])
 end
 return 1
 """
-# KEYS: the epoch key, the set of workers. ARGV: the key prefix, the warm-up in seconds.
-# Returns {epoch or false, warm (0/1), ids of members without a key...}.
+# KEYS: the epoch key, the hash of workers. ARGV: the key prefix, the warm-up in seconds.
+# Returns {epoch or false, warm (0/1), worker id, consumer id, worker id, consumer id, ...} for the
+# members without a key.
 _CENSUS = """
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then return {false, 0} end
 if tonumber(redis.call('TIME')[1]) - tonumber(epoch) < tonumber(ARGV[2]) then return {epoch, 0} end
 local result = {epoch, 1}
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  if redis.call('EXISTS', ARGV[1] .. 'worker:' .. id) == 0 then result[#result + 1] = id end
+local members = redis.call('HGETALL', KEYS[2])
+for i = 1, #members, 2 do
+  if redis.call('EXISTS', ARGV[1] .. 'worker:' .. members[i]) == 0 then
+    result[#result + 1] = members[i]
+    result[#result + 1] = members[i + 1]
+  end
 end
 return result
 """
@@ -94,11 +107,12 @@ class Census:
     """What the heartbeats say now.
 
     `departed`: workers that beat once and whose key is gone (killed, frozen, or cut off from Redis),
-    not yet taken out of the set by a ticker. `queues_lost`: Redis lost its data since this registry's previous census, and
-    with it every queue message. Nobody departs while Redis is unreachable or warming up after a loss.
+    not yet taken out of the hash by a ticker, each with its Dramatiq consumer id ("" when unknown).
+    `queues_lost`: Redis lost its data since this registry's previous census, and with it every queue
+    message. Nobody departs while Redis is unreachable or warming up after a loss.
     """
 
-    departed: list[str] = field(default_factory=list)
+    departed: dict[str, str] = field(default_factory=dict)
     queues_lost: bool = False
 
 
@@ -114,9 +128,12 @@ class Heartbeat:
     """
 
     def __init__(self, redis_url: str, interval_seconds: float, dead_after_seconds: float,
-                 prefix: str = KEY_PREFIX) -> None:
+                 prefix: str = KEY_PREFIX, consumer_id: str | None = None) -> None:
+        """`consumer_id`: the process's Dramatiq broker id, so that its unacked messages can be
+        requeued once it is dead (see the module docstring)."""
         self.redis_url = redis_url
         self.prefix = prefix
+        self.consumer_id = consumer_id or ""
         self.interval = interval_seconds
         self.ttl_ms = int(dead_after_seconds * 1000)
         self.worker_id: str | None = None
@@ -148,7 +165,7 @@ class Heartbeat:
             raise RuntimeError("Heartbeat.beat() before start()")
         try:
             self._script(keys=[self.key, f"{self.prefix}workers:epoch", f"{self.prefix}workers"],
-                         args=[self.worker_id, self.ttl_ms])
+                         args=[self.worker_id, self.ttl_ms, self.consumer_id])
             return True
         except redis.RedisError as error:  # Redis down: the runs fall back to LOCK_TIMEOUT_SECONDS
             log.warning("heartbeat failed", extra={"action": "worker.heartbeat_failed", "error": str(error)})
@@ -167,7 +184,7 @@ class Heartbeat:
         if self._client is not None:
             try:
                 self._client.delete(self.key)
-                self._client.srem(f"{self.prefix}workers", self.worker_id)
+                self._client.hdel(f"{self.prefix}workers", self.worker_id)
             except redis.RedisError:
                 pass  # the key expires on its own
             self._client.close()
@@ -208,23 +225,45 @@ class WorkerRegistry:
         except Exception as error:
             log.warning("worker registry unavailable", extra={"action": "ticker.registry_failed", "error": str(error)})
             return Census()
-        epoch, warm, departed = found[0], found[1], found[2:]
+        epoch, warm, pairs = found[0], found[1], [_text(v) for v in found[2:]]
         # An epoch we knew is gone or replaced: Redis lost its data. (None -> an epoch is the first
         # beat into an empty Redis, which lost nothing this registry knew of.)
         queues_lost = self._last_epoch not in (_UNSEEN, None) and epoch != self._last_epoch
         self._last_epoch = epoch
-        return Census([m.decode() if isinstance(m, bytes) else m for m in departed] if warm else [], queues_lost)
+        departed = dict(zip(pairs[0::2], pairs[1::2])) if warm else {}
+        return Census(departed, queues_lost)
 
     async def take(self, worker_ids: Iterable[str]) -> list[str]:
-        """Remove departed workers from the set; returns those this caller removed, so that of several
-        tickers that saw one death only one hands its runs over again. A ticker that dies between the
-        take and its rescue leaves those runs to REENQUEUE_AFTER_SECONDS."""
+        """Remove departed workers from the hash; returns those this caller removed, so that of several
+        tickers that saw one death only one acts on it."""
         taken: list[str] = []
         for worker_id in worker_ids:
             try:
-                if await self.client.srem(f"{self.prefix}workers", worker_id):
+                if await self.client.hdel(f"{self.prefix}workers", worker_id):
                     taken.append(worker_id)
             except Exception as error:  # reported again at the next census
                 log.warning("could not take a departed worker", extra={"action": "ticker.registry_failed",
                                                                        "error": str(error)})
         return taken
+
+    async def release_consumers(self, consumer_ids: Iterable[str]) -> int:
+        """Mark dead Dramatiq consumers as silent since the epoch in Dramatiq's heartbeat set, so that
+        its maintenance (BROKER_MAINTENANCE_CHANCE of the commands on each queue) moves their unacked
+        messages back to their queues now rather than after BROKER_HEARTBEAT_TIMEOUT_MS. Only members
+        still there are touched (XX): one Dramatiq removed has nothing left to requeue. A consumer that
+        was only frozen beats again with its next command; what it then acks was requeued, and the
+        copy is harmless (the claim is conditional). Returns how many were marked."""
+        ids = [c for c in consumer_ids if c]
+        if not ids:
+            return 0
+        try:
+            return int(await self.client.zadd(f"{self.prefix}{DRAMATIQ_HEARTBEATS}", dict.fromkeys(ids, 0),
+                                              xx=True, ch=True))
+        except Exception as error:  # Dramatiq's own heartbeat_timeout still applies
+            log.warning("could not release dead consumers", extra={"action": "ticker.registry_failed",
+                                                                    "error": str(error)})
+            return 0
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -11,11 +11,12 @@ enqueue, a worker killed with messages in hand, Redis restarted empty) without l
   the leases the dead worker held for them are returned (`SweepResult.freed_leases`) so the next
   attempt need not wait for their TTL. A publish may have happened before the crash, so such a run
   can be delivered twice; JetStream drops the repeat by `Nats-Msg-Id` within its window.
-- with `rescue` (a worker died, or Redis lost its data: services.liveness.Census), every run handed
-  over and not started, at once: the dead worker may hold its message among those it prefetched
-  (up to 2 x threads batches, and delayed retries until their instant), which no claim names.
-  Waiting REENQUEUE_AFTER_SECONDS for them cost a kill during a catch-up up to that much on top of
-  the catch-up. Retries due within REENQUEUE_AFTER_SECONDS go out again delayed to their instant.
+- with `rescue` (Redis lost its data, queues included: services.liveness.Census), every run handed
+  over and not started, at once, instead of after REENQUEUE_AFTER_SECONDS, and the retries due within
+  REENQUEUE_AFTER_SECONDS again, delayed to their instant (their delayed messages were lost too). A
+  dead worker's prefetched messages are not rescued here: Dramatiq moves exactly those back once
+  the ticker marks its consumer dead (services.liveness); re-sending every run handed over on each
+  death filled the queue with copies during a catch-up (the chaos suite measured it).
 A message that is handed over twice is harmless: the worker's claim is a conditional UPDATE.
 """
 
@@ -131,9 +132,8 @@ async def sweep(engine: AsyncEngine, now: datetime, settings: Settings, limit: i
     """One pass over the outbox and the stale runs; returns what to enqueue after the commit.
 
     `dead_workers`: claimers known to be dead (no heartbeat), whose `running` rows are reaped now.
-    `rescue`: queue messages may have been lost just now (a worker died with messages prefetched,
-    Redis lost its data): hand over again every run handed over and not started, not only those
-    older than REENQUEUE_AFTER_SECONDS, up to RESCUE_LIMIT of each kind.
+    `rescue`: Redis lost its queues just now: hand over again every run handed over and not started,
+    not only those older than REENQUEUE_AFTER_SECONDS, up to RESCUE_LIMIT of each kind.
     """
     result = SweepResult()
     reenqueue_after = timedelta(seconds=settings.REENQUEUE_AFTER_SECONDS)

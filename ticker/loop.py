@@ -80,7 +80,8 @@ async def run_loop(engine: AsyncEngine, settings: Settings, enqueue: Enqueue, ev
                                         workers=workers, locks=locks)
                 if do_sweep:
                     last_sweep = loop.time()
-                if report.missed or report.disabled or report.reaped or report.rescued or report.enqueue_failed:
+                if (report.missed or report.disabled or report.reaped or report.rescued or report.consumers_released
+                        or report.enqueue_failed):
                     log.info("tick", extra={"action": "ticker.tick", **report.__dict__})
                 elif report.claimed or report.swept:
                     log.debug("tick", extra={"action": "ticker.tick", **report.__dict__})

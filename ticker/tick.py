@@ -34,6 +34,7 @@ class TickReport:
     swept: int = 0
     reaped: int = 0
     rescued: int = 0
+    consumers_released: int = 0
     enqueued: int = 0
     enqueue_failed: int = 0
 
@@ -49,18 +50,20 @@ async def run_tick(engine: AsyncEngine, now: datetime, settings: Settings, enque
     the whole catch-up in the FIFO queue (the chaos suite saw them published 30 s late).
 
     With `workers`, the sweep also reaps the runs of workers whose heartbeat is gone, and `locks`
-    frees the concurrency slots those runs held (without them: after LOCK_TIMEOUT_SECONDS only); when
-    a worker departed (or Redis lost its queues) it also hands over again, at once, the runs whose
-    messages it may have held (services.outbox, `rescue`), if it is the ticker that took the
-    departed worker out of the set (one rescue per death, however many tickers run).
+    frees the concurrency slots those runs held (without them: after LOCK_TIMEOUT_SECONDS only). A
+    departed worker's Dramatiq consumer is marked dead so that its prefetched messages go back to the
+    queue at once (by the one ticker that takes it out of the registry); when Redis lost its queues,
+    every run handed over is handed over again (services.outbox, `rescue`).
     """
     report = TickReport()
     if sweep_outbox:
         census = await workers.census() if workers is not None else Census()
-        departed = await workers.take(census.departed) if workers is not None and census.departed else []
-        rescue = bool(departed) or census.queues_lost
+        departed, released = [], 0
+        if workers is not None and census.departed:
+            departed = await workers.take(census.departed)
+            released = await workers.release_consumers(census.departed[w] for w in departed)
         dead = await workers.dead_among(await running_claimers(engine)) if workers is not None else set()
-        swept = await sweep(engine, now, settings, dead_workers=dead, rescue=rescue)
+        swept = await sweep(engine, now, settings, dead_workers=dead, rescue=census.queues_lost)
         if locks is not None and swept.freed_leases:
             try:
                 await locks.release_held(swept.freed_leases)
@@ -72,11 +75,12 @@ async def run_tick(engine: AsyncEngine, now: datetime, settings: Settings, enque
         if report.reaped:
             log.warning("reaped runs without an outcome", extra={"action": "ticker.reaped", "count": report.reaped,
                                                                   "dead_workers": sorted(dead)})
-        if rescue:
+        report.consumers_released = released
+        if departed or census.queues_lost:
             report.rescued = swept.requeued_pending + swept.requeued_retries + swept.rescued_upcoming
-            log.warning("handed over again the runs a departed worker or a lost queue may have held",
-                        extra={"action": "ticker.rescued", "count": report.rescued, "departed": departed,
-                               "queues_lost": census.queues_lost})
+            log.warning("queue messages a departed worker held were released, or runs a lost queue held handed over",
+                        extra={"action": "ticker.rescued", "departed": departed, "consumers_released": released,
+                               "queues_lost": census.queues_lost, "count": report.rescued})
         await _hand_over(engine, swept.dispatch, enqueue, report, "sweep")
     # The first batch of a pass is one queue message's worth: the workers start on a burst after one
     # small transaction instead of a TICKER_BATCH_SIZE one (bench/RESULTS.md); later batches are full.

@@ -23,14 +23,15 @@ BEAT = 0.2
 _BEATING_PROCESS = """
 import sys, time
 from services.liveness import Heartbeat
-print(Heartbeat(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]).start(), flush=True)
+print(Heartbeat(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]).start(), flush=True)
 time.sleep(120)
 """
 
 
-def beating_process(prefix: str) -> subprocess.Popen:
+def beating_process(prefix: str, consumer_id: str = "") -> subprocess.Popen:
     """Another process that beats under `prefix`; it prints its worker id first."""
-    return subprocess.Popen([sys.executable, "-c", _BEATING_PROCESS, REDIS_URL, str(BEAT), str(DEAD_AFTER), prefix],
+    return subprocess.Popen([sys.executable, "-c", _BEATING_PROCESS, REDIS_URL, str(BEAT), str(DEAD_AFTER), prefix,
+                             consumer_id],
                             cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
@@ -133,31 +134,43 @@ async def test_redis_unreachable_names_nobody_dead_and_a_heartbeat_survives_it(p
 
 
 async def test_the_census_reports_a_departed_worker_until_a_ticker_takes_it_and_never_a_clean_stop(client, prefix):
-    """A killed worker may hold prefetched queue messages no claim names: the census reports it once
-    its key is gone (so a ticker can hand its runs over again), until one ticker takes it out of the set."""
+    """A killed worker may hold prefetched queue messages no claim names: the census reports it, with its
+    Dramatiq consumer id, once its key is gone, until one ticker takes it out of the hash."""
     registry = WorkerRegistry(client, DEAD_AFTER, prefix)
-    stopped = Heartbeat(REDIS_URL, BEAT, DEAD_AFTER, prefix)
+    stopped = Heartbeat(REDIS_URL, BEAT, DEAD_AFTER, prefix, consumer_id="consumer-stopped")
     stopped_id = stopped.start()
-    process = beating_process(prefix)
+    process = beating_process(prefix, consumer_id="consumer-killed")
     try:
         victim_id = process.stdout.readline().strip()
         await client.set(f"{prefix}workers:epoch", 0)  # warm long ago
-        assert (await registry.census()).departed == []
-        stopped.stop()  # a clean stop: its messages went back to the queue, nothing to rescue
+        assert (await registry.census()).departed == {}
+        stopped.stop()  # a clean stop: Dramatiq requeued its messages itself, nothing to release
         process.kill()
         census = await eventually(lambda: _departed(registry), message="the killed worker departs")
-        assert census.departed == [victim_id] and not census.queues_lost
-        assert (await registry.census()).departed == [victim_id]  # reported until taken
+        assert census.departed == {victim_id: "consumer-killed"} and not census.queues_lost
+        assert (await registry.census()).departed == census.departed  # reported until taken
         other_ticker = WorkerRegistry(client, DEAD_AFTER, prefix)
-        assert (await other_ticker.census()).departed == [victim_id]
+        assert (await other_ticker.census()).departed == census.departed
         assert await registry.take(census.departed) == [victim_id]
-        assert await other_ticker.take(census.departed) == []  # one rescue per death, not one per ticker
-        assert (await registry.census()).departed == []
-        assert stopped_id not in await client.smembers(f"{prefix}workers")
+        assert await other_ticker.take(census.departed) == []  # one ticker acts on a death, not each
+        assert (await registry.census()).departed == {}
+        assert not await client.hexists(f"{prefix}workers", stopped_id)
     finally:
         process.kill()
         process.wait()
         stopped.stop()
+
+
+async def test_releasing_a_dead_consumer_marks_it_silent_in_dramatiqs_heartbeats(client, prefix):
+    """Dramatiq requeues the unacked messages of consumers whose heartbeat score is older than its
+    timeout; the registry sets the score of a dead one to 0, and never adds one Dramatiq removed."""
+    heartbeats = f"{prefix}__heartbeats__"
+    await client.zadd(heartbeats, {"dead-consumer": 1_800_000_000_000, "live-consumer": 1_800_000_000_000})
+    registry = WorkerRegistry(client, DEAD_AFTER, prefix)
+    assert await registry.release_consumers(["dead-consumer", "gone-consumer", ""]) == 1
+    assert await client.zscore(heartbeats, "dead-consumer") == 0
+    assert await client.zscore(heartbeats, "live-consumer") == 1_800_000_000_000
+    assert await client.zscore(heartbeats, "gone-consumer") is None
 
 
 async def _departed(registry: WorkerRegistry):

@@ -165,8 +165,10 @@ async def test_a_rescue_hands_over_again_every_run_handed_over_and_not_started(e
     assert (await sweep(engine, now + timedelta(seconds=1), settings)).dispatch == []
 
 
-async def test_a_departed_worker_makes_the_tick_rescue_once(engine, schedules, settings):
-    """The ticker learns of the death from the heartbeat census, takes it out of the set, hands the runs over."""
+async def test_a_departed_worker_has_its_consumer_released_once_and_a_lost_queue_is_rescued(engine, schedules, settings):
+    """The ticker learns of a death from the heartbeat census and marks the worker's Dramatiq consumer
+    dead (Dramatiq then requeues exactly its unacked messages): once, and without re-sending every run
+    handed over. When Redis lost its data, it hands over again what the lost queue held."""
     import uuid
 
     import redis.asyncio as redis
@@ -179,10 +181,11 @@ async def test_a_departed_worker_makes_the_tick_rescue_once(engine, schedules, s
     client = redis.from_url("redis://localhost:6379/0")
     try:
         await client.set(f"{prefix}workers:epoch", 0)  # the registry has been warm for long
-        await client.sadd(f"{prefix}workers", "killed-worker")  # it beat once; its key has expired
+        await client.hset(f"{prefix}workers", "killed-worker", "its-consumer")  # it beat; its key expired
+        await client.zadd(f"{prefix}__heartbeats__", {"its-consumer": 1_800_000_000_000})
         created = await schedules.create(interval("stranded", 60), ACTOR, T0)
         slot = created.next_run_at
-        (stranded,) = [d.execution_id for d in (await tick(engine, slot, settings)).dispatch]
+        (handed_over,) = [d.execution_id for d in (await tick(engine, slot, settings)).dispatch]
         handed: list = []
 
         async def enqueue(dispatch):
@@ -192,10 +195,15 @@ async def test_a_departed_worker_makes_the_tick_rescue_once(engine, schedules, s
         registry = WorkerRegistry(client, 3.0, prefix)
         soon = slot + timedelta(seconds=2)
         report = await run_tick(engine, soon, settings, enqueue, NullEvents(), workers=registry)
-        assert report.rescued == 1 and handed == [stranded]
-        assert not await client.sismember(f"{prefix}workers", "killed-worker")
+        assert report.consumers_released == 1 and report.rescued == 0 and handed == []
+        assert await client.zscore(f"{prefix}__heartbeats__", "its-consumer") == 0
+        assert not await client.hexists(f"{prefix}workers", "killed-worker")
         report = await run_tick(engine, soon + timedelta(seconds=1), settings, enqueue, NullEvents(), workers=registry)
-        assert report.rescued == 0 and handed == [stranded]
+        assert report.consumers_released == 0 and handed == []
+
+        await client.delete(f"{prefix}workers:epoch")  # Redis restarted empty: the queue is gone
+        report = await run_tick(engine, soon + timedelta(seconds=2), settings, enqueue, NullEvents(), workers=registry)
+        assert report.rescued == 1 and handed == [handed_over]
     finally:
         keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
         if keys:
