@@ -1,9 +1,10 @@
 """The Dramatiq broker: Redis, with the recovery knobs set explicitly.
 
-A killed worker's messages return only through the Redis broker's "maintenance", which runs with
-probability maintenance_chance / 1e6 per fetch and only after heartbeat_timeout (ms). The service does
-not rely on it (PostgreSQL's outbox sweep re-enqueues lost runs), but sets both so recovery through the
-broker is also bounded.
+A killed worker's messages return through the Redis broker's "maintenance", which runs with
+probability maintenance_chance / 1e6 per command on a queue, for the consumers whose broker heartbeat
+is heartbeat_timeout (ms) old. The ticker marks the consumer of a worker whose own heartbeat lapsed as
+dead at once (services.liveness), so its prefetched messages come back within seconds; PostgreSQL's
+outbox sweep re-enqueues lost runs anyway after REENQUEUE_AFTER_SECONDS.
 """
 
 from __future__ import annotations
