@@ -77,7 +77,8 @@ async def run_tick(engine: AsyncEngine, now: datetime, settings: Settings, enque
                                                                   "dead_workers": sorted(dead)})
         report.consumers_released = released
         if departed or census.queues_lost:
-            report.rescued = swept.requeued_pending + swept.requeued_retries + swept.rescued_upcoming
+            if census.queues_lost:  # what the rescue handed over (with the sweep's usual stale runs)
+                report.rescued = swept.requeued_pending + swept.requeued_retries + swept.rescued_upcoming
             log.warning("queue messages a departed worker held were released, or runs a lost queue held handed over",
                         extra={"action": "ticker.rescued", "departed": departed, "consumers_released": released,
                                "queues_lost": census.queues_lost, "count": report.rescued})
