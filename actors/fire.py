@@ -19,6 +19,7 @@ from dramatiq import Retry
 
 from actors.broker import FIRE_QUEUE, OVERDUE_QUEUE
 from actors.resources import WorkerResources, resources
+from core.backoff import whole_seconds_ms
 from runtime import metrics
 from services.events import EXECUTION_EVENT_PREFIX, SCHEDULE_EVENT_PREFIX
 from services.firing import FireResult, Outcome
@@ -85,7 +86,7 @@ def _send_retries(outcomes: list[Outcome], batch_size: int, actor: dramatiq.Acto
     """
     groups: dict[int, list[str]] = {}
     for outcome in outcomes:
-        delay_ms = -(-(outcome.retry_in_ms or 0) // 1000) * 1000
+        delay_ms = whole_seconds_ms(outcome.retry_in_ms or 0)
         groups.setdefault(delay_ms, []).append(str(outcome.execution_id))
     for delay_ms, ids in groups.items():
         for start in range(0, len(ids), batch_size):

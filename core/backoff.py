@@ -33,3 +33,9 @@ def retry_delay_seconds(retry_number: int, base_seconds: float, cap_seconds: flo
     else:
         raw = min(float(cap_seconds), base_seconds * float(2**doublings))
     return raw * (1.0 - jitter / 2.0)
+
+
+def whole_seconds_ms(delay_ms: float) -> int:
+    """A queue delay rounded UP to the whole second, in ms: never shorter than asked, and runs whose
+    delays round alike travel in one message (negative or zero: 0, at once)."""
+    return max(0, -(-int(delay_ms) // 1000) * 1000)

@@ -109,7 +109,7 @@ def test_retries_go_to_the_overdue_lane_grouped_by_their_backoff_rounded_up(monk
 
 
 def test_an_overdue_run_due_later_waits_in_the_queue_until_its_instant(private_broker):
-    """A retry handed over again by a rescue keeps its backoff: its message is delayed to its instant,
+    """A retry handed over again after Redis lost its queues keeps its backoff: its message is delayed to its instant,
     while a run due now goes at once."""
     from datetime import datetime, timedelta, timezone
 

@@ -10,6 +10,7 @@ from typing import Callable
 
 from dramatiq import Actor
 
+from core.backoff import whole_seconds_ms
 from core.settings import Settings
 from services.ticking import Dispatch
 from ticker.tick import Enqueue
@@ -22,11 +23,11 @@ def _utc_now() -> datetime:
 
 
 def _delay_ms(dispatch: Dispatch, now: datetime) -> int:
-    """How long an overdue-lane message waits in the queue: until its run's next attempt (a retry sent
-    again by a rescue), rounded up to the second so that runs due together travel together; 0 = now."""
-    if dispatch.due is None or dispatch.due <= now:
+    """How long an overdue-lane message waits in the queue: until its run's next attempt (a retry
+    re-sent after Redis lost its queues), rounded up to the second; 0 = now."""
+    if dispatch.due is None:
         return 0
-    return -(-int((dispatch.due - now).total_seconds() * 1000) // 1000) * 1000
+    return whole_seconds_ms((dispatch.due - now).total_seconds() * 1000)
 
 
 def queue_enqueuer(settings: Settings, fresh: Actor | None = None, overdue: Actor | None = None,
@@ -36,7 +37,7 @@ def queue_enqueuer(settings: Settings, fresh: Actor | None = None, overdue: Acto
 
     A fresh run's `due` is only ever within DISPATCH_LEAD_MS: its message goes now and the worker holds
     the publish until the instant. An overdue run with a later `due` (a retry handed over again after
-    a worker died holding its delayed message) is delayed in the queue until then.
+    Redis lost its queues, delayed messages included) is delayed in the queue until then.
 
     The dispatches arrive sorted by priority (highest first), then due instant, and the queue is
     FIFO, so under a backlog higher-priority runs are published first, and a message covers a short

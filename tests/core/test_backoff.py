@@ -1,6 +1,8 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from core.backoff import DEFAULT_BACKOFF_CAP_SECONDS, retry_delay_seconds
+from core.backoff import DEFAULT_BACKOFF_CAP_SECONDS, retry_delay_seconds, whole_seconds_ms
 
 
 @pytest.mark.parametrize(
@@ -33,3 +35,11 @@ def test_rejects(args):
 
 def test_default_cap():
     assert DEFAULT_BACKOFF_CAP_SECONDS == 3600
+
+
+@given(st.floats(min_value=-10_000, max_value=10_000_000, allow_nan=False))
+def test_a_queue_delay_is_rounded_up_to_the_whole_second_never_below_the_ask(delay_ms):
+    rounded = whole_seconds_ms(delay_ms)
+    assert rounded % 1000 == 0
+    assert rounded >= int(delay_ms) and rounded >= 0
+    assert rounded < max(0, int(delay_ms)) + 1000

@@ -421,11 +421,11 @@ async def held_queue_messages(stack: Stack) -> dict[str, set[str]]:
     return held
 
 
-async def test_a_killed_workers_prefetched_messages_are_handed_over_again_at_once():
+async def test_a_killed_workers_prefetched_messages_come_back_at_once():
     """kill -9 of a worker holding queue messages it fetched but had not started: no claim names it,
-    so only the heartbeat census can tell the ticker to hand those runs over again. The re-enqueue
-    threshold and Dramatiq's own requeue of a dead consumer's messages are set to 10 minutes, so
-    without the rescue these runs would wait that long."""
+    so only the heartbeat census can tell the ticker, which marks the worker's Dramatiq consumer dead
+    for Dramatiq to requeue its messages. The re-enqueue threshold and Dramatiq's own timeout for a
+    silent consumer are set to 10 minutes, so without that these runs would wait that long."""
     core_prefix = unique_subject("cmd.test.prefetch")
     ledger = Ledger()
     nc = await nats.connect("nats://localhost:4222")

@@ -135,8 +135,9 @@ async def test_runs_of_a_worker_without_heartbeat_are_reaped_at_once_and_their_l
 
 
 async def test_a_rescue_hands_over_again_every_run_handed_over_and_not_started(engine, schedules, settings):
-    """After a worker died its prefetched messages are gone with it: pending runs handed over a moment
-    ago, retries due now and retries due soon (delayed to their instant) are handed over again."""
+    """After Redis lost its data the queue messages are gone (delayed retries too): pending runs handed
+    over a moment ago, retries due now and retries due soon (delayed to their instant) are handed over
+    again; a retry due later is left to the ordinary sweep."""
     handed_over = await schedules.create(interval("handed", 60), ACTOR, T0)
     due_now = await schedules.create(interval("retry-now", 60), ACTOR, T0)
     due_soon = await schedules.create(interval("retry-soon", 60), ACTOR, T0)
