@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import bisect
 import json
+import os
 import random
 import signal
 import sys
@@ -45,6 +46,7 @@ import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
 from core.settings import Settings
+from tests.chaos.cpu import CpuSampler
 from tests.chaos.servers import PrivatePostgres
 from tests.pipeline.harness import ROOT, VENV_BIN, Stack, free_port
 from tests.pipeline.servers import PrivateNats, PrivateRedis
@@ -583,6 +585,21 @@ class Run:
                 finally:
                     self.down.discard(name)
 
+    def cpu_roots(self) -> dict[int, str]:
+        """The processes the CPU sampler charges: the service's, the private servers', the runner's."""
+        roots = {os.getpid(): "runner"}
+        for name, proc in self.stack.processes.items():
+            if proc.poll() is None:
+                roots[proc.pid] = name
+        for name, server in (("redis", self.redis), ("nats", self.nats)):
+            if server.process is not None and server.process.poll() is None:
+                roots[server.process.pid] = name
+        try:
+            roots[int((self.pg.data / "postmaster.pid").read_text().split()[0])] = "postgres"
+        except (OSError, ValueError, IndexError):
+            pass  # PostgreSQL is down (an outage)
+        return roots
+
     async def progress(self) -> None:
         last = 0
         while not self.stopping:
@@ -600,7 +617,9 @@ class Run:
         await self.connect_recorder()
         await self.start_all()
         await self.create_schedules()
-        watchers = [asyncio.create_task(self.watch_processes()), asyncio.create_task(self.progress())]
+        self.cpu = CpuSampler(self.cpu_roots, self.out.with_suffix(".cpu.tsv"))
+        watchers = [asyncio.create_task(self.watch_processes()), asyncio.create_task(self.progress()),
+                    asyncio.create_task(self.cpu.run(lambda: self.stopping))]
         await asyncio.sleep(max(0.0, self.anchor.timestamp() + 5 - time.time()))
         self.load_start = time.time()
         log(f"load running: ~{self.p.fires_per_second:.0f} fires/s for {self.p.load_seconds:.0f}s")
@@ -826,6 +845,7 @@ class Run:
                 fh.write(f"{r['id']}\t{r['sid']}\t{r['trigger_type']}\t{r['status']}\t{r['reason'] or ''}\t"
                          f"{r['scheduled_for'].timestamp():.3f}\t{first_publish.get(r['id'], 0):.3f}\t"
                          f"{len(rec.arrivals.get(r['id'], []))}\t{int(bool(r['lost']))}\n")
+        self.cpu.save()
         with open(self.out.with_suffix(".faults.tsv"), "w") as fh:
             for f in self.faults:
                 fh.write(f"{f.kind}\t{f.target}\t{f.start:.3f}\t{(f.end or f.start):.3f}\n")
