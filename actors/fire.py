@@ -2,7 +2,8 @@
 
 `fire_batch` publishes a batch handed over by the ticker. Runs that fail are recorded `retrying`
 with their next attempt time (the core backoff; the attempt count lives in PostgreSQL) and go back to
-the queue together as delayed `fire_batch` messages, until they succeed or run out of attempts.
+the queue together as delayed `fire_overdue` messages, until they succeed or run out of attempts; runs
+that failed because NATS was unreachable go back when it is reachable again (actors.waiting_room).
 Safe to run twice: the claim is a conditional UPDATE.
 """
 
@@ -19,6 +20,7 @@ from dramatiq import Retry
 
 from actors.broker import FIRE_QUEUE, OVERDUE_QUEUE
 from actors.resources import WorkerResources, resources
+from actors.waiting_room import WaitingRoom
 from core.backoff import whole_seconds_ms
 from runtime import metrics
 from services.events import EXECUTION_EVENT_PREFIX, SCHEDULE_EVENT_PREFIX
@@ -93,11 +95,40 @@ def _send_retries(outcomes: list[Outcome], batch_size: int, actor: dramatiq.Acto
             (actor or fire_overdue).send_with_options(args=(ids[start : start + batch_size],), delay=delay_ms)
 
 
+def _send_now(execution_ids: list[str], batch_size: int) -> None:
+    """Queue runs on the overdue lane at once, `batch_size` ids per message."""
+    for start in range(0, len(execution_ids), batch_size):
+        fire_overdue.send(execution_ids[start : start + batch_size])
+
+
+async def _nats_is_up(res: WorkerResources) -> bool:
+    try:
+        return (await res.nats.connection()).is_connected
+    except Exception:
+        return False
+
+
+_waiting_room: WaitingRoom | None = None
+
+
+async def _waiting_for_nats() -> WaitingRoom:
+    """This worker process's room for runs waiting on NATS (see actors.waiting_room)."""
+    global _waiting_room
+    if _waiting_room is None:
+        res = await resources()
+        _waiting_room = WaitingRoom(lambda: _nats_is_up(res),
+                                    lambda ids: _send_now(ids, res.settings.DISPATCH_BATCH_SIZE))
+    return _waiting_room
+
+
 async def _retry_later(result: FireResult) -> None:
-    # If this enqueue is lost, the rows stay `retrying` and the ticker's sweep hands them over.
+    # If this enqueue is lost (or this worker dies with runs waiting for NATS), the rows stay
+    # `retrying` and the ticker's sweep hands them over.
     if result.retries:
         res = await resources()
         await asyncio.to_thread(_send_retries, result.retries, res.settings.DISPATCH_BATCH_SIZE)
+    if result.waiting_for_nats:
+        (await _waiting_for_nats()).park(str(o.execution_id) for o in result.waiting_for_nats)
 
 
 async def _run(execution_ids: list[str]) -> FireResult:
@@ -127,5 +158,5 @@ async def fire_overdue(execution_ids: list[str]) -> None:
 
 @dramatiq.actor(queue_name=FIRE_QUEUE, retry_when=_only_explicit_retries, time_limit=TIME_LIMIT_MS)
 async def retry_execution(execution_id: str) -> None:
-    """One run's retry, as queued by earlier versions (retries now travel as delayed `fire_batch`)."""
+    """One run's retry, as queued by earlier versions (retries now travel as delayed `fire_overdue`)."""
     await _retry_later(await _run([execution_id]))

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import secrets
+import time
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -25,20 +26,23 @@ from core.states import MissReason
 from core.subjects import allowed_by
 from core.templates import render
 from models.db import database_unreachable
-from services.locks import Lease, ScheduleLocks, lease_token
+from services.locks import ScheduleLocks, lease_token
 from services.publisher import MSG_ID_HEADER, CommandPublisher, Delivery, Outgoing
 
 log = logging.getLogger("services.firing")
 
 # A retry message may arrive a little before next_attempt_at (clocks of two hosts): allow that much.
 EARLY_RETRY_SLACK = timedelta(seconds=5)
-# A run that finds every concurrency slot of its schedule busy tries again this much later, while its
-# slot is within the misfire grace (a backlog after an outage hands several slots of one schedule to
-# the workers at once; each publish takes milliseconds).
+# A run that finds every concurrency slot of its schedule busy tries again once its batch has released
+# the slots the batch used (FiringService._publish_in_rounds; a batch starts no new round after
+# ROUNDS_SECONDS). Still busy then, it tries again LOCK_CONFLICT_DEFER_MS later, while its slot is within
+# the misfire grace (a backlog after an outage hands several slots of one schedule to the workers at
+# once; each publish takes milliseconds), else it is skipped.
+ROUNDS_SECONDS = 2.0
 LOCK_CONFLICT_DEFER_MS = 1000
 # A run that failed because one of OUR dependencies was unreachable (Redis for its lock, NATS for its
-# publish) tries again within this many seconds and keeps its attempt, while its slot is within the
-# misfire grace. The schedule's retry_delay and max_retries are a budget for failures of the target;
+# publish) tries again within this many seconds (NATS: as soon as the worker's connection is back, see
+# actors.waiting_room) and keeps its attempt, while its slot is within the misfire grace. The schedule's retry_delay and max_retries are a budget for failures of the target;
 # spending them on our own outage published a 60 s NATS outage's slots up to retry_delay (300 s by
 # default) after NATS returned, and failed runs outright after max_retries short outages. Past the
 # grace, the run falls back to the schedule's backoff, which bounds the work of a long outage.
@@ -47,13 +51,23 @@ OUTAGE_RETRY_CAP_SECONDS = 5
 # (at most LOCK_TIMEOUT_SECONDS, after which the sweep hands the runs out again anyway).
 RECORD_RETRY_SECONDS = 90
 
+# The rows are locked first with SKIP LOCKED: a run locked by another transaction is being claimed or
+# recorded by someone else, who will publish it or send it again. Waiting for it instead deadlocked
+# two batches holding copies of the same runs in different orders (after a catch-up, the waiting-room
+# batches of two workers and the sweep's copies): PostgreSQL aborted one, and its 100 runs waited for
+# the sweep (the chaos suite saw it tens of times per run).
 _CLAIM = sa.text(
     """
+    WITH free AS (
+        SELECT id FROM executions
+        WHERE id = ANY(CAST(:ids AS uuid[]))
+          AND (status = 'pending' OR (status = 'retrying' AND coalesce(next_attempt_at, :now) <= :early))
+        FOR UPDATE SKIP LOCKED)
     UPDATE executions AS e
     SET status = 'running', started_at = greatest(:now, coalesce(e.not_before, e.scheduled_for)),
         attempts = e.attempts + 1, next_attempt_at = NULL, claimed_by = :claim
-    FROM schedules AS s
-    WHERE e.id = ANY(CAST(:ids AS uuid[])) AND s.id = e.schedule_id
+    FROM free, schedules AS s
+    WHERE e.id = free.id AND s.id = e.schedule_id
       AND (e.status = 'pending' OR (e.status = 'retrying' AND coalesce(e.next_attempt_at, :now) <= :early))
     RETURNING e.id, e.schedule_id, e.scheduled_for, coalesce(e.not_before, e.scheduled_for) AS due, e.attempts, e.trigger_type, e.payload_override,
               e.correlation_id, e.priority, s.name, s.status AS schedule_status, s.target_command,
@@ -64,8 +78,12 @@ _CLAIM = sa.text(
                          OR a->>'error' LIKE 'TimeoutError%') AS maybe_published
     """
 )
+# Rows are locked in id order first: two records (or a record and the reaper) never wait on each other
+# in a cycle; claims never wait at all (SKIP LOCKED above).
 _RECORD = sa.text(
     """
+    WITH mine AS (
+        SELECT id FROM executions WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR UPDATE)
     UPDATE executions AS e
     SET status = v.status, reason = v.reason, last_error = coalesce(v.error, e.last_error),
         attempts = e.attempts - v.refund,
@@ -77,8 +95,9 @@ _RECORD = sa.text(
                 CAST(:errors AS text[]), CAST(:finished AS timestamptz[]), CAST(:next_attempts AS timestamptz[]),
                 CAST(:subjects AS text[]), CAST(:message_ids AS text[]), CAST(:entries AS text[]),
                 CAST(:refunds AS int[]))
-         AS v(id, status, reason, error, finished_at, next_attempt_at, subject, message_id, entry, refund)
-    WHERE e.id = v.id AND e.status = 'running' AND e.claimed_by IS NOT DISTINCT FROM CAST(:claim AS text)
+         AS v(id, status, reason, error, finished_at, next_attempt_at, subject, message_id, entry, refund),
+         mine
+    WHERE e.id = v.id AND mine.id = v.id AND e.status = 'running' AND e.claimed_by IS NOT DISTINCT FROM CAST(:claim AS text)
     """
 )
 
@@ -140,6 +159,9 @@ class Outcome:
     via: str | None = None
     counts_as_attempt: bool = True  # a deferral for a busy concurrency slot is not an attempt
     published_at: datetime | None = None  # when its publish began (UTC); None when nothing was sent
+    # Retry when NATS is reachable again rather than after retry_in_ms (actors.waiting_room): the
+    # publish failed because NATS was unreachable, within the slot's misfire grace.
+    waits_for_nats: bool = False
 
 
 @dataclass
@@ -151,7 +173,13 @@ class FireResult:
 
     @property
     def retries(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.status == "retrying"]
+        """Runs to try again after their backoff (`retry_in_ms`)."""
+        return [o for o in self.outcomes if o.status == "retrying" and not o.waits_for_nats]
+
+    @property
+    def waiting_for_nats(self) -> list[Outcome]:
+        """Runs to try again as soon as NATS is reachable."""
+        return [o for o in self.outcomes if o.status == "retrying" and o.waits_for_nats]
 
 
 def _json(value: Any) -> Any:
@@ -237,7 +265,8 @@ class FiringService:
             rows = (await conn.execute(_CLAIM, {"ids": execution_ids, "now": now, "early": now + EARLY_RETRY_SLACK,
                                                 "claim": claim})).all()
         claimed = [_claimed(row) for row in rows]
-        return sorted(claimed, key=lambda c: -c.priority)
+        # Highest priority first; a schedule's runs in slot order (they take its concurrency slots in turn).
+        return sorted(claimed, key=lambda c: (-c.priority, c.scheduled_for))
 
     async def fire(self, execution_ids: list[uuid.UUID], clock: Callable[[], datetime], jitter: float) -> FireResult:
         """Claim, lock, publish and record a batch.
@@ -272,47 +301,72 @@ class FiringService:
                     result.disabled.append(run.schedule_id)
             else:
                 to_publish.append(run)
-        leases: list[Lease] = []
-        try:
-            granted = await self.locks.acquire_many(
-                [(r.schedule_id, r.max_concurrent, lease_token(r.execution_id, claim)) for r in to_publish]
-            )
-        except Exception as error:  # Redis unavailable: try again later, nothing was published
-            granted = [None] * len(to_publish)
-            lock_error = f"lock service unavailable: {type(error).__name__}: {error}"[:500]
-            for run in to_publish:
-                result.outcomes.append(self._outage_failure(run, now, lock_error, jitter))
-            to_publish = []
-        publishing: list[Claimed] = []
-        for run, lease in zip(to_publish, granted):
-            if lease is None and self._within_grace(run, now):
-                result.outcomes.append(self._outcome(
-                    run, now, "retrying", reason=MissReason.LOCK_CONFLICT.value, subject=run.target_command,
-                    error="all concurrency slots busy: deferred", retry_in_ms=LOCK_CONFLICT_DEFER_MS,
-                    counts_as_attempt=False))
-            elif lease is None:
-                result.outcomes.append(self._outcome(run, now, "skipped", reason=MissReason.LOCK_CONFLICT.value))
-            else:
-                leases.append(lease)
-                publishing.append(run)
-        result.locks_acquired = len(leases)
-        try:
-            # One reference instant for the batch: equal instants get equal delays, so the publish order
-            # stays the claim order (highest priority first) among commands due at the same instant.
-            reference = clock()
-            deliveries = await self.publisher.deliver_many([self._held(render_command(r), r, reference) for r in publishing])
-            for run, delivery in zip(publishing, deliveries):
-                result.outcomes.append(self._delivered(run, now, delivery, jitter))
-        finally:
-            try:
-                await self.locks.release_many(leases)
-            except Exception:  # the TTL frees them
-                log.warning("lock release failed", extra={"action": "locks.release_failed"})
+        await self._publish_in_rounds(to_publish, claim, now, clock, jitter, result)
         finished = clock()
         await self.record_when_possible(result.outcomes, finished, claim, clock)
         if result.disabled:
             await self.disable(result.disabled, "target_command is no longer allowed by COMMAND_WHITELIST", finished)
         return result
+
+    async def _publish_in_rounds(self, runs: list[Claimed], claim: str | None, now: datetime,
+                                 clock: Callable[[], datetime], jitter: float, result: FireResult) -> None:
+        """Take a concurrency slot for each run, publish those that got one and give the slots back; go
+        round again for the rest while a round publishes something (for up to ROUNDS_SECONDS); then
+        defer or skip what is left.
+
+        A catch-up hands a schedule's backlog over together (the ticker records an outage's missed slots
+        of one schedule in one pass), so a batch often holds several runs of one schedule whose slot
+        only the batch's own earlier run holds, for the milliseconds of its publish. Deferring each of
+        them by LOCK_CONFLICT_DEFER_MS (a claim, an outcome UPDATE and a queue message per step) let
+        a schedule's backlog out one run per step. The same slots are taken and released as before,
+        so `max_concurrent` holds. A round that publishes nothing (another batch holds the slots) ends
+        the rounds at once: polling for the other batch's slots held the worker's threads idle, and a
+        catch-up measured with it was no faster.
+        """
+        waiting = runs
+        give_up_at = time.monotonic() + ROUNDS_SECONDS
+        round_now = now
+        while waiting:
+            try:
+                granted = await self.locks.acquire_many(
+                    [(r.schedule_id, r.max_concurrent, lease_token(r.execution_id, claim)) for r in waiting])
+            except Exception as error:  # Redis unavailable: try again later, nothing was published
+                lock_error = f"lock service unavailable: {type(error).__name__}: {error}"[:500]
+                result.outcomes.extend(self._outage_failure(run, round_now, lock_error, jitter) for run in waiting)
+                return
+            leases = [lease for lease in granted if lease is not None]
+            publishing = [run for run, lease in zip(waiting, granted) if lease is not None]
+            waiting = [run for run, lease in zip(waiting, granted) if lease is None]
+            result.locks_acquired += len(leases)
+            deliveries: list[Delivery] = []
+            try:
+                # One reference instant for the round: equal instants get equal delays, so the publish order
+                # stays the claim order (highest priority first) among commands due at the same instant.
+                reference = clock()
+                deliveries = await self.publisher.deliver_many([self._held(render_command(r), r, reference) for r in publishing])
+                for run, delivery in zip(publishing, deliveries):
+                    result.outcomes.append(self._delivered(run, round_now, delivery, jitter))
+            finally:
+                try:
+                    await self.locks.release_many(leases)
+                except Exception:  # the TTL frees them
+                    log.warning("lock release failed", extra={"action": "locks.release_failed"})
+            unreachable = next((d for d in deliveries if d.unreachable), None)
+            if unreachable is not None:  # NATS is down: the rest would fail alike; they wait for it too
+                result.outcomes.extend(self._outage_failure(run, round_now, unreachable.error or "NATS unreachable",
+                                                            jitter, nats=True) for run in waiting)
+                return
+            if not publishing or time.monotonic() >= give_up_at:
+                break
+            round_now = clock()
+        for run in waiting:
+            if self._within_grace(run, round_now):
+                result.outcomes.append(self._outcome(
+                    run, round_now, "retrying", reason=MissReason.LOCK_CONFLICT.value, subject=run.target_command,
+                    error="all concurrency slots busy: deferred", retry_in_ms=LOCK_CONFLICT_DEFER_MS,
+                    counts_as_attempt=False))
+            else:
+                result.outcomes.append(self._outcome(run, round_now, "skipped", reason=MissReason.LOCK_CONFLICT.value))
 
     async def disable(self, schedule_ids: list[uuid.UUID], reason: str, now: datetime) -> None:
         """Set schedules `disabled` with the reason, and say so in the audit trail."""
@@ -336,7 +390,7 @@ class FiringService:
         if delivery.ok:
             outcome = self._outcome(run, now, "succeeded", subject=run.target_command, via=delivery.via)
         elif delivery.unreachable:
-            outcome = self._outage_failure(run, now, delivery.error or "NATS unreachable", jitter)
+            outcome = self._outage_failure(run, now, delivery.error or "NATS unreachable", jitter, nats=True)
         else:
             outcome = self._failure(run, now, delivery.error or "publish failed", jitter)
         if delivery.written_at is None:
@@ -354,15 +408,16 @@ class FiringService:
         delay = retry_delay_seconds(retries_used + 1, run.retry_delay, self.settings.RETRY_BACKOFF_CAP_SECONDS, jitter)
         return self._outcome(run, now, "retrying", error=error, subject=run.target_command, retry_in_ms=int(delay * 1000))
 
-    def _outage_failure(self, run: Claimed, now: datetime, error: str, jitter: float) -> Outcome:
-        """A failure caused by our own dependency being unreachable (see OUTAGE_RETRY_CAP_SECONDS)."""
+    def _outage_failure(self, run: Claimed, now: datetime, error: str, jitter: float, nats: bool = False) -> Outcome:
+        """A failure caused by our own dependency being unreachable (see OUTAGE_RETRY_CAP_SECONDS);
+        `nats`: NATS was the one, so the run may wait for it to come back (Outcome.waits_for_nats)."""
         if not self._within_grace(run, now):
             return self._failure(run, now, error, jitter)
         # The first backoff step, capped: the attempt is given back, so the step never grows.
         cap = min(OUTAGE_RETRY_CAP_SECONDS, self.settings.RETRY_BACKOFF_CAP_SECONDS)
         delay = retry_delay_seconds(1, max(1, run.retry_delay), cap, jitter)
         return self._outcome(run, now, "retrying", error=error, subject=run.target_command,
-                             retry_in_ms=int(delay * 1000), counts_as_attempt=False)
+                             retry_in_ms=int(delay * 1000), counts_as_attempt=False, waits_for_nats=nats)
 
     async def record_when_possible(self, outcomes: list[Outcome], now: datetime, claim: str | None,
                                    clock: Callable[[], datetime]) -> None:

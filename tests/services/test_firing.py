@@ -163,6 +163,41 @@ async def test_busy_concurrency_slots_defer_a_fresh_run_and_skip_a_stale_one(eng
     assert [(o.status, o.reason) for o in stale.outcomes] == [("skipped", "lock_conflict")]
 
 
+async def test_a_schedules_backlog_in_one_batch_goes_out_at_once_in_slot_order(
+        engine, schedules, firing, service_settings, nats_client):
+    target = subject()
+    inbox = Inbox()
+    await nats_client.subscribe(target, cb=inbox.on_message)
+    await nats_client.flush()
+    first = await due_execution(engine, schedules, service_settings, target, max_concurrent=1,
+                                command_payload={"run": "{{execution_id}}"})
+    (schedule_id,) = [r.id for r in await rows(engine, "SELECT id FROM schedules")]
+    runs = [first] + [(await schedules.trigger(schedule_id, ACTOR, utc_now())).execution_id for _ in range(4)]
+    # One slot, five runs in one batch (a catch-up hands a schedule's backlog over at once): each takes
+    # the slot in turn, none is deferred to another round trip through the queue.
+    result = await firing.fire(list(reversed(runs)), utc_now, 0.5)
+    assert [o.status for o in result.outcomes] == ["succeeded"] * 5 and result.locks_acquired == 5
+    await inbox.wait(5)
+    assert [json.loads(m.data)["run"] for m in inbox.messages] == [str(r) for r in runs]
+    logs = await rows(engine, "SELECT attempts, jsonb_array_length(attempt_log) AS tries FROM executions")
+    assert {(r.attempts, r.tries) for r in logs} == {(1, 1)}
+    assert await firing.locks.redis.exists(f"scheduler:lock:{schedule_id}:0") == 0
+
+
+async def test_a_claim_passes_over_a_run_another_transaction_holds_instead_of_waiting(
+        engine, schedules, firing, service_settings):
+    held = await due_execution(engine, schedules, service_settings, subject())
+    free = await due_execution(engine, schedules, service_settings, subject())
+    async with engine.connect() as other:
+        async with other.begin():  # another batch's claim or record, still open
+            await other.execute(sa.text("SELECT 1 FROM executions WHERE id = :id FOR UPDATE"), {"id": held})
+            claimed = await asyncio.wait_for(firing.claim([held, free], utc_now(), "w#1"), 10)
+            # Waiting for it let two batches holding copies of the same runs deadlock.
+            assert [c.execution_id for c in claimed] == [free]
+    (row,) = await rows(engine, "SELECT status FROM executions WHERE id = :id", id=held)
+    assert row.status == "pending"
+
+
 async def test_runs_of_paused_or_deleted_schedules_do_not_go_out(engine, schedules, firing, service_settings):
     paused_run = await due_execution(engine, schedules, service_settings, subject())
     deleted_run = await due_execution(engine, schedules, service_settings, subject())
@@ -182,6 +217,34 @@ async def test_nats_unreachable_means_retry_not_loss(engine, schedules, service_
     result = await firing.fire([execution_id], utc_now, 0.0)
     assert result.outcomes[0].status == "retrying" and "NATS unavailable" in result.outcomes[0].error
     assert result.outcomes[0].retry_in_ms == 5000
+    # It goes back when NATS does (actors.waiting_room), not on the backoff timer.
+    assert result.waiting_for_nats == result.outcomes and result.retries == []
+
+
+async def test_with_nats_unreachable_a_schedules_backlog_waits_for_it_without_more_tries(
+        engine, schedules, service_settings, redis_client):
+    dead = NatsConnection("nats://127.0.0.1:1", name="unreachable")
+    firing = FiringService(engine, ScheduleLocks(redis_client, 30), CommandPublisher(dead, 0), service_settings)
+    first = await due_execution(engine, schedules, service_settings, subject(), max_concurrent=1)
+    (schedule_id,) = [r.id for r in await rows(engine, "SELECT id FROM schedules")]
+    second = (await schedules.trigger(schedule_id, ACTOR, utc_now())).execution_id
+    result = await firing.fire([first, second], utc_now, 0.0)
+    # The first run found NATS down; the second, which needed the slot after it, is not tried against it.
+    assert result.locks_acquired == 1
+    assert sorted((o.execution_id, o.status) for o in result.waiting_for_nats) == sorted(
+        [(first, "retrying"), (second, "retrying")])
+
+
+async def test_a_run_blocked_by_unreachable_redis_retries_on_its_timer(engine, schedules, service_settings, nats_client):
+    unreachable = redis.from_url("redis://127.0.0.1:1", socket_connect_timeout=0.5)
+    firing = FiringService(engine, ScheduleLocks(unreachable, 30), CommandPublisher(NatsConnection("nats://localhost:4222"), 0),
+                           service_settings)
+    execution_id = await due_execution(engine, schedules, service_settings, subject(), retry_delay=5)
+    result = await firing.fire([execution_id], utc_now, 0.0)
+    (outcome,) = result.outcomes
+    assert outcome.status == "retrying" and "lock service unavailable" in outcome.error and outcome.retry_in_ms == 5000
+    assert result.retries == [outcome] and result.waiting_for_nats == []
+    await unreachable.aclose()
 
 
 async def test_our_outage_spends_neither_the_retry_budget_nor_the_backoff_within_the_grace(
