@@ -19,7 +19,9 @@ Ledger (JSON + printed): every slot of every schedule's rule in the run window h
 every row is either published (a command received, by Scheduler-Execution-Id) or carries an accepted
 reason; no Nats-Msg-Id stored twice in the stream; core-NATS duplicates counted apart; the worst gap
 between two publishes of one execution id; the publish time of slots due during a fault relative to its
-end; processes that died without being killed.
+end; processes that died without being killed. Beside the JSON: `<ledger>.slots.tsv` (every run: due,
+first publish, publishes), `<ledger>.faults.tsv` (every fault's start and end) and `<ledger>.cpu.tsv`
+(CPU seconds per process and second, tests/chaos/cpu.py), for looking into a run after the fact.
 """
 
 from __future__ import annotations
