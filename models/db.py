@@ -23,14 +23,30 @@ def make_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
     )
 
 
+# PostgreSQL refusing or dropping connections: during a fast shutdown it answers new connections with
+# "the database system is shutting down" (57P03) and ends open ones with 57P01.
+_UNREACHABLE = (ConnectionError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError)
+
+
 def database_unreachable(error: BaseException) -> bool:
     """True for a lost or refused PostgreSQL connection (raw, or wrapped by SQLAlchemy): the request
-    may succeed later, unlike a constraint or programming error."""
-    if isinstance(error, (OperationalError, InterfaceError)) or (
-            isinstance(error, DBAPIError) and error.connection_invalidated):
-        return True
-    return isinstance(error, (ConnectionError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
-                              asyncpg.InterfaceError, TimeoutError))
+    may succeed later, unlike a constraint or programming error.
+
+    The wrapped error's causes are followed: SQLAlchemy reports a connection refused during a shutdown
+    as a plain DBAPIError whose cause is asyncpg's CannotConnectNowError (the chaos suite's PostgreSQL
+    restarts answered a few API requests 500 that way instead of 503).
+    """
+    for _ in range(6):
+        if isinstance(error, (OperationalError, InterfaceError)) or (
+                isinstance(error, DBAPIError) and error.connection_invalidated):
+            return True
+        if isinstance(error, _UNREACHABLE):
+            return True
+        error = getattr(error, "orig", None) or error.__cause__
+        if error is None:
+            return False
+    return False
 
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
