@@ -141,6 +141,15 @@ class ChaosStack(Stack):
                     counts[action] += f'"{action}"' in line
         return counts
 
+    def log_lines_with(self, needles: dict[str, str]) -> dict[str, int]:
+        """How many lines of all the processes' logs contain each needle (name -> text)."""
+        counts = dict.fromkeys(needles, 0)
+        for path in self.logs.glob("*.log"):
+            for line in path.read_text(errors="replace").splitlines():
+                for name, needle in needles.items():
+                    counts[name] += needle in line
+        return counts
+
     def cleanup(self) -> None:  # the private servers are thrown away whole
         self.stop()
 
@@ -853,6 +862,11 @@ class Run:
                 fh.write(f"{f.kind}\t{f.target}\t{f.start:.3f}\t{(f.end or f.start):.3f}\n")
         if self.unexpected_exits:
             problems["processes_exited_unasked"] = self.unexpected_exits
+        # 503 (PostgreSQL down, with Retry-After) and 429 are answers; a 500 is a bug.
+        server_errors = [(a.kind, a.schedule_id, a.status) for a in self.actions
+                         if a.status is not None and a.status >= 500 and a.status != 503]
+        if server_errors:
+            problems["api_answered_5xx"] = server_errors
         if worst_gap > self.duplicate_window:
             problems["redelivery_gap_beyond_duplicate_window"].append((worst_gap_id, worst_gap))
 
@@ -877,6 +891,9 @@ class Run:
             "republished_js_ids_dropped_by_stream": js_core_view_dupes,
             "reaped_runs": sum(1 for r in rows if r["lost"]),
             "ticker_recoveries_logged": self.stack.ticker_log_events(("ticker.reaped", "ticker.rescued")),
+            # A deadlock aborts a batch's claim or record (its runs then wait for the sweep).
+            "errors_logged": self.stack.log_lines_with({"deadlock_detected": "deadlock detected",
+                                                        "api_unhandled_error": '"api.unhandled_error"'}),
             "worst_gap_between_publishes_of_one_id_s": round(worst_gap, 1), "worst_gap_id": worst_gap_id,
             "kills": {"total": len(kills), "by_kind": dict(Counter(f.target.split("-")[0] for f in kills)),
                       "with_runs_in_flight": sum(1 for f in kills if f.detail.get("running_rows"))},
