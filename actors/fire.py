@@ -91,14 +91,17 @@ def _send_retries(outcomes: list[Outcome], batch_size: int, actor: dramatiq.Acto
         delay_ms = whole_seconds_ms(outcome.retry_in_ms or 0)
         groups.setdefault(delay_ms, []).append(str(outcome.execution_id))
     for delay_ms, ids in groups.items():
-        for start in range(0, len(ids), batch_size):
-            (actor or fire_overdue).send_with_options(args=(ids[start : start + batch_size],), delay=delay_ms)
+        _send_in_batches(ids, batch_size, delay_ms, actor or fire_overdue)
 
 
-def _send_now(execution_ids: list[str], batch_size: int) -> None:
-    """Queue runs on the overdue lane at once, `batch_size` ids per message."""
+def _send_in_batches(execution_ids: list[str], batch_size: int, delay_ms: int = 0,
+                     actor: dramatiq.Actor | None = None) -> None:
+    """Queue runs as messages of `actor` (the overdue lane by default) of up to `batch_size` ids,
+    delayed by `delay_ms` (0: at once, straight onto the queue: Dramatiq sends even a 0 ms delay through
+    its delay queue, which workers prefetch and hold)."""
     for start in range(0, len(execution_ids), batch_size):
-        fire_overdue.send(execution_ids[start : start + batch_size])
+        (actor or fire_overdue).send_with_options(args=(execution_ids[start : start + batch_size],),
+                                                  delay=delay_ms or None)
 
 
 async def _nats_is_up(res: WorkerResources) -> bool:
@@ -117,7 +120,7 @@ async def _waiting_for_nats() -> WaitingRoom:
     if _waiting_room is None:
         res = await resources()
         _waiting_room = WaitingRoom(lambda: _nats_is_up(res),
-                                    lambda ids: _send_now(ids, res.settings.DISPATCH_BATCH_SIZE))
+                                    lambda ids: _send_in_batches(ids, res.settings.DISPATCH_BATCH_SIZE))
     return _waiting_room
 
 

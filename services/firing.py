@@ -42,8 +42,8 @@ ROUNDS_SECONDS = 2.0
 LOCK_CONFLICT_DEFER_MS = 1000
 # A run that failed because one of OUR dependencies was unreachable (Redis for its lock, NATS for its
 # publish) tries again within this many seconds (NATS: as soon as the worker's connection is back, see
-# actors.waiting_room) and keeps its attempt, while its slot is within the misfire grace. The schedule's retry_delay and max_retries are a budget for failures of the target;
-# spending them on our own outage published a 60 s NATS outage's slots up to retry_delay (300 s by
+# actors.waiting_room) and keeps its attempt, while its slot is within the misfire grace. The
+# schedule's retry_delay and max_retries are a budget for failures of the target; spending them on our own outage published a 60 s NATS outage's slots up to retry_delay (300 s by
 # default) after NATS returned, and failed runs outright after max_retries short outages. Past the
 # grace, the run falls back to the schedule's backoff, which bounds the work of a long outage.
 OUTAGE_RETRY_CAP_SECONDS = 5
