@@ -186,3 +186,24 @@ async def test_bad_and_revoked_keys_are_refused(secure_client, keys, clean_db):
     await service.revoke(keys["reader"].split("_")[1], datetime.now(timezone.utc))
     await engine.dispose()
     assert (await secure_client.get("/api/v1/schedules", headers=bearer(keys, "reader"))).status_code == 401
+
+
+@pytest.mark.parametrize(("who", "status"), [("anonymous", 401), ("reader", 403), ("owner", 403), ("other", 403), ("admin", 200)])
+async def test_dramatiq_dashboard_is_for_admins(secure_client, keys, who, status):
+    response = await secure_client.get("/dramatiq/", headers=bearer(keys, who))
+    assert response.status_code == status, response.text[:300]
+    if status == 401:
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    if status >= 400:
+        assert response.json()["code"] in ("unauthenticated", "forbidden")
+
+
+async def test_dramatiq_dashboard_takes_the_sign_in_cookie(secure_client, keys):
+    for who, status in (("reader", 403), ("admin", 200)):
+        response = await secure_client.get("/dramatiq/", headers={"Cookie": f"scheduler_api_key={keys[who]}"})
+        assert response.status_code == status, (who, response.text[:300])
+
+
+async def test_dramatiq_dashboard_refuses_a_queue_action_without_a_key(secure_client):
+    response = await secure_client.post("/dramatiq/queues/default/delete_all")
+    assert response.status_code == 401

@@ -212,3 +212,9 @@ def test_sign_in_dialog_on_401_sends_the_key_as_bearer(page: Page, stack):
     assert state["rejected"] and seen[-1] == "Bearer test-key"
     assert page.evaluate("sessionStorage.getItem('scheduler.apiKey')") == "test-key"
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    dramatiq_cookies = {c["name"]: c for c in page.context.cookies(f"{stack.api}/dramatiq/")}
+    assert dramatiq_cookies["scheduler_api_key"]["value"] == "test-key"
+    assert dramatiq_cookies["scheduler_api_key"]["sameSite"] == "Strict"
+    assert "scheduler_api_key" not in {c["name"] for c in page.context.cookies(f"{stack.api}/")}
+    page.get_by_role("button", name="Sign out").click()
+    assert "scheduler_api_key" not in {c["name"] for c in page.context.cookies(f"{stack.api}/dramatiq/")}

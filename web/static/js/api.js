@@ -17,6 +17,12 @@ export class GraphQLRequestError extends Error {
 export const apiKey = () => sessionStorage.getItem(KEY);
 export function setApiKey(key) {
   if (key) sessionStorage.setItem(KEY, key); else sessionStorage.removeItem(KEY);
+  // The Dramatiq dashboard (/dramatiq/) is a server-rendered admin page: a browser navigation sends
+  // no header, so the key goes with it as a cookie that only that path and this site receive.
+  const secure = location.protocol === "https:" ? "; Secure" : "";
+  document.cookie = key
+    ? `scheduler_api_key=${encodeURIComponent(key)}; Path=/dramatiq; SameSite=Strict${secure}`
+    : `scheduler_api_key=; Path=/dramatiq; SameSite=Strict; Max-Age=0${secure}`;
   document.getElementById("signout").hidden = !key;
   keyListeners.forEach((fn) => fn(key));
 }
