@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install migrate run demo test test-fast clean
+.PHONY: install migrate run demo test test-fast lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,15 @@ demo: install
 
 test: install
 	$(PY) -m pytest
+
+# ruff: the linter and the formatter, configured in pyproject.toml; CI runs `make lint`.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 test-fast: install
 	$(PY) -m pytest tests/core

@@ -60,17 +60,29 @@ async def _emit_events(res: WorkerResources, result: FireResult) -> None:
     at = utc_now().isoformat()
     events: list[tuple[str, dict]] = []
     for schedule_id in result.disabled:
-        events.append((SCHEDULE_EVENT_PREFIX + "disabled", {
-            "schedule_id": str(schedule_id), "reason": "target_command is no longer allowed by COMMAND_WHITELIST",
-            "at": at}))
+        events.append(
+            (
+                SCHEDULE_EVENT_PREFIX + "disabled",
+                {
+                    "schedule_id": str(schedule_id),
+                    "reason": "target_command is no longer allowed by COMMAND_WHITELIST",
+                    "at": at,
+                },
+            )
+        )
     for o in result.outcomes:
         body = {
-            "execution_id": str(o.execution_id), "schedule_id": str(o.schedule_id), "attempt": o.attempt,
-            "scheduled_for": o.scheduled_for.isoformat(), "at": at,
+            "execution_id": str(o.execution_id),
+            "schedule_id": str(o.schedule_id),
+            "attempt": o.attempt,
+            "scheduled_for": o.scheduled_for.isoformat(),
+            "at": at,
         }
         events.append((EXECUTION_EVENT_PREFIX + "started", {**body, "status": "running"}))
         kind = {"retrying": "failed", "cancelled": "skipped"}.get(o.status, o.status)
-        events.append((EXECUTION_EVENT_PREFIX + kind, {**body, "status": o.status, "reason": o.reason, "error": o.error}))
+        events.append(
+            (EXECUTION_EVENT_PREFIX + kind, {**body, "status": o.status, "reason": o.reason, "error": o.error})
+        )
     await res.events.emit_many(events)
 
 
@@ -94,14 +106,16 @@ def _send_retries(outcomes: list[Outcome], batch_size: int, actor: dramatiq.Acto
         _send_in_batches(ids, batch_size, delay_ms, actor or fire_overdue)
 
 
-def _send_in_batches(execution_ids: list[str], batch_size: int, delay_ms: int = 0,
-                     actor: dramatiq.Actor | None = None) -> None:
+def _send_in_batches(
+    execution_ids: list[str], batch_size: int, delay_ms: int = 0, actor: dramatiq.Actor | None = None
+) -> None:
     """Queue runs as messages of `actor` (the overdue lane by default) of up to `batch_size` ids,
     delayed by `delay_ms` (0: at once, straight onto the queue: Dramatiq sends even a 0 ms delay through
     its delay queue, which workers prefetch and hold)."""
     for start in range(0, len(execution_ids), batch_size):
-        (actor or fire_overdue).send_with_options(args=(execution_ids[start : start + batch_size],),
-                                                  delay=delay_ms or None)
+        (actor or fire_overdue).send_with_options(
+            args=(execution_ids[start : start + batch_size],), delay=delay_ms or None
+        )
 
 
 async def _nats_is_up(res: WorkerResources) -> bool:
@@ -119,8 +133,9 @@ async def _waiting_for_nats() -> WaitingRoom:
     global _waiting_room
     if _waiting_room is None:
         res = await resources()
-        _waiting_room = WaitingRoom(lambda: _nats_is_up(res),
-                                    lambda ids: _send_in_batches(ids, res.settings.DISPATCH_BATCH_SIZE))
+        _waiting_room = WaitingRoom(
+            lambda: _nats_is_up(res), lambda ids: _send_in_batches(ids, res.settings.DISPATCH_BATCH_SIZE)
+        )
     return _waiting_room
 
 
@@ -143,16 +158,18 @@ async def _run(execution_ids: list[str]) -> FireResult:
     return result
 
 
-@dramatiq.actor(queue_name=FIRE_QUEUE, retry_when=_only_explicit_retries, time_limit=TIME_LIMIT_MS,
-                priority=FIRE_PRIORITY)
+@dramatiq.actor(
+    queue_name=FIRE_QUEUE, retry_when=_only_explicit_retries, time_limit=TIME_LIMIT_MS, priority=FIRE_PRIORITY
+)
 async def fire_batch(execution_ids: list[str]) -> None:
     """Fire a batch: runs handed over by the ticker (those handed over ahead of their instant are
     claimed now and published at it) or runs whose retry is due."""
     await _retry_later(await _run(execution_ids))
 
 
-@dramatiq.actor(queue_name=OVERDUE_QUEUE, retry_when=_only_explicit_retries, time_limit=TIME_LIMIT_MS,
-                priority=OVERDUE_PRIORITY)
+@dramatiq.actor(
+    queue_name=OVERDUE_QUEUE, retry_when=_only_explicit_retries, time_limit=TIME_LIMIT_MS, priority=OVERDUE_PRIORITY
+)
 async def fire_overdue(execution_ids: list[str]) -> None:
     """Fire a batch the outbox sweep found (lost hand-overs, overdue retries, runs reaped from a dead
     worker): the same work as `fire_batch`, ahead of it (see actors.broker.OVERDUE_QUEUE)."""

@@ -24,10 +24,13 @@ class WorkerHeartbeat(dramatiq.Middleware):
 
     def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         global _current
-        self.heartbeat = Heartbeat(self.settings.REDIS_URL, self.settings.WORKER_HEARTBEAT_SECONDS,
-                                   self.settings.WORKER_DEAD_AFTER_SECONDS,
-                                   prefix_for(self.settings.BROKER_NAMESPACE),
-                                   consumer_id=getattr(broker, "broker_id", None))
+        self.heartbeat = Heartbeat(
+            self.settings.REDIS_URL,
+            self.settings.WORKER_HEARTBEAT_SECONDS,
+            self.settings.WORKER_DEAD_AFTER_SECONDS,
+            prefix_for(self.settings.BROKER_NAMESPACE),
+            consumer_id=getattr(broker, "broker_id", None),
+        )
         self.heartbeat.start()
         _current = self.heartbeat
 

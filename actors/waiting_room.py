@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 log = logging.getLogger("actors.waiting_room")
 
@@ -31,8 +31,9 @@ class WaitingRoom:
     it fails (Redis unreachable) the ids stay and are sent at the next check.
     """
 
-    def __init__(self, is_up: Callable[[], Awaitable[bool]], send: Callable[[list[str]], None],
-                 poll_seconds: float = 0.25) -> None:
+    def __init__(
+        self, is_up: Callable[[], Awaitable[bool]], send: Callable[[list[str]], None], poll_seconds: float = 0.25
+    ) -> None:
         self._is_up = is_up
         self._send = send
         self.poll_seconds = poll_seconds
@@ -57,8 +58,10 @@ class WaitingRoom:
             try:
                 await asyncio.to_thread(self._send, ids)
             except Exception as error:  # the queue is unreachable: keep them, try again at the next check
-                log.warning("waiting runs not sent yet", extra={"action": "worker.nats_wait_send_failed",
-                                                                "runs": len(ids), "error": str(error)[:200]})
+                log.warning(
+                    "waiting runs not sent yet",
+                    extra={"action": "worker.nats_wait_send_failed", "runs": len(ids), "error": str(error)[:200]},
+                )
                 continue
             for execution_id in ids:
                 self._ids.pop(execution_id, None)

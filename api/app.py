@@ -22,11 +22,11 @@ from runtime.migrations import migration_head
 from runtime.nats_client import NatsConnection
 from services.audit import AuditService
 from services.auth import ApiKeyService
-from services.payload_schemas import PayloadSchemas
-from services.ratelimit import WriteLimiter
 from services.events import NatsEvents
 from services.executions import ExecutionService
 from services.lifecycle import LifecycleService
+from services.payload_schemas import PayloadSchemas
+from services.ratelimit import WriteLimiter
 
 CORRELATION_HEADER = "X-Correlation-ID"
 _CORRELATION_KEY = CORRELATION_HEADER.lower().encode()
@@ -37,7 +37,9 @@ async def _serve_nats_commands(app: FastAPI) -> None:
     """Subscribe to cmd.scheduler.schedule.* as soon as NATS answers (retrying while it does not)."""
     while True:
         try:
-            await nats_commands.subscribe(app.state.nats, app.state.schedules, app.state.api_keys, app.state.settings.AUTH_ENABLED)
+            await nats_commands.subscribe(
+                app.state.nats, app.state.schedules, app.state.api_keys, app.state.settings.AUTH_ENABLED
+            )
             return
         except asyncio.CancelledError:
             raise
@@ -86,7 +88,9 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.settings = settings
         app.state.engine = engine
         app.state.nats = NatsConnection.from_settings(settings, name=f"{settings.SERVICE_NAME}-api")
-        limiter = WriteLimiter(settings.REDIS_URL, settings.RATE_LIMIT_WRITES) if settings.RATE_LIMIT_WRITES.strip() else None
+        limiter = (
+            WriteLimiter(settings.REDIS_URL, settings.RATE_LIMIT_WRITES) if settings.RATE_LIMIT_WRITES.strip() else None
+        )
         schemas = PayloadSchemas.load(settings.PAYLOAD_SCHEMA_DIR) if settings.PAYLOAD_SCHEMA_DIR else None
         app.state.schedules = LifecycleService(sessions, settings, NatsEvents(app.state.nats), limiter, schemas, reads)
         app.state.api_keys = ApiKeyService(sessions, settings.API_KEY_CACHE_SECONDS)

@@ -51,7 +51,9 @@ def actor_from(*header_names: str):
         named, header = named_principal(request.headers, header_names)
         state = request.app.state
         token = bearer_token(request.headers.get("Authorization"), request.headers.get("X-API-Key"))
-        return await resolve_actor(state.api_keys, state.settings.AUTH_ENABLED, token, named, header, request.state.correlation_id)
+        return await resolve_actor(
+            state.api_keys, state.settings.AUTH_ENABLED, token, named, header, request.state.correlation_id
+        )
 
     return dependency
 

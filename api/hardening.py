@@ -57,11 +57,27 @@ class BodyLimit:
 
     async def _too_large(self, send: Send) -> None:
         detail = f"request body over {self.limit} bytes"
-        body = json.dumps({"type": "https://scheduler-service/problems/payload_too_large", "title": "Payload too large",
-                           "status": 413, "detail": detail, "code": "payload_too_large",
-                           "errors": [{"field": "body", "message": detail}], "correlation_id": None}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]})
+        body = json.dumps(
+            {
+                "type": "https://scheduler-service/problems/payload_too_large",
+                "title": "Payload too large",
+                "status": 413,
+                "detail": detail,
+                "code": "payload_too_large",
+                "errors": [{"field": "body", "message": detail}],
+                "correlation_id": None,
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/problem+json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -92,7 +108,11 @@ class SecurityHeaders:
 def install_hardening(app: FastAPI, settings: Settings) -> None:
     origins = [o.strip() for o in settings.CORS_ORIGINS.split(",") if o.strip()]
     if origins:  # off unless configured: the dashboard is same-origin
-        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PUT", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type", "X-Correlation-ID", "X-Performed-By"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Correlation-ID", "X-Performed-By"],
+        )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, limit=settings.MAX_BODY_BYTES)

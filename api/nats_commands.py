@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from pydantic import ValidationError
 
+from api.deps import named_principal
 from api.problems import STATUS_BY_ERROR
 from core.errors import DomainError, FieldError, ValidationFailed
-from api.deps import named_principal
 from services.auth import ApiKeyService, bearer_token, resolve_actor
 from services.lifecycle import LifecycleService
 from services.schedules import validation_errors_of
@@ -27,7 +28,15 @@ from services.schemas import ReasonRequest, ScheduleCreate, ScheduleUpdate, Trig
 log = logging.getLogger("api.nats")
 SUBJECT_PREFIX = "cmd.scheduler.schedule."
 QUEUE_GROUP = "scheduler-service"
-ACTOR_HEADERS = ("X-Created-By", "X-Performed-By", "X-Updated-By", "X-Deleted-By", "X-Paused-By", "X-Resumed-By", "X-Triggered-By")
+ACTOR_HEADERS = (
+    "X-Created-By",
+    "X-Performed-By",
+    "X-Updated-By",
+    "X-Deleted-By",
+    "X-Paused-By",
+    "X-Resumed-By",
+    "X-Triggered-By",
+)
 
 Handler = Callable[..., Awaitable[tuple[int, Any]]]
 
@@ -47,7 +56,9 @@ async def _create(service, body, actor, now):
 
 async def _update(service, body, actor, now):
     schedule_id = _schedule_id(body)
-    return 200, (await service.update(schedule_id, ScheduleUpdate.model_validate(body), actor, now)).model_dump(mode="json")
+    return 200, (await service.update(schedule_id, ScheduleUpdate.model_validate(body), actor, now)).model_dump(
+        mode="json"
+    )
 
 
 async def _delete(service, body, actor, now):
@@ -75,19 +86,38 @@ async def _trigger(service, body, actor, now):
 
 
 HANDLERS: dict[str, Handler] = {
-    "create": _create, "update": _update, "delete": _delete, "pause": _pause, "resume": _resume, "trigger": _trigger,
+    "create": _create,
+    "update": _update,
+    "delete": _delete,
+    "pause": _pause,
+    "resume": _resume,
+    "trigger": _trigger,
 }
 
 
-def _problem(status: int, code: str, title: str, detail: str, errors: list[FieldError], correlation_id: str) -> dict[str, Any]:
+def _problem(
+    status: int, code: str, title: str, detail: str, errors: list[FieldError], correlation_id: str
+) -> dict[str, Any]:
     return {
-        "type": f"https://scheduler-service/problems/{code}", "title": title, "status": status, "detail": detail,
-        "code": code, "errors": [e.as_dict() for e in errors], "correlation_id": correlation_id,
+        "type": f"https://scheduler-service/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "errors": [e.as_dict() for e in errors],
+        "correlation_id": correlation_id,
     }
 
 
-async def handle(service: LifecycleService, subject: str, data: bytes, headers: dict[str, str], now: datetime,
-                 api_keys: ApiKeyService, auth_enabled: bool) -> tuple[int, bytes]:
+async def handle(
+    service: LifecycleService,
+    subject: str,
+    data: bytes,
+    headers: dict[str, str],
+    now: datetime,
+    api_keys: ApiKeyService,
+    auth_enabled: bool,
+) -> tuple[int, bytes]:
     """Run one command; returns (status, reply body). Never raises."""
     correlation_id = (headers.get("X-Correlation-ID") or str(uuid.uuid4()))[:64]
     operation = subject.removeprefix(SUBJECT_PREFIX)
@@ -97,7 +127,9 @@ async def handle(service: LifecycleService, subject: str, data: bytes, headers: 
         actor = await resolve_actor(api_keys, auth_enabled, token, named, header, correlation_id)
         handler = HANDLERS.get(operation)
         if handler is None:
-            raise ValidationFailed.single("subject", f"unknown operation {operation!r}; expected one of {', '.join(HANDLERS)}")
+            raise ValidationFailed.single(
+                "subject", f"unknown operation {operation!r}; expected one of {', '.join(HANDLERS)}"
+            )
         try:
             body = json.loads(data or b"{}")
         except ValueError as error:
@@ -115,7 +147,14 @@ async def handle(service: LifecycleService, subject: str, data: bytes, headers: 
         return status, json.dumps(problem).encode()
     except Exception:
         log.exception("command failed", extra={"action": "nats.command_failed", "subject": subject})
-        problem = _problem(500, "internal_error", "Internal error", "an unexpected error occurred; it has been logged", [], correlation_id)
+        problem = _problem(
+            500,
+            "internal_error",
+            "Internal error",
+            "an unexpected error occurred; it has been logged",
+            [],
+            correlation_id,
+        )
         return 500, json.dumps(problem).encode()
 
 
@@ -124,8 +163,9 @@ async def subscribe(nats_connection, service: LifecycleService, api_keys: ApiKey
     client = await nats_connection.connection()
 
     async def on_message(msg) -> None:
-        status, reply = await handle(service, msg.subject, msg.data, dict(msg.headers or {}), datetime.now(timezone.utc),
-                                     api_keys, auth_enabled)
+        status, reply = await handle(
+            service, msg.subject, msg.data, dict(msg.headers or {}), datetime.now(timezone.utc), api_keys, auth_enabled
+        )
         if msg.reply:
             await client.publish(msg.reply, reply, headers={"Scheduler-Status": str(status)})
 

@@ -60,13 +60,27 @@ class Problem(BaseModel):
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": title}
-    for status, title in [(400, "Unreadable request body"), (401, "Authentication required"), (403, "Forbidden"), (404, "Not found"), (409, "Conflict"),
-                          (422, "Validation failed"), (429, "Quota or rate limit exceeded")]
+    for status, title in [
+        (400, "Unreadable request body"),
+        (401, "Authentication required"),
+        (403, "Forbidden"),
+        (404, "Not found"),
+        (409, "Conflict"),
+        (422, "Validation failed"),
+        (429, "Quota or rate limit exceeded"),
+    ]
 }
 
 
-def problem_response(request: Request, status: int, code: str, title: str, detail: str, errors: list[FieldError],
-                     headers: dict[str, str] | None = None) -> JSONResponse:
+def problem_response(
+    request: Request,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    errors: list[FieldError],
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     body = Problem(
         type=f"https://scheduler-service/problems/{code}",
         title=title,
@@ -115,7 +129,9 @@ def install_problem_handlers(app: FastAPI) -> None:
             headers["Retry-After"] = str(error.retry_after_seconds)
         if isinstance(error, Unauthenticated):
             headers["WWW-Authenticate"] = 'Bearer realm="scheduler"'
-        return problem_response(request, _status_of(error), error.code, error.title, error.message, error.errors, headers)
+        return problem_response(
+            request, _status_of(error), error.code, error.title, error.message, error.errors, headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def request_invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -125,9 +141,13 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(error.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            error.status_code, "http_error"
+        )
         if error.status_code == 413:
-            return problem_response(request, 413, code, "Payload too large", str(error.detail), [FieldError("body", str(error.detail))])
+            return problem_response(
+                request, 413, code, "Payload too large", str(error.detail), [FieldError("body", str(error.detail))]
+            )
         # FastAPI answers 400 when it cannot even parse the body (e.g. nesting too deep to decode).
         errors = [FieldError("body", str(error.detail))] if error.status_code == 400 else []
         return problem_response(request, error.status_code, code, str(error.detail), str(error.detail), errors)
@@ -136,12 +156,27 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         if database_unreachable(error):
             # PostgreSQL restarting or unreachable: nothing was written; the client may retry.
-            log.warning("database unavailable", extra={"action": "api.database_unavailable", "path": request.url.path,
-                                                        "error": f"{type(error).__name__}: {error}"[:300]})
-            return problem_response(request, 503, "service_unavailable", "Service unavailable",
-                                    "the database is unavailable; retry shortly", [], {"Retry-After": "2"})
+            log.warning(
+                "database unavailable",
+                extra={
+                    "action": "api.database_unavailable",
+                    "path": request.url.path,
+                    "error": f"{type(error).__name__}: {error}"[:300],
+                },
+            )
+            return problem_response(
+                request,
+                503,
+                "service_unavailable",
+                "Service unavailable",
+                "the database is unavailable; retry shortly",
+                [],
+                {"Retry-After": "2"},
+            )
         log.exception("unhandled error", extra={"action": "api.unhandled_error", "path": request.url.path})
-        return problem_response(request, 500, "internal_error", "Internal error", "an unexpected error occurred; it has been logged", [])
+        return problem_response(
+            request, 500, "internal_error", "Internal error", "an unexpected error occurred; it has been logged", []
+        )
 
     # A handler for `Exception` runs in Starlette's outermost middleware, which sends its response and
     # then re-raises, so the server logged a full "Exception in ASGI application" traceback for every

@@ -12,8 +12,9 @@ from api.problems import PROBLEM_RESPONSES
 from services.audit import AuditEntryOut, AuditFilter, AuditService
 from services.schemas import Instant, Page
 
-router = APIRouter(prefix="/api/v1", tags=["audit"], responses=PROBLEM_RESPONSES,
-                   dependencies=[Depends(reject_nul_query)])
+router = APIRouter(
+    prefix="/api/v1", tags=["audit"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reject_nul_query)]
+)
 
 
 def audit_service(request: Request) -> AuditService:

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, Query
 
 from api.deps import Executions, Reader, reject_nul_query
 from api.problems import PROBLEM_RESPONSES
-from services.schemas import ExecutionFilter, Instant, ExecutionOut, Page, StatsOut
+from services.schemas import ExecutionFilter, ExecutionOut, Instant, Page, StatsOut
 
-router = APIRouter(prefix="/api/v1", tags=["executions"], responses=PROBLEM_RESPONSES,
-                   dependencies=[Depends(reject_nul_query)])
+router = APIRouter(
+    prefix="/api/v1", tags=["executions"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reject_nul_query)]
+)
 
 PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
 PageSize = Annotated[int, Query(ge=1, le=100)]
@@ -51,7 +52,9 @@ async def get_execution(execution_id: uuid.UUID, service: Executions, actor: Rea
     return await service.get(execution_id, actor)
 
 
-@router.get("/schedules/{schedule_id}/executions", response_model=Page[ExecutionOut], summary="Executions of a schedule")
+@router.get(
+    "/schedules/{schedule_id}/executions", response_model=Page[ExecutionOut], summary="Executions of a schedule"
+)
 async def schedule_executions(
     schedule_id: uuid.UUID,
     service: Executions,

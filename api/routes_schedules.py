@@ -7,8 +7,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Response
 
-from api.deps import reject_nul_query, Creator, Deleter, Now, Pauser, Performer, Reader, Resumer, Schedules, Triggerer, Updater
+from api.deps import (
+    Creator,
+    Deleter,
+    Now,
+    Pauser,
+    Performer,
+    Reader,
+    Resumer,
+    Schedules,
+    Triggerer,
+    Updater,
+    reject_nul_query,
+)
 from api.problems import PROBLEM_RESPONSES
+from core.rules import ScheduleType
 from services.schemas import (
     BulkCreateOut,
     BulkCreateRequest,
@@ -26,10 +39,13 @@ from services.schemas import (
     TriggerOut,
     TriggerRequest,
 )
-from core.rules import ScheduleType
 
-router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"], responses=PROBLEM_RESPONSES,
-                   dependencies=[Depends(reject_nul_query)])
+router = APIRouter(
+    prefix="/api/v1/schedules",
+    tags=["schedules"],
+    responses=PROBLEM_RESPONSES,
+    dependencies=[Depends(reject_nul_query)],
+)
 
 PageNumber = Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number")]
 PageSize = Annotated[int, Query(ge=1, le=100, description="items per page")]
@@ -79,7 +95,9 @@ async def bulk_create(body: BulkCreateRequest, service: Schedules, actor: Creato
 
 
 @router.post("/bulk/operation", response_model=BulkOperationOut, summary="Pause, resume or delete many")
-async def bulk_operation(body: BulkOperationRequest, service: Schedules, actor: Performer, now: Now) -> BulkOperationOut:
+async def bulk_operation(
+    body: BulkOperationRequest, service: Schedules, actor: Performer, now: Now
+) -> BulkOperationOut:
     return await service.bulk_operation(body.schedule_ids, body.operation, actor, now, body.reason)
 
 
@@ -96,7 +114,9 @@ async def update_schedule(
 
 
 @router.delete("/{schedule_id}", status_code=204, response_class=Response, summary="Delete a schedule")
-async def delete_schedule(schedule_id: uuid.UUID, service: Schedules, actor: Deleter, now: Now, reason: Reason = None) -> Response:
+async def delete_schedule(
+    schedule_id: uuid.UUID, service: Schedules, actor: Deleter, now: Now, reason: Reason = None
+) -> Response:
     await service.delete(schedule_id, actor, now, reason)
     return Response(status_code=204)
 

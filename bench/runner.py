@@ -25,9 +25,10 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import asyncpg
 import httpx
@@ -62,8 +63,14 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     def at(q: float) -> float:
         return round(ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))] * 1000, 2)
 
-    return {"p50_ms": at(0.50), "p90_ms": at(0.90), "p99_ms": at(0.99), "max_ms": round(ordered[-1] * 1000, 2),
-            "mean_ms": round(statistics.fmean(ordered) * 1000, 2), "count": len(ordered)}
+    return {
+        "p50_ms": at(0.50),
+        "p90_ms": at(0.90),
+        "p99_ms": at(0.99),
+        "max_ms": round(ordered[-1] * 1000, 2),
+        "mean_ms": round(statistics.fmean(ordered) * 1000, 2),
+        "count": len(ordered),
+    }
 
 
 # ---------------------------------------------------------------- processes
@@ -80,7 +87,14 @@ class BenchStack(Stack):
 
     def command(self, kind: str) -> list[str]:
         if kind == "worker":
-            return [str(VENV_BIN / "dramatiq"), "actors", "-p", str(self.worker_processes), "-t", str(self.worker_threads)]
+            return [
+                str(VENV_BIN / "dramatiq"),
+                "actors",
+                "-p",
+                str(self.worker_processes),
+                "-t",
+                str(self.worker_threads),
+            ]
         return super().command(kind)
 
     def start_all(self) -> None:
@@ -159,7 +173,7 @@ class Monitor:
                 self.peak_rss[name] = max(self.peak_rss.get(name, 0), int(values["rss"]))
                 self.timeline.setdefault(name, []).append((now, int(values["rss"])))
 
-    def start(self) -> "Monitor":
+    def start(self) -> Monitor:
         self._thread.start()
         return self
 
@@ -172,9 +186,14 @@ class Monitor:
         for name, end in after.items():
             start = before.get(name, {"cpu": 0.0})
             cpu = max(0.0, end["cpu"] - start["cpu"])
-            entry = {"cpu_seconds": round(cpu, 2), "cpu_percent": round(100 * cpu / seconds, 1) if seconds > 0 else None}
+            entry = {
+                "cpu_seconds": round(cpu, 2),
+                "cpu_percent": round(100 * cpu / seconds, 1) if seconds > 0 else None,
+            }
             if name in self.SERVERS:
-                entry["note"] = "sum over the server's processes alive at both samples (PostgreSQL backends come and go)"
+                entry["note"] = (
+                    "sum over the server's processes alive at both samples (PostgreSQL backends come and go)"
+                )
                 entry["rss_mb"] = round(end["rss"] / 2**20, 1)
             else:
                 entry["peak_rss_mb"] = round(self.peak_rss.get(name, end["rss"]) / 2**20, 1)
@@ -198,17 +217,31 @@ class Collector:
     async def start(self) -> None:
         self.nc = await nats.connect(self.nats_url, max_reconnect_attempts=-1)
         js = self.nc.jetstream()
-        await js.add_stream(StreamConfig(name=self.stream, subjects=[f"{self.prefix}.>"], storage=StorageType.MEMORY,
-                                         duplicate_window=120, max_age=3600))
+        await js.add_stream(
+            StreamConfig(
+                name=self.stream,
+                subjects=[f"{self.prefix}.>"],
+                storage=StorageType.MEMORY,
+                duplicate_window=120,
+                max_age=3600,
+            )
+        )
         records = self.records
 
         async def on_message(msg) -> None:
             h = msg.headers or {}
-            records.append((time.time(), h.get("Scheduler-Execution-Id", ""), h.get("Scheduler-Schedule-Id", ""),
-                            h.get("Scheduler-Scheduled-For", "")))
+            records.append(
+                (
+                    time.time(),
+                    h.get("Scheduler-Execution-Id", ""),
+                    h.get("Scheduler-Schedule-Id", ""),
+                    h.get("Scheduler-Scheduled-For", ""),
+                )
+            )
 
-        self.sub = await self.nc.subscribe(f"{self.prefix}.>", cb=on_message, pending_msgs_limit=10_000_000,
-                                           pending_bytes_limit=2**31)
+        self.sub = await self.nc.subscribe(
+            f"{self.prefix}.>", cb=on_message, pending_msgs_limit=10_000_000, pending_bytes_limit=2**31
+        )
 
     async def stored(self) -> int:
         info = await self.nc.jetstream().stream_info(self.stream)
@@ -232,11 +265,12 @@ class Collector:
 
         if expected == 0:
             return out
-        sub = await self.nc.jetstream().subscribe(f"{self.prefix}.>", stream=self.stream, cb=on_message,
-                                                  ordered_consumer=True, headers_only=True)
+        sub = await self.nc.jetstream().subscribe(
+            f"{self.prefix}.>", stream=self.stream, cb=on_message, ordered_consumer=True, headers_only=True
+        )
         try:
             await asyncio.wait_for(done.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         finally:
             await sub.unsubscribe()
@@ -250,8 +284,12 @@ class Collector:
         await self.nc.close()
 
 
-def analyse(records: list[tuple[float, str, str, str]], expected: dict[str, list[datetime]] | None,
-            window: tuple[datetime, datetime] | None = None, stored: dict[str, float] | None = None) -> dict[str, Any]:
+def analyse(
+    records: list[tuple[float, str, str, str]],
+    expected: dict[str, list[datetime]] | None,
+    window: tuple[datetime, datetime] | None = None,
+    stored: dict[str, float] | None = None,
+) -> dict[str, Any]:
     """Lag percentiles, duplicates and missed slots for the records whose slot is in `window`.
 
     With `stored` (JetStream store times by execution id), `lag` is measured at NATS's receipt and
@@ -282,8 +320,12 @@ def analyse(records: list[tuple[float, str, str, str]], expected: dict[str, list
             recv = stored[execution_id]
         lags.append(recv - slot.timestamp())
         received.append(recv)
-    out: dict[str, Any] = {"received": len(received), "duplicates": duplicates, "duplicate_slots": duplicate_slots,
-                           "lag": percentiles(lags)}
+    out: dict[str, Any] = {
+        "received": len(received),
+        "duplicates": duplicates,
+        "duplicate_slots": duplicate_slots,
+        "lag": percentiles(lags),
+    }
     if stored is not None:
         out["lag_measured_at"] = "JetStream store time"
         out["subscriber_lag"] = percentiles(subscriber_lags)
@@ -299,11 +341,12 @@ def analyse(records: list[tuple[float, str, str, str]], expected: dict[str, list
 # ---------------------------------------------------------------- API helpers
 
 
-async def bulk_create(api: str, items: list[dict[str, Any]], chunk: int = 1000, lanes: int = 2,
-                      creator: str = CREATOR) -> dict[str, Any]:
+async def bulk_create(
+    api: str, items: list[dict[str, Any]], chunk: int = 1000, lanes: int = 2, creator: str = CREATOR
+) -> dict[str, Any]:
     """Create through POST /api/v1/schedules/bulk/create, `lanes` requests in flight (each lane its own
     creator: the per-creator quota check serializes one creator's creates). Returns ids and timing."""
-    chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
+    chunks = [items[i : i + chunk] for i in range(0, len(items), chunk)]
     ids: list[list[str]] = [[] for _ in chunks]
     started = time.perf_counter()
     queue = list(enumerate(chunks))
@@ -311,8 +354,9 @@ async def bulk_create(api: str, items: list[dict[str, Any]], chunk: int = 1000, 
     async def lane(n: int, http: httpx.AsyncClient) -> None:
         while queue:
             index, body = queue.pop(0)
-            response = await http.post("/api/v1/schedules/bulk/create", json={"schedules": body},
-                                       headers={"X-Created-By": f"{creator}-{n}"})
+            response = await http.post(
+                "/api/v1/schedules/bulk/create", json={"schedules": body}, headers={"X-Created-By": f"{creator}-{n}"}
+            )
             if response.status_code != 201:
                 raise RuntimeError(f"bulk create failed: {response.status_code} {response.text[:500]}")
             ids[index] = [str(i) for i in response.json()["schedule_ids"]]
@@ -337,12 +381,13 @@ class Run:
     def __init__(self, args: argparse.Namespace, name: str, **settings: str) -> None:
         self.args = args
         self.name = name
-        self.stack = BenchStack(worker_processes=args.worker_processes, worker_threads=args.worker_threads,
-                                **{**settings, **args.overrides})
+        self.stack = BenchStack(
+            worker_processes=args.worker_processes, worker_threads=args.worker_threads, **{**settings, **args.overrides}
+        )
         self.prefix = f"cmd.bench.{uuid.uuid4().hex[:10]}"
         self.subject = f"{self.prefix}.{name}"
 
-    async def __aenter__(self) -> "Run":
+    async def __aenter__(self) -> Run:
         await asyncio.to_thread(self.stack.create_database)
         await asyncio.to_thread(self.stack.start_all)
         self.monitor = Monitor(self.stack).start()
@@ -366,10 +411,27 @@ class Run:
         for name in ("ticker", "worker", "api"):
             path = RESULTS_DIR / f"profile-{self.name}-{name}.txt"
             path.parent.mkdir(parents=True, exist_ok=True)
-            out.append(subprocess.Popen(
-                [str(spy), "record", "--pid", str(self.stack.processes[name].pid), "--subprocesses",
-                 "--rate", "200", "--duration", str(int(seconds)), "--format", "raw", "--output", str(path)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            out.append(
+                subprocess.Popen(
+                    [
+                        str(spy),
+                        "record",
+                        "--pid",
+                        str(self.stack.processes[name].pid),
+                        "--subprocesses",
+                        "--rate",
+                        "200",
+                        "--duration",
+                        str(int(seconds)),
+                        "--format",
+                        "raw",
+                        "--output",
+                        str(path),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
         return out
 
     async def wait_received(self, count: int, timeout: float) -> None:
@@ -403,18 +465,25 @@ async def burst(args: argparse.Namespace, n: int) -> dict[str, Any]:
         res = analyse(run.collector.records, expected, stored=await run.collector.stored_times())
         times = res.pop("_received_times")
         out = {
-            "workload": "burst", "n": n, "due": iso(due), "create": {k: v for k, v in created.items() if k != "ids"},
-            "created_before_due_s": round(margin, 2), "valid": margin > 0,
+            "workload": "burst",
+            "n": n,
+            "due": iso(due),
+            "create": {k: v for k, v in created.items() if k != "ids"},
+            "created_before_due_s": round(margin, 2),
+            "valid": margin > 0,
             "first_command_after_due_s": round(min(times) - due.timestamp(), 3) if times else None,
             "last_command_after_due_s": round(max(times) - due.timestamp(), 3) if times else None,
             "fires_per_s": round(len(times) / max(1e-9, max(times) - due.timestamp()), 1) if times else None,
             "jetstream_stored": await run.collector.stored(),
-            **res, "processes": run.monitor.report(before, after, elapsed),
+            **res,
+            "processes": run.monitor.report(before, after, elapsed),
         }
         return out
 
 
-def interval_slots(start: datetime, period: float, window: tuple[datetime, datetime], end_at: datetime) -> list[datetime]:
+def interval_slots(
+    start: datetime, period: float, window: tuple[datetime, datetime], end_at: datetime
+) -> list[datetime]:
     step = timedelta(seconds=period)
     k = max(0, math.ceil((window[0] - start) / step))
     out = []
@@ -425,7 +494,9 @@ def interval_slots(start: datetime, period: float, window: tuple[datetime, datet
     return out
 
 
-async def steady(args: argparse.Namespace, n: int, period: int, shape: str, warmup: float, duration: float) -> dict[str, Any]:
+async def steady(
+    args: argparse.Namespace, n: int, period: int, shape: str, warmup: float, duration: float
+) -> dict[str, Any]:
     """N interval schedules of period P, phases spread over the period or on whole seconds."""
     async with Run(args, f"steady{n}{shape}") as run:
         lead = args.steady_lead or max(5.0, n / args.create_rate_hint + 5)
@@ -436,8 +507,17 @@ async def steady(args: argparse.Namespace, n: int, period: int, shape: str, warm
         for i in range(n):
             offset = (i * period / n) if shape == "spread" else float(i % period)
             starts.append(t0 + timedelta(seconds=offset))
-        items = [item(f"steady-{i}", run.subject, schedule_type="interval", interval_seconds=period,
-                      start_at=iso(s), end_at=iso(end_at)) for i, s in enumerate(starts)]
+        items = [
+            item(
+                f"steady-{i}",
+                run.subject,
+                schedule_type="interval",
+                interval_seconds=period,
+                start_at=iso(s),
+                end_at=iso(end_at),
+            )
+            for i, s in enumerate(starts)
+        ]
         created = await bulk_create(run.stack.api, items, chunk=args.chunk)
         margin = (t0 - utc_now()).total_seconds()
         await asyncio.sleep(max(0.0, (window[0] - utc_now()).total_seconds()))
@@ -459,13 +539,21 @@ async def steady(args: argparse.Namespace, n: int, period: int, shape: str, warm
         ws, we = window[0].timestamp(), window[1].timestamp()
         in_window = sum(1 for t in times if ws <= t < we)
         out = {
-            "workload": "steady", "n": n, "period_s": period, "shape": shape, "target_per_s": n / period,
-            "warmup_s": warmup, "duration_s": duration, "window": [iso(window[0]), iso(window[1])],
-            "create": {k: v for k, v in created.items() if k != "ids"}, "created_before_first_slot_s": round(margin, 2),
+            "workload": "steady",
+            "n": n,
+            "period_s": period,
+            "shape": shape,
+            "target_per_s": n / period,
+            "warmup_s": warmup,
+            "duration_s": duration,
+            "window": [iso(window[0]), iso(window[1])],
+            "create": {k: v for k, v in created.items() if k != "ids"},
+            "created_before_first_slot_s": round(margin, 2),
             "fires_per_s": round(in_window / duration, 1),
             "last_window_slot_received_after_window_s": round(max(times) - we, 3) if times else None,
             "jetstream_stored_total": await run.collector.stored(),
-            **res, "processes": run.monitor.report(before, after, duration),
+            **res,
+            "processes": run.monitor.report(before, after, duration),
         }
         return out
 
@@ -498,8 +586,12 @@ async def _time_queries(dsn: str, rounds: int) -> dict[str, Any]:
         plan_due = [r[0] for r in await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + select_due, utc_now(), 500)]
         await tr.rollback()
         plan_next = [r[0] for r in await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + next_due)]
-        return {"select_due_for_update_skip_locked": percentiles(due_times), "next_due": percentiles(next_times),
-                "explain_select_due": plan_due, "explain_next_due": plan_next}
+        return {
+            "select_due_for_update_skip_locked": percentiles(due_times),
+            "next_due": percentiles(next_times),
+            "explain_select_due": plan_due,
+            "explain_next_due": plan_next,
+        }
     finally:
         await conn.close()
 
@@ -508,16 +600,30 @@ async def _clone_schedules(dsn: str, template_id: str, count: int, due: datetime
     """Insert `count` copies of a schedule straight into PostgreSQL (INSERT … SELECT generate_series)."""
     conn = await asyncpg.connect(dsn)
     try:
-        columns = [r[0] for r in await conn.fetch(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'schedules' ORDER BY ordinal_position")]
-        override = {"id": "gen_random_uuid()", "name": "t.name || '-c' || g", "created_by": "'bench-copy'",
-                    "created_at": "t.created_at - make_interval(secs => g / 1000.0)", "next_run_at": "$2::timestamptz",
-                    "run_at": "$2::timestamptz"}
+        columns = [
+            r[0]
+            for r in await conn.fetch(
+                "SELECT column_name FROM information_schema.columns WHERE "
+                "table_name = 'schedules' ORDER BY ordinal_position"
+            )
+        ]
+        override = {
+            "id": "gen_random_uuid()",
+            "name": "t.name || '-c' || g",
+            "created_by": "'bench-copy'",
+            "created_at": "t.created_at - make_interval(secs => g / 1000.0)",
+            "next_run_at": "$2::timestamptz",
+            "run_at": "$2::timestamptz",
+        }
         select = ", ".join(override.get(c, f"t.{c}") for c in columns)
         started = time.perf_counter()
         await conn.execute(
-            f"INSERT INTO schedules ({', '.join(columns)}) SELECT {select} FROM schedules t, generate_series(1, {count}) g "
-            "WHERE t.id = $1", uuid.UUID(template_id), due)
+            f"INSERT INTO schedules ({', '.join(columns)}) SELECT {select} "
+            f"FROM schedules t, generate_series(1, {count}) g "
+            "WHERE t.id = $1",
+            uuid.UUID(template_id),
+            due,
+        )
         await conn.execute("ANALYZE schedules")
         return time.perf_counter() - started
     finally:
@@ -546,8 +652,10 @@ async def scale(args: argparse.Namespace) -> dict[str, Any]:
         dsn = run.stack.database_url.replace("+asyncpg", "")
         t0 = (utc_now() + timedelta(seconds=3)).replace(microsecond=0)
         starts = [t0 + timedelta(seconds=i / 100) for i in range(100)]
-        fast = [item(f"fast-{i}", run.subject, schedule_type="interval", interval_seconds=1, start_at=iso(s),
-                     tags=["fast"]) for i, s in enumerate(starts)]
+        fast = [
+            item(f"fast-{i}", run.subject, schedule_type="interval", interval_seconds=1, start_at=iso(s), tags=["fast"])
+            for i, s in enumerate(starts)
+        ]
         fast_ids = (await bulk_create(run.stack.api, fast, creator="bench-fast", lanes=1))["ids"]
         await asyncio.sleep(max(0.0, (t0 - utc_now()).total_seconds()) + 3)
         queries_empty = await _time_queries(dsn, args.query_rounds)
@@ -556,8 +664,16 @@ async def scale(args: argparse.Namespace) -> dict[str, Any]:
 
         far = utc_now() + timedelta(days=300)  # MAX_SCHEDULE_LOOKAHEAD_DAYS is 365
         via_api = min(args.scale_api_count, big)
-        items = [item(f"far-{i}", run.subject, schedule_type="once", run_at=iso(far + timedelta(seconds=i % 86400)),
-                      tags=["far", f"g{i % 10}"]) for i in range(via_api)]
+        items = [
+            item(
+                f"far-{i}",
+                run.subject,
+                schedule_type="once",
+                run_at=iso(far + timedelta(seconds=i % 86400)),
+                tags=["far", f"g{i % 10}"],
+            )
+            for i in range(via_api)
+        ]
         created = await bulk_create(run.stack.api, items, chunk=args.chunk, lanes=args.create_lanes)
         ticker_rss.append((f"after_{via_api}_via_api", run.monitor.sample()["ticker"]["rss"]))
         copied_seconds = 0.0
@@ -573,15 +689,23 @@ async def scale(args: argparse.Namespace) -> dict[str, Any]:
         await conn.close()
         api_rate = created["per_second"]
         out: dict[str, Any] = {
-            "workload": "scale", "stored_schedules": stored,
-            "create": {"via_api": via_api, "api_seconds": created["seconds"], "api_per_second": api_rate,
-                       "api_projected_seconds_for_1M": round(1_000_000 / api_rate, 1) if api_rate else None,
-                       "direct_sql_rows": max(0, big - via_api), "direct_sql_seconds": round(copied_seconds, 2),
-                       "direct_sql_method": "INSERT … SELECT generate_series cloning an API-created row (no audit rows)"},
-            "baseline_100_fast": baseline, "with_million_100_fast": loaded,
+            "workload": "scale",
+            "stored_schedules": stored,
+            "create": {
+                "via_api": via_api,
+                "api_seconds": created["seconds"],
+                "api_per_second": api_rate,
+                "api_projected_seconds_for_1M": round(1_000_000 / api_rate, 1) if api_rate else None,
+                "direct_sql_rows": max(0, big - via_api),
+                "direct_sql_seconds": round(copied_seconds, 2),
+                "direct_sql_method": "INSERT … SELECT generate_series cloning an API-created row (no audit rows)",
+            },
+            "baseline_100_fast": baseline,
+            "with_million_100_fast": loaded,
             "lag_ratio_p50": _ratio(loaded["lag"]["p50_ms"], baseline["lag"]["p50_ms"]),
             "lag_ratio_p99": _ratio(loaded["lag"]["p99_ms"], baseline["lag"]["p99_ms"]),
-            "due_queries_empty": queries_empty, "due_queries_million": queries_big,
+            "due_queries_empty": queries_empty,
+            "due_queries_million": queries_big,
             "ticker_rss_mb": [(k, round(v / 2**20, 1)) for k, v in ticker_rss],
         }
         if "api" in args.workloads:
@@ -637,9 +761,14 @@ async def _http_load(port: int, make: Callable[[], bytes], seconds: float, concu
     started = time.perf_counter()
     await asyncio.gather(*(lane() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
-    return {"requests": len(latencies), "requests_per_s": round(len(latencies) / elapsed, 1),
-            "statuses": {str(k): v for k, v in statuses.items()}, "concurrency": concurrency,
-            "seconds": round(elapsed, 2), "latency": percentiles(latencies)}
+    return {
+        "requests": len(latencies),
+        "requests_per_s": round(len(latencies) / elapsed, 1),
+        "statuses": {str(k): v for k, v in statuses.items()},
+        "concurrency": concurrency,
+        "seconds": round(elapsed, 2),
+        "latency": percentiles(latencies),
+    }
 
 
 def _get(path: str) -> bytes:
@@ -648,8 +777,9 @@ def _get(path: str) -> bytes:
 
 def _post(path: str, body: dict) -> bytes:
     data = json.dumps(body).encode()
-    return (f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(data)}\r\n\r\n").encode() + data
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    ).encode() + data
 
 
 GRAPHQL_PAGE = """query Page($after: String) {
@@ -667,13 +797,22 @@ async def api_load(args: argparse.Namespace, run: Run, fast_ids: list[str], ids:
     before = run.monitor.sample()
     out: dict[str, Any] = {"note": "one API process; load generator in the runner process on the same 2 cores"}
     started = time.time()
-    out["get_by_id"] = await _http_load(port, lambda: _get(f"/api/v1/schedules/{random.choice(pool)}"), seconds, concurrency)
+    out["get_by_id"] = await _http_load(
+        port, lambda: _get(f"/api/v1/schedules/{random.choice(pool)}"), seconds, concurrency
+    )
     out["list_filtered"] = await _http_load(
-        port, lambda: _get(f"/api/v1/schedules?status=active&schedule_type=once&tags=g{random.randrange(10)}"
-                           f"&page={random.randint(1, 5)}&limit=50"), seconds, concurrency)
+        port,
+        lambda: _get(
+            f"/api/v1/schedules?status=active&schedule_type=once&tags=g{random.randrange(10)}"
+            f"&page={random.randint(1, 5)}&limit=50"
+        ),
+        seconds,
+        concurrency,
+    )
     out["list_filtered"]["query"] = "status=active&schedule_type=once&tags=g<0..9>&page=<1..5>&limit=50"
     out["graphql_page_50_last_execution"] = await _http_load(
-        port, lambda: _post("/graphql", {"query": GRAPHQL_PAGE, "variables": {"after": None}}), seconds, concurrency)
+        port, lambda: _post("/graphql", {"query": GRAPHQL_PAGE, "variables": {"after": None}}), seconds, concurrency
+    )
     out["processes"] = run.monitor.report(before, run.monitor.sample(), time.time() - started)
     return out
 
@@ -705,16 +844,25 @@ def machine() -> dict[str, Any]:
     import dramatiq as _dramatiq
     import sqlalchemy as _sa
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "kernel": platform.release(), "python": platform.python_version(),
-            "postgres": version(["psql", "--version"]), "redis": version(["redis-server", "--version"]),
-            "nats_server": version([str(VENV_BIN / "nats-server"), "--version"]),
-            "dramatiq": _dramatiq.__version__, "sqlalchemy": _sa.__version__, "nats_py": _pkg("nats-py")}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "postgres": version(["psql", "--version"]),
+        "redis": version(["redis-server", "--version"]),
+        "nats_server": version([str(VENV_BIN / "nats-server"), "--version"]),
+        "dramatiq": _dramatiq.__version__,
+        "sqlalchemy": _sa.__version__,
+        "nats_py": _pkg("nats-py"),
+    }
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.runner", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.runner", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--workloads", default="burst,steady,scale,api", help="comma list of burst, steady, scale, api")
     p.add_argument("--tiny", action="store_true", help="a few seconds of each fire workload (for tests)")
     p.add_argument("--burst-sizes", default="1000,10000")
@@ -724,13 +872,20 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=60)
     p.add_argument("--drain-seconds", type=float, default=30)
     p.add_argument("--burst-timeout", type=float, default=120)
-    p.add_argument("--burst-lead", type=float, default=0, help="seconds from the first create to the due instant (0 = from --create-rate-hint)")
+    p.add_argument(
+        "--burst-lead",
+        type=float,
+        default=0,
+        help="seconds from the first create to the due instant (0 = from --create-rate-hint)",
+    )
     p.add_argument("--steady-lead", type=float, default=0)
     p.add_argument("--create-rate-hint", type=float, default=1000, help="schedules/s the API creates (sets the lead)")
     p.add_argument("--chunk", type=int, default=1000, help="items per bulk create (MAX_BULK_ITEMS is raised to 1000)")
     p.add_argument("--create-lanes", type=int, default=2)
     p.add_argument("--scale-total", type=int, default=1_000_000)
-    p.add_argument("--scale-api-count", type=int, default=100_000, help="of the scale schedules, how many go through the API")
+    p.add_argument(
+        "--scale-api-count", type=int, default=100_000, help="of the scale schedules, how many go through the API"
+    )
     p.add_argument("--scale-seconds", type=float, default=30)
     p.add_argument("--query-rounds", type=int, default=200)
     p.add_argument("--api-seconds", type=float, default=15)
@@ -738,14 +893,23 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--worker-processes", type=int, default=2)
     p.add_argument("--worker-threads", type=int, default=16)
     p.add_argument("--out", type=Path, default=None)
-    p.add_argument("--py-spy", action="store_true", help="record py-spy profiles (collapsed stacks) into bench/results/")
+    p.add_argument(
+        "--py-spy", action="store_true", help="record py-spy profiles (collapsed stacks) into bench/results/"
+    )
+
     def setting(text: str) -> str:
         if "=" not in text or not text.split("=", 1)[0]:
             raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
         return text
 
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", type=setting,
-                   help="a service setting for every process, e.g. --set DISPATCH_LEAD_MS=0 (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        type=setting,
+        help="a service setting for every process, e.g. --set DISPATCH_LEAD_MS=0 (repeatable)",
+    )
     args = p.parse_args(argv)
     args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     args.overrides = dict(kv.split("=", 1) for kv in args.set)  # --set NAME=VALUE, later ones win
@@ -759,11 +923,20 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    report: dict[str, Any] = {"started": iso(utc_now()), "machine": machine(), "argv": sys.argv,
-                              "settings": {"worker_processes": args.worker_processes, "worker_threads": args.worker_threads,
-                                           "MAX_BULK_ITEMS": 1000, "LOG_LEVEL": "WARNING",
-                                           **args.overrides},
-                              "results": []}
+    report: dict[str, Any] = {
+        "started": iso(utc_now()),
+        "machine": machine(),
+        "argv": sys.argv,
+        "settings": {
+            "worker_processes": args.worker_processes,
+            "worker_threads": args.worker_threads,
+            "MAX_BULK_ITEMS": 1000,
+            "LOG_LEVEL": "WARNING",
+            **args.overrides,
+        },
+        "results": [],
+    }
+
     async def one(label: str, make) -> None:
         try:
             report["results"].append(_clean(await make()))
@@ -778,7 +951,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         for spec in [s for s in args.steady.split(",") if s]:
             n, period = (int(x) for x in spec.split(":"))
             for shape in [s for s in args.shapes.split(",") if s]:
-                await one("steady", lambda n=n, period=period, shape=shape: steady(args, n, period, shape, args.warmup, args.duration))
+                await one(
+                    "steady",
+                    lambda n=n, period=period, shape=shape: steady(args, n, period, shape, args.warmup, args.duration),
+                )
     if "scale" in args.workloads or "api" in args.workloads:
         await one("scale", lambda: scale(args))
     report["finished"] = iso(utc_now())
@@ -786,8 +962,23 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _progress(result: dict[str, Any]) -> None:
-    brief = {k: result.get(k) for k in ("workload", "n", "shape", "received", "missed", "duplicates", "fires_per_s",
-                                        "last_command_after_due_s", "lag", "lag_ratio_p99", "error") if k in result}
+    brief = {
+        k: result.get(k)
+        for k in (
+            "workload",
+            "n",
+            "shape",
+            "received",
+            "missed",
+            "duplicates",
+            "fires_per_s",
+            "last_command_after_due_s",
+            "lag",
+            "lag_ratio_p99",
+            "error",
+        )
+        if k in result
+    }
     print(json.dumps(brief), file=sys.stderr, flush=True)
 
 

@@ -82,9 +82,7 @@ def _parse_cached(expr: str) -> CronSpec:
     lowered = source.lower()
     if lowered.startswith("@"):
         if lowered not in MACROS:
-            raise ValueError(
-                f"unsupported macro {source!r}; use one of {', '.join(sorted(MACROS))}"
-            )
+            raise ValueError(f"unsupported macro {source!r}; use one of {', '.join(sorted(MACROS))}")
         normalized = MACROS[lowered]
     else:
         normalized = " ".join(lowered.split())
@@ -106,9 +104,7 @@ def _parse_cached(expr: str) -> CronSpec:
     except (CroniterError, ValueError, TypeError, KeyError, IndexError) as exc:
         raise ValueError(f"invalid cron expression {source!r}: {_reason(exc)}") from None
     hour_field = fields[2] if has_seconds else fields[1]
-    return CronSpec(
-        expr=normalized, has_seconds=has_seconds, hour_is_wildcard=hour_field == "*", source=source
-    )
+    return CronSpec(expr=normalized, has_seconds=has_seconds, hour_is_wildcard=hour_field == "*", source=source)
 
 
 def _reason(exc: Exception) -> str:

@@ -15,7 +15,7 @@ class FieldError:
     field: str
     message: str
 
-    def prefixed(self, prefix: str) -> "FieldError":
+    def prefixed(self, prefix: str) -> FieldError:
         return FieldError(f"{prefix}.{self.field}" if self.field else prefix, self.message)
 
     def as_dict(self) -> dict[str, str]:
@@ -47,7 +47,7 @@ class ValidationFailed(DomainError):
         super().__init__(summary, errors)
 
     @classmethod
-    def single(cls, field: str, message: str) -> "ValidationFailed":
+    def single(cls, field: str, message: str) -> ValidationFailed:
         return cls([FieldError(field, message)])
 
 

@@ -76,7 +76,12 @@ def plan_due(
     """Plan the slots due at `now`, starting with the stored `next_run_at` (see module doc)."""
     next_run_at = require_aware(next_run_at, "next_run_at")
     now = require_aware(now, "now")
-    if policy.grace_seconds < 0 or policy.max_catchup < 0 or policy.max_recorded_missed < 0 or policy.on_time_seconds < 0:
+    if (
+        policy.grace_seconds < 0
+        or policy.max_catchup < 0
+        or policy.max_recorded_missed < 0
+        or policy.on_time_seconds < 0
+    ):
         raise ValueError("misfire policy values must not be negative")
     catchup = Catchup(policy.catchup)
     already_capped = max_runs is not None and runs_so_far >= max_runs

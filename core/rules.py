@@ -295,9 +295,7 @@ def jitter_offset_seconds(schedule_key: str, slot: datetime, jitter_seconds: int
     if jitter_seconds <= 0:
         return 0.0
     slot_utc = require_aware(slot, "slot")
-    digest = hashlib.blake2b(
-        f"{schedule_key}|{slot_utc.isoformat()}".encode(), digest_size=8
-    ).digest()
+    digest = hashlib.blake2b(f"{schedule_key}|{slot_utc.isoformat()}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64 * jitter_seconds
 
 

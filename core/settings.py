@@ -99,7 +99,7 @@ class Settings(BaseSettings):
         if not value.startswith(("postgresql://", "postgresql+asyncpg://", "postgres://")):
             raise ValueError("must be a postgresql:// URL")
         # Always talk to PostgreSQL through asyncpg.
-        scheme, rest = value.split("://", 1)
+        _scheme, rest = value.split("://", 1)
         return f"postgresql+asyncpg://{rest}"
 
     @field_validator("WORKER_DEAD_AFTER_SECONDS")

@@ -76,9 +76,7 @@ def from_wall(wall: datetime, offset: timedelta) -> datetime:
     return (wall - offset).replace(tzinfo=UTC)
 
 
-def next_transition(
-    zone: ZoneInfo, after: datetime, until: datetime | None = None
-) -> datetime | None:
+def next_transition(zone: ZoneInfo, after: datetime, until: datetime | None = None) -> datetime | None:
     """First instant T > `after` whose UTC offset differs from the offset at `after`.
 
     T is the first instant with the NEW offset (whole seconds, UTC). The search stops at `until`

@@ -73,8 +73,9 @@ def example_schedules(now: datetime) -> list[dict]:
 
 def call(method: str, path: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, object]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(api_base() + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        api_base() + path, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             raw = response.read()
@@ -119,10 +120,15 @@ def replace_schedules() -> list[dict]:
 
 def describe(schedule: dict) -> str:
     rule = schedule.get("cron_expression") or (
-        f"every {schedule['interval_seconds']}s" if schedule.get("interval_seconds") else f"once at {schedule.get('run_at')}")
+        f"every {schedule['interval_seconds']}s"
+        if schedule.get("interval_seconds")
+        else f"once at {schedule.get('run_at')}"
+    )
     local = schedule.get("next_run_at_local") or schedule.get("next_run_at")
-    return (f"  {schedule['name']:<22} {rule:<30} {schedule.get('timezone', 'UTC'):<17} -> {schedule['target_command']}"
-            f"   next: {local}")
+    return (
+        f"  {schedule['name']:<22} {rule:<30} {schedule.get('timezone', 'UTC'):<17} -> {schedule['target_command']}"
+        f"   next: {local}"
+    )
 
 
 async def run() -> None:
@@ -140,10 +146,13 @@ async def run() -> None:
         except ValueError:
             body = msg.data.decode(errors="replace")
         now = datetime.now(timezone.utc).strftime("%H:%M:%S.%f")[:-3]
-        print(f"[{now}] #{received} {msg.subject}\n"
-              f"    Scheduler-Scheduled-For: {headers.get('Scheduler-Scheduled-For')}\n"
-              f"    Scheduler-Execution-Id:  {headers.get('Scheduler-Execution-Id')}\n"
-              f"    body: {body}", flush=True)
+        print(
+            f"[{now}] #{received} {msg.subject}\n"
+            f"    Scheduler-Scheduled-For: {headers.get('Scheduler-Scheduled-For')}\n"
+            f"    Scheduler-Execution-Id:  {headers.get('Scheduler-Execution-Id')}\n"
+            f"    body: {body}",
+            flush=True,
+        )
         if msg.reply:  # a `delivery_mode: request` schedule waits for an answer
             await msg.respond(b'{"success": true}')
 
@@ -154,8 +163,9 @@ async def run() -> None:
     for schedule in created:
         print(describe(schedule), flush=True)
     print(f"  list them: curl -s '{api_base()}/api/v1/schedules?created_by={CREATOR}'", flush=True)
-    print(f"demo consumer subscribed to {SUBJECTS} on {url}; the commands it receives follow (Ctrl-C stops)",
-          flush=True)
+    print(
+        f"demo consumer subscribed to {SUBJECTS} on {url}; the commands it receives follow (Ctrl-C stops)", flush=True
+    )
     try:
         await asyncio.Event().wait()
     finally:

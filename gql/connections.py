@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Generic, Optional, TypeVar
+from typing import Generic, TypeVar
 
 import strawberry
 
@@ -20,7 +20,7 @@ NodeT = TypeVar("NodeT")
 @strawberry.type
 class PageInfo:
     has_next_page: bool
-    end_cursor: Optional[str]
+    end_cursor: str | None
 
 
 @strawberry.type
@@ -59,11 +59,20 @@ def build(connection_type, node_type, page):
     )
 
 
-async def execution_connection(info, first: int, after: Optional[str], schedule_id: uuid.UUID | None = None,
-                               statuses: list[ExecutionStatus] | None = None, since: datetime | None = None,
-                               until: datetime | None = None) -> ExecutionConnection:
+async def execution_connection(
+    info,
+    first: int,
+    after: str | None,
+    schedule_id: uuid.UUID | None = None,
+    statuses: list[ExecutionStatus] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> ExecutionConnection:
     filters = ExecutionFilter(
-        schedule_id=schedule_id, status=",".join(s.value for s in statuses) if statuses else None, since=since, until=until
+        schedule_id=schedule_id,
+        status=",".join(s.value for s in statuses) if statuses else None,
+        since=since,
+        until=until,
     )
     try:
         page = await info.context.executions.connection(filters, info.context.actor, first, after)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Awaitable, Callable
 
 from fastapi import Depends, Request, WebSocket
 from strawberry.dataloader import DataLoader
@@ -14,15 +14,23 @@ from strawberry.fastapi import BaseContext
 from api.deps import named_principal, utc_now
 from core.errors import Unauthenticated
 from gql.errors import query_error
-from services.auth import bearer_token, resolve_actor
 from services.audit import AuditService
+from services.auth import bearer_token, resolve_actor
 from services.context import Actor
 from services.executions import ExecutionService
 from services.lifecycle import LifecycleService
 from services.schemas import ExecutionOut, StatsOut
 
 # The same headers name the principal as on REST; the first one present wins.
-ACTOR_HEADERS = ("X-Performed-By", "X-Created-By", "X-Updated-By", "X-Deleted-By", "X-Paused-By", "X-Resumed-By", "X-Triggered-By")
+ACTOR_HEADERS = (
+    "X-Performed-By",
+    "X-Created-By",
+    "X-Updated-By",
+    "X-Deleted-By",
+    "X-Paused-By",
+    "X-Resumed-By",
+    "X-Triggered-By",
+)
 
 
 @dataclass
@@ -47,8 +55,16 @@ class Loaders:
 
 
 class Context(BaseContext):
-    def __init__(self, schedules: LifecycleService, executions: ExecutionService, audit: AuditService,
-                 actor: Actor | None, now: datetime, nats, resolve: Callable[..., Awaitable[Actor]]) -> None:
+    def __init__(
+        self,
+        schedules: LifecycleService,
+        executions: ExecutionService,
+        audit: AuditService,
+        actor: Actor | None,
+        now: datetime,
+        nats,
+        resolve: Callable[..., Awaitable[Actor]],
+    ) -> None:
         super().__init__()
         self.schedules = schedules
         self.executions = executions
@@ -71,7 +87,9 @@ class Context(BaseContext):
         self._actor = value
 
 
-async def get_context(request: Request = None, websocket: WebSocket = None, now: datetime = Depends(utc_now)) -> Context:  # type: ignore[assignment]
+async def get_context(
+    request: Request = None, websocket: WebSocket = None, now: datetime = Depends(utc_now)
+) -> Context:  # type: ignore[assignment]
     """HTTP requests authenticate here (headers); WebSockets in `GraphQLRouter.on_ws_connect`."""
     connection = request or websocket
     state = connection.app.state
@@ -79,8 +97,14 @@ async def get_context(request: Request = None, websocket: WebSocket = None, now:
 
     async def resolve(authorization: str | None, api_key: str | None, headers) -> Actor:
         named, header = named_principal(headers, ACTOR_HEADERS)
-        return await resolve_actor(state.api_keys, state.settings.AUTH_ENABLED, bearer_token(authorization, api_key),
-                                   named, header, correlation_id)
+        return await resolve_actor(
+            state.api_keys,
+            state.settings.AUTH_ENABLED,
+            bearer_token(authorization, api_key),
+            named,
+            header,
+            correlation_id,
+        )
 
     actor = None
     if request is not None:

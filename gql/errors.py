@@ -93,8 +93,12 @@ def error_member(error: DomainError):
     if isinstance(error, Unauthenticated):
         raise query_error(error)
     if isinstance(error, RateLimited):
-        return RateLimitedError(message=error.message, code=error.code, errors=_problems(error.errors),
-                                retry_after_seconds=error.retry_after_seconds)
+        return RateLimitedError(
+            message=error.message,
+            code=error.code,
+            errors=_problems(error.errors),
+            retry_after_seconds=error.retry_after_seconds,
+        )
     for kind, member in ERROR_TYPES:
         if isinstance(error, kind):
             return member(message=error.message, code=error.code, errors=_problems(error.errors))
@@ -105,5 +109,8 @@ def query_error(error: DomainError) -> GraphQLError:
     """A GraphQL error for a core error raised while resolving a query."""
     return GraphQLError(
         error.message,
-        extensions={"code": error.code, "errors": [{"field": p.field, "message": p.message} for p in _problems(error.errors)]},
+        extensions={
+            "code": error.code,
+            "errors": [{"field": p.field, "message": p.message} for p in _problems(error.errors)],
+        },
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any, Optional
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -28,79 +28,79 @@ def to_body(value: Any, keep_null: bool = False) -> dict[str, Any]:
 @strawberry.input(description="When a schedule fires. Datetimes without an offset are wall time in `timezone`.")
 class ScheduleRuleInput:
     schedule_type: ScheduleType
-    cron_expression: Optional[str] = None
-    interval_seconds: Optional[int] = None
-    run_at: Optional[datetime] = None
-    timezone: Optional[str] = None
-    start_at: Optional[datetime] = None
-    end_at: Optional[datetime] = None
-    dst_gap: Optional[DstGap] = None
-    dst_repeat: Optional[DstRepeat] = None
+    cron_expression: str | None = None
+    interval_seconds: int | None = None
+    run_at: datetime | None = None
+    timezone: str | None = None
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    dst_gap: DstGap | None = None
+    dst_repeat: DstRepeat | None = None
 
 
 @strawberry.input
 class CreateScheduleInput(ScheduleRuleInput):
     name: str
     target_command: str
-    description: Optional[str] = None
-    command_payload: Optional[JSON] = None
-    delivery_mode: Optional[DeliveryMode] = None
-    request_timeout_seconds: Optional[int] = None
-    priority: Optional[int] = None
-    max_retries: Optional[int] = None
-    retry_delay: Optional[int] = None
-    misfire_grace_seconds: Optional[int] = None
-    catchup: Optional[Catchup] = None
-    max_concurrent: Optional[int] = None
-    max_runs: Optional[int] = None
-    jitter_seconds: Optional[int] = None
-    tags: Optional[list[str]] = None
+    description: str | None = None
+    command_payload: JSON | None = None
+    delivery_mode: DeliveryMode | None = None
+    request_timeout_seconds: int | None = None
+    priority: int | None = None
+    max_retries: int | None = None
+    retry_delay: int | None = None
+    misfire_grace_seconds: int | None = None
+    catchup: Catchup | None = None
+    max_concurrent: int | None = None
+    max_runs: int | None = None
+    jitter_seconds: int | None = None
+    tags: list[str] | None = None
 
 
 @strawberry.input(description="Only the fields given change; null clears an optional field.")
 class UpdateScheduleInput:
-    version: Optional[int] = strawberry.UNSET
-    name: Optional[str] = strawberry.UNSET
-    description: Optional[str] = strawberry.UNSET
-    schedule_type: Optional[ScheduleType] = strawberry.UNSET
-    cron_expression: Optional[str] = strawberry.UNSET
-    interval_seconds: Optional[int] = strawberry.UNSET
-    run_at: Optional[datetime] = strawberry.UNSET
-    timezone: Optional[str] = strawberry.UNSET
-    start_at: Optional[datetime] = strawberry.UNSET
-    end_at: Optional[datetime] = strawberry.UNSET
-    dst_gap: Optional[DstGap] = strawberry.UNSET
-    dst_repeat: Optional[DstRepeat] = strawberry.UNSET
-    target_command: Optional[str] = strawberry.UNSET
-    command_payload: Optional[JSON] = strawberry.UNSET
-    delivery_mode: Optional[DeliveryMode] = strawberry.UNSET
-    request_timeout_seconds: Optional[int] = strawberry.UNSET
-    priority: Optional[int] = strawberry.UNSET
-    max_retries: Optional[int] = strawberry.UNSET
-    retry_delay: Optional[int] = strawberry.UNSET
-    misfire_grace_seconds: Optional[int] = strawberry.UNSET
-    catchup: Optional[Catchup] = strawberry.UNSET
-    max_concurrent: Optional[int] = strawberry.UNSET
-    max_runs: Optional[int] = strawberry.UNSET
-    jitter_seconds: Optional[int] = strawberry.UNSET
-    tags: Optional[list[str]] = strawberry.UNSET
+    version: int | None = strawberry.UNSET
+    name: str | None = strawberry.UNSET
+    description: str | None = strawberry.UNSET
+    schedule_type: ScheduleType | None = strawberry.UNSET
+    cron_expression: str | None = strawberry.UNSET
+    interval_seconds: int | None = strawberry.UNSET
+    run_at: datetime | None = strawberry.UNSET
+    timezone: str | None = strawberry.UNSET
+    start_at: datetime | None = strawberry.UNSET
+    end_at: datetime | None = strawberry.UNSET
+    dst_gap: DstGap | None = strawberry.UNSET
+    dst_repeat: DstRepeat | None = strawberry.UNSET
+    target_command: str | None = strawberry.UNSET
+    command_payload: JSON | None = strawberry.UNSET
+    delivery_mode: DeliveryMode | None = strawberry.UNSET
+    request_timeout_seconds: int | None = strawberry.UNSET
+    priority: int | None = strawberry.UNSET
+    max_retries: int | None = strawberry.UNSET
+    retry_delay: int | None = strawberry.UNSET
+    misfire_grace_seconds: int | None = strawberry.UNSET
+    catchup: Catchup | None = strawberry.UNSET
+    max_concurrent: int | None = strawberry.UNSET
+    max_runs: int | None = strawberry.UNSET
+    jitter_seconds: int | None = strawberry.UNSET
+    tags: list[str] | None = strawberry.UNSET
 
 
 @strawberry.input
 class ScheduleFilterInput:
-    status: Optional[ScheduleStatus] = None
-    schedule_type: Optional[ScheduleType] = None
-    tags: Optional[list[str]] = None
-    created_by: Optional[str] = None
-    search: Optional[str] = None
-    next_run_before: Optional[datetime] = None
-    next_run_after: Optional[datetime] = None
+    status: ScheduleStatus | None = None
+    schedule_type: ScheduleType | None = None
+    tags: list[str] | None = None
+    created_by: str | None = None
+    search: str | None = None
+    next_run_before: datetime | None = None
+    next_run_after: datetime | None = None
 
 
 @strawberry.input
 class AuditFilterInput:
-    schedule_id: Optional[strawberry.ID] = None
-    actor: Optional[str] = None
-    action: Optional[str] = None
-    since: Optional[datetime] = None
-    until: Optional[datetime] = None
+    schedule_id: strawberry.ID | None = None
+    actor: str | None = None
+    action: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Awaitable, Callable, Optional, TypeVar, Union
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar, Union
 
 import strawberry
 from pydantic import ValidationError as PydanticValidationError
@@ -57,8 +58,8 @@ class BulkItemError:
 class BulkItemResult:
     schedule_id: str
     success: bool
-    status: Optional[str]
-    error: Optional[BulkItemError]
+    status: str | None
+    error: BulkItemError | None
 
 
 @strawberry.type
@@ -116,7 +117,9 @@ class Mutation:
         return await attempt(run)
 
     @strawberry.mutation
-    async def delete_schedule(self, info: strawberry.Info, id: uuid.UUID, reason: Optional[str] = None) -> DeleteScheduleResult:
+    async def delete_schedule(
+        self, info: strawberry.Info, id: uuid.UUID, reason: str | None = None
+    ) -> DeleteScheduleResult:
         ctx = info.context
 
         async def run():
@@ -126,18 +129,19 @@ class Mutation:
         return await attempt(run, reason)
 
     @strawberry.mutation
-    async def pause_schedule(self, info: strawberry.Info, id: uuid.UUID, reason: Optional[str] = None) -> ScheduleResult:
+    async def pause_schedule(self, info: strawberry.Info, id: uuid.UUID, reason: str | None = None) -> ScheduleResult:
         ctx = info.context
         return await attempt(lambda: _schedule(ctx.schedules.pause(id, ctx.actor, ctx.now, reason)), reason)
 
     @strawberry.mutation
-    async def resume_schedule(self, info: strawberry.Info, id: uuid.UUID, reason: Optional[str] = None) -> ScheduleResult:
+    async def resume_schedule(self, info: strawberry.Info, id: uuid.UUID, reason: str | None = None) -> ScheduleResult:
         ctx = info.context
         return await attempt(lambda: _schedule(ctx.schedules.resume(id, ctx.actor, ctx.now, reason)), reason)
 
     @strawberry.mutation(description="Run now: records a manual execution that the pipeline publishes.")
-    async def trigger_schedule(self, info: strawberry.Info, id: uuid.UUID,
-                               override_payload: Optional[JSON] = None) -> TriggerScheduleResult:
+    async def trigger_schedule(
+        self, info: strawberry.Info, id: uuid.UUID, override_payload: JSON | None = None
+    ) -> TriggerScheduleResult:
         ctx = info.context
 
         async def run():
@@ -159,8 +163,9 @@ class Mutation:
         return await attempt(run)
 
     @strawberry.mutation(description="Pause, resume or delete many; each id succeeds or fails on its own.")
-    async def bulk_schedule_operation(self, info: strawberry.Info, ids: list[str], operation: BulkOperation,
-                                      reason: Optional[str] = None) -> BulkOperationResult:
+    async def bulk_schedule_operation(
+        self, info: strawberry.Info, ids: list[str], operation: BulkOperation, reason: str | None = None
+    ) -> BulkOperationResult:
         ctx = info.context
 
         async def run():
@@ -168,10 +173,17 @@ class Mutation:
                 raise ValidationFailed.single("scheduleIds", "must contain at least one id")
             out = await ctx.schedules.bulk_operation(ids, operation, ctx.actor, ctx.now, reason)
             return BulkOperationSuccess(
-                operation=out.operation, total=out.total, succeeded=out.succeeded, failed=out.failed,
+                operation=out.operation,
+                total=out.total,
+                succeeded=out.succeeded,
+                failed=out.failed,
                 results=[
-                    BulkItemResult(schedule_id=r.schedule_id, success=r.success, status=r.status,
-                                   error=BulkItemError(**r.error) if r.error else None)
+                    BulkItemResult(
+                        schedule_id=r.schedule_id,
+                        success=r.success,
+                        status=r.status,
+                        error=BulkItemError(**r.error) if r.error else None,
+                    )
                     for r in out.results
                 ],
             )

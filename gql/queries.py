@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Optional
 
 import strawberry
 from pydantic import ValidationError as PydanticValidationError
@@ -37,15 +36,20 @@ def _validated(model, body: dict):
 @strawberry.type
 class Query:
     @strawberry.field(description="One schedule, or null when it does not exist.")
-    async def schedule(self, info: strawberry.Info, id: uuid.UUID) -> Optional[Schedule]:
+    async def schedule(self, info: strawberry.Info, id: uuid.UUID) -> Schedule | None:
         try:
             return Schedule.from_out(await info.context.schedules.get(id, info.context.actor))
         except NotFound:
             return None
 
     @strawberry.field(description="Schedules, newest first, as a cursor connection (first ≤ 100).")
-    async def schedules(self, info: strawberry.Info, filter: Optional[ScheduleFilterInput] = None, first: int = 20,
-                        after: Optional[str] = None) -> ScheduleConnection:
+    async def schedules(
+        self,
+        info: strawberry.Info,
+        filter: ScheduleFilterInput | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> ScheduleConnection:
         filters = _validated(ScheduleFilter, to_body(filter) if filter else {})
         try:
             page = await info.context.schedules.connection(filters, info.context.actor, first, after)
@@ -54,16 +58,23 @@ class Query:
         return build(ScheduleConnection, Schedule, page)
 
     @strawberry.field(description="One execution, or null.")
-    async def execution(self, info: strawberry.Info, id: uuid.UUID) -> Optional[Execution]:
+    async def execution(self, info: strawberry.Info, id: uuid.UUID) -> Execution | None:
         try:
             return Execution.from_out(await info.context.executions.get(id, info.context.actor))
         except NotFound:
             return None
 
     @strawberry.field(description="Executions, newest slot first (filter by schedule, status, slot time range).")
-    async def executions(self, info: strawberry.Info, schedule_id: Optional[uuid.UUID] = None,
-                         status: Optional[list[ExecutionStatus]] = None, since: Optional[datetime] = None,
-                         until: Optional[datetime] = None, first: int = 20, after: Optional[str] = None) -> ExecutionConnection:
+    async def executions(
+        self,
+        info: strawberry.Info,
+        schedule_id: uuid.UUID | None = None,
+        status: list[ExecutionStatus] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> ExecutionConnection:
         _instants(since=since, until=until)
         return await execution_connection(info, first, after, schedule_id, status, since, until)
 
@@ -72,7 +83,9 @@ class Query:
         return [Execution.from_out(e) for e in await info.context.executions.running(info.context.actor)]
 
     @strawberry.field(description="Statistics of one schedule's executions.")
-    async def execution_stats(self, info: strawberry.Info, schedule_id: uuid.UUID, since: Optional[datetime] = None) -> ExecutionStats:
+    async def execution_stats(
+        self, info: strawberry.Info, schedule_id: uuid.UUID, since: datetime | None = None
+    ) -> ExecutionStats:
         _instants(since=since)
         try:
             return ExecutionStats.from_out(await info.context.executions.stats(schedule_id, info.context.actor, since))
@@ -80,7 +93,9 @@ class Query:
             raise query_error(error) from None
 
     @strawberry.field(description="The next fire times of an unsaved schedule (count ≤ 100); nothing is saved.")
-    async def preview_schedule(self, info: strawberry.Info, input: ScheduleRuleInput, count: int = 10) -> list[FireTime]:
+    async def preview_schedule(
+        self, info: strawberry.Info, input: ScheduleRuleInput, count: int = 10
+    ) -> list[FireTime]:
         request = _validated(PreviewRequest, {**to_body(input), "count": count})
         try:
             out = info.context.schedules.preview(request, info.context.now)
@@ -89,8 +104,9 @@ class Query:
         return [FireTime.from_out(f) for f in out.fire_times]
 
     @strawberry.field(description="The audit trail, newest first.")
-    async def audit_log(self, info: strawberry.Info, filter: Optional[AuditFilterInput] = None, first: int = 20,
-                        after: Optional[str] = None) -> AuditConnection:
+    async def audit_log(
+        self, info: strawberry.Info, filter: AuditFilterInput | None = None, first: int = 20, after: str | None = None
+    ) -> AuditConnection:
         filters = _validated(AuditFilter, to_body(filter) if filter else {})
         try:
             page = await info.context.audit.connection(filters, info.context.actor, first, after)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry import UNSET
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.fastapi import GraphQLRouter
 
 from core.errors import DomainError
-
 from gql.context import get_context
 from gql.mutations import Mutation
 from gql.queries import Query
@@ -54,7 +53,8 @@ class Router(GraphQLRouter):
         params = context.connection_params or {}
         try:
             context.actor = await context.resolve(
-                params.get("Authorization") or params.get("authorization"), params.get("X-API-Key"),
+                params.get("Authorization") or params.get("authorization"),
+                params.get("X-API-Key"),
                 {k: v for k, v in params.items() if isinstance(v, str)},
             )
         except DomainError as error:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import AsyncGenerator
 from datetime import datetime
-from typing import AsyncGenerator, Optional
 
 import strawberry
 
@@ -25,11 +25,11 @@ class ExecutionEvent:
     execution_id: uuid.UUID
     schedule_id: uuid.UUID
     status: ExecutionStatus
-    attempt: Optional[int]
-    scheduled_for: Optional[datetime]
-    at: Optional[datetime]
-    reason: Optional[str]
-    error: Optional[str]
+    attempt: int | None
+    scheduled_for: datetime | None
+    at: datetime | None
+    reason: str | None
+    error: str | None
 
 
 def _event(subject: str, body: dict) -> ExecutionEvent:
@@ -51,8 +51,12 @@ def _event(subject: str, body: dict) -> ExecutionEvent:
 
 @strawberry.type
 class Subscription:
-    @strawberry.subscription(description="Execution state changes as they happen; all schedules when scheduleId is null.")
-    async def execution_events(self, info: strawberry.Info, schedule_id: Optional[uuid.UUID] = None) -> AsyncGenerator[ExecutionEvent, None]:
+    @strawberry.subscription(
+        description="Execution state changes as they happen; all schedules when scheduleId is null."
+    )
+    async def execution_events(
+        self, info: strawberry.Info, schedule_id: uuid.UUID | None = None
+    ) -> AsyncGenerator[ExecutionEvent, None]:
         actor = info.context.actor
         if schedule_id is not None:
             try:  # the same visibility as a query: a writer follows only its own schedules

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.scalars import JSON
@@ -24,18 +24,18 @@ MAX_FIRE_TIMES = 100
 class FireTime:
     at: datetime
     local_time: str
-    note: Optional[str]
+    note: str | None
 
     @classmethod
-    def from_out(cls, out: FireTimeOut) -> "FireTime":
+    def from_out(cls, out: FireTimeOut) -> FireTime:
         return cls(at=out.at, local_time=out.local_time, note=out.note)
 
 
 @strawberry.type
 class Percentiles:
-    p50: Optional[float]
-    p95: Optional[float]
-    max: Optional[float]
+    p50: float | None
+    p95: float | None
+    max: float | None
 
 
 @strawberry.type
@@ -47,23 +47,29 @@ class StatusCount:
 @strawberry.type
 class ExecutionStats:
     schedule_id: uuid.UUID
-    since: Optional[datetime]
+    since: datetime | None
     total: int
     by_status: list[StatusCount]
-    success_rate: Optional[float]
+    success_rate: float | None
     duration_ms: Percentiles
     lag_ms: Percentiles
-    last_outcome: Optional[str]
-    last_run_at: Optional[datetime]
-    next_run_at: Optional[datetime]
+    last_outcome: str | None
+    last_run_at: datetime | None
+    next_run_at: datetime | None
 
     @classmethod
-    def from_out(cls, out: StatsOut) -> "ExecutionStats":
+    def from_out(cls, out: StatsOut) -> ExecutionStats:
         return cls(
-            schedule_id=out.schedule_id, since=out.since, total=out.total,
+            schedule_id=out.schedule_id,
+            since=out.since,
+            total=out.total,
             by_status=[StatusCount(status=ExecutionStatus(k), count=v) for k, v in out.by_status.items()],
-            success_rate=out.success_rate, duration_ms=Percentiles(**out.duration_ms), lag_ms=Percentiles(**out.lag_ms),
-            last_outcome=out.last_outcome, last_run_at=out.last_run_at, next_run_at=out.next_run_at,
+            success_rate=out.success_rate,
+            duration_ms=Percentiles(**out.duration_ms),
+            lag_ms=Percentiles(**out.lag_ms),
+            last_outcome=out.last_outcome,
+            last_run_at=out.last_run_at,
+            next_run_at=out.next_run_at,
         )
 
 
@@ -73,25 +79,25 @@ class Execution:
     schedule_id: uuid.UUID
     scheduled_for: datetime
     trigger_type: str
-    triggered_by: Optional[str]
+    triggered_by: str | None
     status: ExecutionStatus
-    reason: Optional[str]
+    reason: str | None
     priority: int
     attempts: int
     attempt_log: JSON
-    enqueued_at: Optional[datetime]
-    started_at: Optional[datetime]
-    finished_at: Optional[datetime]
-    lag_ms: Optional[float]
-    duration_ms: Optional[float]
-    last_error: Optional[str]
-    published_subject: Optional[str]
-    message_id: Optional[str]
-    correlation_id: Optional[str]
+    enqueued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    lag_ms: float | None
+    duration_ms: float | None
+    last_error: str | None
+    published_subject: str | None
+    message_id: str | None
+    correlation_id: str | None
     created_at: datetime
 
     @classmethod
-    def from_out(cls, out: ExecutionOut) -> "Execution":
+    def from_out(cls, out: ExecutionOut) -> Execution:
         data = out.model_dump()
         data["status"] = ExecutionStatus(out.status)
         return cls(**data)
@@ -101,14 +107,14 @@ class Execution:
 class Schedule:
     id: uuid.UUID
     name: str
-    description: Optional[str]
+    description: str | None
     schedule_type: ScheduleType
-    cron_expression: Optional[str]
-    interval_seconds: Optional[int]
-    run_at: Optional[datetime]
+    cron_expression: str | None
+    interval_seconds: int | None
+    run_at: datetime | None
     timezone: str
-    start_at: Optional[datetime]
-    end_at: Optional[datetime]
+    start_at: datetime | None
+    end_at: datetime | None
     dst_gap: DstGap
     dst_repeat: DstRepeat
     target_command: str
@@ -121,28 +127,33 @@ class Schedule:
     misfire_grace_seconds: int
     catchup: Catchup
     max_concurrent: int
-    max_runs: Optional[int]
+    max_runs: int | None
     jitter_seconds: int
     tags: list[str]
     status: ScheduleStatus
-    status_reason: Optional[str]
+    status_reason: str | None
     is_active: bool
-    paused_at: Optional[datetime]
-    next_run_at: Optional[datetime]
-    next_run_at_local: Optional[str]
-    last_run_at: Optional[datetime]
+    paused_at: datetime | None
+    next_run_at: datetime | None
+    next_run_at_local: str | None
+    last_run_at: datetime | None
     run_count: int
     created_by: str
-    updated_by: Optional[str]
+    updated_by: str | None
     created_at: datetime
     updated_at: datetime
     version: int
 
     @classmethod
-    def from_out(cls, out: ScheduleOut) -> "Schedule":
+    def from_out(cls, out: ScheduleOut) -> Schedule:
         data = out.model_dump()
-        for name, enum in (("schedule_type", ScheduleType), ("dst_gap", DstGap), ("dst_repeat", DstRepeat),
-                           ("delivery_mode", DeliveryMode), ("catchup", Catchup)):
+        for name, enum in (
+            ("schedule_type", ScheduleType),
+            ("dst_gap", DstGap),
+            ("dst_repeat", DstRepeat),
+            ("delivery_mode", DeliveryMode),
+            ("catchup", Catchup),
+        ):
             data[name] = enum(data[name])
         data["status"] = ScheduleStatus(out.status)
         return cls(**data)
@@ -152,28 +163,37 @@ class Schedule:
         if self.status != ScheduleStatus.ACTIVE or self.next_run_at is None:
             return []
         rule = Rule(
-            schedule_type=self.schedule_type, timezone=self.timezone, cron_expression=self.cron_expression,
-            interval_seconds=self.interval_seconds, run_at=self.run_at, start_at=self.start_at, end_at=self.end_at,
-            dst_gap=self.dst_gap, dst_repeat=self.dst_repeat,
+            schedule_type=self.schedule_type,
+            timezone=self.timezone,
+            cron_expression=self.cron_expression,
+            interval_seconds=self.interval_seconds,
+            run_at=self.run_at,
+            start_at=self.start_at,
+            end_at=self.end_at,
+            dst_gap=self.dst_gap,
+            dst_repeat=self.dst_repeat,
         )
         count = max(1, min(count, MAX_FIRE_TIMES))
         fires = preview(rule, self.next_run_at - timedelta(microseconds=1), count)
         return [FireTime(at=f.at_utc, local_time=f.local_time.isoformat(), note=f.note) for f in fires]
 
     @strawberry.field(description="The newest execution (batched across a page: no N+1).")
-    async def last_execution(self, info: strawberry.Info["Context", None]) -> Optional[Execution]:
+    async def last_execution(self, info: strawberry.Info[Context, None]) -> Execution | None:
         out = await info.context.loaders.last_execution.load(self.id)
         return Execution.from_out(out) if out else None
 
     @strawberry.field(description="Execution statistics (batched across a page).")
-    async def stats(self, info: strawberry.Info["Context", None]) -> ExecutionStats:
+    async def stats(self, info: strawberry.Info[Context, None]) -> ExecutionStats:
         return ExecutionStats.from_out(await info.context.loaders.stats.load(self.id))
 
     @strawberry.field(description="This schedule's executions, newest slot first.")
     async def executions(
-        self, info: strawberry.Info["Context", None], first: int = 20, after: Optional[str] = None,
-        status: Optional[list[ExecutionStatus]] = None,
-    ) -> Annotated["ExecutionConnection", strawberry.lazy("gql.connections")]:
+        self,
+        info: strawberry.Info[Context, None],
+        first: int = 20,
+        after: str | None = None,
+        status: list[ExecutionStatus] | None = None,
+    ) -> Annotated["ExecutionConnection", strawberry.lazy("gql.connections")]:  # noqa: F821, UP037 (a lazy type)
         from gql.connections import execution_connection
 
         return await execution_connection(info, first, after, schedule_id=self.id, statuses=status)
@@ -185,12 +205,12 @@ class AuditEntry:
     at: datetime
     actor: str
     action: str
-    schedule_id: Optional[uuid.UUID]
-    before: Optional[JSON]
-    after: Optional[JSON]
-    reason: Optional[str]
-    correlation_id: Optional[str]
+    schedule_id: uuid.UUID | None
+    before: JSON | None
+    after: JSON | None
+    reason: str | None
+    correlation_id: str | None
 
     @classmethod
-    def from_out(cls, out: AuditEntryOut) -> "AuditEntry":
+    def from_out(cls, out: AuditEntryOut) -> AuditEntry:
         return cls(**out.model_dump())

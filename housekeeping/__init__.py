@@ -26,5 +26,7 @@ broker.add_middleware(PeriodiqMiddleware(skip_delay=60))
 async def purge_execution_history() -> None:
     """Hourly: drop finished executions older than EXECUTION_HISTORY_RETENTION_DAYS."""
     res = await resources()
-    deleted = await purge_old_executions(res.engine, datetime.now(timezone.utc), res.settings.EXECUTION_HISTORY_RETENTION_DAYS)
+    deleted = await purge_old_executions(
+        res.engine, datetime.now(timezone.utc), res.settings.EXECUTION_HISTORY_RETENTION_DAYS
+    )
     log.info("history purged", extra={"action": "housekeeping.purged", "deleted": deleted})

@@ -25,8 +25,15 @@ def make_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
 
 # PostgreSQL refusing or dropping connections: during a fast shutdown it answers new connections with
 # "the database system is shutting down" (57P03) and ends open ones with 57P01.
-_UNREACHABLE = (ConnectionError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError)
+_UNREACHABLE = (
+    ConnectionError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
 
 
 def database_unreachable(error: BaseException) -> bool:
@@ -39,7 +46,8 @@ def database_unreachable(error: BaseException) -> bool:
     """
     for _ in range(6):
         if isinstance(error, (OperationalError, InterfaceError)) or (
-                isinstance(error, DBAPIError) and error.connection_invalidated):
+            isinstance(error, DBAPIError) and error.connection_invalidated
+        ):
             return True
         if isinstance(error, _UNREACHABLE):
             return True
@@ -82,7 +90,11 @@ class ReadPool:
             async with self._opening:
                 if self._pool is None:
                     self._pool = await asyncpg.create_pool(
-                        self.dsn, min_size=0, max_size=self.size, init=_json_codecs, reset=_no_reset,
+                        self.dsn,
+                        min_size=0,
+                        max_size=self.size,
+                        init=_json_codecs,
+                        reset=_no_reset,
                         max_inactive_connection_lifetime=300.0,
                     )
         return self._pool

@@ -65,9 +65,7 @@ class Schedule(SQLModel, table=True):
     max_runs: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
     jitter_seconds: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
     dst_gap: str = Field(default="shift", sa_column=sa.Column(sa.String(8), nullable=False, server_default="shift"))
-    dst_repeat: str = Field(
-        default="auto", sa_column=sa.Column(sa.String(8), nullable=False, server_default="auto")
-    )
+    dst_repeat: str = Field(default="auto", sa_column=sa.Column(sa.String(8), nullable=False, server_default="auto"))
 
     target_command: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
     command_payload: dict[str, Any] = Field(

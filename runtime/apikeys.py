@@ -1,8 +1,8 @@
 """`python -m runtime.apikeys`: create, list and revoke API keys (the secret is shown once).
 
-    python -m runtime.apikeys create --principal billing-service --role writer [--description "..."]
-    python -m runtime.apikeys list
-    python -m runtime.apikeys revoke <id or prefix>
+python -m runtime.apikeys create --principal billing-service --role writer [--description "..."]
+python -m runtime.apikeys list
+python -m runtime.apikeys revoke <id or prefix>
 """
 
 from __future__ import annotations

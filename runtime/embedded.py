@@ -206,20 +206,30 @@ class Server:
         with open(self.log_path, "ab") as log:
             log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting on port {self.port}\n".encode())
             log.flush()
-            self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=subprocess.STDOUT, cwd=self.directory,
-                                            start_new_session=True, preexec_fn=die_with_parent(self.stop_signal),
-                                            **self.popen_kwargs())
+            self.process = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.directory,
+                start_new_session=True,
+                preexec_fn=die_with_parent(self.stop_signal),
+                **self.popen_kwargs(),
+            )
         deadline = time.monotonic() + timeout
         while not self.ready():
             if self.process.poll() is not None:
-                raise EmbeddedError(f"embedded {self.kind} exited with {self.process.returncode}; "
-                                    f"see {self.log_path}:\n{self.log_tail()}")
+                raise EmbeddedError(
+                    f"embedded {self.kind} exited with {self.process.returncode}; "
+                    f"see {self.log_path}:\n{self.log_tail()}"
+                )
             if should_stop():
                 return
             if time.monotonic() > deadline:
-                raise EmbeddedError(f"embedded {self.kind} not ready on port {self.port} after {timeout:.0f}s; "
-                                    f"see {self.log_path}:\n{self.log_tail()}")
+                raise EmbeddedError(
+                    f"embedded {self.kind} not ready on port {self.port} after {timeout:.0f}s; "
+                    f"see {self.log_path}:\n{self.log_tail()}"
+                )
             time.sleep(0.1)
 
     @property
@@ -307,8 +317,12 @@ class PostgresServer(Server):
         import pwd
 
         entry = pwd.getpwnam(self.user)
-        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": [],
-                "env": {**os.environ, "HOME": str(self.directory), "USER": self.user, "LOGNAME": self.user}}
+        return {
+            "user": entry.pw_uid,
+            "group": entry.pw_gid,
+            "extra_groups": [],
+            "env": {**os.environ, "HOME": str(self.directory), "USER": self.user, "LOGNAME": self.user},
+        }
 
     def prepare(self) -> None:
         if self.bin is None:
@@ -323,13 +337,27 @@ class PostgresServer(Server):
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.log_path, "ab") as log:
                 result = subprocess.run(
-                    [str(self.bin / "initdb"), "-D", str(self.directory), "-U", "postgres", "--auth=trust",
-                     "--encoding=UTF8", "--locale=C", "--no-instructions"],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.directory,
-                    **self.popen_kwargs())
+                    [
+                        str(self.bin / "initdb"),
+                        "-D",
+                        str(self.directory),
+                        "-U",
+                        "postgres",
+                        "--auth=trust",
+                        "--encoding=UTF8",
+                        "--locale=C",
+                        "--no-instructions",
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.directory,
+                    **self.popen_kwargs(),
+                )
             if result.returncode != 0:
-                raise EmbeddedError(f"initdb failed with exit code {result.returncode}; see {self.log_path}:\n"
-                                    f"{self.log_tail()}")
+                raise EmbeddedError(
+                    f"initdb failed with exit code {result.returncode}; see {self.log_path}:\n{self.log_tail()}"
+                )
 
     def _grant_access(self) -> None:
         """Let the unprivileged user own its data directory and reach it and the binaries."""
@@ -354,9 +382,21 @@ class PostgresServer(Server):
                 pass
 
     def command(self) -> list[str]:
-        return [str(self.bin / "postgres"), "-D", str(self.directory), "-h", LOOPBACK, "-p", str(self.port),
-                "-c", "unix_socket_directories=", "-c", "listen_addresses=" + LOOPBACK,
-                "-c", "max_connections=200"]
+        return [
+            str(self.bin / "postgres"),
+            "-D",
+            str(self.directory),
+            "-h",
+            LOOPBACK,
+            "-p",
+            str(self.port),
+            "-c",
+            "unix_socket_directories=",
+            "-c",
+            "listen_addresses=" + LOOPBACK,
+            "-c",
+            "max_connections=200",
+        ]
 
     def ready(self) -> bool:
         # The postmaster writes "ready" as the last line of postmaster.pid once it accepts connections.
@@ -378,11 +418,15 @@ def run_as_user() -> str:
         except KeyError:
             continue
     name = "embedded_postgres"
-    result = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
-        raise EmbeddedError(f"running as root, PostgreSQL needs an unprivileged user; useradd {name} failed: "
-                            f"{result.stderr.strip()}")
+        raise EmbeddedError(
+            f"running as root, PostgreSQL needs an unprivileged user; useradd {name} failed: {result.stderr.strip()}"
+        )
     return name
 
 
@@ -397,8 +441,23 @@ class RedisServer(Server):
         return f"redis://{LOOPBACK}:{self.port}/0"
 
     def command(self) -> list[str]:
-        return [str(self.binary), "--port", str(self.port), "--bind", LOOPBACK, "--save", "", "--appendonly", "no",
-                "--dir", str(self.directory), "--daemonize", "no", "--protected-mode", "yes"]
+        return [
+            str(self.binary),
+            "--port",
+            str(self.port),
+            "--bind",
+            LOOPBACK,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.directory),
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+        ]
 
     def ready(self) -> bool:
         try:

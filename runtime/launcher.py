@@ -43,7 +43,15 @@ def commands(worker_processes: int, worker_threads: int) -> dict[str, list[str]]
     return {
         "api": [sys.executable, "-m", "api"],
         "ticker": [sys.executable, "-m", "ticker"],
-        "worker": [str(VENV_BIN / "dramatiq"), "actors", "housekeeping", "-p", str(worker_processes), "-t", str(worker_threads)],
+        "worker": [
+            str(VENV_BIN / "dramatiq"),
+            "actors",
+            "housekeeping",
+            "-p",
+            str(worker_processes),
+            "-t",
+            str(worker_threads),
+        ],
         "housekeeping": [str(VENV_BIN / "periodiq"), "actors", "housekeeping"],
     }
 
@@ -158,8 +166,12 @@ class Launcher:
                     self.write_state(plan, api, port, ready=ready)
             for server in self.servers:
                 if not server.running and not self.stopping:
-                    print(f"embedded {server.kind} exited with {server.process.returncode}; restarting "
-                          f"(log: {server.log_path})", file=sys.stderr, flush=True)
+                    print(
+                        f"embedded {server.kind} exited with {server.process.returncode}; restarting "
+                        f"(log: {server.log_path})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     server.wait_stopped(1)
                     time.sleep(RESTART_PAUSE_SECONDS)
                     server.start(should_stop=lambda: self.stopping)
@@ -181,14 +193,26 @@ class Launcher:
             if log is None:
                 log = self.logs[name] = open(self.data_dir / "logs" / f"{name}.log", "ab")
             kwargs = {"stdout": log, "stderr": subprocess.STDOUT}
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True,
-                                preexec_fn=embedded.die_with_parent(), **kwargs)
+        return subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=embedded.die_with_parent(),
+            **kwargs,
+        )
 
     def migrate(self, env: dict[str, str]) -> bool:
         """`python -m runtime.migrate` against the resolved database; False if it failed or we stop."""
-        process = subprocess.Popen([sys.executable, "-m", "runtime.migrate"], cwd=ROOT, env=env,
-                                   stdin=subprocess.DEVNULL, start_new_session=True,
-                                   preexec_fn=embedded.die_with_parent())
+        process = subprocess.Popen(
+            [sys.executable, "-m", "runtime.migrate"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=embedded.die_with_parent(),
+        )
         self.children["migrate"] = process
         try:
             while process.poll() is None:
@@ -205,7 +229,9 @@ class Launcher:
 
     def banner(self, plan: embedded.Plan, api: str, elapsed: float, ready: bool) -> None:
         where = {"environment": "from the environment", "default": "already running", "embedded": "embedded"}
-        status = f"ready in {elapsed:.1f}s" if ready else f"NOT ready after {elapsed:.0f}s: see {api}/ready and the logs"
+        status = (
+            f"ready in {elapsed:.1f}s" if ready else f"NOT ready after {elapsed:.0f}s: see {api}/ready and the logs"
+        )
         lines = [
             "",
             f"scheduler running ({status}) — Ctrl-C stops everything",
@@ -313,7 +339,9 @@ def group_alive(pgid: int) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m runtime.launcher", description=__doc__.split("\n")[0])
-    parser.add_argument("--demo", action="store_true", help="also create example schedules and print the commands they send")
+    parser.add_argument(
+        "--demo", action="store_true", help="also create example schedules and print the commands they send"
+    )
     args = parser.parse_args(argv)
     sys.exit(Launcher(demo=args.demo).run())
 

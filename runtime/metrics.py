@@ -18,7 +18,9 @@ EXECUTION_DURATION = Histogram(
     "schedule_execution_duration_seconds", "Claim-to-outcome time of one run", buckets=LAG_BUCKETS
 )
 FIRE_LAG = Histogram(
-    "schedule_fire_lag_seconds", "When a command's publish began minus its slot's instant (jitter included)", buckets=LAG_BUCKETS
+    "schedule_fire_lag_seconds",
+    "When a command's publish began minus its slot's instant (jitter included)",
+    buckets=LAG_BUCKETS,
 )
 MISFIRES = Counter("schedule_misfires_total", "Slots that did not fire, by reason", ["reason"])
 LOCKS_ACQUIRED = Counter("distributed_locks_acquired_total", "Per-schedule concurrency slots taken")

@@ -32,7 +32,7 @@ class NatsConnection:
         self._failed_at: float | None = None  # event-loop time of the last failed first connect
 
     @classmethod
-    def from_settings(cls, settings, name: str) -> "NatsConnection":
+    def from_settings(cls, settings, name: str) -> NatsConnection:
         """Authenticated with NATS_USER/NATS_PASSWORD, NATS_TOKEN or NATS_CREDS_FILE when set."""
         credentials = {}
         if settings.NATS_USER:

@@ -36,12 +36,20 @@ def schedule_scope(actor: Actor) -> list[Any]:
 def execution_scope(actor: Actor) -> list[Any]:
     if actor.sees_everything:
         return []
-    owned = Schedule.__table__.select().with_only_columns(Schedule.__table__.c.id).where(Schedule.__table__.c.created_by == actor.name)
+    owned = (
+        Schedule.__table__.select()
+        .with_only_columns(Schedule.__table__.c.id)
+        .where(Schedule.__table__.c.created_by == actor.name)
+    )
     return [col(Execution.schedule_id).in_(owned)]
 
 
 def audit_scope(actor: Actor) -> list[Any]:
     if actor.sees_everything:
         return []
-    owned = Schedule.__table__.select().with_only_columns(Schedule.__table__.c.id).where(Schedule.__table__.c.created_by == actor.name)
+    owned = (
+        Schedule.__table__.select()
+        .with_only_columns(Schedule.__table__.c.id)
+        .where(Schedule.__table__.c.created_by == actor.name)
+    )
     return [(AuditEntry.actor == actor.name) | col(AuditEntry.schedule_id).in_(owned)]

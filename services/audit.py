@@ -7,8 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-
-from services.schemas import Instant, _Strict
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,7 +15,7 @@ from models import AuditEntry
 from services.access import audit_scope
 from services.context import Actor
 from services.paging import KeysetPage, keyset_rows, offset_rows
-from services.schemas import Page
+from services.schemas import Instant, Page, _Strict
 
 
 def record_audit(
@@ -92,11 +90,16 @@ class AuditService:
             rows, total = await offset_rows(session, AuditEntry, conditions, (col(AuditEntry.id),), page, limit)
         return Page[AuditEntryOut].of([AuditEntryOut.model_validate(r.model_dump()) for r in rows], total, page, limit)
 
-    async def connection(self, filters: AuditFilter, actor: Actor, first: int, after: str | None) -> KeysetPage[AuditEntryOut]:
+    async def connection(
+        self, filters: AuditFilter, actor: Actor, first: int, after: str | None
+    ) -> KeysetPage[AuditEntryOut]:
         async with self.sessions() as session:
             rows, cursors, total, has_next = await keyset_rows(
                 session, AuditEntry, audit_conditions(filters) + audit_scope(actor), (col(AuditEntry.id),), first, after
             )
         return KeysetPage[AuditEntryOut](
-            items=[AuditEntryOut.model_validate(r.model_dump()) for r in rows], cursors=cursors, total=total, has_next=has_next
+            items=[AuditEntryOut.model_validate(r.model_dump()) for r in rows],
+            cursors=cursors,
+            total=total,
+            has_next=has_next,
         )

@@ -52,7 +52,9 @@ class ApiKeyService:
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Principal | None]] = {}
 
-    async def create(self, principal: str, role: str, now: datetime, description: str | None = None) -> tuple[ApiKeyOut, str]:
+    async def create(
+        self, principal: str, role: str, now: datetime, description: str | None = None
+    ) -> tuple[ApiKeyOut, str]:
         """A new key; the secret is returned once and never stored."""
         if role not in {r.value for r in Role}:
             raise ValidationFailed.single("role", f"must be one of {', '.join(r.value for r in Role)}")
@@ -60,8 +62,14 @@ class ApiKeyService:
             raise ValidationFailed.single("principal", "must be 1-255 characters")
         prefix = secrets.token_hex(4)
         secret = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
-        row = ApiKey(prefix=prefix, key_hash=hash_key(secret), principal=principal, role=role,
-                     description=description, created_at=now)
+        row = ApiKey(
+            prefix=prefix,
+            key_hash=hash_key(secret),
+            principal=principal,
+            role=role,
+            description=description,
+            created_at=now,
+        )
         async with self.sessions() as session, session.begin():
             session.add(row)
         return ApiKeyOut.model_validate(row.model_dump()), secret
@@ -96,7 +104,9 @@ class ApiKeyService:
         if cached and time.monotonic() - cached[0] < self.cache_seconds:
             return cached[1]
         async with self.sessions() as session:
-            row = (await session.exec(select(ApiKey).where(ApiKey.key_hash == digest, col(ApiKey.revoked_at).is_(None)))).first()
+            row = (
+                await session.exec(select(ApiKey).where(ApiKey.key_hash == digest, col(ApiKey.revoked_at).is_(None)))
+            ).first()
         principal = Principal(row.principal, Role(row.role)) if row else None
         if len(self._cache) > 10_000:
             self._cache.clear()

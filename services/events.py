@@ -75,5 +75,12 @@ class NatsEvents:
             for subject, body in events:
                 await client.publish(subject, encode(body))
         except Exception as error:  # events are best effort by design
-            log.warning("events not published", extra={
-                "action": "events.publish_failed", "subject": events[0][0], "count": len(events), "error": str(error)})
+            log.warning(
+                "events not published",
+                extra={
+                    "action": "events.publish_failed",
+                    "subject": events[0][0],
+                    "count": len(events),
+                    "error": str(error),
+                },
+            )

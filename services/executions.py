@@ -33,7 +33,9 @@ def _statuses(raw: str | None) -> list[str]:
     known = {s.value for s in ExecutionStatus}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValidationFailed.single("status", f"unknown status {unknown[0]!r}; expected one of {', '.join(sorted(known))}")
+        raise ValidationFailed.single(
+            "status", f"unknown status {unknown[0]!r}; expected one of {', '.join(sorted(known))}"
+        )
     return names
 
 
@@ -76,17 +78,28 @@ class ExecutionService:
             rows, total = await offset_rows(session, Execution, conditions, EXECUTION_ORDER, page, limit)
         return Page[ExecutionOut].of([execution_out(r) for r in rows], total, page, limit)
 
-    async def connection(self, filters: ExecutionFilter, actor: Actor, first: int, after: str | None) -> KeysetPage[ExecutionOut]:
+    async def connection(
+        self, filters: ExecutionFilter, actor: Actor, first: int, after: str | None
+    ) -> KeysetPage[ExecutionOut]:
         """A cursor page of executions, newest slot first (GraphQL `executions`)."""
         async with self.sessions() as session:
             rows, cursors, total, has_next = await keyset_rows(
-                session, Execution, execution_conditions(filters) + execution_scope(actor), EXECUTION_ORDER, first, after
+                session,
+                Execution,
+                execution_conditions(filters) + execution_scope(actor),
+                EXECUTION_ORDER,
+                first,
+                after,
             )
-        return KeysetPage[ExecutionOut](items=[execution_out(r) for r in rows], cursors=cursors, total=total, has_next=has_next)
+        return KeysetPage[ExecutionOut](
+            items=[execution_out(r) for r in rows], cursors=cursors, total=total, has_next=has_next
+        )
 
     async def get(self, execution_id: uuid.UUID, actor: Actor) -> ExecutionOut:
         async with self.sessions() as session:
-            row = (await session.exec(select(Execution).where(Execution.id == execution_id, *execution_scope(actor)))).first()
+            row = (
+                await session.exec(select(Execution).where(Execution.id == execution_id, *execution_scope(actor)))
+            ).first()
         if row is None:
             raise NotFound("execution", execution_id, field="execution_id")
         return execution_out(row)
@@ -126,7 +139,9 @@ class ExecutionService:
             await self._schedule_exists(session, schedule_id, actor)
         return (await self.stats_many([schedule_id], since))[schedule_id]
 
-    async def stats_many(self, schedule_ids: list[uuid.UUID], since: datetime | None = None) -> dict[uuid.UUID, StatsOut]:
+    async def stats_many(
+        self, schedule_ids: list[uuid.UUID], since: datetime | None = None
+    ) -> dict[uuid.UUID, StatsOut]:
         """Statistics of several schedules in grouped queries (for DataLoaders: visible schedules only)."""
         if not schedule_ids:
             return {}
@@ -152,11 +167,18 @@ class ExecutionService:
             counts: dict[uuid.UUID, dict[str, int]] = {}
             for schedule_id, status, count in (
                 await session.exec(
-                    select(Execution.schedule_id, Execution.status, sa.func.count()).where(*scope).group_by(Execution.schedule_id, Execution.status)
+                    select(Execution.schedule_id, Execution.status, sa.func.count())
+                    .where(*scope)
+                    .group_by(Execution.schedule_id, Execution.status)
                 )
             ).all():
                 counts.setdefault(schedule_id, {})[status] = count
-            durations = {r[0]: r[1:] for r in (await session.exec(percentiles(duration).where(col(Execution.finished_at).is_not(None)))).all()}
+            durations = {
+                r[0]: r[1:]
+                for r in (
+                    await session.exec(percentiles(duration).where(col(Execution.finished_at).is_not(None)))
+                ).all()
+            }
             lags = {r[0]: r[1:] for r in (await session.exec(percentiles(lag))).all()}
             last = dict(
                 (

@@ -13,9 +13,10 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -43,9 +44,9 @@ LOCK_CONFLICT_DEFER_MS = 1000
 # A run that failed because one of OUR dependencies was unreachable (Redis for its lock, NATS for its
 # publish) tries again within this many seconds (NATS: as soon as the worker's connection is back, see
 # actors.waiting_room) and keeps its attempt, while its slot is within the misfire grace. The
-# schedule's retry_delay and max_retries are a budget for failures of the target; spending them on our own outage published a 60 s NATS outage's slots up to retry_delay (300 s by
-# default) after NATS returned, and failed runs outright after max_retries short outages. Past the
-# grace, the run falls back to the schedule's backoff, which bounds the work of a long outage.
+# schedule's retry_delay and max_retries are a budget for failures of the target, not of our own
+# outages. Past the grace, the run falls back to the schedule's backoff, which bounds the work of a
+# long outage.
 OUTAGE_RETRY_CAP_SECONDS = 5
 # A worker that cannot record its outcomes (PostgreSQL restarting or unreachable) keeps trying this long
 # (at most LOCK_TIMEOUT_SECONDS, after which the sweep hands the runs out again anyway).
@@ -69,7 +70,8 @@ _CLAIM = sa.text(
     FROM free, schedules AS s
     WHERE e.id = free.id AND s.id = e.schedule_id
       AND (e.status = 'pending' OR (e.status = 'retrying' AND coalesce(e.next_attempt_at, :now) <= :early))
-    RETURNING e.id, e.schedule_id, e.scheduled_for, coalesce(e.not_before, e.scheduled_for) AS due, e.attempts, e.trigger_type, e.payload_override,
+    RETURNING e.id, e.schedule_id, e.scheduled_for, coalesce(e.not_before, e.scheduled_for) AS due, e.attempts,
+              e.trigger_type, e.payload_override,
               e.correlation_id, e.priority, s.name, s.status AS schedule_status, s.target_command,
               s.command_payload, s.delivery_mode, s.request_timeout_seconds, s.max_retries, s.retry_delay,
               s.max_concurrent, s.schedule_type, s.misfire_grace_seconds,
@@ -97,7 +99,8 @@ _RECORD = sa.text(
                 CAST(:refunds AS int[]))
          AS v(id, status, reason, error, finished_at, next_attempt_at, subject, message_id, entry, refund),
          mine
-    WHERE e.id = v.id AND mine.id = v.id AND e.status = 'running' AND e.claimed_by IS NOT DISTINCT FROM CAST(:claim AS text)
+    WHERE e.id = v.id AND mine.id = v.id AND e.status = 'running'
+      AND e.claimed_by IS NOT DISTINCT FROM CAST(:claim AS text)
     """
 )
 
@@ -242,7 +245,11 @@ def render_command(run: Claimed) -> Outgoing:
 
 class FiringService:
     def __init__(
-        self, engine: AsyncEngine, locks: ScheduleLocks, publisher: CommandPublisher, settings: Settings,
+        self,
+        engine: AsyncEngine,
+        locks: ScheduleLocks,
+        publisher: CommandPublisher,
+        settings: Settings,
         worker_id: str | None = None,
     ) -> None:
         """`worker_id` is this process's heartbeat name (services.liveness). Each batch's claim is
@@ -262,8 +269,11 @@ class FiringService:
     async def claim(self, execution_ids: list[uuid.UUID], now: datetime, claim: str | None = None) -> list[Claimed]:
         """Take ownership of the runs still waiting, as `claim`; a redelivered or duplicate id claims nothing."""
         async with self.engine.begin() as conn:
-            rows = (await conn.execute(_CLAIM, {"ids": execution_ids, "now": now, "early": now + EARLY_RETRY_SLACK,
-                                                "claim": claim})).all()
+            rows = (
+                await conn.execute(
+                    _CLAIM, {"ids": execution_ids, "now": now, "early": now + EARLY_RETRY_SLACK, "claim": claim}
+                )
+            ).all()
         claimed = [_claimed(row) for row in rows]
         # Highest priority first; a schedule's runs in slot order (they take its concurrency slots in turn).
         return sorted(claimed, key=lambda c: (-c.priority, c.scheduled_for))
@@ -294,9 +304,16 @@ class FiringService:
                 result.outcomes.append(self._outcome(run, now, "missed", reason=MissReason.PAUSED.value))
             elif not allowed_by(self.settings.command_whitelist, run.target_command):
                 # The whitelist changed since the schedule was saved: never publish, stop the schedule.
-                result.outcomes.append(self._outcome(
-                    run, now, "failed", reason=MissReason.FORBIDDEN.value, subject=run.target_command,
-                    error=f"{run.target_command} is not allowed by COMMAND_WHITELIST"))
+                result.outcomes.append(
+                    self._outcome(
+                        run,
+                        now,
+                        "failed",
+                        reason=MissReason.FORBIDDEN.value,
+                        subject=run.target_command,
+                        error=f"{run.target_command} is not allowed by COMMAND_WHITELIST",
+                    )
+                )
                 if run.schedule_id not in result.disabled:
                     result.disabled.append(run.schedule_id)
             else:
@@ -308,8 +325,15 @@ class FiringService:
             await self.disable(result.disabled, "target_command is no longer allowed by COMMAND_WHITELIST", finished)
         return result
 
-    async def _publish_in_rounds(self, runs: list[Claimed], claim: str | None, now: datetime,
-                                 clock: Callable[[], datetime], jitter: float, result: FireResult) -> None:
+    async def _publish_in_rounds(
+        self,
+        runs: list[Claimed],
+        claim: str | None,
+        now: datetime,
+        clock: Callable[[], datetime],
+        jitter: float,
+        result: FireResult,
+    ) -> None:
         """Take a concurrency slot for each run, publish those that got one and give the slots back; go
         round again for the rest while a round publishes something (for up to ROUNDS_SECONDS); then
         defer or skip what is left.
@@ -329,7 +353,8 @@ class FiringService:
         while waiting:
             try:
                 granted = await self.locks.acquire_many(
-                    [(r.schedule_id, r.max_concurrent, lease_token(r.execution_id, claim)) for r in waiting])
+                    [(r.schedule_id, r.max_concurrent, lease_token(r.execution_id, claim)) for r in waiting]
+                )
             except Exception as error:  # Redis unavailable: try again later, nothing was published
                 lock_error = f"lock service unavailable: {type(error).__name__}: {error}"[:500]
                 result.outcomes.extend(self._outage_failure(run, round_now, lock_error, jitter) for run in waiting)
@@ -343,7 +368,9 @@ class FiringService:
                 # One reference instant for the round: equal instants get equal delays, so the publish order
                 # stays the claim order (highest priority first) among commands due at the same instant.
                 reference = clock()
-                deliveries = await self.publisher.deliver_many([self._held(render_command(r), r, reference) for r in publishing])
+                deliveries = await self.publisher.deliver_many(
+                    [self._held(render_command(r), r, reference) for r in publishing]
+                )
                 for run, delivery in zip(publishing, deliveries):
                     result.outcomes.append(self._delivered(run, round_now, delivery, jitter))
             finally:
@@ -353,18 +380,28 @@ class FiringService:
                     log.warning("lock release failed", extra={"action": "locks.release_failed"})
             unreachable = next((d for d in deliveries if d.unreachable), None)
             if unreachable is not None:  # NATS is down: the rest would fail alike; they wait for it too
-                result.outcomes.extend(self._outage_failure(run, round_now, unreachable.error or "NATS unreachable",
-                                                            jitter, nats=True) for run in waiting)
+                result.outcomes.extend(
+                    self._outage_failure(run, round_now, unreachable.error or "NATS unreachable", jitter, nats=True)
+                    for run in waiting
+                )
                 return
             if not publishing or time.monotonic() >= give_up_at:
                 break
             round_now = clock()
         for run in waiting:
             if self._within_grace(run, round_now):
-                result.outcomes.append(self._outcome(
-                    run, round_now, "retrying", reason=MissReason.LOCK_CONFLICT.value, subject=run.target_command,
-                    error="all concurrency slots busy: deferred", retry_in_ms=LOCK_CONFLICT_DEFER_MS,
-                    counts_as_attempt=False))
+                result.outcomes.append(
+                    self._outcome(
+                        run,
+                        round_now,
+                        "retrying",
+                        reason=MissReason.LOCK_CONFLICT.value,
+                        subject=run.target_command,
+                        error="all concurrency slots busy: deferred",
+                        retry_in_ms=LOCK_CONFLICT_DEFER_MS,
+                        counts_as_attempt=False,
+                    )
+                )
             else:
                 result.outcomes.append(self._outcome(run, round_now, "skipped", reason=MissReason.LOCK_CONFLICT.value))
 
@@ -384,7 +421,9 @@ class FiringService:
 
     def _outcome(self, run: Claimed, now: datetime, status: str, **kw: Any) -> Outcome:
         started = max(now, run.due) if run.due is not None else now  # a run claimed ahead starts at its instant
-        return Outcome(run.execution_id, run.schedule_id, run.schedule_type, status, run.attempt, run.scheduled_for, started, **kw)
+        return Outcome(
+            run.execution_id, run.schedule_id, run.schedule_type, status, run.attempt, run.scheduled_for, started, **kw
+        )
 
     def _delivered(self, run: Claimed, now: datetime, delivery: Delivery, jitter: float) -> Outcome:
         if delivery.ok:
@@ -406,7 +445,9 @@ class FiringService:
         if retries_used >= run.max_retries:
             return self._outcome(run, now, "failed", error=error, subject=run.target_command)
         delay = retry_delay_seconds(retries_used + 1, run.retry_delay, self.settings.RETRY_BACKOFF_CAP_SECONDS, jitter)
-        return self._outcome(run, now, "retrying", error=error, subject=run.target_command, retry_in_ms=int(delay * 1000))
+        return self._outcome(
+            run, now, "retrying", error=error, subject=run.target_command, retry_in_ms=int(delay * 1000)
+        )
 
     def _outage_failure(self, run: Claimed, now: datetime, error: str, jitter: float, nats: bool = False) -> Outcome:
         """A failure caused by our own dependency being unreachable (see OUTAGE_RETRY_CAP_SECONDS);
@@ -416,11 +457,20 @@ class FiringService:
         # The first backoff step, capped: the attempt is given back, so the step never grows.
         cap = min(OUTAGE_RETRY_CAP_SECONDS, self.settings.RETRY_BACKOFF_CAP_SECONDS)
         delay = retry_delay_seconds(1, max(1, run.retry_delay), cap, jitter)
-        return self._outcome(run, now, "retrying", error=error, subject=run.target_command,
-                             retry_in_ms=int(delay * 1000), counts_as_attempt=False, waits_for_nats=nats)
+        return self._outcome(
+            run,
+            now,
+            "retrying",
+            error=error,
+            subject=run.target_command,
+            retry_in_ms=int(delay * 1000),
+            counts_as_attempt=False,
+            waits_for_nats=nats,
+        )
 
-    async def record_when_possible(self, outcomes: list[Outcome], now: datetime, claim: str | None,
-                                   clock: Callable[[], datetime]) -> None:
+    async def record_when_possible(
+        self, outcomes: list[Outcome], now: datetime, claim: str | None, clock: Callable[[], datetime]
+    ) -> None:
         """Record, retrying while PostgreSQL is unreachable, for up to RECORD_RETRY_SECONDS from `now`.
 
         This worker is alive and knows what happened to its runs. Giving up at the first failure left
@@ -436,8 +486,10 @@ class FiringService:
             except Exception as error:
                 if not database_unreachable(error) or clock() + timedelta(seconds=pause) > deadline:
                     raise
-                log.warning("outcomes not recorded yet: database unreachable",
-                            extra={"action": "worker.record_retry", "runs": len(outcomes), "error": str(error)[:200]})
+                log.warning(
+                    "outcomes not recorded yet: database unreachable",
+                    extra={"action": "worker.record_retry", "runs": len(outcomes), "error": str(error)[:200]},
+                )
             await asyncio.sleep(pause)
             pause = min(pause * 2, 4.0)
 
@@ -446,20 +498,48 @@ class FiringService:
         if not outcomes:
             return
         final = {"succeeded", "failed", "skipped", "missed", "cancelled"}
-        columns: dict[str, list[Any]] = {k: [] for k in (
-            "ids", "statuses", "reasons", "errors", "finished", "next_attempts", "subjects", "message_ids", "entries",
-            "refunds")}
+        columns: dict[str, list[Any]] = {
+            k: []
+            for k in (
+                "ids",
+                "statuses",
+                "reasons",
+                "errors",
+                "finished",
+                "next_attempts",
+                "subjects",
+                "message_ids",
+                "entries",
+                "refunds",
+            )
+        }
         for o in outcomes:
             next_attempt = now + timedelta(milliseconds=o.retry_in_ms) if o.retry_in_ms is not None else None
-            entry = {"attempt": o.attempt, "started_at": o.started_at.isoformat(), "finished_at": now.isoformat(),
-                     "status": o.status, "error": o.error, "via": o.via, "reason": o.reason}
+            entry = {
+                "attempt": o.attempt,
+                "started_at": o.started_at.isoformat(),
+                "finished_at": now.isoformat(),
+                "status": o.status,
+                "error": o.error,
+                "via": o.via,
+                "reason": o.reason,
+            }
             published = o.status == "succeeded"
-            for key, value in zip(columns, (
-                o.execution_id, o.status, o.reason, o.error, now if o.status in final else None, next_attempt,
-                o.subject if published else None, str(o.execution_id) if published else None,
-                json.dumps({k: v for k, v in entry.items() if v is not None}),
-                0 if o.counts_as_attempt else 1,
-            )):
+            for key, value in zip(
+                columns,
+                (
+                    o.execution_id,
+                    o.status,
+                    o.reason,
+                    o.error,
+                    now if o.status in final else None,
+                    next_attempt,
+                    o.subject if published else None,
+                    str(o.execution_id) if published else None,
+                    json.dumps({k: v for k, v in entry.items() if v is not None}),
+                    0 if o.counts_as_attempt else 1,
+                ),
+            ):
                 columns[key].append(value)
         # Only runs this worker still holds: one reaped while it was frozen may be another's by now,
         # and a late outcome must not overwrite that claim (it would also retry a published run).

@@ -28,7 +28,9 @@ from services.views import schedule_out, schedule_snapshot
 class LifecycleService(ScheduleService):
     """State changes of existing schedules. Shares loading and audit with ScheduleService."""
 
-    async def pause(self, schedule_id: uuid.UUID, actor: Actor, now: datetime, reason: str | None = None) -> ScheduleOut:
+    async def pause(
+        self, schedule_id: uuid.UUID, actor: Actor, now: datetime, reason: str | None = None
+    ) -> ScheduleOut:
         """Stop firing. Pausing a paused schedule changes nothing. `next_run_at` is kept so resume
         can tell which slots fell due during the pause."""
         await self._begin_write(actor)
@@ -53,7 +55,9 @@ class LifecycleService(ScheduleService):
         record_audit(session, actor, "schedule.paused", now, row.id, before, schedule_snapshot(row), reason)
         return True
 
-    async def resume(self, schedule_id: uuid.UUID, actor: Actor, now: datetime, reason: str | None = None) -> ScheduleOut:
+    async def resume(
+        self, schedule_id: uuid.UUID, actor: Actor, now: datetime, reason: str | None = None
+    ) -> ScheduleOut:
         """Fire again. Slots that fell due while paused follow the misfire rules: those within the
         grace fire, older ones follow `catchup`, and every one not fired is recorded with reason `paused`."""
         await self._begin_write(actor)
@@ -70,7 +74,9 @@ class LifecycleService(ScheduleService):
         if row.status == "active":
             return False
         if row.status not in ("paused", "disabled"):
-            raise Conflict(f"schedule is {row.status}; only paused or disabled schedules can be resumed", field="status")
+            raise Conflict(
+                f"schedule is {row.status}; only paused or disabled schedules can be resumed", field="status"
+            )
         before = schedule_snapshot(row)
         rule = rule_of(row)
         next_run = row.next_run_at or next_fire(rule, now)
@@ -122,7 +128,11 @@ class LifecycleService(ScheduleService):
             session.add(execution)
             await session.flush()
             record_audit(
-                session, actor, "schedule.triggered", now, row.id,
+                session,
+                actor,
+                "schedule.triggered",
+                now,
+                row.id,
                 after={"execution_id": str(execution.id), "override_payload": override_payload},
             )
             await notify_ticker(session, row.id)
@@ -141,7 +151,9 @@ class LifecycleService(ScheduleService):
                 schedule_id = uuid.UUID(raw_id)
             except ValueError:
                 results.append(
-                    BulkItemResult(schedule_id=raw_id, success=False, error={"code": "invalid_id", "message": "not a UUID"})
+                    BulkItemResult(
+                        schedule_id=raw_id, success=False, error={"code": "invalid_id", "message": "not a UUID"}
+                    )
                 )
                 continue
             try:
@@ -160,9 +172,15 @@ class LifecycleService(ScheduleService):
                 results.append(BulkItemResult(schedule_id=raw_id, success=True, status=row.status))
             except DomainError as error:
                 results.append(
-                    BulkItemResult(schedule_id=raw_id, success=False, error={"code": error.code, "message": error.message})
+                    BulkItemResult(
+                        schedule_id=raw_id, success=False, error={"code": error.code, "message": error.message}
+                    )
                 )
         succeeded = sum(1 for r in results if r.success)
         return BulkOperationOut(
-            operation=operation.value, total=len(results), succeeded=succeeded, failed=len(results) - succeeded, results=results
+            operation=operation.value,
+            total=len(results),
+            succeeded=succeeded,
+            failed=len(results) - succeeded,
+            results=results,
         )

@@ -38,8 +38,9 @@ import os
 import secrets
 import socket
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import redis
 from redis.asyncio import Redis
@@ -127,8 +128,14 @@ class Heartbeat:
     `interval_seconds` between beats; the key lives `dead_after_seconds` after each beat.
     """
 
-    def __init__(self, redis_url: str, interval_seconds: float, dead_after_seconds: float,
-                 prefix: str = KEY_PREFIX, consumer_id: str | None = None) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        interval_seconds: float,
+        dead_after_seconds: float,
+        prefix: str = KEY_PREFIX,
+        consumer_id: str | None = None,
+    ) -> None:
         """`consumer_id`: the process's Dramatiq broker id, so that its unacked messages can be
         requeued once it is dead (see the module docstring)."""
         self.redis_url = redis_url
@@ -164,8 +171,10 @@ class Heartbeat:
         if self._script is None:
             raise RuntimeError("Heartbeat.beat() before start()")
         try:
-            self._script(keys=[self.key, f"{self.prefix}workers:epoch", f"{self.prefix}workers"],
-                         args=[self.worker_id, self.ttl_ms, self.consumer_id])
+            self._script(
+                keys=[self.key, f"{self.prefix}workers:epoch", f"{self.prefix}workers"],
+                args=[self.worker_id, self.ttl_ms, self.consumer_id],
+            )
             return True
         except redis.RedisError as error:  # Redis down: the runs fall back to LOCK_TIMEOUT_SECONDS
             log.warning("heartbeat failed", extra={"action": "worker.heartbeat_failed", "error": str(error)})
@@ -199,7 +208,7 @@ class WorkerRegistry:
         self.warm_up_seconds = int(dead_after_seconds) + 1
         self._dead = client.register_script(_DEAD)
         self._census = client.register_script(_CENSUS)
-        self._last_epoch: bytes | None | object = _UNSEEN
+        self._last_epoch: bytes | object | None = _UNSEEN
 
     async def dead_among(self, worker_ids: Iterable[str]) -> set[str]:
         """The ids among `worker_ids` whose heartbeat key is gone; empty while Redis is unreachable or
@@ -208,7 +217,10 @@ class WorkerRegistry:
         if not ids:
             return set()
         try:
-            found = await self._dead(keys=[f"{self.prefix}workers:epoch", *(f"{self.prefix}worker:{i}" for i in ids)], args=[self.warm_up_seconds])
+            found = await self._dead(
+                keys=[f"{self.prefix}workers:epoch", *(f"{self.prefix}worker:{i}" for i in ids)],
+                args=[self.warm_up_seconds],
+            )
         except Exception as error:
             log.warning("worker registry unavailable", extra={"action": "ticker.registry_failed", "error": str(error)})
             return set()
@@ -220,8 +232,9 @@ class WorkerRegistry:
         """The departed workers, and whether Redis lost its data since the previous census of this
         registry (its epoch changed). The first census of a process cannot tell a loss."""
         try:
-            found = await self._census(keys=[f"{self.prefix}workers:epoch", f"{self.prefix}workers"],
-                                       args=[self.prefix, self.warm_up_seconds])
+            found = await self._census(
+                keys=[f"{self.prefix}workers:epoch", f"{self.prefix}workers"], args=[self.prefix, self.warm_up_seconds]
+            )
         except Exception as error:
             log.warning("worker registry unavailable", extra={"action": "ticker.registry_failed", "error": str(error)})
             return Census()
@@ -242,8 +255,9 @@ class WorkerRegistry:
                 if await self.client.hdel(f"{self.prefix}workers", worker_id):
                     taken.append(worker_id)
             except Exception as error:  # reported again at the next census
-                log.warning("could not take a departed worker", extra={"action": "ticker.registry_failed",
-                                                                       "error": str(error)})
+                log.warning(
+                    "could not take a departed worker", extra={"action": "ticker.registry_failed", "error": str(error)}
+                )
         return taken
 
     async def release_consumers(self, consumer_ids: Iterable[str]) -> int:
@@ -257,11 +271,13 @@ class WorkerRegistry:
         if not ids:
             return 0
         try:
-            return int(await self.client.zadd(f"{self.prefix}{DRAMATIQ_HEARTBEATS}", dict.fromkeys(ids, 0),
-                                              xx=True, ch=True))
+            return int(
+                await self.client.zadd(f"{self.prefix}{DRAMATIQ_HEARTBEATS}", dict.fromkeys(ids, 0), xx=True, ch=True)
+            )
         except Exception as error:  # Dramatiq's own heartbeat_timeout still applies
-            log.warning("could not release dead consumers", extra={"action": "ticker.registry_failed",
-                                                                    "error": str(error)})
+            log.warning(
+                "could not release dead consumers", extra={"action": "ticker.registry_failed", "error": str(error)}
+            )
             return 0
 
 

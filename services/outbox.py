@@ -23,9 +23,9 @@ A message that is handed over twice is harmless: the worker's claim is a conditi
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Collection
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -127,8 +127,14 @@ class SweepResult:
     freed_leases: list[tuple[uuid.UUID, int, str]] = field(default_factory=list)
 
 
-async def sweep(engine: AsyncEngine, now: datetime, settings: Settings, limit: int = 5000,
-                dead_workers: Collection[str] = (), rescue: bool = False) -> SweepResult:
+async def sweep(
+    engine: AsyncEngine,
+    now: datetime,
+    settings: Settings,
+    limit: int = 5000,
+    dead_workers: Collection[str] = (),
+    rescue: bool = False,
+) -> SweepResult:
     """One pass over the outbox and the stale runs; returns what to enqueue after the commit.
 
     `dead_workers`: claimers known to be dead (no heartbeat), whose `running` rows are reaped now.
@@ -142,16 +148,27 @@ async def sweep(engine: AsyncEngine, now: datetime, settings: Settings, limit: i
     lost_limit = RESCUE_LIMIT if rescue else limit
     upcoming = []
     async with engine.begin() as conn:
-        handed = (await conn.execute(_HAND_OVER, {"now": now, "horizon": now + lead_of(settings), "limit": limit})).all()
+        handed = (
+            await conn.execute(_HAND_OVER, {"now": now, "horizon": now + lead_of(settings), "limit": limit})
+        ).all()
         lost = (await conn.execute(_LOST_PENDING, {"now": now, "stale": stale_queue, "limit": lost_limit})).all()
         if rescue:  # before _LOST_RETRIES moves the overdue ones to `now`: the two sets stay apart
-            upcoming = (await conn.execute(_UPCOMING_RETRIES, {"now": now, "horizon": now + reenqueue_after,
-                                                               "limit": lost_limit})).all()
+            upcoming = (
+                await conn.execute(
+                    _UPCOMING_RETRIES, {"now": now, "horizon": now + reenqueue_after, "limit": lost_limit}
+                )
+            ).all()
         retries = (await conn.execute(_LOST_RETRIES, {"now": now, "stale": stale_queue, "limit": lost_limit})).all()
         reaped = (
             await conn.execute(
-                _REAP_RUNNING, {"now": now, "now_text": now.isoformat(), "stale": stale_running, "limit": limit,
-                                "dead": list(dead_workers)}
+                _REAP_RUNNING,
+                {
+                    "now": now,
+                    "now_text": now.isoformat(),
+                    "stale": stale_running,
+                    "limit": limit,
+                    "dead": list(dead_workers),
+                },
             )
         ).all()
     result.handed_over, result.requeued_pending, result.requeued_retries = len(handed), len(lost), len(retries)
@@ -180,7 +197,9 @@ async def release_hand_over(engine: AsyncEngine, execution_ids: list[uuid.UUID])
         return
     async with engine.begin() as conn:
         await conn.execute(
-            sa.text("UPDATE executions SET enqueued_at = NULL WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'pending'"),
+            sa.text(
+                "UPDATE executions SET enqueued_at = NULL WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'pending'"
+            ),
             {"ids": execution_ids},
         )
 
@@ -195,7 +214,10 @@ async def running_claimers(engine: AsyncEngine) -> list[str]:
     """The workers holding `running` runs now (for the heartbeat check before a sweep); a claim is
     named `<worker id>#<nonce>` (services.firing)."""
     async with engine.connect() as conn:
-        rows = await conn.execute(sa.text(
-            "SELECT DISTINCT split_part(claimed_by, '#', 1) FROM executions "
-            "WHERE status = 'running' AND claimed_by IS NOT NULL"))
+        rows = await conn.execute(
+            sa.text(
+                "SELECT DISTINCT split_part(claimed_by, '#', 1) FROM executions "
+                "WHERE status = 'running' AND claimed_by IS NOT NULL"
+            )
+        )
         return [row[0] for row in rows]

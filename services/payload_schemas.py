@@ -31,7 +31,7 @@ class PayloadSchemas:
         self.schemas = schemas
 
     @classmethod
-    def load(cls, folder: str | Path) -> "PayloadSchemas":
+    def load(cls, folder: str | Path) -> PayloadSchemas:
         schemas = []
         for path in sorted(Path(folder).glob("*.json")):
             try:

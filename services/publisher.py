@@ -15,8 +15,9 @@ import asyncio
 import itertools
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from nats.js.errors import NotFoundError
 
@@ -51,7 +52,9 @@ class Delivery:
 def reply_error(headers: dict[str, str] | None, data: bytes) -> str | None:
     """The error an RPC reply carries, or None for a successful reply."""
     if headers and (headers.get("Nats-Service-Error") or headers.get("Nats-Service-Error-Code")):
-        return f"error reply: {headers.get('Nats-Service-Error-Code', '')} {headers.get('Nats-Service-Error', '')}".strip()
+        return (
+            f"error reply: {headers.get('Nats-Service-Error-Code', '')} {headers.get('Nats-Service-Error', '')}".strip()
+        )
     try:
         body = json.loads(data) if data else None
     except ValueError:
@@ -90,11 +93,14 @@ class AckInbox:
         if future is not None and not future.done():
             future.set_result(msg)
 
-    async def publish(self, client: Any, subject: str, body: bytes, headers: dict[str, str]) -> tuple[str, asyncio.Future]:
+    async def publish(
+        self, client: Any, subject: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[str, asyncio.Future]:
         """Publish; returns (token, future), the future resolving to the server's reply (a PubAck, an
         error or a status)."""
-        return await self._expect(client, lambda token: client.publish(
-            subject, body, reply=f"{self._prefix}.{token}", headers=headers))
+        return await self._expect(
+            client, lambda token: client.publish(subject, body, reply=f"{self._prefix}.{token}", headers=headers)
+        )
 
     async def barrier(self, client: Any) -> tuple[str, asyncio.Future]:
         """Publish an empty message to our own inbox; returns (token, future), the future resolving when
@@ -187,7 +193,9 @@ class CommandPublisher:
             if wait > 0:
                 await asyncio.sleep(wait)
             if not client.is_connected:  # lost while holding: nothing written, so certainly not published
-                results[index] = Delivery(False, item.mode, error="NATS connection lost before publishing", unreachable=True)
+                results[index] = Delivery(
+                    False, item.mode, error="NATS connection lost before publishing", unreachable=True
+                )
                 continue
             written[index] = time.time()
             try:
@@ -204,14 +212,28 @@ class CommandPublisher:
             except Exception as error:
                 results[index] = Delivery(False, item.mode, error=f"{type(error).__name__}: {error}"[:500])
         if acks:
-            waits.append(asyncio.ensure_future(self._await_acks(acks, max(batch[i].timeout_seconds for i, _, _ in acks), results)))
+            waits.append(
+                asyncio.ensure_future(
+                    self._await_acks(acks, max(batch[i].timeout_seconds for i, _, _ in acks), results)
+                )
+            )
         if core_indexes:
-            waits.append(asyncio.ensure_future(self._confirm_core(client, core_indexes, max(batch[i].timeout_seconds for i in core_indexes), results)))
+            waits.append(
+                asyncio.ensure_future(
+                    self._confirm_core(
+                        client, core_indexes, max(batch[i].timeout_seconds for i in core_indexes), results
+                    )
+                )
+            )
         if waits:
             await asyncio.gather(*waits)
         lost = not client.is_connected
-        return [replace(r, written_at=written.get(i), unreachable=r.unreachable or (lost and not r.ok))
-                if r is not None else Delivery(False, "none", error="not attempted") for i, r in enumerate(results)]
+        return [
+            replace(r, written_at=written.get(i), unreachable=r.unreachable or (lost and not r.ok))
+            if r is not None
+            else Delivery(False, "none", error="not attempted")
+            for i, r in enumerate(results)
+        ]
 
     async def _request(self, client: Any, item: Outgoing, index: int, results: list[Delivery | None]) -> None:
         try:
@@ -221,8 +243,9 @@ class CommandPublisher:
         except Exception as error:
             results[index] = Delivery(False, "request", error=f"{type(error).__name__}: {error}"[:500])
 
-    async def _await_acks(self, acks: list[tuple[int, str, tuple[str, asyncio.Future]]], timeout: float,
-                          results: list[Delivery | None]) -> None:
+    async def _await_acks(
+        self, acks: list[tuple[int, str, tuple[str, asyncio.Future]]], timeout: float, results: list[Delivery | None]
+    ) -> None:
         await asyncio.wait([future for _, _, (_, future) in acks], timeout=timeout)
         late: list[str] = []
         for index, stream, (token, future) in acks:
@@ -234,7 +257,9 @@ class CommandPublisher:
                 results[index] = Delivery(False, "jetstream", error="TimeoutError: no PubAck in time")
         self._acks.forget(late)
 
-    async def _confirm_core(self, client: Any, indexes: list[int], timeout: float, results: list[Delivery | None]) -> None:
+    async def _confirm_core(
+        self, client: Any, indexes: list[int], timeout: float, results: list[Delivery | None]
+    ) -> None:
         """Core publishes succeed when the barrier after them comes back within `timeout` seconds."""
         token = None
         try:

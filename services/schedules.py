@@ -18,17 +18,20 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.misfire import Catchup, MisfirePolicy, SlotPlan, plan_due
-from core.states import ExecutionStatus, MissReason
 from core.errors import Conflict, FieldError, NotFound, QuotaExceeded, ValidationFailed, VersionConflict
+from core.misfire import Catchup, MisfirePolicy, SlotPlan, plan_due
 from core.rules import Rule, ScheduleType, next_fire, preview
 from core.settings import Settings
+from core.states import ExecutionStatus, MissReason
 from models import Schedule
 from models.db import ReadPool
+from services.access import check_visible, require_writer, schedule_scope, visible_to
 from services.audit import record_audit
 from services.context import Actor
 from services.events import SCHEDULE_EVENT_PREFIX, EventSink, NullEvents
-from services.slots import insert_slots
+from services.paging import KeysetPage, keyset_rows, offset_rows
+from services.payload_schemas import PayloadSchemas
+from services.ratelimit import WriteLimiter
 from services.schemas import (
     BulkCreateOut,
     FireTimeOut,
@@ -40,10 +43,7 @@ from services.schemas import (
     ScheduleOut,
     ScheduleUpdate,
 )
-from services.paging import KeysetPage, keyset_rows, offset_rows
-from services.access import check_visible, require_writer, schedule_scope, visible_to
-from services.payload_schemas import PayloadSchemas
-from services.ratelimit import WriteLimiter
+from services.slots import insert_slots
 from services.validation import RULE_FIELDS, ValidatedSchedule, misfire_policy_of, rule_of, validate_schedule
 from services.views import schedule_out, schedule_out_of_values, schedule_snapshot
 
@@ -54,12 +54,14 @@ SCHEDULES = Schedule.__table__
 _COLUMNS = [c.name for c in SCHEDULES.columns]
 # Defaults of the columns a new schedule may leave out (as the ORM model declares them).
 _COLUMN_DEFAULTS = {
-    name: field.default for name, field in Schedule.model_fields.items()
+    name: field.default
+    for name, field in Schedule.model_fields.items()
     if name in _COLUMNS and field.default is not PydanticUndefined and field.default_factory is None
 }
 _SELECT_OWNED = sa.text("SELECT live FROM schedule_counts WHERE created_by = :creator")
 _SELECT_TAKEN_NAMES = sa.text(
-    "SELECT name FROM schedules WHERE created_by = :creator AND deleted_at IS NULL AND name = ANY(CAST(:names AS varchar[]))"
+    "SELECT name FROM schedules WHERE created_by = :creator AND "
+    "deleted_at IS NULL AND name = ANY(CAST(:names AS varchar[]))"
 )
 # A whole batch in one statement: the rows travel as one JSON array (PostgreSQL parses it).
 _INSERT_SCHEDULES = sa.text(
@@ -178,13 +180,20 @@ class ScheduleService:
         body = schedule.model_dump(mode="json") if isinstance(schedule, ScheduleOut) else schedule
         await self.events.emit(
             SCHEDULE_EVENT_PREFIX + kind,
-            {"schedule_id": str(body.get("id")), "actor": actor.name, "correlation_id": actor.correlation_id,
-             "at": now, "schedule": body},
+            {
+                "schedule_id": str(body.get("id")),
+                "actor": actor.name,
+                "correlation_id": actor.correlation_id,
+                "at": now,
+                "schedule": body,
+            },
         )
 
     # ---- reads -------------------------------------------------------------------------
 
-    async def _load(self, session: AsyncSession, schedule_id: uuid.UUID, actor: Actor, for_update: bool = False) -> Schedule:
+    async def _load(
+        self, session: AsyncSession, schedule_id: uuid.UUID, actor: Actor, for_update: bool = False
+    ) -> Schedule:
         query = select(Schedule).where(Schedule.id == schedule_id, col(Schedule.deleted_at).is_(None))
         if for_update:
             query = query.with_for_update()
@@ -212,12 +221,18 @@ class ScheduleService:
             rows, total = await offset_rows(session, Schedule, conditions, SCHEDULE_ORDER, page, limit)
         return Page[ScheduleOut].of([schedule_out(r) for r in rows], total, page, limit)
 
-    async def connection(self, filters: ScheduleFilter, actor: Actor, first: int, after: str | None) -> KeysetPage[ScheduleOut]:
+    async def connection(
+        self, filters: ScheduleFilter, actor: Actor, first: int, after: str | None
+    ) -> KeysetPage[ScheduleOut]:
         """A cursor page of schedules, newest first (GraphQL `schedules`)."""
         conditions = schedule_conditions(filters) + schedule_scope(actor)
         async with self.sessions() as session:
-            rows, cursors, total, has_next = await keyset_rows(session, Schedule, conditions, SCHEDULE_ORDER, first, after)
-        return KeysetPage[ScheduleOut](items=[schedule_out(r) for r in rows], cursors=cursors, total=total, has_next=has_next)
+            rows, cursors, total, has_next = await keyset_rows(
+                session, Schedule, conditions, SCHEDULE_ORDER, first, after
+            )
+        return KeysetPage[ScheduleOut](
+            items=[schedule_out(r) for r in rows], cursors=cursors, total=total, has_next=has_next
+        )
 
     def preview(self, request: PreviewRequest, now: datetime) -> PreviewOut:
         """Next fire times of an unsaved schedule; validates it exactly as create would."""
@@ -228,9 +243,7 @@ class ScheduleService:
         fires = preview(validated.rule, start, request.count)
         return PreviewOut(
             timezone=validated.rule.timezone,
-            fire_times=[
-                FireTimeOut(at=f.at_utc, local_time=f.local_time.isoformat(), note=f.note) for f in fires
-            ],
+            fire_times=[FireTimeOut(at=f.at_utc, local_time=f.local_time.isoformat(), note=f.note) for f in fires],
         )
 
     # ---- create ------------------------------------------------------------------------
@@ -238,7 +251,9 @@ class ScheduleService:
     def _new_row(self, validated: ValidatedSchedule, actor: Actor, now: datetime, start_defaulted: bool) -> Schedule:
         return Schedule(**self._new_values(validated, actor, now, start_defaulted))
 
-    def _new_values(self, validated: ValidatedSchedule, actor: Actor, now: datetime, start_defaulted: bool) -> dict[str, Any]:
+    def _new_values(
+        self, validated: ValidatedSchedule, actor: Actor, now: datetime, start_defaulted: bool
+    ) -> dict[str, Any]:
         """The column values of a new schedule: every column, defaults filled (bulk create inserts
         these directly; `_new_row` wraps them in the ORM object)."""
         next_run = first_fire(validated.rule, now, start_defaulted)
@@ -269,7 +284,11 @@ class ScheduleService:
 
     async def _check_names_free(self, session: AsyncSession, creator: str, names: list[str], fields: list[str]) -> None:
         taken = set((await _run(session, _SELECT_TAKEN_NAMES, {"creator": creator, "names": names})).scalars())
-        clashes = [FieldError(f, f"a schedule named {n!r} already exists for {creator!r}") for n, f in zip(names, fields) if n in taken]
+        clashes = [
+            FieldError(f, f"a schedule named {n!r} already exists for {creator!r}")
+            for n, f in zip(names, fields)
+            if n in taken
+        ]
         if clashes:
             raise Conflict(clashes[0].message, errors=clashes)
 
@@ -308,7 +327,9 @@ class ScheduleService:
         seen: dict[str, int] = {}
         for index, row in enumerate(rows):
             if row["name"] in seen:
-                errors.append(FieldError(f"schedules.{index}.name", f"duplicates the name of schedules.{seen[row['name']]}"))
+                errors.append(
+                    FieldError(f"schedules.{index}.name", f"duplicates the name of schedules.{seen[row['name']]}")
+                )
             seen.setdefault(row["name"], index)
         if errors:
             raise ValidationFailed(errors)
@@ -321,10 +342,17 @@ class ScheduleService:
                 session, actor.owner, [r["name"] for r in rows], [f"schedules.{i}.name" for i in range(len(rows))]
             )
             await _run(session, _INSERT_SCHEDULES, {"rows": _rows_json(rows)})
-            await _run(session, _INSERT_CREATED_AUDIT, {
-                "at": now, "actor": actor.name, "reason": "bulk create", "correlation_id": actor.correlation_id,
-                "rows": _to_json([{"schedule_id": r["id"], "after": snap} for r, snap in zip(rows, snapshots)]),
-            })
+            await _run(
+                session,
+                _INSERT_CREATED_AUDIT,
+                {
+                    "at": now,
+                    "actor": actor.name,
+                    "reason": "bulk create",
+                    "correlation_id": actor.correlation_id,
+                    "rows": _to_json([{"schedule_id": r["id"], "after": snap} for r, snap in zip(rows, snapshots)]),
+                },
+            )
             await notify_ticker(session, rows[0]["id"])
         for snapshot in snapshots:
             await self.announce("created", snapshot, actor, now)
@@ -336,7 +364,13 @@ class ScheduleService:
         await self._begin_write(actor)
         changes = body.model_dump(exclude_unset=True)
         expected_version = changes.pop("version", None)
-        nulls = [name for name, value in changes.items() if value is None and name not in ("description", "end_at", "start_at", "max_runs", "cron_expression", "interval_seconds", "run_at")]
+        nulls = [
+            name
+            for name, value in changes.items()
+            if value is None
+            and name
+            not in ("description", "end_at", "start_at", "max_runs", "cron_expression", "interval_seconds", "run_at")
+        ]
         if nulls:
             raise ValidationFailed([FieldError(n, "may not be null") for n in nulls])
         async with self.sessions() as session, session.begin():
@@ -399,18 +433,32 @@ class ScheduleService:
             await self.delete_row(session, row, actor, now, reason)
         await self.announce("deleted", schedule_out(row), actor, now)
 
-    async def delete_row(self, session: AsyncSession, row: Schedule, actor: Actor, now: datetime, reason: str | None) -> None:
+    async def delete_row(
+        self, session: AsyncSession, row: Schedule, actor: Actor, now: datetime, reason: str | None
+    ) -> None:
         before = schedule_snapshot(row)
         if row.status in ("active", "paused") and row.next_run_at is not None and row.next_run_at <= now:
             # Slots that fell due but were not recorded yet (no ticker has claimed them, or the schedule
             # is paused) never fire now; keep each as a row with its reason instead of dropping it.
-            due = plan_due(rule_of(row), row.next_run_at, now, MisfirePolicy(grace_seconds=0, catchup=Catchup.NONE),
-                           row.run_count, row.max_runs)
+            due = plan_due(
+                rule_of(row),
+                row.next_run_at,
+                now,
+                MisfirePolicy(grace_seconds=0, catchup=Catchup.NONE),
+                row.run_count,
+                row.max_runs,
+            )
             slots = tuple(sorted(due.fire + due.missed))
             paused = row.status == "paused"
-            await insert_slots(session, row, SlotPlan((), slots, 0, None, True), now,
-                               (MissReason.PAUSED if paused else MissReason.DELETED).value, actor.correlation_id,
-                               ExecutionStatus.MISSED if paused else ExecutionStatus.CANCELLED)
+            await insert_slots(
+                session,
+                row,
+                SlotPlan((), slots, 0, None, True),
+                now,
+                (MissReason.PAUSED if paused else MissReason.DELETED).value,
+                actor.correlation_id,
+                ExecutionStatus.MISSED if paused else ExecutionStatus.CANCELLED,
+            )
         row.status = "deleted"
         row.deleted_at = now
         row.next_run_at = None

@@ -267,7 +267,7 @@ class Page(BaseModel, Generic[T]):
     pages: int
 
     @classmethod
-    def of(cls, items: list[T], total: int, page: int, limit: int) -> "Page[T]":
+    def of(cls, items: list[T], total: int, page: int, limit: int) -> Page[T]:
         return cls(items=items, total=total, page=page, limit=limit, pages=-(-total // limit))
 
 

@@ -33,6 +33,7 @@ async def insert_slots(
     missed_status: ExecutionStatus = ExecutionStatus.MISSED,
 ) -> list[uuid.UUID]:
     """Insert pending rows for `plan.fire` and `missed_status` rows for `plan.missed`; return new pending ids."""
+
     # A multi-row INSERT takes its column list from the first row: every row has the same keys.
     def row(slot: datetime, missed: bool) -> dict:
         return {
@@ -51,8 +52,8 @@ async def insert_slots(
     rows = [row(slot, False) for slot in plan.fire] + [row(slot, True) for slot in plan.missed]
     if not rows:
         return []
-    statement = insert(Execution).values(rows).on_conflict_do_nothing(**SLOT_CONFLICT).returning(
-        Execution.id, Execution.status
+    statement = (
+        insert(Execution).values(rows).on_conflict_do_nothing(**SLOT_CONFLICT).returning(Execution.id, Execution.status)
     )
     inserted = (await session.exec(statement)).all()
     return [row_id for row_id, status in inserted if status == ExecutionStatus.PENDING.value]

@@ -113,12 +113,28 @@ class _Batch:
     """Column arrays for the INSERT and UPDATE of one tick (unnest keeps it to one statement each)."""
 
     def __init__(self) -> None:
-        self.executions: dict[str, list[Any]] = {k: [] for k in (
-            "ids", "schedule_ids", "slots", "statuses", "reasons", "priorities", "not_befores", "enqueued", "finished")}
-        self.schedules: dict[str, list[Any]] = {k: [] for k in ("ids", "next_runs", "fired", "last_fired", "statuses", "reasons")}
+        self.executions: dict[str, list[Any]] = {
+            k: []
+            for k in (
+                "ids",
+                "schedule_ids",
+                "slots",
+                "statuses",
+                "reasons",
+                "priorities",
+                "not_befores",
+                "enqueued",
+                "finished",
+            )
+        }
+        self.schedules: dict[str, list[Any]] = {
+            k: [] for k in ("ids", "next_runs", "fired", "last_fired", "statuses", "reasons")
+        }
 
     def add_execution(self, schedule_id, slot, status, reason, priority, not_before, enqueued, finished) -> None:
-        for key, value in zip(self.executions, (uuid.uuid4(), schedule_id, slot, status, reason, priority, not_before, enqueued, finished)):
+        for key, value in zip(
+            self.executions, (uuid.uuid4(), schedule_id, slot, status, reason, priority, not_before, enqueued, finished)
+        ):
             self.executions[key].append(value)
 
     def add_schedule(self, schedule_id, next_run, fired, last_fired, status, reason) -> None:
@@ -178,13 +194,20 @@ async def tick(engine: AsyncEngine, now: datetime, settings: Settings, limit: in
                 if status == "pending":
                     result.fired += 1
                     if enqueued_at is not None:
-                        result.dispatch.append(Dispatch(execution_id, priority, not_before if not_before > now else None))
+                        result.dispatch.append(
+                            Dispatch(execution_id, priority, not_before if not_before > now else None)
+                        )
         if batch.schedules["ids"]:
             await conn.execute(_ADVANCE_SCHEDULES, {"now": now, **batch.schedules})
         if result.disabled:
             await conn.execute(
                 _AUDIT_DISABLED,
-                {"now": now, "actor": SYSTEM_ACTOR, "ids": [d[0] for d in result.disabled], "reasons": [d[1] for d in result.disabled]},
+                {
+                    "now": now,
+                    "actor": SYSTEM_ACTOR,
+                    "ids": [d[0] for d in result.disabled],
+                    "reasons": [d[1] for d in result.disabled],
+                },
             )
     result.dispatch = dispatch_order(result.dispatch)
     return result

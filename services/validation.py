@@ -138,7 +138,9 @@ def validate_schedule(
     if problem:
         errors.append(FieldError("target_command", f"is not a valid NATS subject: {problem}"))
     elif not allowed_by(settings.command_whitelist, target):
-        errors.append(FieldError("target_command", f"is not allowed by COMMAND_WHITELIST ({settings.COMMAND_WHITELIST})"))
+        errors.append(
+            FieldError("target_command", f"is not allowed by COMMAND_WHITELIST ({settings.COMMAND_WHITELIST})")
+        )
     payload_errors = payload_problems(values.get("command_payload", {}), settings)
     errors.extend(payload_errors)
     if payload_schemas is not None and not payload_errors and not problem:

@@ -65,8 +65,9 @@ async def db(clean_db: str):
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(DATABASE_URL=database_url, MAX_SCHEDULES_PER_CREATOR=5, AUTH_ENABLED=False,
-                    RATE_LIMIT_WRITES="", _env_file=None)
+    return Settings(
+        DATABASE_URL=database_url, MAX_SCHEDULES_PER_CREATOR=5, AUTH_ENABLED=False, RATE_LIMIT_WRITES="", _env_file=None
+    )
 
 
 class FrozenClock:
@@ -99,6 +100,7 @@ async def client(settings: Settings, clean_db: str, clock: FrozenClock):
 
 
 # Service-level fixtures: an engine and the services on the real test database.
+
 
 @pytest.fixture
 async def engine(clean_db):

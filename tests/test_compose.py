@@ -170,14 +170,28 @@ def test_dockerfile():
         for source in line.split()[:-1]:
             assert (ROOT / source).exists(), source
             copied.add(source.rstrip("/"))
-    for package in ("core", "models", "services", "api", "gql", "ticker", "actors", "housekeeping", "runtime",
-                    "migrations", "web"):
+    for package in (
+        "core",
+        "models",
+        "services",
+        "api",
+        "gql",
+        "ticker",
+        "actors",
+        "housekeeping",
+        "runtime",
+        "migrations",
+        "web",
+    ):
         assert package in copied, package
     assert {"pyproject.toml", "README.md", "alembic.ini"} <= copied
 
 
 def test_dockerignore_keeps_local_state_out():
-    ignored = {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")}
+    ignored = {
+        line.strip().rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     assert {".venv", ".data", ".git", ".env"} <= ignored
     assert not {"core", "api", "runtime", "migrations", "pyproject.toml", "README.md"} & ignored

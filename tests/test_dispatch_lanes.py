@@ -66,10 +66,12 @@ def test_an_overdue_batch_overtakes_a_backlog_of_fresh_ones(private_broker):
         with lock:
             processed.append(ids[0])
 
-    fresh = dramatiq.actor(record, actor_name="lanes_fresh", queue_name=FIRE_QUEUE, priority=FIRE_PRIORITY,
-                           broker=private_broker)
-    overdue = dramatiq.actor(record, actor_name="lanes_overdue", queue_name=OVERDUE_QUEUE, priority=OVERDUE_PRIORITY,
-                             broker=private_broker)
+    fresh = dramatiq.actor(
+        record, actor_name="lanes_fresh", queue_name=FIRE_QUEUE, priority=FIRE_PRIORITY, broker=private_broker
+    )
+    overdue = dramatiq.actor(
+        record, actor_name="lanes_overdue", queue_name=OVERDUE_QUEUE, priority=OVERDUE_PRIORITY, broker=private_broker
+    )
     enqueue = queue_enqueuer(Settings(DISPATCH_BATCH_SIZE=1, _env_file=None), fresh, overdue)
     backlog = [Dispatch(uuid.uuid4(), 5) for _ in range(60)]
     reaped = Dispatch(uuid.uuid4(), 5, overdue=True)
@@ -93,8 +95,9 @@ def test_retries_go_to_the_overdue_lane_grouped_by_their_backoff_rounded_up(monk
 
     sent: list[tuple[str, list[str], int]] = []
     for actor in (fire.fire_batch, fire.fire_overdue):
-        monkeypatch.setattr(actor, "send_with_options",
-                            lambda args, delay, _name=actor.actor_name: sent.append((_name, args[0], delay)))
+        monkeypatch.setattr(
+            actor, "send_with_options", lambda args, delay, _name=actor.actor_name: sent.append((_name, args[0], delay))
+        )
     now = datetime.now(timezone.utc)
 
     def retrying(ms: int) -> Outcome:
@@ -104,8 +107,9 @@ def test_retries_go_to_the_overdue_lane_grouped_by_their_backoff_rounded_up(monk
     fire._send_retries(outcomes, batch_size=2)
     ids = [str(o.execution_id) for o in outcomes]
     assert {name for name, _, _ in sent} == {"fire_overdue"}
-    assert sorted((delay, tuple(batch)) for _, batch, delay in sent) == sorted([
-        (1000, (ids[0], ids[1])), (1000, (ids[2],)), (2000, (ids[4],)), (3000, (ids[3],))])
+    assert sorted((delay, tuple(batch)) for _, batch, delay in sent) == sorted(
+        [(1000, (ids[0], ids[1])), (1000, (ids[2],)), (2000, (ids[4],)), (3000, (ids[3],))]
+    )
 
 
 def test_an_overdue_run_due_later_waits_in_the_queue_until_its_instant(private_broker):
@@ -118,8 +122,9 @@ def test_an_overdue_run_due_later_waits_in_the_queue_until_its_instant(private_b
     def record(ids: list[str]) -> None:
         processed[ids[0]] = datetime.now(timezone.utc)
 
-    overdue = dramatiq.actor(record, actor_name="lanes_delayed", queue_name=OVERDUE_QUEUE, priority=OVERDUE_PRIORITY,
-                             broker=private_broker)
+    overdue = dramatiq.actor(
+        record, actor_name="lanes_delayed", queue_name=OVERDUE_QUEUE, priority=OVERDUE_PRIORITY, broker=private_broker
+    )
     fresh = dramatiq.actor(record, actor_name="lanes_fresh_2", queue_name=FIRE_QUEUE, broker=private_broker)
     enqueue = queue_enqueuer(Settings(_env_file=None), fresh, overdue)
     sent_at = datetime.now(timezone.utc)

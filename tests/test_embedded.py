@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import os
+import re
 import shutil
 import signal
 import socket
@@ -46,7 +46,7 @@ def _stat(pid: int) -> tuple[int, str, int] | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    fields = raw[raw.rindex(")") + 2:].split()
+    fields = raw[raw.rindex(")") + 2 :].split()
     return int(fields[1]), fields[0], int(fields[19])
 
 
@@ -97,18 +97,28 @@ def free_port() -> int:
 
 class Launch:
     def __init__(self, data_dir: Path, api_port: int, name: str) -> None:
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("DATABASE_URL", "REDIS_URL", "NATS_URL", "PROMETHEUS_MULTIPROC_DIR")}
-        env.update(EMBEDDED="1", DATA_DIR=str(data_dir), API_PORT=str(api_port), LOG_LEVEL="WARNING",
-                   PYTHONUNBUFFERED="1")
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("DATABASE_URL", "REDIS_URL", "NATS_URL", "PROMETHEUS_MULTIPROC_DIR")
+        }
+        env.update(
+            EMBEDDED="1", DATA_DIR=str(data_dir), API_PORT=str(api_port), LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1"
+        )
         self.log_path = data_dir.parent / f"{data_dir.name}-{name}.log"
         self.log = open(self.log_path, "wb")
         self.api = f"http://127.0.0.1:{api_port}"
         self.state_file = data_dir / "launcher.json"
         # Its own session, like the terminal's foreground job: SIGINT goes to the launcher alone.
-        self.process = subprocess.Popen([sys.executable, "-m", "runtime.launcher"], cwd=ROOT, env=env,
-                                        stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "runtime.launcher"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def output(self) -> str:
         self.log.flush()
@@ -172,13 +182,17 @@ async def see_it_fire(nats_url: str, api: str, subject: str) -> tuple[str, list]
     await client.flush()
     try:
         async with httpx.AsyncClient(base_url=api, timeout=10) as http:
-            response = await http.post("/api/v1/schedules", headers={"X-Created-By": "embedded-test"}, json={
-                "name": f"embedded_{subject.rsplit('.', 1)[-1]}",
-                "schedule_type": "cron",
-                "cron_expression": "* * * * * *",
-                "target_command": subject,
-                "command_payload": {"slot": "{{scheduled_for}}"},
-            })
+            response = await http.post(
+                "/api/v1/schedules",
+                headers={"X-Created-By": "embedded-test"},
+                json={
+                    "name": f"embedded_{subject.rsplit('.', 1)[-1]}",
+                    "schedule_type": "cron",
+                    "cron_expression": "* * * * * *",
+                    "target_command": subject,
+                    "command_payload": {"slot": "{{scheduled_for}}"},
+                },
+            )
             assert response.status_code == 201, response.text
             schedule_id = response.json()["id"]
         received = []
@@ -205,7 +219,7 @@ def test_embedded_run_fires_and_stops_cleanly():
         loop = asyncio.new_event_loop()
         try:
             schedule_id, received = loop.run_until_complete(see_it_fire(nats_url, launch.api, subject))
-        except (asyncio.TimeoutError, AssertionError) as error:
+        except (TimeoutError, AssertionError) as error:
             pytest.fail(f"the schedule did not fire on {subject}: {error!r}\nlauncher output:\n{launch.tail(40)}")
         finally:
             loop.close()

@@ -60,7 +60,8 @@ async def test_slot_uniqueness_is_enforced_by_the_database(db):
     schedule_id = uuid.uuid4()
     await db.execute(
         """INSERT INTO schedules (id, name, schedule_type, timezone, target_command, max_retries, retry_delay,
-           misfire_grace_seconds, max_concurrent, status, created_by, created_at, updated_at, interval_seconds, start_at)
+           misfire_grace_seconds, max_concurrent, status, created_by, created_at, updated_at, interval_seconds,
+           start_at)
            VALUES ($1, 'u', 'interval', 'UTC', 'cmd.a.b', 1, 1, 1, 1, 'active', 'me', now(), now(), 60, now())""",
         schedule_id,
     )

@@ -13,10 +13,19 @@ from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 ORIGINAL_DEFAULTS = {
-    "SERVICE_NAME": "scheduler-service", "SERVICE_VERSION": "1.0.0", "API_PORT": 8008, "SCHEDULER_TIMEZONE": "UTC",
-    "SCHEDULER_MISFIRE_GRACE_TIME": 300, "SCHEDULER_MAX_INSTANCES": 3, "SCHEDULER_EXECUTOR_POOL_SIZE": 10,
-    "REDIS_URL": "redis://localhost:6379/0", "LOCK_TIMEOUT_SECONDS": 300, "MAX_SCHEDULE_LOOKAHEAD_DAYS": 365,
-    "DEFAULT_MAX_RETRIES": 3, "DEFAULT_RETRY_DELAY": 300, "MAX_SCHEDULES_PER_CREATOR": 1000,
+    "SERVICE_NAME": "scheduler-service",
+    "SERVICE_VERSION": "1.0.0",
+    "API_PORT": 8008,
+    "SCHEDULER_TIMEZONE": "UTC",
+    "SCHEDULER_MISFIRE_GRACE_TIME": 300,
+    "SCHEDULER_MAX_INSTANCES": 3,
+    "SCHEDULER_EXECUTOR_POOL_SIZE": 10,
+    "REDIS_URL": "redis://localhost:6379/0",
+    "LOCK_TIMEOUT_SECONDS": 300,
+    "MAX_SCHEDULE_LOOKAHEAD_DAYS": 365,
+    "DEFAULT_MAX_RETRIES": 3,
+    "DEFAULT_RETRY_DELAY": 300,
+    "MAX_SCHEDULES_PER_CREATOR": 1000,
 }
 
 
@@ -43,7 +52,11 @@ def test_bad_value_stops_startup_with_one_line(variable, value, reason):
     env = {**os.environ, variable: value, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
         [sys.executable, "-c", "from core.settings import load_settings; load_settings()"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=30,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

@@ -28,10 +28,15 @@ async def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     try:
-        await run_loop(engine, settings, queue_enqueuer(settings), NatsEvents(nats), stop,
-                       workers=WorkerRegistry(client, settings.WORKER_DEAD_AFTER_SECONDS,
-                                              prefix_for(settings.BROKER_NAMESPACE)),
-                       locks=ScheduleLocks(client, settings.LOCK_TIMEOUT_SECONDS))
+        await run_loop(
+            engine,
+            settings,
+            queue_enqueuer(settings),
+            NatsEvents(nats),
+            stop,
+            workers=WorkerRegistry(client, settings.WORKER_DEAD_AFTER_SECONDS, prefix_for(settings.BROKER_NAMESPACE)),
+            locks=ScheduleLocks(client, settings.LOCK_TIMEOUT_SECONDS),
+        )
     finally:
         await client.aclose()
         await nats.close()

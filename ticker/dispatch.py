@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timezone
 from itertools import groupby
-from typing import Callable
 
 from dramatiq import Actor
 
@@ -30,8 +30,12 @@ def _delay_ms(dispatch: Dispatch, now: datetime) -> int:
     return whole_seconds_ms((dispatch.due - now).total_seconds() * 1000)
 
 
-def queue_enqueuer(settings: Settings, fresh: Actor | None = None, overdue: Actor | None = None,
-                   clock: Callable[[], datetime] = _utc_now) -> Enqueue:
+def queue_enqueuer(
+    settings: Settings,
+    fresh: Actor | None = None,
+    overdue: Actor | None = None,
+    clock: Callable[[], datetime] = _utc_now,
+) -> Enqueue:
     """An Enqueue that sends `fire_batch` messages of DISPATCH_BATCH_SIZE ids each (`fire_overdue` for
     the runs the sweep found lost or reaped, so they go ahead of fresh slots).
 
@@ -53,10 +57,13 @@ def queue_enqueuer(settings: Settings, fresh: Actor | None = None, overdue: Acto
     def send_all(dispatch: list[Dispatch]) -> list[Dispatch]:
         now = clock()
         failed: list[Dispatch] = []
-        overdue_groups = groupby(sorted((d for d in dispatch if d.overdue), key=lambda d: _delay_ms(d, now)),
-                                 key=lambda d: _delay_ms(d, now))
-        for actor, delay_ms, lane in [*((overdue, delay, list(group)) for delay, group in overdue_groups),
-                                      (fresh, 0, [d for d in dispatch if not d.overdue])]:
+        overdue_groups = groupby(
+            sorted((d for d in dispatch if d.overdue), key=lambda d: _delay_ms(d, now)), key=lambda d: _delay_ms(d, now)
+        )
+        for actor, delay_ms, lane in [
+            *((overdue, delay, list(group)) for delay, group in overdue_groups),
+            (fresh, 0, [d for d in dispatch if not d.overdue]),
+        ]:
             for start in range(0, len(lane), size):
                 chunk = lane[start : start + size]
                 try:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Callable
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -51,7 +51,7 @@ class Wakeups:
         """Sleep up to `seconds`; True when a NOTIFY cut the sleep short."""
         try:
             await asyncio.wait_for(self.event.wait(), timeout=max(0.0, seconds))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         woken = self.event.is_set()
         self.event.clear()
@@ -62,9 +62,16 @@ class Wakeups:
             await self.conn.close()
 
 
-async def run_loop(engine: AsyncEngine, settings: Settings, enqueue: Enqueue, events: EventSink,
-                   stop: asyncio.Event, clock: Callable[[], datetime] = utc_now,
-                   workers: WorkerRegistry | None = None, locks: ScheduleLocks | None = None) -> None:
+async def run_loop(
+    engine: AsyncEngine,
+    settings: Settings,
+    enqueue: Enqueue,
+    events: EventSink,
+    stop: asyncio.Event,
+    clock: Callable[[], datetime] = utc_now,
+    workers: WorkerRegistry | None = None,
+    locks: ScheduleLocks | None = None,
+) -> None:
     wakeups = Wakeups(settings.DATABASE_URL)
     last_sweep = 0.0
     woken = True
@@ -76,12 +83,19 @@ async def run_loop(engine: AsyncEngine, settings: Settings, enqueue: Enqueue, ev
                 now = clock()
                 # A NOTIFY may announce a manual trigger or a resume: its runs sit in the outbox.
                 do_sweep = woken or loop.time() - last_sweep >= SWEEP_EVERY_SECONDS
-                report = await run_tick(engine, now, settings, enqueue, events, sweep_outbox=do_sweep,
-                                        workers=workers, locks=locks)
+                report = await run_tick(
+                    engine, now, settings, enqueue, events, sweep_outbox=do_sweep, workers=workers, locks=locks
+                )
                 if do_sweep:
                     last_sweep = loop.time()
-                if (report.missed or report.disabled or report.reaped or report.rescued or report.consumers_released
-                        or report.enqueue_failed):
+                if (
+                    report.missed
+                    or report.disabled
+                    or report.reaped
+                    or report.rescued
+                    or report.consumers_released
+                    or report.enqueue_failed
+                ):
                     log.info("tick", extra={"action": "ticker.tick", **report.__dict__})
                 elif report.claimed or report.swept:
                     log.debug("tick", extra={"action": "ticker.tick", **report.__dict__})
@@ -96,7 +110,9 @@ async def run_loop(engine: AsyncEngine, settings: Settings, enqueue: Enqueue, ev
                 if report.enqueue_failed:  # the queue is down: its released runs are due again at once
                     sleep = ERROR_BACKOFF_SECONDS
             except Exception as error:  # database down: keep trying, never exit
-                log.warning("tick failed", extra={"action": "ticker.tick_failed", "error": f"{type(error).__name__}: {error}"})
+                log.warning(
+                    "tick failed", extra={"action": "ticker.tick_failed", "error": f"{type(error).__name__}: {error}"}
+                )
                 sleep = ERROR_BACKOFF_SECONDS
             woken = await wakeups.wait(sleep) if sleep > 0 else False
     finally:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -39,9 +39,16 @@ class TickReport:
     enqueue_failed: int = 0
 
 
-async def run_tick(engine: AsyncEngine, now: datetime, settings: Settings, enqueue: Enqueue, events: EventSink,
-                   sweep_outbox: bool = True, workers: WorkerRegistry | None = None,
-                   locks: ScheduleLocks | None = None) -> TickReport:
+async def run_tick(
+    engine: AsyncEngine,
+    now: datetime,
+    settings: Settings,
+    enqueue: Enqueue,
+    events: EventSink,
+    sweep_outbox: bool = True,
+    workers: WorkerRegistry | None = None,
+    locks: ScheduleLocks | None = None,
+) -> TickReport:
     """Sweep the outbox, then claim every schedule due at `now` (batch after batch), enqueueing as it goes.
 
     The sweep goes first because what it hands over is older than anything the pass records: runs
@@ -68,20 +75,30 @@ async def run_tick(engine: AsyncEngine, now: datetime, settings: Settings, enque
             try:
                 await locks.release_held(swept.freed_leases)
             except Exception as error:  # their TTL frees them; meanwhile the runs defer on the busy slot
-                log.warning("could not free reaped leases", extra={"action": "ticker.lease_release_failed",
-                                                                    "error": str(error)})
+                log.warning(
+                    "could not free reaped leases", extra={"action": "ticker.lease_release_failed", "error": str(error)}
+                )
         report.swept = len(swept.dispatch)
         report.reaped = swept.reaped_retrying + swept.reaped_failed
         if report.reaped:
-            log.warning("reaped runs without an outcome", extra={"action": "ticker.reaped", "count": report.reaped,
-                                                                  "dead_workers": sorted(dead)})
+            log.warning(
+                "reaped runs without an outcome",
+                extra={"action": "ticker.reaped", "count": report.reaped, "dead_workers": sorted(dead)},
+            )
         report.consumers_released = released
         if departed or census.queues_lost:
             if census.queues_lost:  # what the rescue handed over (with the sweep's usual stale runs)
                 report.rescued = swept.requeued_pending + swept.requeued_retries + swept.rescued_upcoming
-            log.warning("queue messages a departed worker held were released, or runs a lost queue held handed over",
-                        extra={"action": "ticker.rescued", "departed": departed, "consumers_released": released,
-                               "queues_lost": census.queues_lost, "count": report.rescued})
+            log.warning(
+                "queue messages a departed worker held were released, or runs a lost queue held handed over",
+                extra={
+                    "action": "ticker.rescued",
+                    "departed": departed,
+                    "consumers_released": released,
+                    "queues_lost": census.queues_lost,
+                    "count": report.rescued,
+                },
+            )
         await _hand_over(engine, swept.dispatch, enqueue, report, "sweep")
     # The first batch of a pass is one queue message's worth: the workers start on a burst after one
     # small transaction instead of a TICKER_BATCH_SIZE one (bench/RESULTS.md); later batches are full.
@@ -101,8 +118,13 @@ async def run_tick(engine: AsyncEngine, now: datetime, settings: Settings, enque
             metrics.MISFIRES.labels("missed").inc(result.missed + result.missed_unrecorded)
         await _hand_over(engine, result.dispatch, enqueue, report, "ticker")
         for schedule_id, reason in result.disabled:
-            log.warning("schedule disabled", extra={"action": "schedule.disabled", "schedule_id": str(schedule_id), "reason": reason})
-            await events.emit(SCHEDULE_EVENT_PREFIX + "disabled", {"schedule_id": str(schedule_id), "reason": reason, "at": now})
+            log.warning(
+                "schedule disabled",
+                extra={"action": "schedule.disabled", "schedule_id": str(schedule_id), "reason": reason},
+            )
+            await events.emit(
+                SCHEDULE_EVENT_PREFIX + "disabled", {"schedule_id": str(schedule_id), "reason": reason, "at": now}
+            )
         for missed in result.missed_events:
             await events.emit(EXECUTION_EVENT_PREFIX + "missed", {**missed, "status": "missed", "at": now})
         if not result.batch_full:
@@ -110,7 +132,9 @@ async def run_tick(engine: AsyncEngine, now: datetime, settings: Settings, enque
     return report
 
 
-async def _hand_over(engine: AsyncEngine, dispatch: list[Dispatch], enqueue: Enqueue, report: TickReport, source: str) -> None:
+async def _hand_over(
+    engine: AsyncEngine, dispatch: list[Dispatch], enqueue: Enqueue, report: TickReport, source: str
+) -> None:
     if not dispatch:
         return
     failed = await enqueue(dispatch)

@@ -3,15 +3,16 @@
 Revision ID: 0004
 Revises: 0003
 """
-from typing import Sequence, Union
+
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-down_revision: Union[str, Sequence[str], None] = "0003"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 # Inserts are counted once per statement (transition table: a bulk insert of 1,000 rows updates the
 # counter once); soft deletes and changes of created_by once per affected row (the WHEN clause keeps
@@ -85,10 +86,18 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for name in ("schedule_counts_on_insert", "schedule_counts_on_delete", "schedule_counts_on_update",
-                 "schedule_counts_on_truncate"):
+    for name in (
+        "schedule_counts_on_insert",
+        "schedule_counts_on_delete",
+        "schedule_counts_on_update",
+        "schedule_counts_on_truncate",
+    ):
         op.execute(f"DROP TRIGGER IF EXISTS {name} ON schedules")
-    for name in ("schedule_counts_inserted", "schedule_counts_deleted", "schedule_counts_updated",
-                 "schedule_counts_truncated"):
+    for name in (
+        "schedule_counts_inserted",
+        "schedule_counts_deleted",
+        "schedule_counts_updated",
+        "schedule_counts_truncated",
+    ):
         op.execute(f"DROP FUNCTION IF EXISTS {name}()")
     op.drop_table("schedule_counts")

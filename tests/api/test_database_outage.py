@@ -29,8 +29,12 @@ async def test_reads_and_writes_get_503_with_retry_after_while_postgresql_is_dow
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
                 assert (await http.get("/api/v1/schedules")).status_code == 200
                 await asyncio.to_thread(pg.stop)
-                body = {"name": "during-outage", "schedule_type": "interval", "interval_seconds": 60,
-                        "target_command": "cmd.outage.test"}
+                body = {
+                    "name": "during-outage",
+                    "schedule_type": "interval",
+                    "interval_seconds": 60,
+                    "target_command": "cmd.outage.test",
+                }
                 for response in (await http.get("/api/v1/schedules"), await http.post("/api/v1/schedules", json=body)):
                     assert response.status_code == 503, response.text
                     assert response.headers["Retry-After"] == "2" and "service_unavailable" in response.text

@@ -17,7 +17,13 @@ async def insert_execution(db, schedule_id, slot, status, started_after_ms=None,
         """INSERT INTO executions (id, schedule_id, scheduled_for, trigger_type, status, reason, priority,
                attempts, attempt_log, started_at, finished_at, created_at)
            VALUES ($1, $2, $3, 'scheduled', $4, $5, 5, 1, '[]', $6, $7, $3)""",
-        execution_id, uuid.UUID(schedule_id), slot, status, reason, started, finished,
+        execution_id,
+        uuid.UUID(schedule_id),
+        slot,
+        status,
+        reason,
+        started,
+        finished,
     )
     return execution_id
 
@@ -27,18 +33,26 @@ async def test_stats_count_rates_and_percentiles(client, db, clock):
     base = clock.now - timedelta(hours=1)
     lags = [10, 20, 30, 40, 1000]
     for i, lag in enumerate(lags):
-        await insert_execution(db, schedule["id"], base + timedelta(minutes=i), "succeeded", lag, duration_ms=100 * (i + 1))
+        await insert_execution(
+            db, schedule["id"], base + timedelta(minutes=i), "succeeded", lag, duration_ms=100 * (i + 1)
+        )
     await insert_execution(db, schedule["id"], base + timedelta(minutes=10), "failed", 5, duration_ms=50)
     await insert_execution(db, schedule["id"], base + timedelta(minutes=11), "missed", reason="missed")
     stats = (await client.get(f"/api/v1/executions/stats/{schedule['id']}")).json()
     assert stats["total"] == 7
-    assert stats["by_status"]["succeeded"] == 5 and stats["by_status"]["failed"] == 1 and stats["by_status"]["missed"] == 1
+    assert (
+        stats["by_status"]["succeeded"] == 5 and stats["by_status"]["failed"] == 1 and stats["by_status"]["missed"] == 1
+    )
     assert stats["success_rate"] == round(5 / 6, 4)
     assert stats["lag_ms"]["max"] == 1000 and stats["lag_ms"]["p50"] == statistics.median([*lags, 5])
     assert stats["duration_ms"]["max"] == 500
     assert stats["last_outcome"] == "missed"
     assert stats["next_run_at"] == schedule["next_run_at"]
-    since = (await client.get(f"/api/v1/executions/stats/{schedule['id']}", params={"since": (base + timedelta(minutes=5)).isoformat()})).json()
+    since = (
+        await client.get(
+            f"/api/v1/executions/stats/{schedule['id']}", params={"since": (base + timedelta(minutes=5)).isoformat()}
+        )
+    ).json()
     assert since["total"] == 2
 
 

@@ -126,8 +126,17 @@ CASES = [
     case("payload-string", "POST", S, cron(command_payload="{}"), 422, "command_payload"),
     case("payload-number", "POST", S, cron(command_payload=42), 422, "command_payload"),
     case("payload-65KiB", "POST", S, cron(command_payload={"blob": "x" * (65 * 1024)}), 422, "command_payload"),
-    case("payload-unknown-template", "POST", S, cron(command_payload={"msg": "hi {{nope}}"}), 422, "command_payload.msg"),
-    case("payload-nested-300-deep", "POST", S, cron(command_payload={"deep": json.loads(nested_lists(300))}), 422, "command_payload"),
+    case(
+        "payload-unknown-template", "POST", S, cron(command_payload={"msg": "hi {{nope}}"}), 422, "command_payload.msg"
+    ),
+    case(
+        "payload-nested-300-deep",
+        "POST",
+        S,
+        cron(command_payload={"deep": json.loads(nested_lists(300))}),
+        422,
+        "command_payload",
+    ),
     # -- scalar types and ranges
     case("priority-minus-1", "POST", S, cron(priority=-1), 422, "priority"),
     case("priority-11", "POST", S, cron(priority=11), 422, "priority"),
@@ -184,35 +193,61 @@ CASES = [
     # -- bulk create (all or nothing)
     case("bulk-create-empty", "POST", f"{S}/bulk/create", {"schedules": []}, 422, "schedules"),
     case(
-        "bulk-create-101", "POST", f"{S}/bulk/create",
-        {"schedules": [cron(name=f"bulk-{n}") for n in range(101)]}, 422, "schedules",
+        "bulk-create-101",
+        "POST",
+        f"{S}/bulk/create",
+        {"schedules": [cron(name=f"bulk-{n}") for n in range(101)]},
+        422,
+        "schedules",
     ),
     case(
-        "bulk-create-item-1-bad-cron", "POST", f"{S}/bulk/create",
+        "bulk-create-item-1-bad-cron",
+        "POST",
+        f"{S}/bulk/create",
         {"schedules": [cron(name="b0"), cron(name="b1", cron_expression="nope"), cron(name="b2")]},
-        422, "schedules.1.cron_expression",
+        422,
+        "schedules.1.cron_expression",
     ),
     case(
-        "bulk-create-item-1-bad-priority", "POST", f"{S}/bulk/create",
+        "bulk-create-item-1-bad-priority",
+        "POST",
+        f"{S}/bulk/create",
         {"schedules": [cron(name="b0"), cron(name="b1", priority=11), cron(name="b2")]},
-        422, "schedules.1.priority",
+        422,
+        "schedules.1.priority",
     ),
     case(
-        "bulk-create-duplicate-names", "POST", f"{S}/bulk/create",
-        {"schedules": [cron(name="twin"), cron(name="twin")]}, 422, "schedules.1.name",
+        "bulk-create-duplicate-names",
+        "POST",
+        f"{S}/bulk/create",
+        {"schedules": [cron(name="twin"), cron(name="twin")]},
+        422,
+        "schedules.1.name",
     ),
     # -- bulk operation
     case(
-        "bulk-op-unknown-operation", "POST", f"{S}/bulk/operation",
-        {"schedule_ids": ["{id}"], "operation": "explode"}, 422, "operation",
+        "bulk-op-unknown-operation",
+        "POST",
+        f"{S}/bulk/operation",
+        {"schedule_ids": ["{id}"], "operation": "explode"},
+        422,
+        "operation",
     ),
     case(
-        "bulk-op-empty-ids", "POST", f"{S}/bulk/operation",
-        {"schedule_ids": [], "operation": "pause"}, 422, "schedule_ids",
+        "bulk-op-empty-ids",
+        "POST",
+        f"{S}/bulk/operation",
+        {"schedule_ids": [], "operation": "pause"},
+        422,
+        "schedule_ids",
     ),
     case(
-        "bulk-op-101-ids", "POST", f"{S}/bulk/operation",
-        {"schedule_ids": ["{id}"] * 101, "operation": "delete"}, 422, "schedule_ids",
+        "bulk-op-101-ids",
+        "POST",
+        f"{S}/bulk/operation",
+        {"schedule_ids": ["{id}"] * 101, "operation": "delete"},
+        422,
+        "schedule_ids",
     ),
     # -- updates
     case("put-stale-version", "PUT", f"{S}/{{id}}", {"priority": 3, "version": 7}, 409, "version"),
@@ -232,13 +267,31 @@ CASES = [
     case("trigger-override-list", "POST", f"{S}/{{id}}/trigger", {"override_payload": [1, 2]}, 422, "override_payload"),
     case("trigger-override-string", "POST", f"{S}/{{id}}/trigger", {"override_payload": "x"}, 422, "override_payload"),
     case(
-        "trigger-override-unknown-template", "POST", f"{S}/{{id}}/trigger",
-        {"override_payload": {"a": ["{{nope}}"]}}, 422, "override_payload.a.0",
+        "trigger-override-unknown-template",
+        "POST",
+        f"{S}/{{id}}/trigger",
+        {"override_payload": {"a": ["{{nope}}"]}},
+        422,
+        "override_payload.a.0",
     ),
     case("pause-reason-too-long", "POST", f"{S}/{{id}}/pause", {"reason": "r" * 1001}, 422, "reason"),
     # -- preview (validates like create)
-    case("preview-bad-cron", "POST", f"{S}/preview", {"schedule_type": "cron", "cron_expression": "x"}, 422, "cron_expression"),
-    case("preview-count-0", "POST", f"{S}/preview", {"schedule_type": "cron", "cron_expression": "* * * * *", "count": 0}, 422, "count"),
+    case(
+        "preview-bad-cron",
+        "POST",
+        f"{S}/preview",
+        {"schedule_type": "cron", "cron_expression": "x"},
+        422,
+        "cron_expression",
+    ),
+    case(
+        "preview-count-0",
+        "POST",
+        f"{S}/preview",
+        {"schedule_type": "cron", "cron_expression": "* * * * *", "count": 0},
+        422,
+        "count",
+    ),
 ]
 
 
@@ -347,8 +400,11 @@ async def test_malformed_request_is_rejected(client, db, clock, ids, method, pat
         ),
         # Python's json module reads these non-standard literals; PostgreSQL's jsonb does not.
         pytest.param(f"{API}/schedules", raw_json(cron(), command_payload='{"x": NaN}'), id="nan-in-payload"),
-        pytest.param(f"{API}/schedules/bulk/create",
-                     b'{"schedules": [%s]}' % raw_json(cron(), command_payload='{"x": Infinity}'), id="infinity-in-bulk"),
+        pytest.param(
+            f"{API}/schedules/bulk/create",
+            b'{"schedules": [%s]}' % raw_json(cron(), command_payload='{"x": Infinity}'),
+            id="infinity-in-bulk",
+        ),
     ],
 )
 async def test_unparseable_bodies_answer_4xx(client, db, clock, ids, path, raw):

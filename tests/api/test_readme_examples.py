@@ -44,9 +44,16 @@ def served_api():
     database = f"sched_readme_{uuid.uuid4().hex[:8]}"
     port = free_port()
     # As `make run` does: the local development run has no API keys.
-    env = {**os.environ, "DATABASE_URL": _url_for(database), "API_PORT": str(port), "PYTHONPATH": str(ROOT),
-           "AUTH_ENABLED": "false"}
-    migrate = subprocess.run([sys.executable, "-m", "runtime.migrate"], cwd=ROOT, env=env, capture_output=True, text=True)
+    env = {
+        **os.environ,
+        "DATABASE_URL": _url_for(database),
+        "API_PORT": str(port),
+        "PYTHONPATH": str(ROOT),
+        "AUTH_ENABLED": "false",
+    }
+    migrate = subprocess.run(
+        [sys.executable, "-m", "runtime.migrate"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     assert migrate.returncode == 0, migrate.stderr
     assert "created database" in migrate.stdout
     process = subprocess.Popen([sys.executable, "-m", "api"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)

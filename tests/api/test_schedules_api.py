@@ -40,20 +40,33 @@ async def test_immediate_and_once_are_due_at_their_instant(client, clock):
     immediate = await create(client, {**interval_body("now"), "schedule_type": "immediate", "interval_seconds": None})
     assert datetime.fromisoformat(immediate["next_run_at"]) == clock.now
     run_at = clock.now + timedelta(hours=2)
-    once = await create(client, {**interval_body("later"), "schedule_type": "once", "interval_seconds": None, "run_at": run_at.isoformat()})
+    once = await create(
+        client,
+        {**interval_body("later"), "schedule_type": "once", "interval_seconds": None, "run_at": run_at.isoformat()},
+    )
     assert datetime.fromisoformat(once["next_run_at"]) == run_at
 
 
 async def test_naive_run_at_is_wall_time_in_the_schedule_zone(client, clock):
     local = (clock.now + timedelta(days=3)).astimezone(NY).replace(tzinfo=None, microsecond=0)
-    body = {**interval_body("naive"), "schedule_type": "once", "interval_seconds": None, "run_at": local.isoformat(), "timezone": "America/New_York"}
+    body = {
+        **interval_body("naive"),
+        "schedule_type": "once",
+        "interval_seconds": None,
+        "run_at": local.isoformat(),
+        "timezone": "America/New_York",
+    }
     created = await create(client, body)
     assert datetime.fromisoformat(created["run_at"]) == local.replace(tzinfo=NY).astimezone(timezone.utc)
 
 
 async def test_list_filters_and_stable_pagination(client):
     for i in range(7):
-        await create(client, cron_body(f"a-{i}", tags=["email"] if i % 2 else ["sms"]), creator="creator-a" if i < 4 else "creator-b")
+        await create(
+            client,
+            cron_body(f"a-{i}", tags=["email"] if i % 2 else ["sms"]),
+            creator="creator-a" if i < 4 else "creator-b",
+        )
     b = await client.get("/api/v1/schedules", params={"created_by": "creator-b"})
     assert b.json()["total"] == 3
     email = await client.get("/api/v1/schedules", params={"tags": "email"})
@@ -70,7 +83,11 @@ async def test_list_filters_and_stable_pagination(client):
 
 async def test_update_is_partial_recomputes_next_run_and_checks_version(client, db, clock):
     created = await create(client, cron_body())
-    response = await client.put(f"/api/v1/schedules/{created['id']}", json={"cron_expression": "*/5 * * * *", "version": 1}, headers={"X-Updated-By": "ops"})
+    response = await client.put(
+        f"/api/v1/schedules/{created['id']}",
+        json={"cron_expression": "*/5 * * * *", "version": 1},
+        headers={"X-Updated-By": "ops"},
+    )
     assert response.status_code == 200, response.text
     updated = response.json()
     assert updated["version"] == 2 and updated["name"] == "daily" and updated["priority"] == 7
@@ -133,7 +150,9 @@ async def test_pausing_twice_is_harmless_and_completed_cannot_pause(client, db):
 async def test_trigger_records_a_pending_manual_execution(client, db, clock):
     created = await create(client, cron_body())
     response = await client.post(
-        f"/api/v1/schedules/{created['id']}/trigger", json={"override_payload": {"x": 1}}, headers={"X-Triggered-By": "admin"}
+        f"/api/v1/schedules/{created['id']}/trigger",
+        json={"override_payload": {"x": 1}},
+        headers={"X-Triggered-By": "admin"},
     )
     row = await db.fetchrow("SELECT * FROM executions WHERE id=$1", response.json()["execution_id"])
     assert row["status"] == "pending" and row["trigger_type"] == "manual" and row["triggered_by"] == "admin"
@@ -147,7 +166,9 @@ async def test_bulk_create_is_all_or_nothing(client, db):
     assert response.status_code == 422
     assert [e["field"] for e in response.json()["errors"]] == ["schedules.3.cron_expression"]
     assert await db.fetchval("SELECT count(*) FROM schedules") == 0
-    response = await client.post("/api/v1/schedules/bulk/create", json={"schedules": good}, headers={"X-Created-By": "bulk"})
+    response = await client.post(
+        "/api/v1/schedules/bulk/create", json={"schedules": good}, headers={"X-Created-By": "bulk"}
+    )
     assert response.status_code == 201 and response.json()["created"] == 3
     assert await db.fetchval("SELECT count(*) FROM audit_log WHERE action='schedule.created'") == 3
 
@@ -163,10 +184,17 @@ async def test_bulk_operation_reports_each_id(client, db):
     )
     body = response.json()
     assert (body["succeeded"], body["failed"]) == (2, 2)
-    assert [r["error"]["code"] if r["error"] else r["status"] for r in body["results"]] == ["paused", "paused", "not_found", "invalid_id"]
+    assert [r["error"]["code"] if r["error"] else r["status"] for r in body["results"]] == [
+        "paused",
+        "paused",
+        "not_found",
+        "invalid_id",
+    ]
     reasons = await db.fetch("SELECT actor, reason FROM audit_log WHERE action='schedule.paused'")
     assert {(r["actor"], r["reason"]) for r in reasons} == {("admin", "window")}
-    resumed = await client.post("/api/v1/schedules/bulk/operation", json={"schedule_ids": [a["id"]], "operation": "delete"})
+    resumed = await client.post(
+        "/api/v1/schedules/bulk/operation", json={"schedule_ids": [a["id"]], "operation": "delete"}
+    )
     assert resumed.json()["results"][0]["status"] == "deleted"
 
 
@@ -179,12 +207,20 @@ async def test_quota_per_creator(client, settings):
 
 
 async def test_preview_shows_dst_shift_and_saves_nothing(client, db, clock):
-    body = {"schedule_type": "cron", "cron_expression": "30 2 * * *", "timezone": "America/New_York", "count": 366, "name": "ignored"}
+    body = {
+        "schedule_type": "cron",
+        "cron_expression": "30 2 * * *",
+        "timezone": "America/New_York",
+        "count": 366,
+        "name": "ignored",
+    }
     assert (await client.post("/api/v1/schedules/preview", json=body)).status_code == 422
     body["count"] = 100
     body["start_at"] = "2027-03-10T00:00:00-05:00"
     body.pop("count")
-    response = await client.post("/api/v1/schedules/preview", json={**body, "start_at": "2027-03-12T00:00:00Z", "count": 5})
+    response = await client.post(
+        "/api/v1/schedules/preview", json={**body, "start_at": "2027-03-12T00:00:00Z", "count": 5}
+    )
     fires = response.json()["fire_times"]
     assert len(fires) == 5
     shifted = [f for f in fires if f["note"]]

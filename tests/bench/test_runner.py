@@ -13,8 +13,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_tiny_run_reports_every_fire_once(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
     # burst of 20 once-schedules; 50 interval schedules of period 2 s measured for 5 s after 1 s warm-up
-    done = subprocess.run([sys.executable, "-m", "bench.runner", "--tiny", "--out", str(out)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=170)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.runner", "--tiny", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
     assert {"machine", "settings", "results", "started", "finished"} <= report.keys()

@@ -88,16 +88,29 @@ class Profile:
 
 
 def short_profile() -> Profile:
-    return Profile(interval_schedules=600, cron_schedules={5: 60, 2: 20}, load_seconds=130, kills=0,
-                   infra_faults=[], pg_outage=15, nats_outage=20, sigstop=22, actions_per_second=1.0,
-                   settle_seconds=25)
+    return Profile(
+        interval_schedules=600,
+        cron_schedules={5: 60, 2: 20},
+        load_seconds=130,
+        kills=0,
+        infra_faults=[],
+        pg_outage=15,
+        nats_outage=20,
+        sigstop=22,
+        actions_per_second=1.0,
+        settle_seconds=25,
+    )
 
 
 def long_profile(minutes: float) -> Profile:
-    return Profile(interval_schedules=2500, cron_schedules={5: 250, 2: 50}, load_seconds=minutes * 60,
-                   kills=max(10, int(minutes * 60 / 6.5)),
-                   infra_faults=["pg_restart", "redis_restart", "sigstop", "pg_outage", "nats_outage"],
-                   actions_per_second=2.0)
+    return Profile(
+        interval_schedules=2500,
+        cron_schedules={5: 250, 2: 50},
+        load_seconds=minutes * 60,
+        kills=max(10, int(minutes * 60 / 6.5)),
+        infra_faults=["pg_restart", "redis_restart", "sigstop", "pg_outage", "nats_outage"],
+        actions_per_second=2.0,
+    )
 
 
 # ------------------------------------------------------------------------------------------- stack
@@ -231,12 +244,24 @@ def check_recovery(due: list[tuple[float, str, float]], all_faults: list[Fault],
             if p_ > deadline:
                 missed += 1
                 if missed <= 3:
-                    over.append((eid, datetime.fromtimestamp(d, timezone.utc).isoformat(), f"{f.kind}:{f.target}",
-                                 round(p_ - end, 1)))
-        recovery.append({"fault": f"{f.kind}:{f.target}", "at_s": round(f.start - origin, 1),
-                         "duration_s": round(end - f.start, 1), "slots_due_during": hi - lo,
-                         "worst_publish_after_end_s": None if worst is None else round(worst, 1),
-                         "over_deadline": missed})
+                    over.append(
+                        (
+                            eid,
+                            datetime.fromtimestamp(d, timezone.utc).isoformat(),
+                            f"{f.kind}:{f.target}",
+                            round(p_ - end, 1),
+                        )
+                    )
+        recovery.append(
+            {
+                "fault": f"{f.kind}:{f.target}",
+                "at_s": round(f.start - origin, 1),
+                "duration_s": round(end - f.start, 1),
+                "slots_due_during": hi - lo,
+                "worst_publish_after_end_s": None if worst is None else round(worst, 1),
+                "over_deadline": missed,
+            }
+        )
         if worst is not None:
             by_kind[f.kind] = round(max(by_kind.get(f.kind, -1e9), worst), 1)
     for d, e, p_ in due:
@@ -264,9 +289,15 @@ class Run:
         self.down: set[str] = set()  # processes stopped on purpose (killed, or SIGSTOPped)
         self.stopping = False
         self.settings = {
-            "LOCK_TIMEOUT_SECONDS": "15", "REENQUEUE_AFTER_SECONDS": "10", "DEFAULT_RETRY_DELAY": "1",
-            "RETRY_BACKOFF_CAP_SECONDS": "8", "DEFAULT_MAX_RETRIES": "40", "MAX_SCHEDULES_PER_CREATOR": "1000000",
-            "MAX_BULK_ITEMS": "1000", "LOG_LEVEL": "WARNING", "SCHEDULER_EXECUTOR_POOL_SIZE": "10",
+            "LOCK_TIMEOUT_SECONDS": "15",
+            "REENQUEUE_AFTER_SECONDS": "10",
+            "DEFAULT_RETRY_DELAY": "1",
+            "RETRY_BACKOFF_CAP_SECONDS": "8",
+            "DEFAULT_MAX_RETRIES": "40",
+            "MAX_SCHEDULES_PER_CREATOR": "1000000",
+            "MAX_BULK_ITEMS": "1000",
+            "LOG_LEVEL": "WARNING",
+            "SCHEDULER_EXECUTOR_POOL_SIZE": "10",
         }
         lock, reenqueue = 15, 10
         cap = int(self.settings["RETRY_BACKOFF_CAP_SECONDS"])
@@ -285,8 +316,9 @@ class Run:
         self.redis.start()
         self.nats = PrivateNats()
         self.nats.start()
-        self.stack = ChaosStack(self.pg, self.redis.url, self.nats.url, self.out.parent / f"chaos-logs-{self.tag}",
-                                **self.settings)
+        self.stack = ChaosStack(
+            self.pg, self.redis.url, self.nats.url, self.out.parent / f"chaos-logs-{self.tag}", **self.settings
+        )
         self.stack.create_database()
         self.api_ports = {"api-1": self.stack.api_port, "api-2": free_port()}
 
@@ -321,29 +353,50 @@ class Run:
         for i in range(self.p.interval_schedules):
             kind = "js" if i % 5 < 2 else "core"
             start = anchor + timedelta(milliseconds=self.rng.randrange(0, 5000))
-            items.append({"name": f"iv-{i}", "schedule_type": "interval", "interval_seconds": 5,
-                          "start_at": start.isoformat(), "target_command": f"{self.prefix}.{kind}.iv{i % 16}",
-                          "command_payload": {"slot": "{{scheduled_for}}", "run": "{{execution_id}}", "n": i},
-                          "priority": i % 11})
+            items.append(
+                {
+                    "name": f"iv-{i}",
+                    "schedule_type": "interval",
+                    "interval_seconds": 5,
+                    "start_at": start.isoformat(),
+                    "target_command": f"{self.prefix}.{kind}.iv{i % 16}",
+                    "command_payload": {"slot": "{{scheduled_for}}", "run": "{{execution_id}}", "n": i},
+                    "priority": i % 11,
+                }
+            )
         j = 0
         for step, count in self.p.cron_schedules.items():
             for _ in range(count):
                 kind = "js" if j % 5 < 2 else "core"
-                items.append({"name": f"cron{step}-{j}", "schedule_type": "cron", "cron_expression": f"*/{step} * * * * *",
-                              "timezone": self.rng.choice(["UTC", "America/New_York", "Asia/Kolkata"]),
-                              "start_at": anchor.isoformat(), "target_command": f"{self.prefix}.{kind}.cron{j % 8}",
-                              "command_payload": {"slot": "{{scheduled_for}}"}, "priority": j % 11})
+                items.append(
+                    {
+                        "name": f"cron{step}-{j}",
+                        "schedule_type": "cron",
+                        "cron_expression": f"*/{step} * * * * *",
+                        "timezone": self.rng.choice(["UTC", "America/New_York", "Asia/Kolkata"]),
+                        "start_at": anchor.isoformat(),
+                        "target_command": f"{self.prefix}.{kind}.cron{j % 8}",
+                        "command_payload": {"slot": "{{scheduled_for}}"},
+                        "priority": j % 11,
+                    }
+                )
                 j += 1
         self.rng.shuffle(items)
         self.anchor = anchor
         started = time.monotonic()
         for chunk in range(0, len(items), 1000):
-            r = await self.request("POST", "/api/v1/schedules/bulk/create", json={"schedules": items[chunk:chunk + 1000]},
-                                   headers={"X-Created-By": "chaos"})
+            r = await self.request(
+                "POST",
+                "/api/v1/schedules/bulk/create",
+                json={"schedules": items[chunk : chunk + 1000]},
+                headers={"X-Created-By": "chaos"},
+            )
             assert r is not None and r.status_code == 201, r.text if r is not None else "API unreachable"
         log(f"created {len(items)} schedules in {time.monotonic() - started:.1f}s; first slots at {anchor.isoformat()}")
         db = await self.db()
-        rows = await db.fetch("SELECT id, name, schedule_type, interval_seconds, cron_expression, start_at FROM schedules")
+        rows = await db.fetch(
+            "SELECT id, name, schedule_type, interval_seconds, cron_expression, start_at FROM schedules"
+        )
         await db.close()
         self.schedules = {str(r["id"]): dict(r) for r in rows}
         ids = sorted(self.schedules, key=lambda k: (self.schedules[k]["schedule_type"] != "interval", k))
@@ -352,8 +405,13 @@ class Run:
         self.rng.shuffle(ids)
         # Disjoint sets, so each schedule's expected slots follow from its own history.
         n = len(ids)
-        self.sets = {"trigger": ids[: n // 50], "edit": ids[n // 50: n // 25], "rule_edit": ids[n // 25: n // 25 + 40],
-                     "pause": ids[n // 25 + 40: n // 25 + 140], "delete": ids[n // 25 + 140: n // 25 + 200]}
+        self.sets = {
+            "trigger": ids[: n // 50],
+            "edit": ids[n // 50 : n // 25],
+            "rule_edit": ids[n // 25 : n // 25 + 40],
+            "pause": ids[n // 25 + 40 : n // 25 + 140],
+            "delete": ids[n // 25 + 140 : n // 25 + 200],
+        }
         taken = set().union(*self.sets.values())
         self.sets["rule_edit"] = [k for k in interval_ids if k not in taken][:40]
         self.deletable = list(self.sets["delete"])
@@ -366,13 +424,29 @@ class Run:
             self.recorder_errors += 1
 
         self.recorder_errors = 0
-        self.nc = await nats.connect(self.nats.url, max_reconnect_attempts=-1, reconnect_time_wait=0.1,
-                                     connect_timeout=2, ping_interval=5, error_cb=quiet)
-        await self.nc.subscribe(f"{self.prefix}.>", cb=self.recorder.on_message,
-                                pending_msgs_limit=2_000_000, pending_bytes_limit=2 * 1024**3)
+        self.nc = await nats.connect(
+            self.nats.url,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.1,
+            connect_timeout=2,
+            ping_interval=5,
+            error_cb=quiet,
+        )
+        await self.nc.subscribe(
+            f"{self.prefix}.>",
+            cb=self.recorder.on_message,
+            pending_msgs_limit=2_000_000,
+            pending_bytes_limit=2 * 1024**3,
+        )
         js = self.nc.jetstream()
-        await js.add_stream(StreamConfig(name=self.stream, subjects=[f"{self.prefix}.js.>"], storage=StorageType.FILE,
-                                         duplicate_window=float(self.duplicate_window)))
+        await js.add_stream(
+            StreamConfig(
+                name=self.stream,
+                subjects=[f"{self.prefix}.js.>"],
+                storage=StorageType.FILE,
+                duplicate_window=float(self.duplicate_window),
+            )
+        )
 
     # ---------------------------------------------------------------- load: API actions
     def in_flight(self, candidates: list[str]) -> str | None:
@@ -410,47 +484,78 @@ class Run:
             try:
                 for sid, until in list(paused.items()):
                     if time.time() >= until:
-                        a = await self.act("resume", sid, "POST", f"/api/v1/schedules/{sid}/resume",
-                                           headers={"X-Resumed-By": "chaos"})
+                        a = await self.act(
+                            "resume", sid, "POST", f"/api/v1/schedules/{sid}/resume", headers={"X-Resumed-By": "chaos"}
+                        )
                         if a.ok or a.status == 404:
                             paused.pop(sid)
                 roll = self.rng.random()
                 if roll < 0.45:
                     sid = self.in_flight(self.sets["trigger"])
                     if sid:
-                        await self.act("trigger", sid, "POST", f"/api/v1/schedules/{sid}/trigger",
-                                       headers={"X-Triggered-By": "chaos"})
+                        await self.act(
+                            "trigger",
+                            sid,
+                            "POST",
+                            f"/api/v1/schedules/{sid}/trigger",
+                            headers={"X-Triggered-By": "chaos"},
+                        )
                 elif roll < 0.70:
                     sid = self.in_flight(self.sets["edit"])
                     if sid:
-                        await self.act("edit", sid, "PUT", f"/api/v1/schedules/{sid}", headers={"X-Updated-By": "chaos"},
-                                       json={"priority": self.rng.randrange(11), "description": f"edit {time.time()}",
-                                             "command_payload": {"slot": "{{scheduled_for}}", "v": self.rng.random()}})
+                        await self.act(
+                            "edit",
+                            sid,
+                            "PUT",
+                            f"/api/v1/schedules/{sid}",
+                            headers={"X-Updated-By": "chaos"},
+                            json={
+                                "priority": self.rng.randrange(11),
+                                "description": f"edit {time.time()}",
+                                "command_payload": {"slot": "{{scheduled_for}}", "v": self.rng.random()},
+                            },
+                        )
                 elif roll < 0.78:
                     todo = [s for s in self.sets["rule_edit"] if self.schedules[s].get("edited_at") is None]
                     sid = self.in_flight(todo) if todo else None
                     if sid:
-                        a = await self.act("rule_edit", sid, "PUT", f"/api/v1/schedules/{sid}",
-                                           headers={"X-Updated-By": "chaos"}, json={"interval_seconds": 10})
+                        a = await self.act(
+                            "rule_edit",
+                            sid,
+                            "PUT",
+                            f"/api/v1/schedules/{sid}",
+                            headers={"X-Updated-By": "chaos"},
+                            json={"interval_seconds": 10},
+                        )
                         # Unknown outcome (API unreachable) is resolved from the DB at the end.
                         self.schedules[sid]["edited_at"] = a.at
                 elif roll < 0.93:
                     free = [s for s in self.sets["pause"] if s not in paused]
                     sid = self.in_flight(free) if free else None
                     if sid:
-                        a = await self.act("pause", sid, "POST", f"/api/v1/schedules/{sid}/pause",
-                                           headers={"X-Paused-By": "chaos"}, json={"reason": "chaos"})
+                        a = await self.act(
+                            "pause",
+                            sid,
+                            "POST",
+                            f"/api/v1/schedules/{sid}/pause",
+                            headers={"X-Paused-By": "chaos"},
+                            json={"reason": "chaos"},
+                        )
                         paused[sid] = time.time() + self.rng.uniform(3, 20)
                 elif self.deletable:
                     sid = self.in_flight(self.deletable)
                     if sid:
                         self.deletable.remove(sid)
-                        await self.act("delete", sid, "DELETE", f"/api/v1/schedules/{sid}", headers={"X-Deleted-By": "chaos"})
+                        await self.act(
+                            "delete", sid, "DELETE", f"/api/v1/schedules/{sid}", headers={"X-Deleted-By": "chaos"}
+                        )
             except Exception as error:  # the load must go on through every fault
                 log(f"action error: {type(error).__name__}: {error}")
         for sid in list(paused):
             for _ in range(20):
-                a = await self.act("resume", sid, "POST", f"/api/v1/schedules/{sid}/resume", headers={"X-Resumed-By": "chaos"})
+                a = await self.act(
+                    "resume", sid, "POST", f"/api/v1/schedules/{sid}/resume", headers={"X-Resumed-By": "chaos"}
+                )
                 if a.ok or a.status in (404, 409):
                     break
                 await asyncio.sleep(1)
@@ -617,8 +722,10 @@ class Run:
             await asyncio.sleep(15)
             n = self.recorder.total
             kills = sum(f.kind == "kill" for f in self.faults)
-            log(f"received {n} (+{(n - last) / 15:.0f}/s), kills {kills}, faults {len(self.faults) - kills}, "
-                f"actions {len(self.actions)}, down {sorted(self.down)}")
+            log(
+                f"received {n} (+{(n - last) / 15:.0f}/s), kills {kills}, faults {len(self.faults) - kills}, "
+                f"actions {len(self.actions)}, down {sorted(self.down)}"
+            )
             last = n
 
     # ---------------------------------------------------------------- the run
@@ -629,8 +736,11 @@ class Run:
         await self.start_all()
         await self.create_schedules()
         self.cpu = CpuSampler(self.cpu_roots, self.out.with_suffix(".cpu.tsv"))
-        watchers = [asyncio.create_task(self.watch_processes()), asyncio.create_task(self.progress()),
-                    asyncio.create_task(self.cpu.run(lambda: self.stopping))]
+        watchers = [
+            asyncio.create_task(self.watch_processes()),
+            asyncio.create_task(self.progress()),
+            asyncio.create_task(self.cpu.run(lambda: self.stopping)),
+        ]
         await asyncio.sleep(max(0.0, self.anchor.timestamp() + 5 - time.time()))
         self.load_start = time.time()
         log(f"load running: ~{self.p.fires_per_second:.0f} fires/s for {self.p.load_seconds:.0f}s")
@@ -667,8 +777,11 @@ class Run:
         end = time.time() + timeout
         cutoff = datetime.fromtimestamp(self.cutoff, timezone.utc)
         while time.time() < end:
-            left = await db.fetchval("SELECT count(*) FROM executions WHERE scheduled_for <= $1 AND status = ANY($2::text[])",
-                                     cutoff, list(ACTIVE))
+            left = await db.fetchval(
+                "SELECT count(*) FROM executions WHERE scheduled_for <= $1 AND status = ANY($2::text[])",
+                cutoff,
+                list(ACTIVE),
+            )
             if not left:
                 return time.time()
             await asyncio.sleep(1)
@@ -685,8 +798,11 @@ class Run:
     async def read_stream(self) -> tuple[int, Counter, dict[str, float]]:
         js = self.nc.jetstream()
         total = (await js.stream_info(self.stream)).state.messages
-        sub = await js.pull_subscribe(f"{self.prefix}.js.>", stream=self.stream, config=ConsumerConfig(
-            ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=60.0))
+        sub = await js.pull_subscribe(
+            f"{self.prefix}.js.>",
+            stream=self.stream,
+            config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=60.0),
+        )
         ids: Counter = Counter()
         stored_at: dict[str, float] = {}
         got = 0
@@ -711,10 +827,16 @@ class Run:
         log("checking the ledger")
         rows = await db.fetch(
             "SELECT id::text AS id, schedule_id::text AS sid, scheduled_for, trigger_type, status, reason, attempts, "
-            "created_at, finished_at, attempt_log @> '[{\"status\": \"lost\"}]'::jsonb AS lost, last_error FROM executions")
-        sched = {str(r["id"]): dict(r) for r in await db.fetch(
-            "SELECT id, name, status, deleted_at, interval_seconds, cron_expression, start_at, schedule_type, "
-            "updated_at, version FROM schedules")}
+            'created_at, finished_at, attempt_log @> \'[{"status": '
+            '"lost"}]\'::jsonb AS lost, last_error FROM executions'
+        )
+        sched = {
+            str(r["id"]): dict(r)
+            for r in await db.fetch(
+                "SELECT id, name, status, deleted_at, interval_seconds, cron_expression, start_at, schedule_type, "
+                "updated_at, version FROM schedules"
+            )
+        }
         stream_total, stream_ids, stored_at = await self.read_stream()
         rec = self.recorder
         cutoff = self.cutoff
@@ -723,7 +845,7 @@ class Run:
 
         by_id = {r["id"]: r for r in rows}
         statuses = Counter(r["status"] for r in rows)
-        reasons = Counter(f'{r["status"]}:{r["reason"]}' for r in rows if r["status"] != "succeeded")
+        reasons = Counter(f"{r['status']}:{r['reason']}" for r in rows if r["status"] != "succeeded")
         subj = {str(r["id"]): r["target_command"] for r in await db.fetch("SELECT id, target_command FROM schedules")}
         js_sched = {sid for sid, t in subj.items() if ".js." in t}
 
@@ -772,10 +894,20 @@ class Run:
                 problems["published_but_recorded_not_sent"].append((eid, r["status"], r["reason"], len(seen)))
         if problems.get("core_missing"):  # keep the evidence: the private database is dropped after the run
             problems["core_missing"] = [
-                {"id": str(d["id"]), "due": d["scheduled_for"].isoformat(), "finished_at": d["finished_at"].isoformat(),
-                 "attempt_log": json.loads(d["attempt_log"]) if isinstance(d["attempt_log"], str) else d["attempt_log"]}
-                for d in await db.fetch("SELECT id, scheduled_for, finished_at, attempt_log FROM executions "
-                                        "WHERE id = ANY($1::uuid[]) ORDER BY scheduled_for", problems["core_missing"])]
+                {
+                    "id": str(d["id"]),
+                    "due": d["scheduled_for"].isoformat(),
+                    "finished_at": d["finished_at"].isoformat(),
+                    "attempt_log": json.loads(d["attempt_log"])
+                    if isinstance(d["attempt_log"], str)
+                    else d["attempt_log"],
+                }
+                for d in await db.fetch(
+                    "SELECT id, scheduled_for, finished_at, attempt_log FROM executions "
+                    "WHERE id = ANY($1::uuid[]) ORDER BY scheduled_for",
+                    problems["core_missing"],
+                )
+            ]
         stream_dupes = {k: v for k, v in stream_ids.items() if v > 1}
         if stream_dupes:
             problems["jetstream_duplicates"] = list(stream_dupes.items())
@@ -822,7 +954,7 @@ class Run:
             else:
                 step = int(s["cron_expression"].split()[0].split("/")[1])
                 first = int(start) + (-int(start)) % step
-                grid_set = set(float(t) for t in range(first, int(end) + 1, step) if t <= end)
+                grid_set = {float(t) for t in range(first, int(end) + 1, step) if t <= end}
             expected_total += len(grid_set)
             have = slots_by_sched[sid]
             missing = sorted(t for t in grid_set if t not in have)
@@ -830,16 +962,30 @@ class Run:
             if missing:
                 why = "deleted" if s["deleted_at"] else ("rule_edit" if sid in edit_at else "")
                 problems[f"slots_missing{'_' + why if why else ''}"].append(
-                    (sid, len(missing), [datetime.fromtimestamp(t, timezone.utc).isoformat() for t in missing[:3]],
-                     f"deleted_at={s['deleted_at']}" if s["deleted_at"] else
-                     (f"edit sent {datetime.fromtimestamp(edit_at[sid], timezone.utc).isoformat()}" if sid in edit_at else "")))
+                    (
+                        sid,
+                        len(missing),
+                        [datetime.fromtimestamp(t, timezone.utc).isoformat() for t in missing[:3]],
+                        f"deleted_at={s['deleted_at']}"
+                        if s["deleted_at"]
+                        else (
+                            f"edit sent {datetime.fromtimestamp(edit_at[sid], timezone.utc).isoformat()}"
+                            if sid in edit_at
+                            else ""
+                        ),
+                    )
+                )
             if extra:
-                problems["slots_off_rule"].append((sid, len(extra), [datetime.fromtimestamp(t, timezone.utc).isoformat()
-                                                                    for t in extra[:3]]))
+                problems["slots_off_rule"].append(
+                    (sid, len(extra), [datetime.fromtimestamp(t, timezone.utc).isoformat() for t in extra[:3]])
+                )
 
         # 4. recovery (see check_recovery)
-        due = sorted((r["scheduled_for"].timestamp(), r["id"], first_publish[r["id"]]) for r in rows
-                     if r["trigger_type"] == "scheduled" and r["status"] == "succeeded" and r["id"] in first_publish)
+        due = sorted(
+            (r["scheduled_for"].timestamp(), r["id"], first_publish[r["id"]])
+            for r in rows
+            if r["trigger_type"] == "scheduled" and r["status"] == "succeeded" and r["id"] in first_publish
+        )
         recovery, by_kind, covered, over, late = check_recovery(due, self.faults, self.load_start)
         if over:
             problems["recovery_over_30s"] = over
@@ -851,11 +997,15 @@ class Run:
 
         raw = self.out.with_suffix(".slots.tsv")
         with open(raw, "w") as fh:
-            fh.write("execution_id\tschedule_id\ttrigger\tstatus\treason\tdue_epoch\tfirst_publish_epoch\tpublishes\tlost\n")
+            fh.write(
+                "execution_id\tschedule_id\ttrigger\tstatus\treason\tdue_epoch\tfirst_publish_epoch\tpublishes\tlost\n"
+            )
             for r in rows:
-                fh.write(f"{r['id']}\t{r['sid']}\t{r['trigger_type']}\t{r['status']}\t{r['reason'] or ''}\t"
-                         f"{r['scheduled_for'].timestamp():.3f}\t{first_publish.get(r['id'], 0):.3f}\t"
-                         f"{len(rec.arrivals.get(r['id'], []))}\t{int(bool(r['lost']))}\n")
+                fh.write(
+                    f"{r['id']}\t{r['sid']}\t{r['trigger_type']}\t{r['status']}\t{r['reason'] or ''}\t"
+                    f"{r['scheduled_for'].timestamp():.3f}\t{first_publish.get(r['id'], 0):.3f}\t"
+                    f"{len(rec.arrivals.get(r['id'], []))}\t{int(bool(r['lost']))}\n"
+                )
         self.cpu.save()
         with open(self.out.with_suffix(".faults.tsv"), "w") as fh:
             for f in self.faults:
@@ -863,56 +1013,99 @@ class Run:
         if self.unexpected_exits:
             problems["processes_exited_unasked"] = self.unexpected_exits
         # 503 (PostgreSQL down, with Retry-After) and 429 are answers; a 500 is a bug.
-        server_errors = [(a.kind, a.schedule_id, a.status) for a in self.actions
-                         if a.status is not None and a.status >= 500 and a.status != 503]
+        server_errors = [
+            (a.kind, a.schedule_id, a.status)
+            for a in self.actions
+            if a.status is not None and a.status >= 500 and a.status != 503
+        ]
         if server_errors:
             problems["api_answered_5xx"] = server_errors
         if worst_gap > self.duplicate_window:
             problems["redelivery_gap_beyond_duplicate_window"].append((worst_gap_id, worst_gap))
 
-        load_seconds = (self.cutoff - self.load_start)
+        load_seconds = self.cutoff - self.load_start
         scheduled_rows = sum(1 for r in rows if r["trigger_type"] == "scheduled")
         kills = [f for f in self.faults if f.kind == "kill"]
         result = {
             "seed": self.seed,
-            "profile": {"fires_per_second_nominal": round(self.p.fires_per_second), "schedules": len(sched),
-                        "interval_schedules": self.p.interval_schedules, "cron_schedules": self.p.cron_schedules,
-                        "load_seconds": round(self.p.load_seconds), "settings": self.settings},
-            "executions": len(rows), "scheduled_rows": scheduled_rows, "manual_rows": len(rows) - scheduled_rows,
+            "profile": {
+                "fires_per_second_nominal": round(self.p.fires_per_second),
+                "schedules": len(sched),
+                "interval_schedules": self.p.interval_schedules,
+                "cron_schedules": self.p.cron_schedules,
+                "load_seconds": round(self.p.load_seconds),
+                "settings": self.settings,
+            },
+            "executions": len(rows),
+            "scheduled_rows": scheduled_rows,
+            "manual_rows": len(rows) - scheduled_rows,
             "expected_slots": expected_total,
-            "fires_per_second_measured": round(sum(1 for r in rows if r["trigger_type"] == "scheduled" and self.load_start
-                                                   <= r["scheduled_for"].timestamp() <= self.cutoff) / load_seconds, 1),
-            "statuses": dict(statuses), "not_sent_reasons": dict(reasons),
-            "commands_received_core_view": rec.total, "distinct_ids_received": len(rec.arrivals),
-            "stream": {"name": self.stream, "duplicate_window_s": self.duplicate_window, "stored": stream_total,
-                       "distinct_msg_ids": len(stream_ids), "duplicates": len(stream_dupes)},
+            "fires_per_second_measured": round(
+                sum(
+                    1
+                    for r in rows
+                    if r["trigger_type"] == "scheduled"
+                    and self.load_start <= r["scheduled_for"].timestamp() <= self.cutoff
+                )
+                / load_seconds,
+                1,
+            ),
+            "statuses": dict(statuses),
+            "not_sent_reasons": dict(reasons),
+            "commands_received_core_view": rec.total,
+            "distinct_ids_received": len(rec.arrivals),
+            "stream": {
+                "name": self.stream,
+                "duplicate_window_s": self.duplicate_window,
+                "stored": stream_total,
+                "distinct_msg_ids": len(stream_ids),
+                "duplicates": len(stream_dupes),
+            },
             "core_published_while_observer_resubscribing": core_unobserved[:20],
-            "duplicates_core_nats": core_dupes, "duplicates_core_nats_of_reaped_runs": lost_dupes,
+            "duplicates_core_nats": core_dupes,
+            "duplicates_core_nats_of_reaped_runs": lost_dupes,
             "republished_js_ids_dropped_by_stream": js_core_view_dupes,
             "reaped_runs": sum(1 for r in rows if r["lost"]),
             "ticker_recoveries_logged": self.stack.ticker_log_events(("ticker.reaped", "ticker.rescued")),
             # A deadlock aborts a batch's claim or record (its runs then wait for the sweep).
-            "errors_logged": self.stack.log_lines_with({"deadlock_detected": "deadlock detected",
-                                                        "api_unhandled_error": '"api.unhandled_error"'}),
-            "worst_gap_between_publishes_of_one_id_s": round(worst_gap, 1), "worst_gap_id": worst_gap_id,
-            "kills": {"total": len(kills), "by_kind": dict(Counter(f.target.split("-")[0] for f in kills)),
-                      "with_runs_in_flight": sum(1 for f in kills if f.detail.get("running_rows"))},
-            "faults": [{"kind": f.kind, "target": f.target, "at_s": round(f.start - self.load_start, 1),
-                        "duration_s": round((f.end or f.start) - f.start, 1), **{k: v for k, v in f.detail.items()
-                                                                                if k != "killed_at"}}
-                       for f in self.faults if f.kind != "kill"],
+            "errors_logged": self.stack.log_lines_with(
+                {"deadlock_detected": "deadlock detected", "api_unhandled_error": '"api.unhandled_error"'}
+            ),
+            "worst_gap_between_publishes_of_one_id_s": round(worst_gap, 1),
+            "worst_gap_id": worst_gap_id,
+            "kills": {
+                "total": len(kills),
+                "by_kind": dict(Counter(f.target.split("-")[0] for f in kills)),
+                "with_runs_in_flight": sum(1 for f in kills if f.detail.get("running_rows")),
+            },
+            "faults": [
+                {
+                    "kind": f.kind,
+                    "target": f.target,
+                    "at_s": round(f.start - self.load_start, 1),
+                    "duration_s": round((f.end or f.start) - f.start, 1),
+                    **{k: v for k, v in f.detail.items() if k != "killed_at"},
+                }
+                for f in self.faults
+                if f.kind != "kill"
+            ],
             "actions": dict(Counter(f"{a.kind}:{'ok' if a.ok else a.status}" for a in self.actions)),
-            "action_errors": sorted({f"{a.kind} {a.status}: {a.error}" for a in self.actions
-                                     if not a.ok and a.status and a.status < 500})[:10],
+            "action_errors": sorted(
+                {f"{a.kind} {a.status}: {a.error}" for a in self.actions if not a.ok and a.status and a.status < 500}
+            )[:10],
             "recovery_worst_by_fault_kind_s": by_kind,
             "slots_due_during_a_fault": in_fault,
             "recovery_per_fault": recovery,
-            "publish_lag_all_s": {"p50": round(lags_all[len(lags_all) // 2], 3) if lags_all else None,
-                                  "p99": round(lags_all[int(len(lags_all) * 0.99)], 3) if lags_all else None,
-                                  "max": round(lags_all[-1], 3) if lags_all else None},
-            "publish_lag_outside_faults_s": {"p50": round(lags[len(lags) // 2], 3) if lags else None,
-                                             "p99": round(lags[int(len(lags) * 0.99)], 3) if lags else None,
-                                             "max": round(lags[-1], 3) if lags else None},
+            "publish_lag_all_s": {
+                "p50": round(lags_all[len(lags_all) // 2], 3) if lags_all else None,
+                "p99": round(lags_all[int(len(lags_all) * 0.99)], 3) if lags_all else None,
+                "max": round(lags_all[-1], 3) if lags_all else None,
+            },
+            "publish_lag_outside_faults_s": {
+                "p50": round(lags[len(lags) // 2], 3) if lags else None,
+                "p99": round(lags[int(len(lags) * 0.99)], 3) if lags else None,
+                "max": round(lags[-1], 3) if lags else None,
+            },
             "drain_after_cutoff_s": round(self.drain_seconds, 1),
             "unexpected_exits": self.unexpected_exits,
             "core_missing_detail": problems.get("core_missing", [])[:50],
@@ -924,8 +1117,12 @@ class Run:
     def cleanup(self) -> None:
         self.stopping = True
         self.down.update(getattr(self, "names", []))
-        for step in (lambda: self.stack.stop(), lambda: self.nats.cleanup(), lambda: self.redis.cleanup(),
-                     lambda: self.pg.cleanup()):
+        for step in (
+            lambda: self.stack.stop(),
+            lambda: self.nats.cleanup(),
+            lambda: self.redis.cleanup(),
+            lambda: self.pg.cleanup(),
+        ):
             try:
                 step()
             except Exception:
@@ -960,15 +1157,25 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=None, help="load duration (default: 20 for long, ~2 for short)")
+    parser.add_argument(
+        "--minutes", type=float, default=None, help="load duration (default: 20 for long, ~2 for short)"
+    )
     parser.add_argument("--profile", choices=["long", "short"], default="long")
     parser.add_argument("--out", default=str(ROOT / "test-artifacts" / "chaos" / "ledger.json"))
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--schedules", type=int, default=0, help="override the number of interval schedules")
-    parser.add_argument("--kills", type=int, default=None,
-                        help="override the number of kill -9s (-1: none; to compare code under the same faults)")
-    parser.add_argument("--faults", default="", help="override the infrastructure faults, comma-separated "
-                        "(pg_restart, redis_restart, sigstop, pg_outage, nats_outage), taken in turn")
+    parser.add_argument(
+        "--kills",
+        type=int,
+        default=None,
+        help="override the number of kill -9s (-1: none; to compare code under the same faults)",
+    )
+    parser.add_argument(
+        "--faults",
+        default="",
+        help="override the infrastructure faults, comma-separated "
+        "(pg_restart, redis_restart, sigstop, pg_outage, nats_outage), taken in turn",
+    )
     args = parser.parse_args(argv)
     result = asyncio.run(main_async(args))
     summary = {k: v for k, v in result.items() if k not in ("recovery_per_fault",)}

@@ -40,15 +40,29 @@ class PrivatePostgres:
             shutil.chown(self.dir, PG_USER, PG_USER)
             shutil.chown(self.sockets, PG_USER, PG_USER)
         self.starts = 0
-        _as_postgres([str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                      "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"])
+        _as_postgres(
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ]
+        )
         with open(self.data / "postgresql.auto.conf", "a") as conf:
             # A throw-away database on a shared 2-core machine: durability is not what is under test
             # (a fast shutdown checkpoints anyway), so spare the disk.
-            conf.write(f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
-                       f"unix_socket_directories = '{self.sockets}'\nmax_connections = 300\n"
-                       "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
-                       "shared_buffers = '256MB'\nlog_min_messages = warning\n")
+            conf.write(
+                f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
+                f"unix_socket_directories = '{self.sockets}'\nmax_connections = 300\n"
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                "shared_buffers = '256MB'\nlog_min_messages = warning\n"
+            )
 
     @property
     def admin_dsn(self) -> str:
@@ -70,8 +84,9 @@ class PrivatePostgres:
 
     def start(self, timeout: float = 60) -> None:
         self.starts += 1
-        _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", str(int(timeout)),
-                      "start"])
+        _as_postgres(
+            [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", str(int(timeout)), "start"]
+        )
 
     def stop(self, mode: str = "fast") -> None:
         """`fast`: roll back open transactions, disconnect clients, checkpoint, exit."""
@@ -85,7 +100,7 @@ class PrivatePostgres:
             pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> "PrivatePostgres":
+    def __enter__(self) -> PrivatePostgres:
         self.start()
         return self
 

@@ -26,9 +26,16 @@ OUT = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts")) / "chaos" 
 
 def test_short_chaos_run_ledger_is_clean():
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([sys.executable, "-m", "tests.chaos.runner", "--profile", "short", "--out", str(OUT),
-                           "--seed", "20261127"], cwd=ROOT, timeout=900, capture_output=True, text=True)
-    assert OUT.exists(), f"the runner wrote no ledger (exit {done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.chaos.runner", "--profile", "short", "--out", str(OUT), "--seed", "20261127"],
+        cwd=ROOT,
+        timeout=900,
+        capture_output=True,
+        text=True,
+    )
+    assert OUT.exists(), (
+        f"the runner wrote no ledger (exit {done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    )
     ledger = json.loads(OUT.read_text())
     print(json.dumps({k: v for k, v in ledger.items() if k != "recovery_per_fault"}, indent=2))
     problems = ledger["problems"]
@@ -38,11 +45,17 @@ def test_short_chaos_run_ledger_is_clean():
     assert {f["kind"] for f in ledger["faults"]} >= {"redis_restart", "nats_outage", "pg_outage", "sigstop"}
     assert ledger["fires_per_second_measured"] >= 100, ledger["fires_per_second_measured"]
     # every slot has a row; every row is a command or a recorded reason
-    for key in [k for k in problems if k.startswith("slots_missing")] + ["not_sent_without_accepted_reason",
-                                                                          "still_active", "core_missing", "js_missing"]:
+    for key in [k for k in problems if k.startswith("slots_missing")] + [
+        "not_sent_without_accepted_reason",
+        "still_active",
+        "core_missing",
+        "js_missing",
+    ]:
         assert key not in problems, f"{key}: {problems[key]}"
     # JetStream: exactly once per execution id
-    assert ledger["stream"]["duplicates"] == 0 and "js_not_exactly_once" not in problems, problems.get("js_not_exactly_once")
+    assert ledger["stream"]["duplicates"] == 0 and "js_not_exactly_once" not in problems, problems.get(
+        "js_not_exactly_once"
+    )
     assert ledger["worst_gap_between_publishes_of_one_id_s"] <= ledger["stream"]["duplicate_window_s"]
     # recovery: due slots published within 30 s of each fault's end; nothing restarted by hand
     assert "recovery_over_30s" not in problems, problems.get("recovery_over_30s")

@@ -18,8 +18,9 @@ def test_a_process_is_charged_to_its_nearest_named_ancestor():
 
 
 def test_a_busy_child_process_shows_its_cpu_under_its_parents_name(tmp_path):
-    busy = subprocess.Popen([sys.executable, "-c", "import os, time\nif os.fork() == 0:\n    while True: pass\n"
-                                                   "time.sleep(60)"])
+    busy = subprocess.Popen(
+        [sys.executable, "-c", "import os, time\nif os.fork() == 0:\n    while True: pass\ntime.sleep(60)"]
+    )
     try:
         sampler = CpuSampler(lambda: {busy.pid: "busy"}, tmp_path / "cpu.tsv")
         sampler.sample(time.time())

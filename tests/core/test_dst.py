@@ -15,7 +15,7 @@ Assumption of the oracle: transitions happen on whole UTC minutes (true for ever
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -50,7 +50,7 @@ def _utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _window_centers(zone_name: str, year: int) -> tuple[datetime, datetime]:
     """The two offset changes of `year` (hour precision), or two fixed dates for zones without DST."""
     zone = ZoneInfo(zone_name)
@@ -75,7 +75,7 @@ def _wall(zone: ZoneInfo, instant: datetime) -> datetime:
     return instant.astimezone(zone).replace(tzinfo=None, fold=0)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _walk(zone_name: str, expr: str, start: datetime, end: datetime):
     """Per UTC minute m in (start, end]: (m, regular match, is a repeat, a skipped wall matches)."""
     zone = ZoneInfo(zone_name)
@@ -91,8 +91,7 @@ def _walk(zone_name: str, expr: str, start: datetime, end: datetime):
         regular = _match(expr, wall)
         # A repeat: some earlier instant showed the same wall time (it had another offset).
         repeat = any(
-            (wall - o).replace(tzinfo=UTC) < m and _wall(zone, (wall - o).replace(tzinfo=UTC)) == wall
-            for o in offsets
+            (wall - o).replace(tzinfo=UTC) < m and _wall(zone, (wall - o).replace(tzinfo=UTC)) == wall for o in offsets
         )
         # Skipped wall times: the clock jumped from prev_wall to wall by more than a minute.
         prev_wall = _wall(zone, m - MINUTE)
@@ -146,28 +145,119 @@ NY = "America/New_York"
     "zone,expr,gap,repeat,after,expected",
     [
         # 02:30 does not exist on 2026-03-08 in New York: shifted to 03:00 EDT = 07:00Z.
-        (NY, "30 2 * * *", DstGap.SHIFT, DstRepeat.AUTO, _utc(2026, 3, 7, 12), [_utc(2026, 3, 8, 7), _utc(2026, 3, 9, 6, 30)]),
+        (
+            NY,
+            "30 2 * * *",
+            DstGap.SHIFT,
+            DstRepeat.AUTO,
+            _utc(2026, 3, 7, 12),
+            [_utc(2026, 3, 8, 7), _utc(2026, 3, 9, 6, 30)],
+        ),
         (NY, "30 2 * * *", DstGap.SKIP, DstRepeat.AUTO, _utc(2026, 3, 7, 12), [_utc(2026, 3, 9, 6, 30)]),
         # 01:30 occurs twice on 2026-11-01: 05:30Z (EDT) and 06:30Z (EST).
-        (NY, "30 1 * * *", DstGap.SHIFT, DstRepeat.ONCE, _utc(2026, 10, 31, 12), [_utc(2026, 11, 1, 5, 30), _utc(2026, 11, 2, 6, 30)]),
-        (NY, "30 1 * * *", DstGap.SHIFT, DstRepeat.AUTO, _utc(2026, 10, 31, 12), [_utc(2026, 11, 1, 5, 30), _utc(2026, 11, 2, 6, 30)]),
-        (NY, "30 1 * * *", DstGap.SHIFT, DstRepeat.TWICE, _utc(2026, 10, 31, 12), [_utc(2026, 11, 1, 5, 30), _utc(2026, 11, 1, 6, 30)]),
+        (
+            NY,
+            "30 1 * * *",
+            DstGap.SHIFT,
+            DstRepeat.ONCE,
+            _utc(2026, 10, 31, 12),
+            [_utc(2026, 11, 1, 5, 30), _utc(2026, 11, 2, 6, 30)],
+        ),
+        (
+            NY,
+            "30 1 * * *",
+            DstGap.SHIFT,
+            DstRepeat.AUTO,
+            _utc(2026, 10, 31, 12),
+            [_utc(2026, 11, 1, 5, 30), _utc(2026, 11, 2, 6, 30)],
+        ),
+        (
+            NY,
+            "30 1 * * *",
+            DstGap.SHIFT,
+            DstRepeat.TWICE,
+            _utc(2026, 10, 31, 12),
+            [_utc(2026, 11, 1, 5, 30), _utc(2026, 11, 1, 6, 30)],
+        ),
         # Hourly through spring forward: 02:00 is shifted onto 03:00 EDT and merged with it.
-        (NY, "0 * * * *", DstGap.SHIFT, DstRepeat.AUTO, _utc(2026, 3, 8, 5, 30), [_utc(2026, 3, 8, 6), _utc(2026, 3, 8, 7), _utc(2026, 3, 8, 8)]),
+        (
+            NY,
+            "0 * * * *",
+            DstGap.SHIFT,
+            DstRepeat.AUTO,
+            _utc(2026, 3, 8, 5, 30),
+            [_utc(2026, 3, 8, 6), _utc(2026, 3, 8, 7), _utc(2026, 3, 8, 8)],
+        ),
         # Hourly through fall back (auto = twice for hour "*"): 01:00 EDT, 01:00 EST, 02:00 EST.
-        (NY, "0 * * * *", DstGap.SHIFT, DstRepeat.AUTO, _utc(2026, 11, 1, 4, 30), [_utc(2026, 11, 1, 5), _utc(2026, 11, 1, 6), _utc(2026, 11, 1, 7)]),
-        (NY, "0 * * * *", DstGap.SHIFT, DstRepeat.ONCE, _utc(2026, 11, 1, 4, 30), [_utc(2026, 11, 1, 5), _utc(2026, 11, 1, 7)]),
+        (
+            NY,
+            "0 * * * *",
+            DstGap.SHIFT,
+            DstRepeat.AUTO,
+            _utc(2026, 11, 1, 4, 30),
+            [_utc(2026, 11, 1, 5), _utc(2026, 11, 1, 6), _utc(2026, 11, 1, 7)],
+        ),
+        (
+            NY,
+            "0 * * * *",
+            DstGap.SHIFT,
+            DstRepeat.ONCE,
+            _utc(2026, 11, 1, 4, 30),
+            [_utc(2026, 11, 1, 5), _utc(2026, 11, 1, 7)],
+        ),
         # Chatham: +12:45 -> +13:45 at 02:45 local on 2026-09-27; 03:00 is shifted to 03:45.
-        ("Pacific/Chatham", "0 * * * *", DstGap.SHIFT, DstRepeat.AUTO, _utc(2026, 9, 26, 13), [_utc(2026, 9, 26, 13, 15), _utc(2026, 9, 26, 14), _utc(2026, 9, 26, 14, 15)]),
-        ("Pacific/Chatham", "0 * * * *", DstGap.SKIP, DstRepeat.AUTO, _utc(2026, 9, 26, 13), [_utc(2026, 9, 26, 13, 15), _utc(2026, 9, 26, 14, 15)]),
+        (
+            "Pacific/Chatham",
+            "0 * * * *",
+            DstGap.SHIFT,
+            DstRepeat.AUTO,
+            _utc(2026, 9, 26, 13),
+            [_utc(2026, 9, 26, 13, 15), _utc(2026, 9, 26, 14), _utc(2026, 9, 26, 14, 15)],
+        ),
+        (
+            "Pacific/Chatham",
+            "0 * * * *",
+            DstGap.SKIP,
+            DstRepeat.AUTO,
+            _utc(2026, 9, 26, 13),
+            [_utc(2026, 9, 26, 13, 15), _utc(2026, 9, 26, 14, 15)],
+        ),
         # Lord Howe: half-hour DST. 02:15 does not exist on 2026-10-04 (02:00 +10:30 -> 02:30 +11).
-        ("Australia/Lord_Howe", "15 2 * * *", DstGap.SHIFT, DstRepeat.AUTO, _utc(2026, 10, 3, 0), [_utc(2026, 10, 3, 15, 30), _utc(2026, 10, 4, 15, 15)]),
+        (
+            "Australia/Lord_Howe",
+            "15 2 * * *",
+            DstGap.SHIFT,
+            DstRepeat.AUTO,
+            _utc(2026, 10, 3, 0),
+            [_utc(2026, 10, 3, 15, 30), _utc(2026, 10, 4, 15, 15)],
+        ),
         # Lord Howe fall back 2026-04-05: 01:45 at +11 (14:45Z) and at +10:30 (15:15Z).
-        ("Australia/Lord_Howe", "45 1 * * *", DstGap.SHIFT, DstRepeat.TWICE, _utc(2026, 4, 4, 0), [_utc(2026, 4, 4, 14, 45), _utc(2026, 4, 4, 15, 15)]),
+        (
+            "Australia/Lord_Howe",
+            "45 1 * * *",
+            DstGap.SHIFT,
+            DstRepeat.TWICE,
+            _utc(2026, 4, 4, 0),
+            [_utc(2026, 4, 4, 14, 45), _utc(2026, 4, 4, 15, 15)],
+        ),
         # Sao Paulo has no DST since 2019: a plain -03:00 offset all year.
-        ("America/Sao_Paulo", "30 2 * * *", DstGap.SHIFT, DstRepeat.AUTO, _utc(2026, 11, 1, 0), [_utc(2026, 11, 1, 5, 30), _utc(2026, 11, 2, 5, 30)]),
+        (
+            "America/Sao_Paulo",
+            "30 2 * * *",
+            DstGap.SHIFT,
+            DstRepeat.AUTO,
+            _utc(2026, 11, 1, 0),
+            [_utc(2026, 11, 1, 5, 30), _utc(2026, 11, 2, 5, 30)],
+        ),
         # Kolkata +05:30.
-        ("Asia/Kolkata", "0 9 * * *", DstGap.SHIFT, DstRepeat.AUTO, _utc(2026, 3, 8, 0), [_utc(2026, 3, 8, 3, 30), _utc(2026, 3, 9, 3, 30)]),
+        (
+            "Asia/Kolkata",
+            "0 9 * * *",
+            DstGap.SHIFT,
+            DstRepeat.AUTO,
+            _utc(2026, 3, 8, 0),
+            [_utc(2026, 3, 8, 3, 30), _utc(2026, 3, 9, 3, 30)],
+        ),
     ],
 )
 def test_famous_cases(zone, expr, gap, repeat, after, expected):

@@ -2,7 +2,8 @@
 
 from datetime import datetime, timedelta, timezone
 
-from hypothesis import assume, HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from core.backoff import retry_delay_seconds
 from core.misfire import Catchup, MisfirePolicy, plan_due
@@ -12,7 +13,17 @@ from tests.core.test_dst import ZONES, _window_centers, oracle
 UTC = timezone.utc
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-MINUTE_CRONS = ["0 * * * *", "30 1 * * *", "30 2 * * *", "*/15 * * * *", "*/7 * * * *", "45 1 * * *", "0 0 13 * 5", "0 9 * * 1-5", "15,45 0-3 * * *"]
+MINUTE_CRONS = [
+    "0 * * * *",
+    "30 1 * * *",
+    "30 2 * * *",
+    "*/15 * * * *",
+    "*/7 * * * *",
+    "45 1 * * *",
+    "0 0 13 * 5",
+    "0 9 * * 1-5",
+    "15,45 0-3 * * *",
+]
 ALL_CRONS = MINUTE_CRONS + ["*/20 * * * * *", "0 0 1 * *", "@weekly", "59 59 23 * * *"]
 ZONES_PLUS = ZONES + ["UTC", "Australia/Lord_Howe", "America/Santiago", "Europe/Dublin"]
 
@@ -64,7 +75,7 @@ def test_interval_fires_on_the_grid(start, interval, after, micro):
     rule = Rule(ScheduleType.INTERVAL, interval_seconds=interval, start_at=start)
     fires = fires_between(rule, after, max(after, start) + timedelta(seconds=interval * 5), 4)
     assert len(fires) == 4
-    assert fires[0] > after and fires[0] - after <= timedelta(seconds=interval) or fires[0] == start
+    assert (fires[0] > after and fires[0] - after <= timedelta(seconds=interval)) or fires[0] == start
     for f in fires:
         k, rem = divmod(f - start, timedelta(seconds=interval))
         assert rem == timedelta(0) and k >= 0
@@ -76,7 +87,12 @@ RULES = [
     Rule(ScheduleType.CRON, "Europe/London", "30 1 * * *", dst_repeat=DstRepeat.TWICE),
     Rule(ScheduleType.CRON, cron_expression="*/20 * * * * *"),
     Rule(ScheduleType.INTERVAL, interval_seconds=45, start_at=datetime(2026, 3, 1, tzinfo=UTC)),
-    Rule(ScheduleType.INTERVAL, interval_seconds=3600, start_at=datetime(2026, 3, 1, 0, 0, 0, 123, tzinfo=UTC), end_at=datetime(2026, 3, 3, tzinfo=UTC)),
+    Rule(
+        ScheduleType.INTERVAL,
+        interval_seconds=3600,
+        start_at=datetime(2026, 3, 1, 0, 0, 0, 123, tzinfo=UTC),
+        end_at=datetime(2026, 3, 3, tzinfo=UTC),
+    ),
 ]
 policies = st.builds(
     MisfirePolicy,

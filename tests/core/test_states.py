@@ -5,16 +5,27 @@ import pytest
 from core.states import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
-    ExecutionStatus as S,
     InvalidTransition,
     MissReason,
     transition,
 )
+from core.states import (
+    ExecutionStatus as S,
+)
 
 ALLOWED = {
-    (S.PENDING, S.RUNNING), (S.PENDING, S.SKIPPED), (S.PENDING, S.CANCELLED), (S.PENDING, S.FAILED), (S.PENDING, S.MISSED),
-    (S.RUNNING, S.SUCCEEDED), (S.RUNNING, S.FAILED), (S.RUNNING, S.RETRYING), (S.RUNNING, S.SKIPPED),
-    (S.RETRYING, S.RUNNING), (S.RETRYING, S.FAILED), (S.RETRYING, S.CANCELLED),
+    (S.PENDING, S.RUNNING),
+    (S.PENDING, S.SKIPPED),
+    (S.PENDING, S.CANCELLED),
+    (S.PENDING, S.FAILED),
+    (S.PENDING, S.MISSED),
+    (S.RUNNING, S.SUCCEEDED),
+    (S.RUNNING, S.FAILED),
+    (S.RUNNING, S.RETRYING),
+    (S.RUNNING, S.SKIPPED),
+    (S.RETRYING, S.RUNNING),
+    (S.RETRYING, S.FAILED),
+    (S.RETRYING, S.CANCELLED),
 }
 
 
@@ -30,11 +41,18 @@ def test_every_pair(current, target):
 
 
 def test_sets():
-    assert ACTIVE_STATUSES == {S.PENDING, S.RUNNING, S.RETRYING}
-    assert TERMINAL_STATUSES == {S.SUCCEEDED, S.FAILED, S.MISSED, S.SKIPPED, S.CANCELLED}
-    assert ACTIVE_STATUSES.isdisjoint(TERMINAL_STATUSES) and ACTIVE_STATUSES | TERMINAL_STATUSES == set(S)
+    assert {S.PENDING, S.RUNNING, S.RETRYING} == ACTIVE_STATUSES
+    assert {S.SUCCEEDED, S.FAILED, S.MISSED, S.SKIPPED, S.CANCELLED} == TERMINAL_STATUSES
+    assert ACTIVE_STATUSES.isdisjoint(TERMINAL_STATUSES) and set(S) == ACTIVE_STATUSES | TERMINAL_STATUSES
 
 
 def test_strings_accepted_and_values():
     assert transition("pending", "running") is S.RUNNING  # type: ignore[arg-type]
-    assert [m.value for m in MissReason] == ["missed", "skipped_overlap", "paused", "lock_conflict", "forbidden", "deleted"]
+    assert [m.value for m in MissReason] == [
+        "missed",
+        "skipped_overlap",
+        "paused",
+        "lock_conflict",
+        "forbidden",
+        "deleted",
+    ]

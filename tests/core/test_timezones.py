@@ -22,7 +22,21 @@ def test_load_known(name):
 
 
 @pytest.mark.parametrize(
-    "name", ["", " ", "Mars/Base", "America", "../etc/passwd", "/etc/localtime", "America/../UTC", "a\\b", "UTC\0", "x" * 100, None, 5]
+    "name",
+    [
+        "",
+        " ",
+        "Mars/Base",
+        "America",
+        "../etc/passwd",
+        "/etc/localtime",
+        "America/../UTC",
+        "a\\b",
+        "UTC\0",
+        "x" * 100,
+        None,
+        5,
+    ],
 )
 def test_load_unknown(name):
     with pytest.raises(ValueError, match="unknown time zone"):

@@ -26,13 +26,30 @@ from tests.conftest import ADMIN_DSN, _url_for
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_SECONDS = 60
 SCHEDULE_BODIES = [
-    {"name": "fuzz-cron", "schedule_type": "cron", "cron_expression": "*/5 * * * *", "timezone": "Europe/Paris",
-     "target_command": "cmd.fuzz.cron", "command_payload": {"n": 1}, "tags": ["fuzz", "cron"]},
-    {"name": "fuzz-interval", "schedule_type": "interval", "interval_seconds": 600,
-     "target_command": "cmd.fuzz.interval", "command_payload": {}},
+    {
+        "name": "fuzz-cron",
+        "schedule_type": "cron",
+        "cron_expression": "*/5 * * * *",
+        "timezone": "Europe/Paris",
+        "target_command": "cmd.fuzz.cron",
+        "command_payload": {"n": 1},
+        "tags": ["fuzz", "cron"],
+    },
+    {
+        "name": "fuzz-interval",
+        "schedule_type": "interval",
+        "interval_seconds": 600,
+        "target_command": "cmd.fuzz.interval",
+        "command_payload": {},
+    },
     {"name": "fuzz-immediate", "schedule_type": "immediate", "target_command": "cmd.fuzz.now", "command_payload": {}},
-    {"name": "fuzz-cron-2", "schedule_type": "cron", "cron_expression": "0 3 * * 1-5",
-     "target_command": "cmd.fuzz.weekday", "command_payload": {"a": [1, 2]}},
+    {
+        "name": "fuzz-cron-2",
+        "schedule_type": "cron",
+        "cron_expression": "0 3 * * 1-5",
+        "target_command": "cmd.fuzz.weekday",
+        "command_payload": {"a": [1, 2]},
+    },
 ]
 
 
@@ -101,8 +118,9 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> FuzzServer:
         # A file, not a pipe: a pipe nobody reads fills up and then blocks the server's logging.
         log_path = tmp_path_factory.mktemp("fuzz") / "api.log"
         log_file = log_path.open("w")
-        process = subprocess.Popen([sys.executable, "-m", "api"], cwd=ROOT, env=env, stdout=log_file,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api"], cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
+        )
         log_file.close()
         base_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS

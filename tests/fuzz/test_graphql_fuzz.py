@@ -46,15 +46,18 @@ TEXT = st.one_of(st.text(max_size=20), st.sampled_from(["", "x\x00y", "\x00", "c
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False) | TEXT,
     # An object literal's keys are GraphQL names; NUL and other text go in the values.
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}",
-                                                                             fullmatch=True), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 # Offsets matter: 0001-01-01T00:00+01:00 is a valid datetime that is out of PostgreSQL's range in UTC.
 DATETIMES = st.one_of(
     st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
-    st.sampled_from(["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2030-01-01T00:00:00",
-                     "2030-03-31T02:30:00+02:00"]),
+    st.sampled_from(
+        ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2030-01-01T00:00:00", "2030-03-31T02:30:00+02:00"]
+    ),
 )
 
 
@@ -80,8 +83,11 @@ def _json_node(value) -> graphql.ValueNode:
         return graphql.StringValueNode(value=value)
     if isinstance(value, list):
         return graphql.ListValueNode(values=tuple(_json_node(v) for v in value))
-    return graphql.ObjectValueNode(fields=tuple(
-        graphql.ObjectFieldNode(name=graphql.NameNode(value=k), value=_json_node(v)) for k, v in value.items()))
+    return graphql.ObjectValueNode(
+        fields=tuple(
+            graphql.ObjectFieldNode(name=graphql.NameNode(value=k), value=_json_node(v)) for k, v in value.items()
+        )
+    )
 
 
 def assert_graphql_response(case, response) -> None:
@@ -103,14 +109,27 @@ def assert_graphql_response(case, response) -> None:
         case.operation.schema.validate_response(case.operation, response, case=case)
 
 
-def _fuzz_operation(operation, mode: GenerationMode, max_examples: int, session: requests.Session, cases: Counter,
-                    statuses: Counter, failures: list[str]) -> None:
+def _fuzz_operation(
+    operation,
+    mode: GenerationMode,
+    max_examples: int,
+    session: requests.Session,
+    cases: Counter,
+    statuses: Counter,
+    failures: list[str],
+) -> None:
     label = operation.label
 
     @hypothesis.seed(BASE_SEED + zlib.crc32(f"{label} {mode.value}".encode()))
-    @hypothesis.settings(max_examples=max_examples, deadline=None, database=None, derandomize=False,
-                         phases=[Phase.explicit, Phase.generate, Phase.shrink],
-                         suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
+    @hypothesis.settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+    )
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case) -> None:
         cases[(label, mode.value)] += 1
@@ -133,7 +152,12 @@ def test_every_graphql_operation_survives_fuzzing(fuzz_server: FuzzServer) -> No
     operations = [result.ok() for result in schema.get_all_operations()]
     labels = {op.label for op in operations}
     _register_scalars(*seed_data(fuzz_server.base_url, "graphql"))
-    assert {"Query.schedules", "Query.previewSchedule", "Mutation.createSchedule", "Mutation.bulkScheduleOperation"} <= labels
+    assert {
+        "Query.schedules",
+        "Query.previewSchedule",
+        "Mutation.createSchedule",
+        "Mutation.bulkScheduleOperation",
+    } <= labels
 
     cases: Counter = Counter()
     statuses: Counter = Counter()
@@ -145,8 +169,10 @@ def test_every_graphql_operation_survives_fuzzing(fuzz_server: FuzzServer) -> No
     elapsed = time.monotonic() - started
     total = sum(cases.values())
 
-    print(f"\nGraphQL fuzz (schemathesis {schemathesis.__version__}): {total} cases over {len(operations)} "
-          f"operations in {elapsed:.1f}s")
+    print(
+        f"\nGraphQL fuzz (schemathesis {schemathesis.__version__}): {total} cases over {len(operations)} "
+        f"operations in {elapsed:.1f}s"
+    )
     for (label, mode), count in sorted(cases.items()):
         print(f"  {count:5d}  {mode:8s} {label}")
     print("  statuses:", dict(sorted(statuses.items())))

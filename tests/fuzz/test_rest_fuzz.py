@@ -50,6 +50,7 @@ NOT_REST = {"/graphql"}
 # DELETE removes the schedules the other operations are pointed at: it runs last.
 RUN_LAST = ("DELETE /api/v1/schedules/{schedule_id}",)
 
+
 def _status_code_conformance(ctx, response, case):
     """status_code_conformance, except for the 400 that FastAPI answers when it cannot read a JSON body
     at all (bytes that are not UTF-8, e.g. `curl -d $'\\xff' -H 'Content-Type: application/json'`).
@@ -74,8 +75,12 @@ def _is_problem(response, status: int) -> bool:
     if not (response.headers.get("content-type") or [""])[0].startswith(PROBLEM):
         return False
     body = json.loads(response.content)
-    return (body.get("status") == status and isinstance(body.get("code"), str) and isinstance(body.get("errors"), list)
-            and all(isinstance(e, dict) and {"field", "message"} <= e.keys() for e in body["errors"]))
+    return (
+        body.get("status") == status
+        and isinstance(body.get("code"), str)
+        and isinstance(body.get("errors"), list)
+        and all(isinstance(e, dict) and {"field", "message"} <= e.keys() for e in body["errors"])
+    )
 
 
 @dataclass
@@ -94,7 +99,16 @@ class Tally:
 # purely generated schedule body is rejected with 422. Part of the positive cases therefore keep the
 # generated body but replace its timing fields by one of these consistent rules, so that creation,
 # preview and update run past validation with the other fields (name, tags, payload, retries...) fuzzed.
-RULE_FIELDS = ("target_command", "schedule_type", "cron_expression", "interval_seconds", "run_at", "timezone", "start_at", "end_at")
+RULE_FIELDS = (
+    "target_command",
+    "schedule_type",
+    "cron_expression",
+    "interval_seconds",
+    "run_at",
+    "timezone",
+    "start_at",
+    "end_at",
+)
 RULES = [
     {"schedule_type": "cron", "cron_expression": "*/10 * * * *"},
     {"schedule_type": "cron", "cron_expression": "30 2 * * 1-5", "timezone": "America/New_York"},
@@ -127,7 +141,9 @@ def _strategy(operation, mode: GenerationMode, known: dict[str, list[str]], sche
     aim = path_names and path_names <= known.keys()
     existing = st.fixed_dictionaries({name: st.sampled_from(known[name]) for name in sorted(path_names)})
     if aim:
-        strategies.append(existing.flatmap(lambda ids: operation.as_strategy(generation_mode=mode, path_parameters=ids)))
+        strategies.append(
+            existing.flatmap(lambda ids: operation.as_strategy(generation_mode=mode, path_parameters=ids))
+        )
     if operation.label in REPAIRED:
         if aim:
             strategies.append(existing.flatmap(lambda ids: _repaired(operation, mode, path_parameters=ids)))
@@ -135,8 +151,11 @@ def _strategy(operation, mode: GenerationMode, known: dict[str, list[str]], sche
             strategies.append(_repaired(operation, mode))
     if operation.label == "POST /api/v1/schedules/bulk/create":
         bodies = _repaired(schema["/api/v1/schedules"]["POST"], mode).map(lambda case: case.body)
-        strategies.append(st.lists(bodies, min_size=1, max_size=3).flatmap(
-            lambda items: operation.as_strategy(generation_mode=mode, body={"schedules": items})))
+        strategies.append(
+            st.lists(bodies, min_size=1, max_size=3).flatmap(
+                lambda items: operation.as_strategy(generation_mode=mode, body={"schedules": items})
+            )
+        )
     return st.one_of(strategies)
 
 
@@ -144,8 +163,15 @@ def _has_inputs(operation) -> bool:
     return bool(list(operation.iter_parameters())) or bool(list(operation.body))
 
 
-def _fuzz_operation(operation, mode: GenerationMode, max_examples: int, base_url: str, session: requests.Session,
-                    known: dict[str, list[str]], tally: Tally) -> None:
+def _fuzz_operation(
+    operation,
+    mode: GenerationMode,
+    max_examples: int,
+    base_url: str,
+    session: requests.Session,
+    known: dict[str, list[str]],
+    tally: Tally,
+) -> None:
     label = operation.label
 
     @hypothesis.seed(BASE_SEED + zlib.crc32(f"{label} {mode.value}".encode()))
@@ -162,8 +188,9 @@ def _fuzz_operation(operation, mode: GenerationMode, max_examples: int, base_url
     @given(case=_strategy(operation, mode, known, operation.schema))
     def run(case) -> None:
         tally.cases[(label, mode.value)] += 1
-        response = case.call_and_validate(base_url=base_url, session=session, checks=CHECKS,
-                                          timeout=REQUEST_TIMEOUT_SECONDS)
+        response = case.call_and_validate(
+            base_url=base_url, session=session, checks=CHECKS, timeout=REQUEST_TIMEOUT_SECONDS
+        )
         tally.statuses[response.status_code] += 1
 
     try:
@@ -185,15 +212,19 @@ def test_every_rest_operation_survives_fuzzing(fuzz_server: FuzzServer) -> None:
     tally = Tally()
     with requests.Session() as session:
         for operation in operations:
-            _fuzz_operation(operation, GenerationMode.POSITIVE, POSITIVE_EXAMPLES, fuzz_server.base_url, session,
-                            known, tally)
+            _fuzz_operation(
+                operation, GenerationMode.POSITIVE, POSITIVE_EXAMPLES, fuzz_server.base_url, session, known, tally
+            )
             if _has_inputs(operation):
-                _fuzz_operation(operation, GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES, fuzz_server.base_url, session,
-                                known, tally)
+                _fuzz_operation(
+                    operation, GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES, fuzz_server.base_url, session, known, tally
+                )
     elapsed = time.monotonic() - started
 
-    print(f"\nREST fuzz (schemathesis {schemathesis.__version__}): {tally.total} cases over {len(operations)} "
-          f"operations in {elapsed:.1f}s")
+    print(
+        f"\nREST fuzz (schemathesis {schemathesis.__version__}): {tally.total} cases over {len(operations)} "
+        f"operations in {elapsed:.1f}s"
+    )
     for (label, mode), count in sorted(tally.cases.items()):
         print(f"  {count:5d}  {mode:8s} {label}")
     print("  statuses:", dict(sorted(tally.statuses.items())))

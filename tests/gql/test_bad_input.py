@@ -11,7 +11,10 @@ CASES = [
     ("syntax error", {"query": "{ schedules { edges { node { id }"}),
     ("unknown field", {"query": "{ schedules { nope } }"}),
     ("unknown enum value", {"query": "{ schedules(filter: {status: PAUSEDISH}) { totalCount } }"}),
-    ("wrong variable type", {"query": "query($n: Int!) { schedules(first: $n) { totalCount } }", "variables": {"n": "ten"}}),
+    (
+        "wrong variable type",
+        {"query": "query($n: Int!) { schedules(first: $n) { totalCount } }", "variables": {"n": "ten"}},
+    ),
     ("missing variable", {"query": "query($n: Int!) { schedules(first: $n) { totalCount } }"}),
     ("bad uuid", {"query": '{ schedule(id: "not-a-uuid") { id } }'}),
     ("first over the cap", {"query": "{ schedules(first: 1000) { totalCount } }"}),

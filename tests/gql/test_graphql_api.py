@@ -14,22 +14,36 @@ async def test_create_then_read_with_fire_times_and_connection(client):
     created = await gql(client, CREATE, {"input": camel(cron_body("g"))}, actor="frontend")
     node = created["data"]["createSchedule"]
     assert node["__typename"] == "Schedule" and node["createdBy"] == "frontend" and node["scheduleType"] == "CRON"
-    one = await gql(client, """query($id: UUID!) { schedule(id: $id) { name nextFireTimes(count: 3) { at localTime } } }""",
-                    {"id": node["id"]})
+    one = await gql(
+        client,
+        """query($id: UUID!) { schedule(id: $id) { name nextFireTimes(count: 3) { at localTime } } }""",
+        {"id": node["id"]},
+    )
     fires = one["data"]["schedule"]["nextFireTimes"]
     assert len(fires) == 3 and fires[0]["at"].startswith(node["nextRunAt"][:16])
     assert all(f["localTime"].split("T")[1].startswith("09:00") for f in fires)
     for i in range(4):
         await create(client, cron_body(f"more-{i}"))
-    first = await gql(client, "{ schedules(first: 2) { totalCount pageInfo { hasNextPage endCursor } edges { node { name } } } }")
+    first = await gql(
+        client, "{ schedules(first: 2) { totalCount pageInfo { hasNextPage endCursor } edges { node { name } } } }"
+    )
     page = first["data"]["schedules"]
     assert page["totalCount"] == 5 and page["pageInfo"]["hasNextPage"]
     names = [e["node"]["name"] for e in page["edges"]]
     cursor = page["pageInfo"]["endCursor"]
     while cursor:
-        nxt = await gql(client, "query($a: String) { schedules(first: 2, after: $a) { pageInfo { hasNextPage endCursor } edges { node { name } } } }", {"a": cursor})
+        nxt = await gql(
+            client,
+            "query($a: String) { schedules(first: 2, after: $a) { pageInfo { "
+            "hasNextPage endCursor } edges { node { name } } } }",
+            {"a": cursor},
+        )
         names += [e["node"]["name"] for e in nxt["data"]["schedules"]["edges"]]
-        cursor = nxt["data"]["schedules"]["pageInfo"]["endCursor"] if nxt["data"]["schedules"]["pageInfo"]["hasNextPage"] else None
+        cursor = (
+            nxt["data"]["schedules"]["pageInfo"]["endCursor"]
+            if nxt["data"]["schedules"]["pageInfo"]["hasNextPage"]
+            else None
+        )
     assert sorted(names) == sorted(["g", "more-0", "more-1", "more-2", "more-3"])
 
 
@@ -40,13 +54,18 @@ async def test_mutation_failures_are_typed_members(client):
     await gql(client, CREATE, {"input": camel(cron_body("dup"))}, actor="a")
     dup = await gql(client, CREATE, {"input": camel(cron_body("dup"))}, actor="a")
     assert dup["data"]["createSchedule"]["__typename"] == "ConflictError"
-    missing = await gql(client, f"mutation {{ pauseSchedule(id: \"00000000-0000-0000-0000-000000000000\") {{ {SCHEDULE_FIELDS} }} }}")
+    missing = await gql(
+        client, f'mutation {{ pauseSchedule(id: "00000000-0000-0000-0000-000000000000") {{ {SCHEDULE_FIELDS} }} }}'
+    )
     assert missing["data"]["pauseSchedule"]["__typename"] == "NotFoundError"
 
 
 async def test_update_with_stale_version_is_a_conflict(client, db):
     created = await create(client, interval_body())
-    update = f"mutation($id: UUID!, $input: UpdateScheduleInput!) {{ updateSchedule(id: $id, input: $input) {{ {SCHEDULE_FIELDS} }} }}"
+    update = (
+        "mutation($id: UUID!, $input: UpdateScheduleInput!) "
+        f"{{ updateSchedule(id: $id, input: $input) {{ {SCHEDULE_FIELDS} }} }}"
+    )
     ok = await gql(client, update, {"id": created["id"], "input": {"intervalSeconds": 120, "version": 1}})
     assert ok["data"]["updateSchedule"]["intervalSeconds"] == 120
     stale = await gql(client, update, {"id": created["id"], "input": {"priority": 1, "version": 1}})
@@ -57,8 +76,12 @@ async def test_update_with_stale_version_is_a_conflict(client, db):
 
 async def test_bulk_create_names_invalid_items_by_index(client, db):
     inputs = [camel(cron_body("ok")), camel(cron_body("broken", timezone="Nowhere/City"))]
-    result = await gql(client, """mutation($inputs: [CreateScheduleInput!]!) { bulkCreateSchedules(inputs: $inputs) {
-        __typename ... on ValidationError { errors { field } } } }""", {"inputs": inputs})
+    result = await gql(
+        client,
+        """mutation($inputs: [CreateScheduleInput!]!) { bulkCreateSchedules(inputs: $inputs) {
+        __typename ... on ValidationError { errors { field } } } }""",
+        {"inputs": inputs},
+    )
     member = result["data"]["bulkCreateSchedules"]
     assert member["__typename"] == "ValidationError" and member["errors"][0]["field"] == "schedules.1.timezone"
     assert await db.fetchval("SELECT count(*) FROM schedules") == 0
@@ -76,15 +99,20 @@ async def test_page_of_fifty_with_last_execution_costs_constant_queries(client, 
     for schedule in created:
         await conn.execute(
             "INSERT INTO executions (id, schedule_id, scheduled_for, trigger_type, status, created_at) "
-            "VALUES ($1, $2, $3, 'scheduled', 'succeeded', $3)", _uuid.uuid4(), _uuid.UUID(schedule["id"]),
-            datetime.now(timezone.utc))
+            "VALUES ($1, $2, $3, 'scheduled', 'succeeded', $3)",
+            _uuid.uuid4(),
+            _uuid.UUID(schedule["id"]),
+            datetime.now(timezone.utc),
+        )
     await conn.close()
     statements: list[str] = []
 
     def count(conn, cursor, statement, parameters, context, executemany):
         statements.append(statement)
 
-    query = "query($n: Int!) { schedules(first: $n) { edges { node { name lastExecution { status } stats { total } } } } }"
+    query = (
+        "query($n: Int!) { schedules(first: $n) { edges { node { name lastExecution { status } stats { total } } } } }"
+    )
     sa.event.listen(engine.sync_engine, "before_cursor_execute", count)
     try:
         small = await gql(client, query, {"n": 5})
@@ -104,7 +132,9 @@ async def test_page_of_fifty_with_last_execution_costs_constant_queries(client, 
 async def test_audit_log_query_filters_by_actor(client):
     await create(client, cron_body("a1"), creator="alice")
     await create(client, cron_body("b1"), creator="bob")
-    result = await gql(client, """{ auditLog(filter: {actor: "alice"}) { totalCount edges { node { actor action after } } } }""")
+    result = await gql(
+        client, """{ auditLog(filter: {actor: "alice"}) { totalCount edges { node { actor action after } } } }"""
+    )
     log = result["data"]["auditLog"]
     assert log["totalCount"] == 1 and log["edges"][0]["node"]["action"] == "schedule.created"
     assert log["edges"][0]["node"]["after"]["name"] == "a1"

@@ -6,7 +6,8 @@ fresh database, and compares the outcome class (or error code), the stored state
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -38,13 +39,22 @@ def gql_outcome(result: dict, field: str) -> str:
 
 async def snapshot(db) -> dict[str, Any]:
     schedules = await db.fetch(
-        "SELECT name, status, status_reason, schedule_type, cron_expression, interval_seconds, timezone, target_command,"
+        "SELECT name, status, status_reason, schedule_type, "
+        "cron_expression, interval_seconds, timezone, target_command,"
         " command_payload, priority, tags, version, created_by, updated_by, next_run_at IS NOT NULL AS has_next,"
-        " deleted_at IS NOT NULL AS deleted FROM schedules ORDER BY name")
-    executions = await db.fetch("SELECT trigger_type, status, triggered_by, payload_override FROM executions ORDER BY 1, 2")
-    audit = await db.fetch("SELECT actor, action, reason, before IS NOT NULL AS b, after IS NOT NULL AS a FROM audit_log ORDER BY id")
-    return {"schedules": [dict(r) for r in schedules], "executions": [dict(r) for r in executions],
-            "audit": [dict(r) for r in audit]}
+        " deleted_at IS NOT NULL AS deleted FROM schedules ORDER BY name"
+    )
+    executions = await db.fetch(
+        "SELECT trigger_type, status, triggered_by, payload_override FROM executions ORDER BY 1, 2"
+    )
+    audit = await db.fetch(
+        "SELECT actor, action, reason, before IS NOT NULL AS b, after IS NOT NULL AS a FROM audit_log ORDER BY id"
+    )
+    return {
+        "schedules": [dict(r) for r in schedules],
+        "executions": [dict(r) for r in executions],
+        "audit": [dict(r) for r in audit],
+    }
 
 
 async def seed(client, *bodies: dict) -> list[str]:
@@ -58,7 +68,9 @@ async def seed(client, *bodies: dict) -> list[str]:
 
 Op = Callable[[Any, list[str]], Awaitable[str]]
 H = {"X-Performed-By": ACTOR, "X-Created-By": ACTOR, "X-Triggered-By": ACTOR}
-UPDATE = f"mutation($id: UUID!, $i: UpdateScheduleInput!) {{ updateSchedule(id: $id, input: $i) {{ {SCHEDULE_FIELDS} }} }}"
+UPDATE = (
+    f"mutation($id: UUID!, $i: UpdateScheduleInput!) {{ updateSchedule(id: $id, input: $i) {{ {SCHEDULE_FIELDS} }} }}"
+)
 
 
 def case(name: str, seeds: list[dict], rest: Op, graphql: Op):
@@ -70,81 +82,188 @@ async def _gql(client, query, variables, field):
 
 
 CASES = [
-    case("create",
-         [],
-         lambda c, ids: _rest(c.post("/api/v1/schedules", json=cron_body("new"), headers=H)),
-         lambda c, ids: _gql(c, f"mutation($i: CreateScheduleInput!) {{ createSchedule(input: $i) {{ {SCHEDULE_FIELDS} }} }}",
-                             {"i": camel(cron_body("new"))}, "createSchedule")),
-    case("create-invalid",
-         [],
-         lambda c, ids: _rest(c.post("/api/v1/schedules", json=cron_body("x", cron_expression="99 * * * *"), headers=H)),
-         lambda c, ids: _gql(c, f"mutation($i: CreateScheduleInput!) {{ createSchedule(input: $i) {{ {SCHEDULE_FIELDS} }} }}",
-                             {"i": camel(cron_body("x", cron_expression="99 * * * *"))}, "createSchedule")),
-    case("create-duplicate-name",
-         [cron_body("dup")],
-         lambda c, ids: _rest(c.post("/api/v1/schedules", json=cron_body("dup"), headers=H)),
-         lambda c, ids: _gql(c, f"mutation($i: CreateScheduleInput!) {{ createSchedule(input: $i) {{ {SCHEDULE_FIELDS} }} }}",
-                             {"i": camel(cron_body("dup"))}, "createSchedule")),
-    case("create-over-quota",
-         [cron_body(f"q{i}") for i in range(5)],
-         lambda c, ids: _rest(c.post("/api/v1/schedules", json=cron_body("q6"), headers=H)),
-         lambda c, ids: _gql(c, f"mutation($i: CreateScheduleInput!) {{ createSchedule(input: $i) {{ {SCHEDULE_FIELDS} }} }}",
-                             {"i": camel(cron_body("q6"))}, "createSchedule")),
-    case("update",
-         [interval_body("u")],
-         lambda c, ids: _rest(c.put(f"/api/v1/schedules/{ids[0]}", json={"interval_seconds": 300, "version": 1}, headers=H)),
-         lambda c, ids: _gql(c, UPDATE, {"id": ids[0], "i": {"intervalSeconds": 300, "version": 1}}, "updateSchedule")),
-    case("update-stale-version",
-         [interval_body("u")],
-         lambda c, ids: _rest(c.put(f"/api/v1/schedules/{ids[0]}", json={"priority": 1, "version": 7}, headers=H)),
-         lambda c, ids: _gql(c, UPDATE, {"id": ids[0], "i": {"priority": 1, "version": 7}}, "updateSchedule")),
-    case("update-missing",
-         [],
-         lambda c, ids: _rest(c.put(f"/api/v1/schedules/{MISSING}", json={"priority": 1}, headers=H)),
-         lambda c, ids: _gql(c, UPDATE, {"id": MISSING, "i": {"priority": 1}}, "updateSchedule")),
-    case("pause",
-         [cron_body("p")],
-         lambda c, ids: _rest(c.post(f"/api/v1/schedules/{ids[0]}/pause", params={"reason": "window"}, headers=H)),
-         lambda c, ids: _gql(c, f'mutation($id: UUID!) {{ pauseSchedule(id: $id, reason: "window") {{ {SCHEDULE_FIELDS} }} }}',
-                             {"id": ids[0]}, "pauseSchedule")),
-    case("resume-active-is-a-no-op",
-         [cron_body("r")],
-         lambda c, ids: _rest(c.post(f"/api/v1/schedules/{ids[0]}/resume", headers=H)),
-         lambda c, ids: _gql(c, f"mutation($id: UUID!) {{ resumeSchedule(id: $id) {{ {SCHEDULE_FIELDS} }} }}",
-                             {"id": ids[0]}, "resumeSchedule")),
-    case("trigger-with-override",
-         [cron_body("t")],
-         lambda c, ids: _rest(c.post(f"/api/v1/schedules/{ids[0]}/trigger", json={"override_payload": {"k": 1}}, headers=H)),
-         lambda c, ids: _gql(c, 'mutation($id: UUID!) { triggerSchedule(id: $id, overridePayload: {k: 1}) { __typename ... on Error { code } } }',
-                             {"id": ids[0]}, "triggerSchedule")),
-    case("delete",
-         [cron_body("d")],
-         lambda c, ids: _rest(c.delete(f"/api/v1/schedules/{ids[0]}", params={"reason": "gone"}, headers=H)),
-         lambda c, ids: _gql(c, 'mutation($id: UUID!) { deleteSchedule(id: $id, reason: "gone") { __typename ... on Error { code } } }',
-                             {"id": ids[0]}, "deleteSchedule")),
-    case("bulk-create",
-         [],
-         lambda c, ids: _rest(c.post("/api/v1/schedules/bulk/create", json={"schedules": [cron_body("b1"), interval_body("b2")]}, headers=H)),
-         lambda c, ids: _gql(c, "mutation($i: [CreateScheduleInput!]!) { bulkCreateSchedules(inputs: $i) { __typename ... on Error { code } } }",
-                             {"i": [camel(cron_body("b1")), camel(interval_body("b2"))]}, "bulkCreateSchedules")),
-    case("bulk-create-invalid-item",
-         [],
-         lambda c, ids: _rest(c.post("/api/v1/schedules/bulk/create", json={"schedules": [cron_body("b1"), interval_body("b2", seconds=0)]}, headers=H)),
-         lambda c, ids: _gql(c, "mutation($i: [CreateScheduleInput!]!) { bulkCreateSchedules(inputs: $i) { __typename ... on Error { code } } }",
-                             {"i": [camel(cron_body("b1")), camel(interval_body("b2", seconds=0))]}, "bulkCreateSchedules")),
-    case("bulk-pause",
-         [cron_body("x1"), cron_body("x2")],
-         lambda c, ids: _rest(c.post("/api/v1/schedules/bulk/operation", json={"schedule_ids": [*ids, "nope"], "operation": "pause", "reason": "m"}, headers=H)),
-         lambda c, ids: _gql(c, 'mutation($ids: [String!]!) { bulkScheduleOperation(ids: $ids, operation: PAUSE, reason: "m") { __typename ... on Error { code } } }',
-                             {"ids": [*ids, "nope"]}, "bulkScheduleOperation")),
-    case("stats-missing-schedule",
-         [],
-         lambda c, ids: _rest(c.get(f"/api/v1/executions/stats/{MISSING}")),
-         lambda c, ids: _gql(c, f'{{ executionStats(scheduleId: "{MISSING}") {{ total }} }}', None, "executionStats")),
-    case("preview-invalid",
-         [],
-         lambda c, ids: _rest(c.post("/api/v1/schedules/preview", json={"schedule_type": "cron", "cron_expression": "0 0 30 2 *"})),
-         lambda c, ids: _gql(c, '{ previewSchedule(input: {scheduleType: CRON, cronExpression: "0 0 30 2 *"}) { at } }', None, "previewSchedule")),
+    case(
+        "create",
+        [],
+        lambda c, ids: _rest(c.post("/api/v1/schedules", json=cron_body("new"), headers=H)),
+        lambda c, ids: _gql(
+            c,
+            f"mutation($i: CreateScheduleInput!) {{ createSchedule(input: $i) {{ {SCHEDULE_FIELDS} }} }}",
+            {"i": camel(cron_body("new"))},
+            "createSchedule",
+        ),
+    ),
+    case(
+        "create-invalid",
+        [],
+        lambda c, ids: _rest(c.post("/api/v1/schedules", json=cron_body("x", cron_expression="99 * * * *"), headers=H)),
+        lambda c, ids: _gql(
+            c,
+            f"mutation($i: CreateScheduleInput!) {{ createSchedule(input: $i) {{ {SCHEDULE_FIELDS} }} }}",
+            {"i": camel(cron_body("x", cron_expression="99 * * * *"))},
+            "createSchedule",
+        ),
+    ),
+    case(
+        "create-duplicate-name",
+        [cron_body("dup")],
+        lambda c, ids: _rest(c.post("/api/v1/schedules", json=cron_body("dup"), headers=H)),
+        lambda c, ids: _gql(
+            c,
+            f"mutation($i: CreateScheduleInput!) {{ createSchedule(input: $i) {{ {SCHEDULE_FIELDS} }} }}",
+            {"i": camel(cron_body("dup"))},
+            "createSchedule",
+        ),
+    ),
+    case(
+        "create-over-quota",
+        [cron_body(f"q{i}") for i in range(5)],
+        lambda c, ids: _rest(c.post("/api/v1/schedules", json=cron_body("q6"), headers=H)),
+        lambda c, ids: _gql(
+            c,
+            f"mutation($i: CreateScheduleInput!) {{ createSchedule(input: $i) {{ {SCHEDULE_FIELDS} }} }}",
+            {"i": camel(cron_body("q6"))},
+            "createSchedule",
+        ),
+    ),
+    case(
+        "update",
+        [interval_body("u")],
+        lambda c, ids: _rest(
+            c.put(f"/api/v1/schedules/{ids[0]}", json={"interval_seconds": 300, "version": 1}, headers=H)
+        ),
+        lambda c, ids: _gql(c, UPDATE, {"id": ids[0], "i": {"intervalSeconds": 300, "version": 1}}, "updateSchedule"),
+    ),
+    case(
+        "update-stale-version",
+        [interval_body("u")],
+        lambda c, ids: _rest(c.put(f"/api/v1/schedules/{ids[0]}", json={"priority": 1, "version": 7}, headers=H)),
+        lambda c, ids: _gql(c, UPDATE, {"id": ids[0], "i": {"priority": 1, "version": 7}}, "updateSchedule"),
+    ),
+    case(
+        "update-missing",
+        [],
+        lambda c, ids: _rest(c.put(f"/api/v1/schedules/{MISSING}", json={"priority": 1}, headers=H)),
+        lambda c, ids: _gql(c, UPDATE, {"id": MISSING, "i": {"priority": 1}}, "updateSchedule"),
+    ),
+    case(
+        "pause",
+        [cron_body("p")],
+        lambda c, ids: _rest(c.post(f"/api/v1/schedules/{ids[0]}/pause", params={"reason": "window"}, headers=H)),
+        lambda c, ids: _gql(
+            c,
+            f'mutation($id: UUID!) {{ pauseSchedule(id: $id, reason: "window") {{ {SCHEDULE_FIELDS} }} }}',
+            {"id": ids[0]},
+            "pauseSchedule",
+        ),
+    ),
+    case(
+        "resume-active-is-a-no-op",
+        [cron_body("r")],
+        lambda c, ids: _rest(c.post(f"/api/v1/schedules/{ids[0]}/resume", headers=H)),
+        lambda c, ids: _gql(
+            c,
+            f"mutation($id: UUID!) {{ resumeSchedule(id: $id) {{ {SCHEDULE_FIELDS} }} }}",
+            {"id": ids[0]},
+            "resumeSchedule",
+        ),
+    ),
+    case(
+        "trigger-with-override",
+        [cron_body("t")],
+        lambda c, ids: _rest(
+            c.post(f"/api/v1/schedules/{ids[0]}/trigger", json={"override_payload": {"k": 1}}, headers=H)
+        ),
+        lambda c, ids: _gql(
+            c,
+            "mutation($id: UUID!) { triggerSchedule(id: $id, overridePayload: "
+            "{k: 1}) { __typename ... on Error { code } } }",
+            {"id": ids[0]},
+            "triggerSchedule",
+        ),
+    ),
+    case(
+        "delete",
+        [cron_body("d")],
+        lambda c, ids: _rest(c.delete(f"/api/v1/schedules/{ids[0]}", params={"reason": "gone"}, headers=H)),
+        lambda c, ids: _gql(
+            c,
+            'mutation($id: UUID!) { deleteSchedule(id: $id, reason: "gone") { __typename ... on Error { code } } }',
+            {"id": ids[0]},
+            "deleteSchedule",
+        ),
+    ),
+    case(
+        "bulk-create",
+        [],
+        lambda c, ids: _rest(
+            c.post(
+                "/api/v1/schedules/bulk/create", json={"schedules": [cron_body("b1"), interval_body("b2")]}, headers=H
+            )
+        ),
+        lambda c, ids: _gql(
+            c,
+            "mutation($i: [CreateScheduleInput!]!) { "
+            "bulkCreateSchedules(inputs: $i) { __typename ... on Error { code } } }",
+            {"i": [camel(cron_body("b1")), camel(interval_body("b2"))]},
+            "bulkCreateSchedules",
+        ),
+    ),
+    case(
+        "bulk-create-invalid-item",
+        [],
+        lambda c, ids: _rest(
+            c.post(
+                "/api/v1/schedules/bulk/create",
+                json={"schedules": [cron_body("b1"), interval_body("b2", seconds=0)]},
+                headers=H,
+            )
+        ),
+        lambda c, ids: _gql(
+            c,
+            "mutation($i: [CreateScheduleInput!]!) { "
+            "bulkCreateSchedules(inputs: $i) { __typename ... on Error { code } } }",
+            {"i": [camel(cron_body("b1")), camel(interval_body("b2", seconds=0))]},
+            "bulkCreateSchedules",
+        ),
+    ),
+    case(
+        "bulk-pause",
+        [cron_body("x1"), cron_body("x2")],
+        lambda c, ids: _rest(
+            c.post(
+                "/api/v1/schedules/bulk/operation",
+                json={"schedule_ids": [*ids, "nope"], "operation": "pause", "reason": "m"},
+                headers=H,
+            )
+        ),
+        lambda c, ids: _gql(
+            c,
+            "mutation($ids: [String!]!) { bulkScheduleOperation(ids: $ids, operation: "
+            'PAUSE, reason: "m") { __typename ... on Error { code } } }',
+            {"ids": [*ids, "nope"]},
+            "bulkScheduleOperation",
+        ),
+    ),
+    case(
+        "stats-missing-schedule",
+        [],
+        lambda c, ids: _rest(c.get(f"/api/v1/executions/stats/{MISSING}")),
+        lambda c, ids: _gql(c, f'{{ executionStats(scheduleId: "{MISSING}") {{ total }} }}', None, "executionStats"),
+    ),
+    case(
+        "preview-invalid",
+        [],
+        lambda c, ids: _rest(
+            c.post("/api/v1/schedules/preview", json={"schedule_type": "cron", "cron_expression": "0 0 30 2 *"})
+        ),
+        lambda c, ids: _gql(
+            c,
+            '{ previewSchedule(input: {scheduleType: CRON, cronExpression: "0 0 30 2 *"}) { at } }',
+            None,
+            "previewSchedule",
+        ),
+    ),
 ]
 
 

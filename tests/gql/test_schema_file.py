@@ -12,5 +12,5 @@ def test_committed_schema_matches_the_code():
     committed = SCHEMA_FILE.read_text().strip()
     assert committed == expected, (
         "schema.graphql is stale: regenerate it with "
-        "`python -c \"from gql.schema import schema; print(schema)\" > schema.graphql`"
+        '`python -c "from gql.schema import schema; print(schema)" > schema.graphql`'
     )

@@ -12,7 +12,9 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 
-SUBSCRIBE = """subscription($id: UUID) { executionEvents(scheduleId: $id) { event executionId scheduleId status attempt } }"""
+SUBSCRIBE = (
+    """subscription($id: UUID) { executionEvents(scheduleId: $id) { event executionId scheduleId status attempt } }"""
+)
 
 
 def publish_until(stop: threading.Event, events: list[tuple[str, dict]]) -> None:
@@ -43,8 +45,14 @@ def test_execution_events_stream_only_the_requested_schedule(settings, clean_db)
     with TestClient(create_app(settings)) as http:
         wanted, other = create_schedule(http, "wanted"), create_schedule(http, "other")
         events = [
-            ("evt.scheduler.execution.succeeded", {"execution_id": str(uuid.uuid4()), "schedule_id": other, "status": "succeeded", "attempt": 1}),
-            ("evt.scheduler.execution.succeeded", {"execution_id": execution, "schedule_id": wanted, "status": "succeeded", "attempt": 2}),
+            (
+                "evt.scheduler.execution.succeeded",
+                {"execution_id": str(uuid.uuid4()), "schedule_id": other, "status": "succeeded", "attempt": 1},
+            ),
+            (
+                "evt.scheduler.execution.succeeded",
+                {"execution_id": execution, "schedule_id": wanted, "status": "succeeded", "attempt": 2},
+            ),
         ]
         publisher = threading.Thread(target=publish_until, args=(stop, events), daemon=True)
         with http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
@@ -58,8 +66,13 @@ def test_execution_events_stream_only_the_requested_schedule(settings, clean_db)
                 stop.set()
             assert message["type"] == "next", message
             event = message["payload"]["data"]["executionEvents"]
-            assert event == {"event": "succeeded", "executionId": execution, "scheduleId": wanted,
-                             "status": "SUCCEEDED", "attempt": 2}
+            assert event == {
+                "event": "succeeded",
+                "executionId": execution,
+                "scheduleId": wanted,
+                "status": "SUCCEEDED",
+                "attempt": 2,
+            }
             ws.send_json({"id": "1", "type": "complete"})
     publisher.join(timeout=5)
 

@@ -62,8 +62,9 @@ async def wait_for(predicate, timeout: float, interval: float = 0.1, message: st
 class Stack:
     """The service's processes for one test. Use `start("ticker")`, `kill("worker-1")`, `stop()`."""
 
-    def __init__(self, redis_url: str = "redis://localhost:6379/0", nats_url: str = "nats://localhost:4222",
-                 **settings: str) -> None:
+    def __init__(
+        self, redis_url: str = "redis://localhost:6379/0", nats_url: str = "nats://localhost:4222", **settings: str
+    ) -> None:
         self.database = f"sched_stack_{uuid.uuid4().hex[:10]}"
         self.database_url = _url_for(self.database)
         self.namespace = f"scheduler-test-{uuid.uuid4().hex[:10]}"
@@ -116,8 +117,9 @@ class Stack:
         self.logs.mkdir(parents=True, exist_ok=True)
         log = open(self.logs / f"{name}.log", "ab")
         env = {**self.env, "API_PORT": str(port)} if port else self.env
-        process = subprocess.Popen(self.command(kind), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            self.command(kind), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.processes[name] = process
         if kind == "api":
             url = f"http://127.0.0.1:{port}" if port else self.api
@@ -141,7 +143,7 @@ class Stack:
             process.wait(timeout=30)
 
     def stop(self) -> None:
-        for name, process in self.processes.items():
+        for _name, process in self.processes.items():
             if process.poll() is None:
                 # Signal the group leader only: Dramatiq's parent forwards SIGTERM to its workers,
                 # and a second SIGTERM makes a worker hang until the SIGKILL fallback below.
@@ -171,7 +173,7 @@ class Stack:
 
         asyncio.run(drop())
 
-    def __enter__(self) -> "Stack":
+    def __enter__(self) -> Stack:
         self.create_database()
         return self
 

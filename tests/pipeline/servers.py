@@ -41,8 +41,9 @@ class _PrivateServer:
         assert self.process is None or self.process.poll() is not None, "already running"
         self.starts += 1
         log = open(self.dir / f"{self.kind}-{self.starts}.log", "ab")
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.dir,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, start_new_session=True
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while not self.ready():
@@ -123,8 +124,21 @@ class PrivateRedis(_PrivateServer):
         return f"redis://127.0.0.1:{self.port}/0"
 
     def command(self) -> list[str]:
-        return [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--daemonize", "no", "--dir", str(self.dir)]
+        return [
+            REDIS_SERVER,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--dir",
+            str(self.dir),
+        ]
 
     def ready(self) -> bool:
         try:

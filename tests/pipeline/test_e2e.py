@@ -69,8 +69,9 @@ def isolated_stack():
     """
     binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
     port = free_port()
-    server = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [binary, "-a", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_until(lambda: _port_open(port), 10, message="private nats-server")
         with Stack(nats_url=f"nats://127.0.0.1:{port}") as running:
@@ -179,8 +180,9 @@ async def executions_of(http: httpx.AsyncClient, schedule_id: str, **params) -> 
     """Every execution of a schedule (all pages)."""
     items, page = [], 1
     while True:
-        response = await http.get(f"/api/v1/schedules/{schedule_id}/executions",
-                                  params={"limit": 100, "page": page, **params})
+        response = await http.get(
+            f"/api/v1/schedules/{schedule_id}/executions", params={"limit": 100, "page": page, **params}
+        )
         assert response.status_code == 200, response.text
         data = response.json()
         items.extend(data["items"])
@@ -217,8 +219,9 @@ async def command(nc, operation: str, body: dict, **headers: str):
     deadline = time.monotonic() + DEADLINE
     while True:
         try:
-            reply = await nc.request(f"cmd.scheduler.schedule.{operation}", json.dumps(body).encode(),
-                                     timeout=10, headers=headers or None)
+            reply = await nc.request(
+                f"cmd.scheduler.schedule.{operation}", json.dumps(body).encode(), timeout=10, headers=headers or None
+            )
             return int(reply.headers["Scheduler-Status"]), (json.loads(reply.data) if reply.data else None)
         except (NoRespondersError, NatsTimeoutError):
             if time.monotonic() > deadline:
@@ -234,12 +237,24 @@ def far_daily_cron() -> str:
 def rendered(received: Received, schedule: dict, **static) -> dict:
     """The body TEMPLATE_PAYLOAD must render to for this message, derived from its headers."""
     h = received.headers
-    return {"slot": h["Scheduler-Scheduled-For"], "run": h["Scheduler-Execution-Id"],
-            "attempt": h["Scheduler-Attempt"], "sid": schedule["id"], "name": schedule["name"], **static}
+    return {
+        "slot": h["Scheduler-Scheduled-For"],
+        "run": h["Scheduler-Execution-Id"],
+        "attempt": h["Scheduler-Attempt"],
+        "sid": schedule["id"],
+        "name": schedule["name"],
+        **static,
+    }
 
 
-TEMPLATE_PAYLOAD = {"slot": "{{scheduled_for}}", "run": "{{execution_id}}", "attempt": "{{attempt}}",
-                    "sid": "{{schedule.id}}", "name": "{{schedule.name}}", "static": 7}
+TEMPLATE_PAYLOAD = {
+    "slot": "{{scheduled_for}}",
+    "run": "{{execution_id}}",
+    "attempt": "{{attempt}}",
+    "sid": "{{schedule.id}}",
+    "name": "{{schedule.name}}",
+    "static": 7,
+}
 
 
 def check_command(received: Received, schedule: dict) -> None:
@@ -267,21 +282,54 @@ async def test_each_schedule_type_publishes_its_slots_with_rendered_body_and_hea
         run_at = utc_now() + timedelta(seconds=4)
         common = {"command_payload": TEMPLATE_PAYLOAD}
         schedules = {
-            "cron": await create(http, {"name": "e2e-cron", "schedule_type": "cron", "cron_expression": "*/2 * * * * *",
-                                        "target_command": subjects["cron"], **common}),
-            "interval": await create(http, {"name": "e2e-interval", "schedule_type": "interval", "interval_seconds": 2,
-                                            "target_command": subjects["interval"], **common}),
-            "once": await create(http, {"name": "e2e-once", "schedule_type": "once", "run_at": run_at.isoformat(),
-                                        "target_command": subjects["once"], **common}),
+            "cron": await create(
+                http,
+                {
+                    "name": "e2e-cron",
+                    "schedule_type": "cron",
+                    "cron_expression": "*/2 * * * * *",
+                    "target_command": subjects["cron"],
+                    **common,
+                },
+            ),
+            "interval": await create(
+                http,
+                {
+                    "name": "e2e-interval",
+                    "schedule_type": "interval",
+                    "interval_seconds": 2,
+                    "target_command": subjects["interval"],
+                    **common,
+                },
+            ),
+            "once": await create(
+                http,
+                {
+                    "name": "e2e-once",
+                    "schedule_type": "once",
+                    "run_at": run_at.isoformat(),
+                    "target_command": subjects["once"],
+                    **common,
+                },
+            ),
         }
         before_immediate = utc_now()
-        schedules["immediate"] = await create(http, {"name": "e2e-immediate", "schedule_type": "immediate",
-                                                     "target_command": subjects["immediate"], **common})
+        schedules["immediate"] = await create(
+            http,
+            {"name": "e2e-immediate", "schedule_type": "immediate", "target_command": subjects["immediate"], **common},
+        )
         after_immediate = utc_now()
 
-        await wait_for(lambda: len(inbox["cron"]) >= 3 and len(inbox["interval"]) >= 3
-                       and len(inbox["once"]) >= 1 and len(inbox["immediate"]) >= 1, DEADLINE,
-                       message="three cron and interval runs, one once and one immediate run")
+        await wait_for(
+            lambda: (
+                len(inbox["cron"]) >= 3
+                and len(inbox["interval"]) >= 3
+                and len(inbox["once"]) >= 1
+                and len(inbox["immediate"]) >= 1
+            ),
+            DEADLINE,
+            message="three cron and interval runs, one once and one immediate run",
+        )
         await asyncio.sleep(3)  # anything extra (a second once/immediate run) would arrive by now
 
         for kind, received in inbox.items():
@@ -336,8 +384,17 @@ async def test_zero_misfire_grace_still_fires_slots_seen_on_time(stack):
     subject = unique_subject()
     async with nats_client(stack) as nc, rest(stack) as http:
         inbox = await listen(nc, subject)
-        schedule = await create(http, {"name": "e2e-grace0", "schedule_type": "interval", "interval_seconds": 1,
-                                       "misfire_grace_seconds": 0, "catchup": "none", "target_command": subject})
+        schedule = await create(
+            http,
+            {
+                "name": "e2e-grace0",
+                "schedule_type": "interval",
+                "interval_seconds": 1,
+                "misfire_grace_seconds": 0,
+                "catchup": "none",
+                "target_command": subject,
+            },
+        )
         with contextlib.suppress(AssertionError):
             await wait_for(lambda: len(inbox) >= 3, 10, message="three runs")
         runs = await executions_of(http, schedule["id"])
@@ -356,9 +413,18 @@ async def test_pause_stops_resume_records_paused_slots_and_update_retimes_at_onc
     step, grace = timedelta(seconds=2), timedelta(seconds=1)
     async with nats_client(stack) as nc, rest(stack) as http:
         inbox = await listen(nc, subject)
-        schedule = await create(http, {"name": "e2e-pause", "schedule_type": "interval", "interval_seconds": 2,
-                                       "misfire_grace_seconds": 1, "catchup": "none", "target_command": subject,
-                                       "command_payload": {"slot": "{{scheduled_for}}"}})
+        schedule = await create(
+            http,
+            {
+                "name": "e2e-pause",
+                "schedule_type": "interval",
+                "interval_seconds": 2,
+                "misfire_grace_seconds": 1,
+                "catchup": "none",
+                "target_command": subject,
+                "command_payload": {"slot": "{{scheduled_for}}"},
+            },
+        )
         sid, anchor = schedule["id"], ts(schedule["start_at"])
         await wait_for(lambda: len(inbox) >= 2, DEADLINE, message="two runs before the pause")
 
@@ -393,7 +459,9 @@ async def test_pause_stops_resume_records_paused_slots_and_update_retimes_at_onc
         updated = await http.put(f"/api/v1/schedules/{sid}", json={"interval_seconds": 1})
         assert updated.status_code == 200, updated.text
         updated_at = ts(updated.json()["updated_at"])
-        await wait_for(lambda: sum(s > updated_at for s in inbox.slots()) >= 4, DEADLINE, message="four runs after the update")
+        await wait_for(
+            lambda: sum(s > updated_at for s in inbox.slots()) >= 4, DEADLINE, message="four runs after the update"
+        )
 
         # Before the update every slot is on the 2 s grid; right after it the 1 s grid's odd seconds appear
         # and consecutive slots are 1 s apart (compared on the grid, so a slot the ticker saw more than
@@ -419,11 +487,22 @@ async def test_trigger_publishes_one_manual_run_with_override_payload(stack):
     subject = unique_subject()
     async with nats_client(stack) as nc, rest(stack) as http:
         inbox = await listen(nc, subject)
-        schedule = await create(http, {"name": "e2e-trigger", "schedule_type": "cron", "cron_expression": far_daily_cron(),
-                                       "target_command": subject, "command_payload": {"kind": "scheduled"}})
+        schedule = await create(
+            http,
+            {
+                "name": "e2e-trigger",
+                "schedule_type": "cron",
+                "cron_expression": far_daily_cron(),
+                "target_command": subject,
+                "command_payload": {"kind": "scheduled"},
+            },
+        )
         override = {"kind": "manual", "run": "{{execution_id}}", "for": "{{schedule.name}}"}
-        triggered = await http.post(f"/api/v1/schedules/{schedule['id']}/trigger", json={"override_payload": override},
-                                    headers={"X-Triggered-By": "ops-e2e"})
+        triggered = await http.post(
+            f"/api/v1/schedules/{schedule['id']}/trigger",
+            json={"override_payload": override},
+            headers={"X-Triggered-By": "ops-e2e"},
+        )
         assert triggered.status_code == 200, triggered.text
         execution_id = triggered.json()["execution_id"]
 
@@ -455,10 +534,18 @@ async def test_request_mode_retries_with_growing_backoff_until_success_or_failur
         flaky = await listen(nc, flaky_subject, reply=lambda n, msg: {"error": "boom"} if n <= 2 else {"ok": True})
         broken = await listen(nc, broken_subject, reply=lambda n, msg: {"error": "boom"})
         run_at = (utc_now() + timedelta(seconds=2)).isoformat()
-        base = {"schedule_type": "once", "run_at": run_at, "delivery_mode": "request", "retry_delay": 1,
-                "request_timeout_seconds": 5, "command_payload": {"run": "{{execution_id}}"}}
+        base = {
+            "schedule_type": "once",
+            "run_at": run_at,
+            "delivery_mode": "request",
+            "retry_delay": 1,
+            "request_timeout_seconds": 5,
+            "command_payload": {"run": "{{execution_id}}"},
+        }
         s_flaky = await create(http, {**base, "name": "e2e-flaky", "target_command": flaky_subject, "max_retries": 3})
-        s_broken = await create(http, {**base, "name": "e2e-broken", "target_command": broken_subject, "max_retries": 2})
+        s_broken = await create(
+            http, {**base, "name": "e2e-broken", "target_command": broken_subject, "max_retries": 2}
+        )
 
         await wait_for(lambda: len(flaky) >= 3 and len(broken) >= 3, DEADLINE, message="three requests each")
         [flaky_run] = await executions_of(http, s_flaky["id"])
@@ -492,11 +579,17 @@ async def test_request_mode_retries_with_growing_backoff_until_success_or_failur
         assert wait2 > wait1 * 1.0, (wait1, wait2, gap1, gap2)
 
         def final_failed_event():
-            return [e for e in events.bodies() if e.get("execution_id") == broken_run["id"] and e.get("status") == "failed"]
+            return [
+                e for e in events.bodies() if e.get("execution_id") == broken_run["id"] and e.get("status") == "failed"
+            ]
 
         await wait_for(final_failed_event, DEADLINE, message="the execution.failed event")
-        assert any(r.msg.subject == "evt.scheduler.execution.failed" and r.body.get("execution_id") == broken_run["id"]
-                   and r.body.get("status") == "failed" for r in events.items)
+        assert any(
+            r.msg.subject == "evt.scheduler.execution.failed"
+            and r.body.get("execution_id") == broken_run["id"]
+            and r.body.get("status") == "failed"
+            for r in events.items
+        )
 
 
 # ---- 5. NATS request/reply commands -----------------------------------------------------------
@@ -510,8 +603,14 @@ async def test_nats_commands_mirror_rest_and_are_audited(isolated_stack):
     start(stack, "api")
     subject = unique_subject()
     async with nats_client(stack) as nc, rest(stack) as http:
-        body = {"name": "e2e-nats", "schedule_type": "cron", "cron_expression": far_daily_cron(),
-                "target_command": subject, "command_payload": {"k": "v"}, "tags": ["nats"]}
+        body = {
+            "name": "e2e-nats",
+            "schedule_type": "cron",
+            "cron_expression": far_daily_cron(),
+            "target_command": subject,
+            "command_payload": {"k": "v"},
+            "tags": ["nats"],
+        }
         status, created = await command(nc, "create", body, **{"X-Created-By": "svc-x"})
         assert status == 201, created
         fetched = await get_schedule(http, created["id"])
@@ -519,8 +618,10 @@ async def test_nats_commands_mirror_rest_and_are_audited(isolated_stack):
         assert created == fetched
         assert created["created_by"] == "svc-x" and created["target_command"] == subject
 
-        for bad, field in (({**body, "name": "bad-1", "priority": 42}, "priority"),
-                           ({**body, "name": "bad-2", "cron_expression": "61 * * * *"}, "cron_expression")):
+        for bad, field in (
+            ({**body, "name": "bad-1", "priority": 42}, "priority"),
+            ({**body, "name": "bad-2", "cron_expression": "61 * * * *"}, "cron_expression"),
+        ):
             status, problem = await command(nc, "create", bad, **{"X-Created-By": "svc-x"})
             assert status == 422 and problem["status"] == 422 and problem["code"] == "validation_error", problem
             assert field in [e["field"] for e in problem["errors"]], problem
@@ -529,13 +630,16 @@ async def test_nats_commands_mirror_rest_and_are_audited(isolated_stack):
             assert via_rest.json()["errors"] == problem["errors"]
 
         sid = created["id"]
-        status, paused = await command(nc, "pause", {"schedule_id": sid, "reason": "maintenance"}, **{"X-Paused-By": "svc-y"})
+        status, paused = await command(
+            nc, "pause", {"schedule_id": sid, "reason": "maintenance"}, **{"X-Paused-By": "svc-y"}
+        )
         assert status == 200 and paused["status"] == "paused", paused
         assert (await get_schedule(http, sid))["status"] == "paused"
         status, resumed = await command(nc, "resume", {"schedule_id": sid}, **{"X-Resumed-By": "svc-y"})
         assert status == 200 and resumed["status"] == "active", resumed
-        status, triggered = await command(nc, "trigger", {"schedule_id": sid, "override_payload": {"manual": True}},
-                                          **{"X-Triggered-By": "svc-z"})
+        status, triggered = await command(
+            nc, "trigger", {"schedule_id": sid, "override_payload": {"manual": True}}, **{"X-Triggered-By": "svc-z"}
+        )
         assert status == 200 and triggered["schedule_id"] == sid, triggered
         manual = await execution(http, triggered["execution_id"])
         assert manual["trigger_type"] == "manual" and manual["triggered_by"] == "svc-z", manual
@@ -546,11 +650,16 @@ async def test_nats_commands_mirror_rest_and_are_audited(isolated_stack):
         assert status == 404 and problem["code"] == "not_found", problem
 
         async with database(stack) as db:
-            rows = await db.fetch("SELECT actor, action, reason FROM audit_log WHERE schedule_id = $1 ORDER BY at, id",
-                                  uuid.UUID(sid))
+            rows = await db.fetch(
+                "SELECT actor, action, reason FROM audit_log WHERE schedule_id = $1 ORDER BY at, id", uuid.UUID(sid)
+            )
         assert [(r["action"], r["actor"]) for r in rows] == [
-            ("schedule.created", "svc-x"), ("schedule.paused", "svc-y"), ("schedule.resumed", "svc-y"),
-            ("schedule.triggered", "svc-z"), ("schedule.deleted", "svc-x")], rows
+            ("schedule.created", "svc-x"),
+            ("schedule.paused", "svc-y"),
+            ("schedule.resumed", "svc-y"),
+            ("schedule.triggered", "svc-z"),
+            ("schedule.deleted", "svc-x"),
+        ], rows
         assert rows[1]["reason"] == "maintenance"
 
 
@@ -565,14 +674,24 @@ async def test_schedule_and_execution_events_are_published(stack):
     async with nats_client(stack) as nc, rest(stack) as http:
         events = await listen(nc, "evt.scheduler.>")
         commands = await listen(nc, subject)
-        schedule = await create(http, {"name": "e2e-events", "schedule_type": "cron", "cron_expression": "* * * * * *",
-                                       "target_command": subject}, **{"X-Created-By": "evt-e2e"})
+        schedule = await create(
+            http,
+            {
+                "name": "e2e-events",
+                "schedule_type": "cron",
+                "cron_expression": "* * * * * *",
+                "target_command": subject,
+            },
+            **{"X-Created-By": "evt-e2e"},
+        )
         sid = schedule["id"]
 
         def of(kind: str) -> list[dict]:
             return [r.body for r in events.items if r.msg.subject == kind and r.body.get("schedule_id") == sid]
 
-        await wait_for(lambda: of("evt.scheduler.execution.succeeded"), DEADLINE, message="an execution.succeeded event")
+        await wait_for(
+            lambda: of("evt.scheduler.execution.succeeded"), DEADLINE, message="an execution.succeeded event"
+        )
         [created] = of("evt.scheduler.schedule.created")
         assert created["actor"] == "evt-e2e" and created["schedule"]["id"] == sid
 
@@ -604,8 +723,15 @@ async def test_command_to_a_stream_subject_is_stored_with_execution_id_as_msg_id
         js = nc.jetstream()
         await js.add_stream(name=stream, subjects=[f"{prefix}.>"])
         try:
-            schedule = await create(http, {"name": "e2e-js", "schedule_type": "immediate", "target_command": f"{prefix}.orders",
-                                           "command_payload": {"run": "{{execution_id}}"}})
+            schedule = await create(
+                http,
+                {
+                    "name": "e2e-js",
+                    "schedule_type": "immediate",
+                    "target_command": f"{prefix}.orders",
+                    "command_payload": {"run": "{{execution_id}}"},
+                },
+            )
 
             async def stored():
                 return (await js.stream_info(stream)).state.messages >= 1
@@ -639,9 +765,22 @@ async def test_higher_priority_runs_are_published_first_under_a_backlog(stack):
     run_at = (utc_now() + timedelta(seconds=3)).isoformat()
     async with nats_client(stack) as nc, rest(stack) as http:
         inbox = await listen(nc, subject)
-        created = await http.post("/api/v1/schedules/bulk/create", json={"schedules": [
-            {"name": f"e2e-prio-{i}", "schedule_type": "once", "run_at": run_at, "priority": p,
-             "target_command": subject, "command_payload": {"p": p}} for i, p in enumerate(priorities)]})
+        created = await http.post(
+            "/api/v1/schedules/bulk/create",
+            json={
+                "schedules": [
+                    {
+                        "name": f"e2e-prio-{i}",
+                        "schedule_type": "once",
+                        "run_at": run_at,
+                        "priority": p,
+                        "target_command": subject,
+                        "command_payload": {"p": p},
+                    }
+                    for i, p in enumerate(priorities)
+                ]
+            },
+        )
         assert created.status_code == 201, created.text
         assert created.json()["created"] == len(priorities)
 
@@ -671,11 +810,23 @@ async def test_metrics_report_schedule_counts_by_type_and_status(stack):
     subject = unique_subject()
     async with nats_client(stack) as nc, rest(stack) as http:
         inbox = await listen(nc, subject)
-        crons = [await create(http, {"name": f"e2e-metrics-cron-{i}", "schedule_type": "cron",
-                                     "cron_expression": far_daily_cron(), "target_command": subject}) for i in range(3)]
+        crons = [
+            await create(
+                http,
+                {
+                    "name": f"e2e-metrics-cron-{i}",
+                    "schedule_type": "cron",
+                    "cron_expression": far_daily_cron(),
+                    "target_command": subject,
+                },
+            )
+            for i in range(3)
+        ]
         paused = crons.pop()
         assert (await http.post(f"/api/v1/schedules/{paused['id']}/pause")).status_code == 200
-        immediate = await create(http, {"name": "e2e-metrics-now", "schedule_type": "immediate", "target_command": subject})
+        immediate = await create(
+            http, {"name": "e2e-metrics-now", "schedule_type": "immediate", "target_command": subject}
+        )
 
         async def immediate_done():
             return (await get_schedule(http, immediate["id"]))["status"] == "completed"
@@ -685,9 +836,12 @@ async def test_metrics_report_schedule_counts_by_type_and_status(stack):
 
         response = await http.get("/metrics")
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
-        samples = {(s.labels["type"], s.labels["status"]): s.value
-                   for family in text_string_to_metric_families(response.text) if family.name == "schedules_total"
-                   for s in family.samples}
+        samples = {
+            (s.labels["type"], s.labels["status"]): s.value
+            for family in text_string_to_metric_families(response.text)
+            if family.name == "schedules_total"
+            for s in family.samples
+        }
         assert samples.get(("cron", "active")) == len(crons), samples
         assert samples.get(("cron", "paused")) == 1, samples
         assert samples.get(("immediate", "completed")) == 1, samples

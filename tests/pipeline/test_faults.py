@@ -109,8 +109,11 @@ class Ledger:
 async def stored_messages(js, stream: str, subject: str) -> tuple[int, list[Received]]:
     """(stored count, every stored message) of a stream, read with an ephemeral pull consumer."""
     total = (await js.stream_info(stream)).state.messages
-    sub = await js.pull_subscribe(subject, stream=stream, config=ConsumerConfig(
-        ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=30.0))
+    sub = await js.pull_subscribe(
+        subject,
+        stream=stream,
+        config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=30.0),
+    )
     out: list[Received] = []
     try:
         while len(out) < total:
@@ -156,17 +159,27 @@ async def connect_db(stack: Stack) -> asyncpg.Connection:
 async def create_schedules(http: httpx.AsyncClient, items: list[dict], creator: str = "fault-tests") -> list[str]:
     ids: list[str] = []
     for start in range(0, len(items), 100):
-        response = await http.post("/api/v1/schedules/bulk/create", json={"schedules": items[start:start + 100]},
-                                   headers={"X-Created-By": creator}, timeout=60)
+        response = await http.post(
+            "/api/v1/schedules/bulk/create",
+            json={"schedules": items[start : start + 100]},
+            headers={"X-Created-By": creator},
+            timeout=60,
+        )
         assert response.status_code == 201, response.text
         ids.extend(response.json()["schedule_ids"])
     return ids
 
 
 def interval_item(name: str, subject: str, interval: int, start_at: datetime, **extra) -> dict:
-    return {"name": name, "schedule_type": "interval", "interval_seconds": interval,
-            "start_at": start_at.isoformat(), "target_command": subject,
-            "command_payload": {"slot": "{{scheduled_for}}", "run": "{{execution_id}}"}, **extra}
+    return {
+        "name": name,
+        "schedule_type": "interval",
+        "interval_seconds": interval,
+        "start_at": start_at.isoformat(),
+        "target_command": subject,
+        "command_payload": {"slot": "{{scheduled_for}}", "run": "{{execution_id}}"},
+        **extra,
+    }
 
 
 async def status_counts(db: asyncpg.Connection) -> dict[str, int]:
@@ -180,7 +193,9 @@ async def active_count(db: asyncpg.Connection) -> int:
 async def succeeded_ids(db: asyncpg.Connection, subject_prefix: str = "") -> set[str]:
     rows = await db.fetch(
         "SELECT e.id FROM executions e JOIN schedules s ON s.id = e.schedule_id "
-        "WHERE e.status = 'succeeded' AND s.target_command LIKE $1", subject_prefix + "%")
+        "WHERE e.status = 'succeeded' AND s.target_command LIKE $1",
+        subject_prefix + "%",
+    )
     return {str(r["id"]) for r in rows}
 
 
@@ -189,8 +204,9 @@ async def gap_problems(db: asyncpg.Connection, messages: list[Received], schedul
     slots: dict[str, set[datetime]] = defaultdict(set)
     for m in messages:
         slots[m.schedule_id].add(m.slot)
-    rows = await db.fetch("SELECT id, start_at, interval_seconds FROM schedules WHERE id = ANY($1::uuid[])",
-                          schedule_ids)
+    rows = await db.fetch(
+        "SELECT id, start_at, interval_seconds FROM schedules WHERE id = ANY($1::uuid[])", schedule_ids
+    )
     problems: list[str] = []
     for row in rows:
         seen = sorted(slots.get(str(row["id"]), ()))
@@ -202,13 +218,16 @@ async def gap_problems(db: asyncpg.Connection, messages: list[Received], schedul
         expected = (seen[-1] - seen[0]) // step + 1
         if off_grid or expected != len(seen):
             missing = [seen[0] + k * step for k in range(expected) if seen[0] + k * step not in set(seen)]
-            problems.append(f"{row['id']}: {len(seen)} slots seen, {expected} expected; missing {missing[:5]}; "
-                            f"off-grid {off_grid[:5]}")
+            problems.append(
+                f"{row['id']}: {len(seen)} slots seen, {expected} expected; missing {missing[:5]}; "
+                f"off-grid {off_grid[:5]}"
+            )
     return problems
 
 
-async def stop_tickers_and_drain(stack: Stack, db: asyncpg.Connection, tickers: list[str], timeout: float,
-                                 received=None) -> float:
+async def stop_tickers_and_drain(
+    stack: Stack, db: asyncpg.Connection, tickers: list[str], timeout: float, received=None
+) -> float:
     """SIGTERM the tickers, then wait until no run is pending/running/retrying (and, if given, until
     the ledger has caught up with the succeeded rows). Returns the drain time."""
     for name in tickers:
@@ -222,8 +241,9 @@ async def stop_tickers_and_drain(stack: Stack, db: asyncpg.Connection, tickers: 
             return True
         return received() >= await db.fetchval("SELECT count(*) FROM executions WHERE status = 'succeeded'")
 
-    await wait_or_explain(db, drained, timeout, "workers to drain every pending run",
-                          "status = ANY($1::text[])", list(ACTIVE))
+    await wait_or_explain(
+        db, drained, timeout, "workers to drain every pending run", "status = ANY($1::text[])", list(ACTIVE)
+    )
     await asyncio.sleep(0.5)  # a late duplicate, if any, has time to arrive and be counted
     return time.monotonic() - started
 
@@ -232,7 +252,9 @@ async def unfinished(db: asyncpg.Connection, condition: str, *args) -> str:
     """Why a wait failed: the runs matching `condition` that did not succeed (for the failure message)."""
     rows = await db.fetch(
         "SELECT id, status, attempts, scheduled_for, created_at, enqueued_at, started_at, next_attempt_at, last_error, "
-        f"attempt_log FROM executions WHERE status <> 'succeeded' AND ({condition}) ORDER BY scheduled_for LIMIT 5", *args)
+        f"attempt_log FROM executions WHERE status <> 'succeeded' AND ({condition}) ORDER BY scheduled_for LIMIT 5",
+        *args,
+    )
     total = await db.fetchval(f"SELECT count(*) FROM executions WHERE status <> 'succeeded' AND ({condition})", *args)
     return f"{total} runs not succeeded at {utcnow().isoformat()}, e.g. " + "; ".join(str(dict(r)) for r in rows)
 
@@ -263,9 +285,15 @@ async def test_two_tickers_two_workers_2000_schedules_fire_every_slot_exactly_on
             db = await connect_db(stack)
             rng = random.Random(20240601)
             anchor = utcnow() + timedelta(seconds=4)
-            items = [interval_item(f"load-{i}", f"{prefix}.s{i % 20}", rng.randint(2, 5),
-                                   anchor + timedelta(milliseconds=rng.randrange(0, 5000)))
-                     for i in range(2000)]
+            items = [
+                interval_item(
+                    f"load-{i}",
+                    f"{prefix}.s{i % 20}",
+                    rng.randint(2, 5),
+                    anchor + timedelta(milliseconds=rng.randrange(0, 5000)),
+                )
+                for i in range(2000)
+            ]
             async with httpx.AsyncClient(base_url=stack.api) as http:
                 created_at = time.monotonic()
                 schedule_ids = await create_schedules(http, items)
@@ -282,11 +310,21 @@ async def test_two_tickers_two_workers_2000_schedules_fire_every_slot_exactly_on
             counts = ledger.counts()
             duplicates = {k: v for k, v in counts.items() if v > 1}
             lags = sorted((m.arrived - m.slot).total_seconds() for m in ledger.messages)
-            report("two_tickers_two_workers", schedules=2000, rows=sum(statuses.values()), statuses=statuses,
-                   messages=len(ledger), distinct=len(counts), duplicates=len(duplicates),
-                   create_s=round(create_seconds, 1), load_s=round(load_seconds, 1), drain_s=round(drain, 1),
-                   lag_p50_s=round(lags[len(lags) // 2], 3), lag_p99_s=round(lags[int(len(lags) * 0.99)], 3),
-                   lag_max_s=round(lags[-1], 3))
+            report(
+                "two_tickers_two_workers",
+                schedules=2000,
+                rows=sum(statuses.values()),
+                statuses=statuses,
+                messages=len(ledger),
+                distinct=len(counts),
+                duplicates=len(duplicates),
+                create_s=round(create_seconds, 1),
+                load_s=round(load_seconds, 1),
+                drain_s=round(drain, 1),
+                lag_p50_s=round(lags[len(lags) // 2], 3),
+                lag_p99_s=round(lags[int(len(lags) * 0.99)], 3),
+                lag_max_s=round(lags[-1], 3),
+            )
 
             assert set(statuses) == {"succeeded"}, f"every run must succeed (none missed/failed/skipped): {statuses}"
             assert not duplicates, f"{len(duplicates)} commands received more than once: {list(duplicates.items())[:5]}"
@@ -322,17 +360,27 @@ async def test_kill_9_of_worker_and_ticker_mid_load_recovers_every_slot():
             db = await connect_db(stack)
             rng = random.Random(7)
             anchor = utcnow() + timedelta(seconds=3)
-            items = [interval_item(f"kill-{i}", f"{js_prefix if i % 2 else core_prefix}.s{i % 10}", 1 + i % 2,
-                                   anchor + timedelta(milliseconds=rng.randrange(0, 2000)))
-                     for i in range(300)]
+            items = [
+                interval_item(
+                    f"kill-{i}",
+                    f"{js_prefix if i % 2 else core_prefix}.s{i % 10}",
+                    1 + i % 2,
+                    anchor + timedelta(milliseconds=rng.randrange(0, 2000)),
+                )
+                for i in range(300)
+            ]
             async with httpx.AsyncClient(base_url=stack.api) as http:
                 schedule_ids = await create_schedules(http, items)
             await wait_for(lambda: len(ledger) > 300, 30, message="load flowing")
             await asyncio.sleep(3)
 
             # kill -9 while runs are being claimed/published and batches ticked
-            await wait_for(lambda: db.fetchval("SELECT count(*) FROM executions WHERE status IN ('running','pending')"),
-                           5, interval=0.01, message="runs in flight")
+            await wait_for(
+                lambda: db.fetchval("SELECT count(*) FROM executions WHERE status IN ('running','pending')"),
+                5,
+                interval=0.01,
+                message="runs in flight",
+            )
             running_at_kill = await db.fetchval("SELECT count(*) FROM executions WHERE status = 'running'")
             await kill(stack, "worker-1")
             await kill(stack, "ticker-1")
@@ -346,11 +394,18 @@ async def test_kill_9_of_worker_and_ticker_mid_load_recovers_every_slot():
                 due = await db.fetch("SELECT id FROM executions WHERE scheduled_for <= $1", restarted_at)
                 return due and {str(r["id"]) for r in due} <= ledger.ids()
 
-            await wait_for(outage_slots_published, 30, interval=0.25,
-                           message="every slot due up to the restart to be published within 30 s of it")
+            await wait_for(
+                outage_slots_published,
+                30,
+                interval=0.25,
+                message="every slot due up to the restart to be published within 30 s of it",
+            )
             recovery = time.monotonic() - restart_clock
-            outage_rows = await db.fetch("SELECT id, scheduled_for FROM executions WHERE scheduled_for > $1 "
-                                         "AND scheduled_for <= $2", killed_at, restarted_at)
+            outage_rows = await db.fetch(
+                "SELECT id, scheduled_for FROM executions WHERE scheduled_for > $1 AND scheduled_for <= $2",
+                killed_at,
+                restarted_at,
+            )
             first_arrival = ledger.first_arrival()
             outage_latest = max((first_arrival[str(r["id"])] - restarted_at).total_seconds() for r in outage_rows)
 
@@ -360,10 +415,12 @@ async def test_kill_9_of_worker_and_ticker_mid_load_recovers_every_slot():
 
             statuses = await status_counts(db)
             lost_rows = await db.fetch(
-                "SELECT id, attempt_log FROM executions WHERE attempt_log @> '[{\"status\": \"lost\"}]'::jsonb")
+                'SELECT id, attempt_log FROM executions WHERE attempt_log @> \'[{"status": "lost"}]\'::jsonb'
+            )
             lost = {str(r["id"]) for r in lost_rows}
-            reap_reasons = {entry["error"] for r in lost_rows for entry in json.loads(r["attempt_log"])
-                            if entry["status"] == "lost"}
+            reap_reasons = {
+                entry["error"] for r in lost_rows for entry in json.loads(r["attempt_log"]) if entry["status"] == "lost"
+            }
             retried = await db.fetchval("SELECT count(*) FROM executions WHERE attempts > 1")
             js_rows = await succeeded_ids(db, js_prefix)
             core_rows = await succeeded_ids(db, core_prefix)
@@ -372,13 +429,23 @@ async def test_kill_9_of_worker_and_ticker_mid_load_recovers_every_slot():
             core_counts = ledger.counts(core_prefix)
             core_dupes = {k: v for k, v in core_counts.items() if v > 1}
             js_core_view_dupes = sum(1 for v in ledger.counts(js_prefix).values() if v > 1)
-            report("kill_9_worker_and_ticker", rows=sum(statuses.values()), statuses=statuses,
-                   running_at_kill=running_at_kill, reaped=len(lost), attempts_gt_1=retried,
-                   outage_slots=len(outage_rows), all_due_published_after_s=round(recovery, 1),
-                   last_outage_slot_published_s_after_restart=round(outage_latest, 1),
-                   stream_stored=stored, stream_distinct_ids=len(stream_ids), js_rows=len(js_rows),
-                   core_duplicates=len(core_dupes), js_subject_core_view_duplicates=js_core_view_dupes,
-                   drain_s=round(drain, 1))
+            report(
+                "kill_9_worker_and_ticker",
+                rows=sum(statuses.values()),
+                statuses=statuses,
+                running_at_kill=running_at_kill,
+                reaped=len(lost),
+                attempts_gt_1=retried,
+                outage_slots=len(outage_rows),
+                all_due_published_after_s=round(recovery, 1),
+                last_outage_slot_published_s_after_restart=round(outage_latest, 1),
+                stream_stored=stored,
+                stream_distinct_ids=len(stream_ids),
+                js_rows=len(js_rows),
+                core_duplicates=len(core_dupes),
+                js_subject_core_view_duplicates=js_core_view_dupes,
+                drain_s=round(drain, 1),
+            )
 
             assert set(statuses) == {"succeeded"}, f"every run must end succeeded (reaped runs retried): {statuses}"
             # Reaped because the worker's heartbeat stopped, not after the (300 s) lock timeout.
@@ -413,7 +480,7 @@ async def held_queue_messages(stack: Stack) -> dict[str, set[str]]:
         prefix = f"{stack.namespace}:__acks__."
         async for key in client.scan_iter(match=f"{prefix}*"):
             name = key.decode()
-            _broker_id, queue = name[len(prefix):].split(".", 1)
+            _broker_id, queue = name[len(prefix) :].split(".", 1)
             ids = await client.smembers(key)
             bodies = await client.hmget(f"{stack.namespace}:{queue}.msgs", *ids) if ids else []
             held[name] = {run for body in bodies if body for run in json.loads(body)["args"][0]}
@@ -434,14 +501,20 @@ async def test_a_killed_workers_prefetched_messages_come_back_at_once():
     try:
         # A 10 s lead: a worker claims a batch 10 s ahead and holds its thread until the instants, so
         # with one thread it fetches the next batch (prefetch = 2 x threads) and cannot start it.
-        async with running_stack(LOCK_TIMEOUT_SECONDS="300", REENQUEUE_AFTER_SECONDS="600",
-                                 BROKER_HEARTBEAT_TIMEOUT_MS="600000", DISPATCH_LEAD_MS="10000") as stack:
+        async with running_stack(
+            LOCK_TIMEOUT_SECONDS="300",
+            REENQUEUE_AFTER_SECONDS="600",
+            BROKER_HEARTBEAT_TIMEOUT_MS="600000",
+            DISPATCH_LEAD_MS="10000",
+        ) as stack:
             stack.worker_threads = 1
             await start(stack, "api", "ticker-1", "worker-1")
             db = await connect_db(stack)
             anchor = utcnow() + timedelta(seconds=2)
-            items = [interval_item(f"prefetch-{i}", f"{core_prefix}.s{i % 10}", 2,
-                                   anchor + timedelta(milliseconds=10 * i)) for i in range(200)]
+            items = [
+                interval_item(f"prefetch-{i}", f"{core_prefix}.s{i % 10}", 2, anchor + timedelta(milliseconds=10 * i))
+                for i in range(200)
+            ]
             async with httpx.AsyncClient(base_url=stack.api) as http:
                 await create_schedules(http, items)
 
@@ -449,12 +522,14 @@ async def test_a_killed_workers_prefetched_messages_come_back_at_once():
                 held = set().union(*(await held_queue_messages(stack)).values())
                 if not held:
                     return set()
-                pending = await db.fetch("SELECT id FROM executions WHERE status = 'pending' "
-                                         "AND id = ANY($1::uuid[])", list(held))
+                pending = await db.fetch(
+                    "SELECT id FROM executions WHERE status = 'pending' AND id = ANY($1::uuid[])", list(held)
+                )
                 return {str(r["id"]) for r in pending}
 
-            stranded = await wait_for(stranded_now, 30, interval=0.1,
-                                      message="the worker to hold a fetched message it has not started")
+            stranded = await wait_for(
+                stranded_now, 30, interval=0.1, message="the worker to hold a fetched message it has not started"
+            )
             await kill(stack, "worker-1")
             stranded = await stranded_now()  # what it held when it died
             killed_at = time.monotonic()
@@ -464,12 +539,22 @@ async def test_a_killed_workers_prefetched_messages_come_back_at_once():
             async def published() -> bool:
                 return stranded <= ledger.ids()
 
-            await wait_or_explain(db, published, 60, "the killed worker's prefetched runs to be published",
-                                  "id = ANY($1::uuid[])", list(stranded))
+            await wait_or_explain(
+                db,
+                published,
+                60,
+                "the killed worker's prefetched runs to be published",
+                "id = ANY($1::uuid[])",
+                list(stranded),
+            )
             recovery = time.monotonic() - killed_at
             rescues = (stack.logs / "ticker-1.log").read_text().count("ticker.rescued")
-            report("prefetched_messages_of_a_killed_worker", stranded=len(stranded),
-                   published_s_after_kill=round(recovery, 1), rescues_logged=rescues)
+            report(
+                "prefetched_messages_of_a_killed_worker",
+                stranded=len(stranded),
+                published_s_after_kill=round(recovery, 1),
+                rescues_logged=rescues,
+            )
             assert stranded, "the killed worker held no unstarted run: the test proved nothing"
             assert rescues >= 1
             await db.close()
@@ -490,16 +575,20 @@ async def test_nats_down_60s_then_back_every_run_created_meanwhile_succeeds():
         ledger = Ledger()  # core view, reported only: it misses what is published before it resubscribes
         await nc.subscribe(f"{prefix}.>", cb=ledger.on_message)
         try:
-            async with running_stack(nats_url=server.url, DEFAULT_RETRY_DELAY="2",
-                                     RETRY_BACKOFF_CAP_SECONDS="20") as stack:
+            async with running_stack(
+                nats_url=server.url, DEFAULT_RETRY_DELAY="2", RETRY_BACKOFF_CAP_SECONDS="20"
+            ) as stack:
                 names = ["api", "ticker", "worker"]
                 await start(stack, *names)
                 db = await connect_db(stack)
                 anchor = utcnow() + timedelta(seconds=3)
                 # max_retries: enough backoff steps (2, 4, 8, 16, 20, 20, ...) to outlast a 60 s outage.
-                items = [interval_item(f"natsdown-{i}", f"{prefix}.s{i}", 2, anchor + timedelta(milliseconds=100 * i),
-                                       max_retries=12)
-                         for i in range(10)]
+                items = [
+                    interval_item(
+                        f"natsdown-{i}", f"{prefix}.s{i}", 2, anchor + timedelta(milliseconds=100 * i), max_retries=12
+                    )
+                    for i in range(10)
+                ]
                 async with httpx.AsyncClient(base_url=stack.api) as http:
                     schedule_ids = await create_schedules(http, items)
 
@@ -514,16 +603,29 @@ async def test_nats_down_60s_then_back_every_run_created_meanwhile_succeeds():
                 restart_clock = time.monotonic()
 
                 async def outage_runs_succeeded():
-                    rows = await db.fetch("SELECT status FROM executions WHERE created_at >= $1 AND created_at <= $2",
-                                          stopped_at, restarted_at)
+                    rows = await db.fetch(
+                        "SELECT status FROM executions WHERE created_at >= $1 AND created_at <= $2",
+                        stopped_at,
+                        restarted_at,
+                    )
                     return rows and all(r["status"] == "succeeded" for r in rows)
 
-                await wait_or_explain(db, outage_runs_succeeded, 60,
-                                      "every run created during the outage to succeed within 60 s of the restart",
-                                      "created_at >= $1 AND created_at <= $2", stopped_at, restarted_at)
+                await wait_or_explain(
+                    db,
+                    outage_runs_succeeded,
+                    60,
+                    "every run created during the outage to succeed within 60 s of the restart",
+                    "created_at >= $1 AND created_at <= $2",
+                    stopped_at,
+                    restarted_at,
+                )
                 recovery = time.monotonic() - restart_clock
-                outage = await db.fetch("SELECT id, attempts, jsonb_array_length(attempt_log) AS tries, attempt_log FROM executions "
-                                        "WHERE created_at >= $1 AND created_at <= $2", stopped_at, restarted_at)
+                outage = await db.fetch(
+                    "SELECT id, attempts, jsonb_array_length(attempt_log) AS tries, attempt_log FROM executions "
+                    "WHERE created_at >= $1 AND created_at <= $2",
+                    stopped_at,
+                    restarted_at,
+                )
                 assert_processes_alive(stack, names)
                 drain = await stop_tickers_and_drain(stack, db, ["ticker"], 60)
                 assert_processes_alive(stack, ["api", "worker"])
@@ -533,11 +635,20 @@ async def test_nats_down_60s_then_back_every_run_created_meanwhile_succeeds():
                 total, in_stream = await stored_messages(js, stream, f"{prefix}.>")
                 stream_ids = Counter(m.msg_id for m in in_stream)
                 core_counts = ledger.counts()
-                report("nats_down_60s", rows=sum(statuses.values()), statuses=statuses, during_outage=during,
-                       outage_runs=len(outage), max_tries=max(r["tries"] for r in outage),
-                       all_outage_runs_succeeded_after_s=round(recovery, 1), stream_stored=total,
-                       core_view_received=len(ledger), core_view_duplicates=sum(v > 1 for v in core_counts.values()),
-                       core_view_missed=len(succeeded - set(core_counts)), drain_s=round(drain, 1))
+                report(
+                    "nats_down_60s",
+                    rows=sum(statuses.values()),
+                    statuses=statuses,
+                    during_outage=during,
+                    outage_runs=len(outage),
+                    max_tries=max(r["tries"] for r in outage),
+                    all_outage_runs_succeeded_after_s=round(recovery, 1),
+                    stream_stored=total,
+                    core_view_received=len(ledger),
+                    core_view_duplicates=sum(v > 1 for v in core_counts.values()),
+                    core_view_missed=len(succeeded - set(core_counts)),
+                    drain_s=round(drain, 1),
+                )
 
                 assert len(outage) >= 10 * 60 / 2 * 0.8, f"too few runs recorded during the outage: {len(outage)}"
                 assert any(r["tries"] > 1 for r in outage), "no run was retried during the outage"
@@ -546,13 +657,19 @@ async def test_nats_down_60s_then_back_every_run_created_meanwhile_succeeds():
                 # attempts in 60 s, where a retry on its 1-2 s timer made dozens.
                 reenqueue_after = Settings.model_fields["REENQUEUE_AFTER_SECONDS"].default
                 worst = max(outage, key=lambda r: r["tries"])
-                assert worst["tries"] <= 60 / reenqueue_after + 4, (Counter(r["tries"] for r in outage),
-                                                                       [(a["started_at"][14:23], a.get("error", "")[:30]) for a in json.loads(worst["attempt_log"])])
+                assert worst["tries"] <= 60 / reenqueue_after + 4, (
+                    Counter(r["tries"] for r in outage),
+                    [(a["started_at"][14:23], a.get("error", "")[:30]) for a in json.loads(worst["attempt_log"])],
+                )
                 # NATS being down is our outage, not a failure of the target: it spends no retries.
                 assert {r["attempts"] for r in outage} == {1}, Counter(r["attempts"] for r in outage)
                 assert set(statuses) == {"succeeded"}, statuses
                 assert all(v == 1 for v in stream_ids.values()), [k for k, v in stream_ids.items() if v > 1][:5]
-                assert total == len(in_stream) == len(stream_ids) == len(succeeded), (total, len(in_stream), len(succeeded))
+                assert total == len(in_stream) == len(stream_ids) == len(succeeded), (
+                    total,
+                    len(in_stream),
+                    len(succeeded),
+                )
                 assert set(stream_ids) == succeeded
                 problems = await gap_problems(db, in_stream, schedule_ids)
                 assert not problems, f"slots skipped across the NATS outage: {problems[:5]}"
@@ -584,8 +701,10 @@ async def test_redis_killed_and_restarted_empty_service_recovers_in_place():
                 await start(stack, *names)
                 db = await connect_db(stack)
                 anchor = utcnow() + timedelta(seconds=3)
-                items = [interval_item(f"redis-{i}", f"{prefix}.s{i}", 1 + i % 2, anchor + timedelta(milliseconds=50 * i))
-                         for i in range(40)]
+                items = [
+                    interval_item(f"redis-{i}", f"{prefix}.s{i}", 1 + i % 2, anchor + timedelta(milliseconds=50 * i))
+                    for i in range(40)
+                ]
                 async with httpx.AsyncClient(base_url=stack.api) as http:
                     schedule_ids = await create_schedules(http, items)
                 await wait_for(lambda: len(ledger) > 100, 30, message="load flowing")
@@ -594,7 +713,9 @@ async def test_redis_killed_and_restarted_empty_service_recovers_in_place():
                 await asyncio.to_thread(redis_server.kill)
                 killed_at = utcnow()
                 await asyncio.sleep(5)
-                await asyncio.to_thread(redis_server.start)  # no persistence: the queue, delayed retries and locks are gone
+                await asyncio.to_thread(
+                    redis_server.start
+                )  # no persistence: the queue, delayed retries and locks are gone
                 restarted_at = utcnow()
                 restart_clock = time.monotonic()
 
@@ -602,17 +723,26 @@ async def test_redis_killed_and_restarted_empty_service_recovers_in_place():
                     fresh = {m.schedule_id for m in ledger.messages if m.slot > restarted_at + timedelta(seconds=1)}
                     return len(fresh) == len(schedule_ids)
 
-                await wait_for(new_slots_published, 60, interval=0.25,
-                               message="every schedule to publish a slot due after the Redis restart")
+                await wait_for(
+                    new_slots_published,
+                    60,
+                    interval=0.25,
+                    message="every schedule to publish a slot due after the Redis restart",
+                )
                 new_slots_after = time.monotonic() - restart_clock
 
                 async def earlier_runs_succeeded():
                     rows = await db.fetch("SELECT status FROM executions WHERE created_at <= $1", restarted_at)
                     return rows and all(r["status"] == "succeeded" for r in rows)
 
-                await wait_or_explain(db, earlier_runs_succeeded, max(1.0, 60 - new_slots_after),
-                                      "runs pending in the lost queue to be re-enqueued and succeed within 60 s",
-                                      "created_at <= $1", restarted_at)
+                await wait_or_explain(
+                    db,
+                    earlier_runs_succeeded,
+                    max(1.0, 60 - new_slots_after),
+                    "runs pending in the lost queue to be re-enqueued and succeed within 60 s",
+                    "created_at <= $1",
+                    restarted_at,
+                )
                 old_runs_after = time.monotonic() - restart_clock
                 assert_processes_alive(stack, names)
                 drain = await stop_tickers_and_drain(stack, db, ["ticker-1"], 60, lambda: len(ledger))
@@ -622,13 +752,24 @@ async def test_redis_killed_and_restarted_empty_service_recovers_in_place():
                 succeeded = await succeeded_ids(db)
                 counts = ledger.counts()
                 duplicates = {k: v for k, v in counts.items() if v > 1}
-                outage_rows = await db.fetchval("SELECT count(*) FROM executions WHERE scheduled_for > $1 "
-                                                "AND scheduled_for <= $2", killed_at, restarted_at)
+                outage_rows = await db.fetchval(
+                    "SELECT count(*) FROM executions WHERE scheduled_for > $1 AND scheduled_for <= $2",
+                    killed_at,
+                    restarted_at,
+                )
                 retried = await db.fetchval("SELECT count(*) FROM executions WHERE attempts > 1")
-                report("redis_restarted_empty", rows=sum(statuses.values()), statuses=statuses, outage_slots=outage_rows,
-                       attempts_gt_1=retried, new_slots_published_after_s=round(new_slots_after, 1),
-                       old_runs_succeeded_after_s=round(old_runs_after, 1), messages=len(ledger),
-                       duplicates=len(duplicates), drain_s=round(drain, 1))
+                report(
+                    "redis_restarted_empty",
+                    rows=sum(statuses.values()),
+                    statuses=statuses,
+                    outage_slots=outage_rows,
+                    attempts_gt_1=retried,
+                    new_slots_published_after_s=round(new_slots_after, 1),
+                    old_runs_succeeded_after_s=round(old_runs_after, 1),
+                    messages=len(ledger),
+                    duplicates=len(duplicates),
+                    drain_s=round(drain, 1),
+                )
 
                 assert set(statuses) == {"succeeded"}, statuses
                 assert not duplicates, f"commands received twice: {list(duplicates.items())[:5]}"

@@ -22,10 +22,16 @@ async def test_cron_with_seconds_reaches_nats_with_headers_and_history(stack):
 
     await nc.subscribe(subject, cb=on_message)
     async with httpx.AsyncClient(base_url=stack.api) as http:
-        created = await http.post("/api/v1/schedules", json={
-            "name": "every-second", "schedule_type": "cron", "cron_expression": "* * * * * *",
-            "target_command": subject, "command_payload": {"slot": "{{scheduled_for}}", "run": "{{execution_id}}"},
-        })
+        created = await http.post(
+            "/api/v1/schedules",
+            json={
+                "name": "every-second",
+                "schedule_type": "cron",
+                "cron_expression": "* * * * * *",
+                "target_command": subject,
+                "command_payload": {"slot": "{{scheduled_for}}", "run": "{{execution_id}}"},
+            },
+        )
         assert created.status_code == 201, created.text
         await wait_for(lambda: len(received) >= 3, 30, message="three commands")
         first = received[0]

@@ -11,7 +11,12 @@ from api.app import create_app
 from models.db import make_engine, make_session_factory
 from services.auth import ApiKeyService
 
-PRINCIPALS = {"reader": ("rita", "reader"), "owner": ("wendy", "writer"), "other": ("otto", "writer"), "admin": ("ada", "admin")}
+PRINCIPALS = {
+    "reader": ("rita", "reader"),
+    "owner": ("wendy", "writer"),
+    "other": ("otto", "writer"),
+    "admin": ("ada", "admin"),
+}
 
 
 @pytest.fixture
@@ -27,7 +32,9 @@ async def keys(clean_db) -> dict[str, str]:
 
 @pytest.fixture
 def auth_settings(settings):
-    return settings.model_copy(update={"AUTH_ENABLED": True, "API_KEY_CACHE_SECONDS": 0, "MAX_SCHEDULES_PER_CREATOR": 1000})
+    return settings.model_copy(
+        update={"AUTH_ENABLED": True, "API_KEY_CACHE_SECONDS": 0, "MAX_SCHEDULES_PER_CREATOR": 1000}
+    )
 
 
 @pytest.fixture

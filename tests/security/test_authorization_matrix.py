@@ -28,7 +28,11 @@ async def seed(client, keys) -> tuple[str, str]:
 async def fingerprint(db) -> tuple:
     rows = []
     for table in ("schedules", "executions", "audit_log"):
-        rows.append(await db.fetchval(f"SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {table} t"))
+        rows.append(
+            await db.fetchval(
+                f"SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {table} t"
+            )
+        )
     return tuple(rows)
 
 
@@ -50,9 +54,21 @@ REST = [
     ("pause", "POST", "/api/v1/schedules/{id}/pause", None, WRITE_OWNED),
     ("resume", "POST", "/api/v1/schedules/{id}/resume", None, WRITE_OWNED),
     ("trigger", "POST", "/api/v1/schedules/{id}/trigger", None, WRITE_OWNED),
-    ("preview", "POST", "/api/v1/schedules/preview", lambda: {"schedule_type": "cron", "cron_expression": "0 9 * * *"}, READ_ALL),
+    (
+        "preview",
+        "POST",
+        "/api/v1/schedules/preview",
+        lambda: {"schedule_type": "cron", "cron_expression": "0 9 * * *"},
+        READ_ALL,
+    ),
     ("bulk-create", "POST", "/api/v1/schedules/bulk/create", lambda: {"schedules": [new_schedule()]}, WRITE_ANY),
-    ("bulk-operation", "POST", "/api/v1/schedules/bulk/operation", lambda: {"schedule_ids": ["{id}"], "operation": "pause"}, WRITE_OWNED),
+    (
+        "bulk-operation",
+        "POST",
+        "/api/v1/schedules/bulk/operation",
+        lambda: {"schedule_ids": ["{id}"], "operation": "pause"},
+        WRITE_OWNED,
+    ),
     ("executions", "GET", "/api/v1/executions", None, READ_OWNED),
     ("execution", "GET", "/api/v1/executions/{eid}", None, READ_OWNED),
     ("running", "GET", "/api/v1/executions/running", None, READ_ALL),
@@ -89,7 +105,9 @@ async def test_rest_matrix(secure_client, keys, db, who, name, method, path, bod
     schedule_id, execution_id = await seed(secure_client, keys)
     before = await fingerprint(db)
     payload = fill(body(), schedule_id, execution_id) if body else None
-    response = await secure_client.request(method, fill(path, schedule_id, execution_id), json=payload, headers=bearer(keys, who))
+    response = await secure_client.request(
+        method, fill(path, schedule_id, execution_id), json=payload, headers=bearer(keys, who)
+    )
     assert response.status_code < 500, response.text
     expected = who in allowed
     assert rest_allowed(response, name) == expected, (who, name, response.status_code, response.text[:300])
@@ -110,16 +128,39 @@ GQL = [
     ("executions", "{ r: executions { totalCount } }", READ_OWNED),
     ("runningExecutions", "{ r: runningExecutions { id } }", READ_ALL),
     ("executionStats", "query($id: UUID!) { r: executionStats(scheduleId: $id) { total } }", READ_OWNED),
-    ("previewSchedule", '{ r: previewSchedule(input: {scheduleType: CRON, cronExpression: "0 9 * * *"}) { at } }', READ_ALL),
+    (
+        "previewSchedule",
+        '{ r: previewSchedule(input: {scheduleType: CRON, cronExpression: "0 9 * * *"}) { at } }',
+        READ_ALL,
+    ),
     ("auditLog", "{ r: auditLog { totalCount } }", READ_OWNED),
-    ("createSchedule", 'mutation { r: createSchedule(input: {name: "gql-new", scheduleType: INTERVAL, intervalSeconds: 60, targetCommand: "cmd.test.x"}) { __typename } }', WRITE_ANY),
-    ("updateSchedule", "mutation($id: UUID!) { r: updateSchedule(id: $id, input: {priority: 9}) { __typename } }", WRITE_OWNED),
+    (
+        "createSchedule",
+        'mutation { r: createSchedule(input: {name: "gql-new", scheduleType: INTERVAL, '
+        'intervalSeconds: 60, targetCommand: "cmd.test.x"}) { __typename } }',
+        WRITE_ANY,
+    ),
+    (
+        "updateSchedule",
+        "mutation($id: UUID!) { r: updateSchedule(id: $id, input: {priority: 9}) { __typename } }",
+        WRITE_OWNED,
+    ),
     ("deleteSchedule", "mutation($id: UUID!) { r: deleteSchedule(id: $id) { __typename } }", WRITE_OWNED),
     ("pauseSchedule", "mutation($id: UUID!) { r: pauseSchedule(id: $id) { __typename } }", WRITE_OWNED),
     ("resumeSchedule", "mutation($id: UUID!) { r: resumeSchedule(id: $id) { __typename } }", WRITE_OWNED),
     ("triggerSchedule", "mutation($id: UUID!) { r: triggerSchedule(id: $id) { __typename } }", WRITE_OWNED),
-    ("bulkCreateSchedules", 'mutation { r: bulkCreateSchedules(inputs: [{name: "gql-bulk", scheduleType: INTERVAL, intervalSeconds: 60, targetCommand: "cmd.test.x"}]) { __typename } }', WRITE_ANY),
-    ("bulkScheduleOperation", "mutation($id: String!) { r: bulkScheduleOperation(ids: [$id], operation: PAUSE) { __typename ... on BulkOperationSuccess { succeeded } } }", WRITE_OWNED),
+    (
+        "bulkCreateSchedules",
+        'mutation { r: bulkCreateSchedules(inputs: [{name: "gql-bulk", scheduleType: INTERVAL, '
+        'intervalSeconds: 60, targetCommand: "cmd.test.x"}]) { __typename } }',
+        WRITE_ANY,
+    ),
+    (
+        "bulkScheduleOperation",
+        "mutation($id: String!) { r: bulkScheduleOperation(ids: [$id], operation: "
+        "PAUSE) { __typename ... on BulkOperationSuccess { succeeded } } }",
+        WRITE_OWNED,
+    ),
 ]
 
 
@@ -142,7 +183,9 @@ async def test_graphql_matrix(secure_client, keys, db, who, name, query, allowed
     schedule_id, execution_id = await seed(secure_client, keys)
     before = await fingerprint(db)
     variables = {k: v for k, v in {"id": schedule_id, "eid": execution_id}.items() if f"${k}" in query}
-    response = await secure_client.post("/graphql", json={"query": query, "variables": variables}, headers=bearer(keys, who))
+    response = await secure_client.post(
+        "/graphql", json={"query": query, "variables": variables}, headers=bearer(keys, who)
+    )
     if who == "anonymous":
         assert response.status_code == 401
         assert await fingerprint(db) == before
@@ -161,13 +204,19 @@ async def test_open_probes_need_no_credentials(secure_client):
 
 async def test_header_naming_someone_else_needs_admin(secure_client, keys, db):
     body = {**SCHEDULE, "name": "for-bob"}
-    refused = await secure_client.post("/api/v1/schedules", json=body, headers={**bearer(keys, "owner"), "X-Created-By": "bob"})
+    refused = await secure_client.post(
+        "/api/v1/schedules", json=body, headers={**bearer(keys, "owner"), "X-Created-By": "bob"}
+    )
     assert refused.status_code == 403 and refused.json()["errors"][0]["field"] == "X-Created-By"
     assert await db.fetchval("SELECT count(*) FROM schedules") == 0
-    done = await secure_client.post("/api/v1/schedules", json=body, headers={**bearer(keys, "admin"), "X-Created-By": "bob"})
+    done = await secure_client.post(
+        "/api/v1/schedules", json=body, headers={**bearer(keys, "admin"), "X-Created-By": "bob"}
+    )
     assert done.status_code == 201 and done.json()["created_by"] == "bob"
     assert await db.fetchval("SELECT actor FROM audit_log WHERE action = 'schedule.created'") == "ada"
-    same = await secure_client.post("/api/v1/schedules", json={**body, "name": "own"}, headers={**bearer(keys, "owner"), "X-Created-By": "wendy"})
+    same = await secure_client.post(
+        "/api/v1/schedules", json={**body, "name": "own"}, headers={**bearer(keys, "owner"), "X-Created-By": "wendy"}
+    )
     assert same.status_code == 201
 
 
@@ -188,7 +237,9 @@ async def test_bad_and_revoked_keys_are_refused(secure_client, keys, clean_db):
     assert (await secure_client.get("/api/v1/schedules", headers=bearer(keys, "reader"))).status_code == 401
 
 
-@pytest.mark.parametrize(("who", "status"), [("anonymous", 401), ("reader", 403), ("owner", 403), ("other", 403), ("admin", 200)])
+@pytest.mark.parametrize(
+    ("who", "status"), [("anonymous", 401), ("reader", 403), ("owner", 403), ("other", 403), ("admin", 200)]
+)
 async def test_dramatiq_dashboard_is_for_admins(secure_client, keys, who, status):
     response = await secure_client.get("/dramatiq/", headers=bearer(keys, who))
     assert response.status_code == status, response.text[:300]

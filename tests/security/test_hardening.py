@@ -37,18 +37,28 @@ async def client_for(settings):
 
 @pytest.fixture
 async def whitelisted(settings, clean_db):
-    http, context = await client_for(settings.model_copy(update={"COMMAND_WHITELIST": "cmd.notification.>,cmd.analytics.*.metrics"}))
+    http, context = await client_for(
+        settings.model_copy(update={"COMMAND_WHITELIST": "cmd.notification.>,cmd.analytics.*.metrics"})
+    )
     yield http
     await http.aclose()
     await context.__aexit__(None, None, None)
 
 
-@pytest.mark.parametrize(("target", "allowed"), [
-    ("cmd.notification.send.bulk", True), ("cmd.analytics.sales.metrics", True),
-    ("cmd.analytics.sales.report", False), ("cmd.billing.invoice", False), ("cmd.notification", False),
-])
+@pytest.mark.parametrize(
+    ("target", "allowed"),
+    [
+        ("cmd.notification.send.bulk", True),
+        ("cmd.analytics.sales.metrics", True),
+        ("cmd.analytics.sales.report", False),
+        ("cmd.billing.invoice", False),
+        ("cmd.notification", False),
+    ],
+)
 async def test_whitelist_is_enforced_on_save(whitelisted, db, target, allowed):
-    response = await whitelisted.post("/api/v1/schedules", json=cron_body(f"w-{uuid.uuid4().hex[:6]}", target_command=target))
+    response = await whitelisted.post(
+        "/api/v1/schedules", json=cron_body(f"w-{uuid.uuid4().hex[:6]}", target_command=target)
+    )
     assert (response.status_code == 201) == allowed, response.text
     if not allowed:
         assert response.status_code == 422 and response.json()["errors"][0]["field"] == "target_command"
@@ -63,8 +73,11 @@ async def test_own_subjects_are_never_targets(client):
 
 async def test_whitelist_narrowed_after_save_stops_the_schedule_at_fire_time(engine, schedules, service_settings, db):
     now = datetime.now(timezone.utc)
-    created = await schedules.create(ScheduleCreate(name="was-ok", schedule_type="interval", interval_seconds=60,
-                                                    target_command="cmd.billing.run"), Actor("t"), now)
+    created = await schedules.create(
+        ScheduleCreate(name="was-ok", schedule_type="interval", interval_seconds=60, target_command="cmd.billing.run"),
+        Actor("t"),
+        now,
+    )
     (dispatch,) = (await tick(engine, created.next_run_at, service_settings)).dispatch
     narrowed = service_settings.model_copy(update={"COMMAND_WHITELIST": "cmd.notification.>"})
     client = redis.from_url("redis://localhost:6379/0")
@@ -94,20 +107,31 @@ async def test_whitelist_narrowed_after_save_stops_the_schedule_at_fire_time(eng
 
 
 async def test_payload_schema_is_checked_on_save(settings, clean_db, db, tmp_path):
-    (tmp_path / "notifications.json").write_text(json.dumps({
-        "pattern": "cmd.notification.>",
-        "schema": {"type": "object", "required": ["notification_type"],
-                   "properties": {"notification_type": {"enum": ["daily_summary", "alert"]}}},
-    }))
+    (tmp_path / "notifications.json").write_text(
+        json.dumps(
+            {
+                "pattern": "cmd.notification.>",
+                "schema": {
+                    "type": "object",
+                    "required": ["notification_type"],
+                    "properties": {"notification_type": {"enum": ["daily_summary", "alert"]}},
+                },
+            }
+        )
+    )
     http, context = await client_for(settings.model_copy(update={"PAYLOAD_SCHEMA_DIR": str(tmp_path)}))
     try:
         bad = await http.post("/api/v1/schedules", json=cron_body("s1", command_payload={"notification_type": "spam"}))
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "command_payload.notification_type"
         missing = await http.post("/api/v1/schedules", json=cron_body("s2", command_payload={}))
         assert missing.status_code == 422 and "required" in missing.json()["errors"][0]["message"]
-        other_subject = await http.post("/api/v1/schedules", json=cron_body("s3", target_command="cmd.other.x", command_payload={}))
+        other_subject = await http.post(
+            "/api/v1/schedules", json=cron_body("s3", target_command="cmd.other.x", command_payload={})
+        )
         assert other_subject.status_code == 201
-        good = await http.post("/api/v1/schedules", json=cron_body("s4", command_payload={"notification_type": "alert"}))
+        good = await http.post(
+            "/api/v1/schedules", json=cron_body("s4", command_payload={"notification_type": "alert"})
+        )
         assert good.status_code == 201
     finally:
         await http.aclose()
@@ -118,7 +142,9 @@ async def test_payload_schema_is_checked_on_save(settings, clean_db, db, tmp_pat
 async def test_body_limit_headers_and_cors(settings, clean_db):
     http, context = await client_for(settings.model_copy(update={"MAX_BODY_BYTES": 2048}))
     try:
-        big = await http.post("/api/v1/schedules", content=b"{" + b" " * 4096 + b"}", headers={"content-type": "application/json"})
+        big = await http.post(
+            "/api/v1/schedules", content=b"{" + b" " * 4096 + b"}", headers={"content-type": "application/json"}
+        )
         assert big.status_code == 413 and big.json()["errors"][0]["field"] == "body"
 
         async def chunks():  # no Content-Length: the limit still holds
@@ -147,9 +173,20 @@ async def test_body_limit_headers_and_cors(settings, clean_db):
 
 
 def test_configuration_errors_never_print_secrets():
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": "mysql://admin:hunter2@db/x", "NATS_URL": "http://u:s3cret@n"}
-    result = subprocess.run([sys.executable, "-c", "from core.settings import load_settings; load_settings()"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": "mysql://admin:hunter2@db/x",
+        "NATS_URL": "http://u:s3cret@n",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "from core.settings import load_settings; load_settings()"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2 and "DATABASE_URL" in result.stderr and "NATS_URL" in result.stderr
     assert "hunter2" not in result.stderr and "s3cret" not in result.stderr
 
@@ -158,8 +195,14 @@ def test_api_key_cli_creates_lists_and_revokes(database_url):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": database_url}
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "runtime.apikeys", *args], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "runtime.apikeys", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     created = cli("create", "--principal", f"svc-{uuid.uuid4().hex[:6]}", "--role", "writer")
     assert created.returncode == 0, created.stderr

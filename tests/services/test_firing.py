@@ -75,12 +75,15 @@ class Inbox:
             await asyncio.sleep(0.02)
 
 
-async def test_publish_records_success_and_a_redelivery_is_a_no_op(engine, schedules, firing, service_settings, nats_client):
+async def test_publish_records_success_and_a_redelivery_is_a_no_op(
+    engine, schedules, firing, service_settings, nats_client
+):
     target = subject()
     inbox = Inbox()
     await nats_client.subscribe(target, cb=inbox.on_message)
-    execution_id = await due_execution(engine, schedules, service_settings, target,
-                                       command_payload={"id": "{{execution_id}}", "n": "{{attempt}}"})
+    execution_id = await due_execution(
+        engine, schedules, service_settings, target, command_payload={"id": "{{execution_id}}", "n": "{{attempt}}"}
+    )
     result = await firing.fire([execution_id], utc_now, 0.5)
     assert [o.status for o in result.outcomes] == ["succeeded"] and result.locks_acquired == 1
     await inbox.wait(1)
@@ -88,7 +91,12 @@ async def test_publish_records_success_and_a_redelivery_is_a_no_op(engine, sched
     assert json.loads(message.data) == {"id": str(execution_id), "n": "1"}
     assert message.headers["Nats-Msg-Id"] == str(execution_id) and message.headers["Scheduler-Attempt"] == "1"
     (row,) = await rows(engine, "SELECT status, attempts, published_subject, message_id, attempt_log FROM executions")
-    assert (row.status, row.attempts, row.published_subject, row.message_id) == ("succeeded", 1, target, str(execution_id))
+    assert (row.status, row.attempts, row.published_subject, row.message_id) == (
+        "succeeded",
+        1,
+        target,
+        str(execution_id),
+    )
     assert row.attempt_log[0]["status"] == "succeeded" and row.attempt_log[0]["via"] == "core"
     again = await firing.fire([execution_id], utc_now, 0.5)
     assert again.claimed == 0 and again.outcomes == []
@@ -96,7 +104,9 @@ async def test_publish_records_success_and_a_redelivery_is_a_no_op(engine, sched
     assert len(inbox.messages) == 1
 
 
-async def test_jetstream_acknowledges_and_drops_a_repeat_of_the_same_run(engine, schedules, firing, service_settings, nats_client):
+async def test_jetstream_acknowledges_and_drops_a_repeat_of_the_same_run(
+    engine, schedules, firing, service_settings, nats_client
+):
     prefix = f"cmd.jstest{uuid.uuid4().hex[:8]}"
     stream = f"JSTEST{uuid.uuid4().hex[:8]}".upper()
     js = nats_client.jetstream()
@@ -125,8 +135,16 @@ async def test_error_reply_retries_with_backoff_then_fails(engine, schedules, fi
         await msg.respond(b'{"error": "boom"}')
 
     await nats_client.subscribe(target, cb=responder)
-    execution_id = await due_execution(engine, schedules, service_settings, target, delivery_mode="request",
-                                       max_retries=1, retry_delay=10, request_timeout_seconds=2)
+    execution_id = await due_execution(
+        engine,
+        schedules,
+        service_settings,
+        target,
+        delivery_mode="request",
+        max_retries=1,
+        retry_delay=10,
+        request_timeout_seconds=2,
+    )
     first = await firing.fire([execution_id], utc_now, 0.0)
     (outcome,) = first.outcomes
     assert outcome.status == "retrying" and "boom" in outcome.error and outcome.retry_in_ms == 10_000
@@ -142,9 +160,12 @@ async def test_error_reply_retries_with_backoff_then_fails(engine, schedules, fi
     assert [entry["status"] for entry in row.attempt_log] == ["retrying", "failed"]
 
 
-async def test_busy_concurrency_slots_defer_a_fresh_run_and_skip_a_stale_one(engine, schedules, firing, service_settings, redis_client):
-    execution_id = await due_execution(engine, schedules, service_settings, subject(), max_concurrent=1,
-                                       misfire_grace_seconds=60)
+async def test_busy_concurrency_slots_defer_a_fresh_run_and_skip_a_stale_one(
+    engine, schedules, firing, service_settings, redis_client
+):
+    execution_id = await due_execution(
+        engine, schedules, service_settings, subject(), max_concurrent=1, misfire_grace_seconds=60
+    )
     (schedule_id,) = [r.id for r in await rows(engine, "SELECT id FROM schedules")]
     await redis_client.set(f"scheduler:lock:{schedule_id}:0", "someone-else", px=30_000)
     try:
@@ -154,8 +175,12 @@ async def test_busy_concurrency_slots_defer_a_fresh_run_and_skip_a_stale_one(eng
         assert [(o.status, o.reason) for o in fresh.outcomes] == [("retrying", "lock_conflict")]
         assert row.attempts == 0 and row.next_attempt_at is not None
         async with engine.begin() as conn:
-            await conn.execute(sa.text(
-                "UPDATE executions SET scheduled_for = scheduled_for - interval '10 minutes', next_attempt_at = now()"))
+            await conn.execute(
+                sa.text(
+                    "UPDATE executions SET scheduled_for = scheduled_for - "
+                    "interval '10 minutes', next_attempt_at = now()"
+                )
+            )
         stale = await firing.fire([execution_id], utc_now, 0.5)
     finally:
         await redis_client.delete(f"scheduler:lock:{schedule_id}:0")
@@ -164,13 +189,15 @@ async def test_busy_concurrency_slots_defer_a_fresh_run_and_skip_a_stale_one(eng
 
 
 async def test_a_schedules_backlog_in_one_batch_goes_out_at_once_in_slot_order(
-        engine, schedules, firing, service_settings, nats_client):
+    engine, schedules, firing, service_settings, nats_client
+):
     target = subject()
     inbox = Inbox()
     await nats_client.subscribe(target, cb=inbox.on_message)
     await nats_client.flush()
-    first = await due_execution(engine, schedules, service_settings, target, max_concurrent=1,
-                                command_payload={"run": "{{execution_id}}"})
+    first = await due_execution(
+        engine, schedules, service_settings, target, max_concurrent=1, command_payload={"run": "{{execution_id}}"}
+    )
     (schedule_id,) = [r.id for r in await rows(engine, "SELECT id FROM schedules")]
     runs = [first] + [(await schedules.trigger(schedule_id, ACTOR, utc_now())).execution_id for _ in range(4)]
     # One slot, five runs in one batch (a catch-up hands a schedule's backlog over at once): each takes
@@ -185,15 +212,15 @@ async def test_a_schedules_backlog_in_one_batch_goes_out_at_once_in_slot_order(
 
 
 async def test_a_claim_passes_over_a_run_another_transaction_holds_instead_of_waiting(
-        engine, schedules, firing, service_settings):
+    engine, schedules, firing, service_settings
+):
     held = await due_execution(engine, schedules, service_settings, subject())
     free = await due_execution(engine, schedules, service_settings, subject())
-    async with engine.connect() as other:
-        async with other.begin():  # another batch's claim or record, still open
-            await other.execute(sa.text("SELECT 1 FROM executions WHERE id = :id FOR UPDATE"), {"id": held})
-            claimed = await asyncio.wait_for(firing.claim([held, free], utc_now(), "w#1"), 10)
-            # Waiting for it let two batches holding copies of the same runs deadlock.
-            assert [c.execution_id for c in claimed] == [free]
+    async with engine.connect() as other, other.begin():  # another batch's claim or record, still open
+        await other.execute(sa.text("SELECT 1 FROM executions WHERE id = :id FOR UPDATE"), {"id": held})
+        claimed = await asyncio.wait_for(firing.claim([held, free], utc_now(), "w#1"), 10)
+        # Waiting for it let two batches holding copies of the same runs deadlock.
+        assert [c.execution_id for c in claimed] == [free]
     (row,) = await rows(engine, "SELECT status FROM executions WHERE id = :id", id=held)
     assert row.status == "pending"
 
@@ -207,7 +234,9 @@ async def test_runs_of_paused_or_deleted_schedules_do_not_go_out(engine, schedul
     await schedules.delete(by_run[deleted_run], ACTOR, utc_now())
     result = await firing.fire([paused_run, deleted_run], utc_now, 0.5)
     assert {(o.execution_id, o.status, o.reason) for o in result.outcomes} == {
-        (paused_run, "missed", "paused"), (deleted_run, "cancelled", "deleted")}
+        (paused_run, "missed", "paused"),
+        (deleted_run, "cancelled", "deleted"),
+    }
 
 
 async def test_nats_unreachable_means_retry_not_loss(engine, schedules, service_settings, redis_client):
@@ -222,7 +251,8 @@ async def test_nats_unreachable_means_retry_not_loss(engine, schedules, service_
 
 
 async def test_with_nats_unreachable_a_schedules_backlog_waits_for_it_without_more_tries(
-        engine, schedules, service_settings, redis_client):
+    engine, schedules, service_settings, redis_client
+):
     dead = NatsConnection("nats://127.0.0.1:1", name="unreachable")
     firing = FiringService(engine, ScheduleLocks(redis_client, 30), CommandPublisher(dead, 0), service_settings)
     first = await due_execution(engine, schedules, service_settings, subject(), max_concurrent=1)
@@ -232,13 +262,20 @@ async def test_with_nats_unreachable_a_schedules_backlog_waits_for_it_without_mo
     # The first run found NATS down; the second, which needed the slot after it, is not tried against it.
     assert result.locks_acquired == 1
     assert sorted((o.execution_id, o.status) for o in result.waiting_for_nats) == sorted(
-        [(first, "retrying"), (second, "retrying")])
+        [(first, "retrying"), (second, "retrying")]
+    )
 
 
-async def test_a_run_blocked_by_unreachable_redis_retries_on_its_timer(engine, schedules, service_settings, nats_client):
+async def test_a_run_blocked_by_unreachable_redis_retries_on_its_timer(
+    engine, schedules, service_settings, nats_client
+):
     unreachable = redis.from_url("redis://127.0.0.1:1", socket_connect_timeout=0.5)
-    firing = FiringService(engine, ScheduleLocks(unreachable, 30), CommandPublisher(NatsConnection("nats://localhost:4222"), 0),
-                           service_settings)
+    firing = FiringService(
+        engine,
+        ScheduleLocks(unreachable, 30),
+        CommandPublisher(NatsConnection("nats://localhost:4222"), 0),
+        service_settings,
+    )
     execution_id = await due_execution(engine, schedules, service_settings, subject(), retry_delay=5)
     result = await firing.fire([execution_id], utc_now, 0.0)
     (outcome,) = result.outcomes
@@ -248,7 +285,8 @@ async def test_a_run_blocked_by_unreachable_redis_retries_on_its_timer(engine, s
 
 
 async def test_our_outage_spends_neither_the_retry_budget_nor_the_backoff_within_the_grace(
-        engine, schedules, service_settings, redis_client):
+    engine, schedules, service_settings, redis_client
+):
     dead = NatsConnection("nats://127.0.0.1:1", name="unreachable")
     firing = FiringService(engine, ScheduleLocks(redis_client, 30), CommandPublisher(dead, 0), service_settings)
     # No retries left and a five-minute backoff: a failure of the target would end the run at once.
@@ -257,23 +295,29 @@ async def test_our_outage_spends_neither_the_retry_budget_nor_the_backoff_within
         (outcome,) = (await firing.fire([execution_id], utc_now, 0.0)).outcomes
         assert outcome.status == "retrying" and outcome.retry_in_ms <= 5000
         async with engine.begin() as conn:  # let the next attempt be claimed now
-            await conn.execute(sa.text("UPDATE executions SET next_attempt_at = now() WHERE id = :id"), {"id": execution_id})
+            await conn.execute(
+                sa.text("UPDATE executions SET next_attempt_at = now() WHERE id = :id"), {"id": execution_id}
+            )
     (row,) = await rows(engine, "SELECT status, attempts, attempt_log FROM executions WHERE id = :id", id=execution_id)
     assert row.status == "retrying" and row.attempts == 0 and len(row.attempt_log) == 3
 
 
 async def test_past_its_grace_a_run_blocked_by_our_outage_gets_the_schedules_backoff(
-        engine, schedules, service_settings, redis_client):
+    engine, schedules, service_settings, redis_client
+):
     dead = NatsConnection("nats://127.0.0.1:1", name="unreachable")
     firing = FiringService(engine, ScheduleLocks(redis_client, 30), CommandPublisher(dead, 0), service_settings)
-    execution_id = await due_execution(engine, schedules, service_settings, subject(), retry_delay=300, max_retries=0,
-                                       misfire_grace_seconds=5)
+    execution_id = await due_execution(
+        engine, schedules, service_settings, subject(), retry_delay=300, max_retries=0, misfire_grace_seconds=5
+    )
     later = utc_now() + timedelta(seconds=60)
     (outcome,) = (await firing.fire([execution_id], lambda: later, 0.0)).outcomes
     assert outcome.status == "failed" and "NATS unavailable" in outcome.error
 
 
-async def test_a_run_handed_over_early_is_published_at_its_instant(engine, schedules, firing, service_settings, nats_client):
+async def test_a_run_handed_over_early_is_published_at_its_instant(
+    engine, schedules, firing, service_settings, nats_client
+):
     target = subject()
     inbox = Inbox()
     received_at: list[datetime] = []
@@ -286,8 +330,11 @@ async def test_a_run_handed_over_early_is_published_at_its_instant(engine, sched
     await nats_client.flush()
     now = utc_now()
     slot = now + timedelta(milliseconds=service_settings.DISPATCH_LEAD_MS / 2)
-    await schedules.create(ScheduleCreate(name=f"o-{uuid.uuid4().hex[:6]}", schedule_type="once", run_at=slot,
-                                          target_command=target), ACTOR, now - timedelta(seconds=1))
+    await schedules.create(
+        ScheduleCreate(name=f"o-{uuid.uuid4().hex[:6]}", schedule_type="once", run_at=slot, target_command=target),
+        ACTOR,
+        now - timedelta(seconds=1),
+    )
     (dispatch,) = (await tick(engine, now, service_settings)).dispatch
     assert dispatch.due == slot
     result = await firing.fire([dispatch.execution_id], utc_now, 0.5)
@@ -301,11 +348,12 @@ async def test_a_run_handed_over_early_is_published_at_its_instant(engine, sched
 
 
 async def test_a_run_reaped_from_a_dead_worker_goes_out_at_once_through_the_next_one(
-        engine, schedules, service_settings, redis_client, nats_client):
+    engine, schedules, service_settings, redis_client, nats_client
+):
     """Worker A claims and holds the lease, then dies; the sweep reaps the run from it (no heartbeat)
     and frees the lease, so worker B publishes it without waiting for the lease's TTL."""
-    from services.outbox import sweep
     from services.locks import lease_token
+    from services.outbox import sweep
 
     target = subject()
     inbox = Inbox()
@@ -316,8 +364,9 @@ async def test_a_run_reaped_from_a_dead_worker_goes_out_at_once_through_the_next
     taker = FiringService(engine, locks, CommandPublisher(connection, 0), service_settings, worker_id="worker-b")
     lease = None
     try:
-        execution_id = await due_execution(engine, schedules, service_settings, target, max_concurrent=1,
-                                           misfire_grace_seconds=60)
+        execution_id = await due_execution(
+            engine, schedules, service_settings, target, max_concurrent=1, misfire_grace_seconds=60
+        )
         claim = frozen.new_claim()
         (claimed,) = await frozen.claim([execution_id], utc_now(), claim)
         (lease,) = await locks.acquire_many([(claimed.schedule_id, 1, lease_token(execution_id, claim))])
@@ -330,7 +379,9 @@ async def test_a_run_reaped_from_a_dead_worker_goes_out_at_once_through_the_next
         assert [o.status for o in result.outcomes] == ["succeeded"]  # no wait for the dead lease's TTL
         await inbox.wait(1)
 
-        (row,) = await rows(engine, "SELECT status, claimed_by, attempt_log FROM executions WHERE id = :id", id=execution_id)
+        (row,) = await rows(
+            engine, "SELECT status, claimed_by, attempt_log FROM executions WHERE id = :id", id=execution_id
+        )
         assert row.status == "succeeded" and row.claimed_by.startswith("worker-b#")
         assert [e["status"] for e in row.attempt_log] == ["lost", "succeeded"]
         await asyncio.sleep(0.3)
@@ -342,7 +393,8 @@ async def test_a_run_reaped_from_a_dead_worker_goes_out_at_once_through_the_next
 
 
 async def test_a_frozen_workers_late_outcome_does_not_overwrite_the_claim_that_took_its_run_over(
-        engine, schedules, service_settings, redis_client):
+    engine, schedules, service_settings, redis_client
+):
     from services.outbox import sweep
 
     locks = ScheduleLocks(redis_client, 30)
@@ -356,9 +408,17 @@ async def test_a_frozen_workers_late_outcome_does_not_overwrite_the_claim_that_t
     (taken,) = await taker.claim([execution_id], utc_now(), claim_b)
 
     def outcome(run, status):
-        return Outcome(execution_id, run.schedule_id, run.schedule_type, status, run.attempt, run.scheduled_for,
-                       utc_now(), error="late" if status != "succeeded" else None,
-                       retry_in_ms=1000 if status == "retrying" else None)
+        return Outcome(
+            execution_id,
+            run.schedule_id,
+            run.schedule_type,
+            status,
+            run.attempt,
+            run.scheduled_for,
+            utc_now(),
+            error="late" if status != "succeeded" else None,
+            retry_in_ms=1000 if status == "retrying" else None,
+        )
 
     await frozen.record([outcome(claimed, "retrying")], utc_now(), claim_a)  # A resumes while B holds the run
     (row,) = await rows(engine, "SELECT status, claimed_by, attempts FROM executions WHERE id = :id", id=execution_id)
@@ -369,7 +429,8 @@ async def test_a_frozen_workers_late_outcome_does_not_overwrite_the_claim_that_t
 
 
 async def test_outcomes_wait_for_postgresql_to_come_back_instead_of_being_dropped(
-        engine, clean_db, schedules, service_settings, redis_client):
+    engine, clean_db, schedules, service_settings, redis_client
+):
     """The worker published and PostgreSQL went away before it recorded: it records when PostgreSQL is
     back (through a proxy that drops every connection and refuses new ones for 2 s)."""
     from sqlalchemy.engine import make_url
@@ -382,14 +443,24 @@ async def test_outcomes_wait_for_postgresql_to_come_back_instead_of_being_droppe
     await proxy.start()
     proxied = make_engine(url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False), pool_size=2)
     unused = NatsConnection("nats://127.0.0.1:1", name="unused")
-    worker = FiringService(proxied, ScheduleLocks(redis_client, 30), CommandPublisher(unused, 0), service_settings,
-                           worker_id="worker-pg")
+    worker = FiringService(
+        proxied, ScheduleLocks(redis_client, 30), CommandPublisher(unused, 0), service_settings, worker_id="worker-pg"
+    )
     try:
         execution_id = await due_execution(engine, schedules, service_settings, subject())
         claim = worker.new_claim()
         (run,) = await worker.claim([execution_id], utc_now(), claim)
-        done = Outcome(execution_id, run.schedule_id, run.schedule_type, "succeeded", run.attempt, run.scheduled_for,
-                       utc_now(), subject=run.target_command, via="core")
+        done = Outcome(
+            execution_id,
+            run.schedule_id,
+            run.schedule_type,
+            "succeeded",
+            run.attempt,
+            run.scheduled_for,
+            utc_now(),
+            subject=run.target_command,
+            via="core",
+        )
         await proxy.cut()
         recording = asyncio.create_task(worker.record_when_possible([done], utc_now(), claim, utc_now))
         await asyncio.sleep(2)

@@ -30,9 +30,13 @@ time.sleep(120)
 
 def beating_process(prefix: str, consumer_id: str = "") -> subprocess.Popen:
     """Another process that beats under `prefix`; it prints its worker id first."""
-    return subprocess.Popen([sys.executable, "-c", _BEATING_PROCESS, REDIS_URL, str(BEAT), str(DEAD_AFTER), prefix,
-                             consumer_id],
-                            cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return subprocess.Popen(
+        [sys.executable, "-c", _BEATING_PROCESS, REDIS_URL, str(BEAT), str(DEAD_AFTER), prefix, consumer_id],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 @pytest.fixture

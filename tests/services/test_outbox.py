@@ -82,7 +82,9 @@ async def test_a_pass_hands_over_what_the_sweep_found_before_the_slots_it_record
     assert handed[0] == lost_run and len(handed) == 1 + report.fired
 
 
-async def test_runs_of_a_worker_without_heartbeat_are_reaped_at_once_and_their_leases_freed(engine, schedules, settings):
+async def test_runs_of_a_worker_without_heartbeat_are_reaped_at_once_and_their_leases_freed(
+    engine, schedules, settings
+):
     """Long before LOCK_TIMEOUT_SECONDS: the dead worker's run goes back with its lease; the live one's stays."""
     import uuid
 
@@ -105,8 +107,12 @@ async def test_runs_of_a_worker_without_heartbeat_are_reaped_at_once_and_their_l
             slot = created.next_run_at
             (runs[name],) = [d.execution_id for d in (await tick(engine, slot, settings)).dispatch]
             async with engine.begin() as conn:
-                await conn.execute(sa.text("UPDATE executions SET status='running', started_at=:t, attempts=1, "
-                                           "claimed_by=:w WHERE id=:id"), {"t": slot, "w": worker, "id": runs[name]})
+                await conn.execute(
+                    sa.text(
+                        "UPDATE executions SET status='running', started_at=:t, attempts=1, claimed_by=:w WHERE id=:id"
+                    ),
+                    {"t": slot, "w": worker, "id": runs[name]},
+                )
             locks = ScheduleLocks(client, settings.LOCK_TIMEOUT_SECONDS)
             (lease,) = await locks.acquire_many([(created.id, 1, lease_token(runs[name], worker))])
             assert lease is not None
@@ -119,8 +125,9 @@ async def test_runs_of_a_worker_without_heartbeat_are_reaped_at_once_and_their_l
 
         soon = slot + timedelta(seconds=2)
         assert settings.LOCK_TIMEOUT_SECONDS > 2  # so only the missing heartbeat can reap
-        report = await run_tick(engine, soon, settings, enqueue, NullEvents(),
-                                workers=WorkerRegistry(client, 3.0, prefix), locks=locks)
+        report = await run_tick(
+            engine, soon, settings, enqueue, NullEvents(), workers=WorkerRegistry(client, 3.0, prefix), locks=locks
+        )
         assert report.reaped == 1 and runs["dead"] in handed and runs["live"] not in handed
         state = {r.id: r for r in await rows(engine, "SELECT id, status, last_error FROM executions")}
         assert state[runs["dead"]].status == "retrying" and dead_id in state[runs["dead"]].last_error
@@ -146,12 +153,19 @@ async def test_a_rescue_hands_over_again_every_run_handed_over_and_not_started(e
     runs = {d.execution_id for d in (await tick(engine, slot, settings)).dispatch}
     assert len(runs) == 4
     now = slot + timedelta(seconds=1)  # far below REENQUEUE_AFTER_SECONDS
-    retry_at = {due_now.id: now - timedelta(milliseconds=200), due_soon.id: now + timedelta(seconds=3),
-                due_later.id: now + timedelta(seconds=settings.REENQUEUE_AFTER_SECONDS + 5)}
+    retry_at = {
+        due_now.id: now - timedelta(milliseconds=200),
+        due_soon.id: now + timedelta(seconds=3),
+        due_later.id: now + timedelta(seconds=settings.REENQUEUE_AFTER_SECONDS + 5),
+    }
     async with engine.begin() as conn:
         for schedule_id, at in retry_at.items():
-            await conn.execute(sa.text("UPDATE executions SET status='retrying', attempts=1, next_attempt_at=:at "
-                                       "WHERE schedule_id=:s"), {"at": at, "s": schedule_id})
+            await conn.execute(
+                sa.text(
+                    "UPDATE executions SET status='retrying', attempts=1, next_attempt_at=:at WHERE schedule_id=:s"
+                ),
+                {"at": at, "s": schedule_id},
+            )
     run_of = {r.schedule_id: r.id for r in await rows(engine, "SELECT id, schedule_id FROM executions")}
 
     assert (await sweep(engine, now, settings)).dispatch == []  # without a rescue: nothing is stale yet
@@ -166,7 +180,9 @@ async def test_a_rescue_hands_over_again_every_run_handed_over_and_not_started(e
     assert (await sweep(engine, now + timedelta(seconds=1), settings)).dispatch == []
 
 
-async def test_a_departed_worker_has_its_consumer_released_once_and_a_lost_queue_is_rescued(engine, schedules, settings):
+async def test_a_departed_worker_has_its_consumer_released_once_and_a_lost_queue_is_rescued(
+    engine, schedules, settings
+):
     """The ticker learns of a death from the heartbeat census and marks the worker's Dramatiq consumer
     dead (Dramatiq then requeues exactly its unacked messages): once, and without re-sending every run
     handed over. When Redis lost its data, it hands over again what the lost queue held."""

@@ -94,7 +94,9 @@ async def test_a_core_publish_counts_as_delivered_only_once_the_server_has_it(pr
     assert (f"{subject}.a", b"second") not in received
 
 
-async def test_a_command_held_while_the_connection_drops_fails_and_is_not_sent_on_reconnect(proxy, observer, connection):
+async def test_a_command_held_while_the_connection_drops_fails_and_is_not_sent_on_reconnect(
+    proxy, observer, connection
+):
     subject, received = observer
     publisher = CommandPublisher(connection)
     [warm] = await publisher.deliver_many([command(f"{subject}.x", b"warm")])
@@ -102,8 +104,9 @@ async def test_a_command_held_while_the_connection_drops_fails_and_is_not_sent_o
     client = await connection.connection()
 
     # Held half a second for its instant; the connection drops meanwhile.
-    held = asyncio.ensure_future(publisher.deliver_many([command(f"{subject}.x", b"held", delay_seconds=0.5,
-                                                                  timeout_seconds=1.0)]))
+    held = asyncio.ensure_future(
+        publisher.deliver_many([command(f"{subject}.x", b"held", delay_seconds=0.5, timeout_seconds=1.0)])
+    )
     await asyncio.sleep(0.1)
     await proxy.cut()
     [outcome] = await held

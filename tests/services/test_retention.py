@@ -15,9 +15,12 @@ async def test_purge_keeps_recent_and_unfinished_runs(engine, schedules, setting
     created = await schedules.create(interval("r", 60), ACTOR, T0)
     await tick(engine, created.next_run_at + timedelta(minutes=3), settings)  # 4 slots: pending
     async with engine.begin() as conn:
-        await conn.execute(sa.text(
-            "UPDATE executions SET status='succeeded', finished_at=scheduled_for "
-            "WHERE scheduled_for < (SELECT max(scheduled_for) FROM executions)"))
+        await conn.execute(
+            sa.text(
+                "UPDATE executions SET status='succeeded', finished_at=scheduled_for "
+                "WHERE scheduled_for < (SELECT max(scheduled_for) FROM executions)"
+            )
+        )
     now = created.next_run_at + timedelta(days=30, minutes=2)  # the first two slots are older than 30 days
     deleted = await purge_old_executions(engine, now, 30, batch=1)
     assert deleted == 2

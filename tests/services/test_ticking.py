@@ -20,8 +20,9 @@ ACTOR = Actor("tests")
 
 
 def interval(name: str, seconds: int = 60, **extra) -> ScheduleCreate:
-    return ScheduleCreate(name=name, schedule_type="interval", interval_seconds=seconds,
-                          target_command="cmd.test.tick", **extra)
+    return ScheduleCreate(
+        name=name, schedule_type="interval", interval_seconds=seconds, target_command="cmd.test.tick", **extra
+    )
 
 
 async def rows(engine, sql: str, **params):
@@ -62,8 +63,12 @@ async def test_outage_follows_misfire_policy_and_records_reasons(engine, schedul
 
 async def test_once_and_max_runs_complete(engine, schedules, settings):
     once = await schedules.create(
-        ScheduleCreate(name="once", schedule_type="once", run_at=T0 + timedelta(minutes=5), target_command="cmd.t.once"),
-        ACTOR, T0)
+        ScheduleCreate(
+            name="once", schedule_type="once", run_at=T0 + timedelta(minutes=5), target_command="cmd.t.once"
+        ),
+        ACTOR,
+        T0,
+    )
     capped = await schedules.create(interval("capped", 60, max_runs=2), ACTOR, T0)
     now = T0 + timedelta(minutes=5)
     result = await tick(engine, now, settings)
@@ -85,7 +90,9 @@ async def test_two_tickers_never_record_a_slot_twice(engine, schedules, settings
         for step in range(1, 25):
             now = T0 + timedelta(seconds=5 * step)
             while True:  # three tickers, each claiming batches of 37, until nothing is left due
-                results = await asyncio.gather(tick(engine, now, small), tick(other, now, small), tick(engine, now, small))
+                results = await asyncio.gather(
+                    tick(engine, now, small), tick(other, now, small), tick(engine, now, small)
+                )
                 if not any(r.batch_full for r in results):
                     break
     finally:
@@ -94,7 +101,7 @@ async def test_two_tickers_never_record_a_slot_twice(engine, schedules, settings
     assert dupes[0] == 0
     # Every slot of every schedule up to the last tick exists exactly once: no gaps either.
     expected = 0
-    for name, start, seconds in await rows(engine, "SELECT name, start_at, interval_seconds FROM schedules"):
+    for _name, start, seconds in await rows(engine, "SELECT name, start_at, interval_seconds FROM schedules"):
         rule = Rule(ScheduleType.INTERVAL, interval_seconds=seconds, start_at=start)
         slot = next_fire(rule, T0)
         while slot <= T0 + timedelta(seconds=120):
@@ -124,7 +131,9 @@ async def test_jittered_slot_waits_in_the_outbox_until_due(engine, schedules, se
     assert row.not_before >= slot and row.not_before - slot <= timedelta(seconds=300)
     lead = timedelta(milliseconds=settings.DISPATCH_LEAD_MS)
     if row.not_before <= slot + lead:  # jitter within the lead: handed over at once, with its instant
-        assert [(d.execution_id, d.due) for d in result.dispatch] == [(row.id, row.not_before if row.not_before > slot else None)]
+        assert [(d.execution_id, d.due) for d in result.dispatch] == [
+            (row.id, row.not_before if row.not_before > slot else None)
+        ]
     else:
         assert result.dispatch == [] and row.enqueued_at is None
         assert await next_due_at(engine) == row.not_before

@@ -15,8 +15,13 @@ from tests.pipeline.harness import ROOT, Stack
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 SCREENSHOTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts")) / "screenshots"
 
@@ -74,12 +79,20 @@ def graphql(stack: Stack, query: str, variables: dict | None = None) -> dict:
 def create_schedule(stack: Stack, **fields) -> dict:
     """Create a schedule through GraphQL (defaults: a daily cron in New York with tags)."""
     data = {
-        "scheduleType": "CRON", "cronExpression": "0 9 * * *", "timezone": "America/New_York",
-        "name": f"web-{uuid.uuid4().hex[:8]}", "targetCommand": f"cmd.test.{uuid.uuid4().hex[:12]}",
-        "tags": ["web", "daily"], **fields,
+        "scheduleType": "CRON",
+        "cronExpression": "0 9 * * *",
+        "timezone": "America/New_York",
+        "name": f"web-{uuid.uuid4().hex[:8]}",
+        "targetCommand": f"cmd.test.{uuid.uuid4().hex[:12]}",
+        "tags": ["web", "daily"],
+        **fields,
     }
-    result = graphql(stack, """mutation($i: CreateScheduleInput!) { createSchedule(input: $i) {
-        __typename ... on Schedule { id name status version } ... on Error { code message } } }""", {"i": data})
+    result = graphql(
+        stack,
+        """mutation($i: CreateScheduleInput!) { createSchedule(input: $i) {
+        __typename ... on Schedule { id name status version } ... on Error { code message } } }""",
+        {"i": data},
+    )
     created = result["createSchedule"]
     assert created["__typename"] == "Schedule", created
     return created

@@ -31,8 +31,12 @@ def test_create_every_two_seconds_with_preview_then_see_executions_live(page: Pa
     fires = page.locator("#preview-list li")
     expect(fires).to_have_count(10)
     expect(page.locator("#preview-state")).to_contain_text("Europe/Paris")
-    assert graphql(stack, "query($f: ScheduleFilterInput) { schedules(filter: $f) { totalCount } }",
-                   {"f": {"search": name}})["schedules"]["totalCount"] == 0
+    assert (
+        graphql(
+            stack, "query($f: ScheduleFilterInput) { schedules(filter: $f) { totalCount } }", {"f": {"search": name}}
+        )["schedules"]["totalCount"]
+        == 0
+    )
     shot(page, "01-form-preview")
 
     page.get_by_role("button", name="Create schedule").click()
@@ -56,7 +60,7 @@ def test_create_every_two_seconds_with_preview_then_see_executions_live(page: Pa
     shot(page, "03-executions-page")
     # Stop it firing so the other tests' pages stay small.
     schedule_id = page.locator("#event-feed li").filter(has_text=name).first.get_attribute("data-schedule")
-    graphql(stack, 'mutation($id: UUID!) { pauseSchedule(id: $id) { __typename } }', {"id": schedule_id})
+    graphql(stack, "mutation($id: UUID!) { pauseSchedule(id: $id) { __typename } }", {"id": schedule_id})
 
 
 def test_pause_and_resume_from_the_table_with_confirmation(page: Page, stack):
@@ -129,8 +133,14 @@ def test_links_to_the_dramatiq_dashboard_docs_and_graphiql(page: Page, stack):
 
 def test_narrow_viewport_has_no_horizontal_scroll(browser, stack):
     create_schedule(stack, name=f"narrow-{uuid.uuid4().hex[:6]}", tags=["mobile", "check"])
-    schedule = create_schedule(stack, name=f"narrow-interval-{uuid.uuid4().hex[:6]}", scheduleType="INTERVAL",
-                               cronExpression=None, intervalSeconds=3600, timezone=None)
+    schedule = create_schedule(
+        stack,
+        name=f"narrow-interval-{uuid.uuid4().hex[:6]}",
+        scheduleType="INTERVAL",
+        cronExpression=None,
+        intervalSeconds=3600,
+        timezone=None,
+    )
     context = browser.new_context(base_url=stack.api, viewport={"width": 375, "height": 740}, is_mobile=True)
     page = context.new_page()
     try:
@@ -194,8 +204,11 @@ def test_sign_in_dialog_on_401_sends_the_key_as_bearer(page: Page, stack):
         seen.append(auth)
         if auth != "Bearer test-key":
             state["rejected"] = True
-            route.fulfill(status=401, content_type="application/json",
-                          body='{"errors": [{"message": "unauthenticated", "extensions": {"code": "unauthenticated"}}]}')
+            route.fulfill(
+                status=401,
+                content_type="application/json",
+                body='{"errors": [{"message": "unauthenticated", "extensions": {"code": "unauthenticated"}}]}',
+            )
         else:
             route.continue_()
 
