@@ -22,9 +22,10 @@ from actors.broker import FIRE_QUEUE, OVERDUE_QUEUE
 from actors.resources import WorkerResources, resources
 from actors.waiting_room import WaitingRoom
 from core.backoff import whole_seconds_ms
+from core.states import NOT_FIRED_STATUSES, ExecutionEvent, ExecutionStatus, Reason, ScheduleEvent, event_of
 from runtime import metrics
 from services.events import EXECUTION_EVENT_PREFIX, SCHEDULE_EVENT_PREFIX
-from services.firing import FireResult, Outcome
+from services.firing import WHITELIST_DISABLE_REASON, FireResult, Outcome
 
 log = logging.getLogger("actors.fire")
 TIME_LIMIT_MS = 120_000
@@ -46,7 +47,7 @@ def _observe(result: FireResult) -> None:
     metrics.LOCKS_ACQUIRED.inc(result.locks_acquired)
     for outcome in result.outcomes:
         metrics.EXECUTIONS.labels(outcome.schedule_type, outcome.status).inc()
-        if outcome.status in ("skipped", "missed", "cancelled") or outcome.reason == "forbidden":
+        if outcome.status in NOT_FIRED_STATUSES or outcome.reason == Reason.FORBIDDEN:
             metrics.MISFIRES.labels(outcome.reason or outcome.status).inc()
         if outcome.published_at is not None:
             # When the publish began, not when the run was claimed: a run claimed ahead of its instant
@@ -55,17 +56,16 @@ def _observe(result: FireResult) -> None:
 
 
 async def _emit_events(res: WorkerResources, result: FireResult) -> None:
-    # One timestamp per batch and the instants formatted once: encoding 2 events per run was a
-    # seventh of the worker's time per fire (bench/RESULTS.md). The JSON is the same.
+    # One timestamp per batch and the instants formatted once: event encoding is on the hot path.
     at = utc_now().isoformat()
     events: list[tuple[str, dict]] = []
     for schedule_id in result.disabled:
         events.append(
             (
-                SCHEDULE_EVENT_PREFIX + "disabled",
+                SCHEDULE_EVENT_PREFIX + ScheduleEvent.DISABLED,
                 {
                     "schedule_id": str(schedule_id),
-                    "reason": "target_command is no longer allowed by COMMAND_WHITELIST",
+                    "reason": WHITELIST_DISABLE_REASON,
                     "at": at,
                 },
             )
@@ -78,8 +78,8 @@ async def _emit_events(res: WorkerResources, result: FireResult) -> None:
             "scheduled_for": o.scheduled_for.isoformat(),
             "at": at,
         }
-        events.append((EXECUTION_EVENT_PREFIX + "started", {**body, "status": "running"}))
-        kind = {"retrying": "failed", "cancelled": "skipped"}.get(o.status, o.status)
+        events.append((EXECUTION_EVENT_PREFIX + ExecutionEvent.STARTED, {**body, "status": ExecutionStatus.RUNNING}))
+        kind = event_of(o.status)
         events.append(
             (EXECUTION_EVENT_PREFIX + kind, {**body, "status": o.status, "reason": o.reason, "error": o.error})
         )
@@ -89,14 +89,13 @@ async def _emit_events(res: WorkerResources, result: FireResult) -> None:
 def _send_retries(outcomes: list[Outcome], batch_size: int, actor: dramatiq.Actor | None = None) -> None:
     """Queue the runs to retry as delayed `fire_overdue` messages (or `actor`'s) of up to `batch_size` ids.
 
-    A run to retry is past its instant, so it goes to the overdue lane: a deferral for a busy
-    concurrency slot came back behind the whole backlog of a catch-up each time (the chaos suite saw a
-    schedule's slots due during a PostgreSQL outage published 40–85 s after it, one per round).
+    A run to retry is past its instant, so it goes to the overdue lane, ahead of a catch-up's backlog
+    of fresh slots.
 
     Runs are grouped by their backoff rounded UP to the whole second, and a group's message is delayed
     by that rounded value: every run waits at least its own backoff (at most a second more), and a
-    batch that failed together (NATS down) retries together, in one claim, instead of one message,
-    claim and outcome UPDATE per run (which made catching up after an outage several times slower).
+    batch that failed together retries together, in one claim, not one message, claim and outcome
+    UPDATE per run.
     """
     groups: dict[int, list[str]] = {}
     for outcome in outcomes:

@@ -563,7 +563,7 @@ async def steady(
 
 async def _time_queries(dsn: str, rounds: int) -> dict[str, Any]:
     from services.outbox import _NEXT_DUE
-    from services.ticking import _SELECT_DUE
+    from services.stores.schedules import SELECT_DUE as _SELECT_DUE
 
     conn = await asyncpg.connect(dsn)
     try:

@@ -1,12 +1,21 @@
-"""Execution status state machine (pure; persistence lives in services/).
+"""The vocabulary of a run's life and the transitions production makes (pure).
 
-    pending  -> running | skipped | cancelled | failed | missed
-    running  -> succeeded | failed | retrying | skipped
-    retrying -> running | failed | cancelled
-    succeeded, failed, missed, skipped, cancelled: terminal (no way out)
+Owns: schedule and execution statuses, the reasons a slot did not fire (or ended as it did), trigger
+types, and the execution transition table. Every module names a status through these enums; the
+stores refuse a transition the table does not list (`InvalidTransition`) and the database refuses it
+too (the `executions_transition_allowed` trigger, whose table a test compares with this one).
 
-A transition to the same status is not a transition and is rejected too, so a duplicate event
-(e.g. a redelivered "finished" message) is detected by the caller.
+An execution is born `pending` (a slot or a trigger to publish) or directly in a final status (a slot
+recorded as not firing: `missed` while paused or past its grace, `cancelled` when its schedule is
+deleted). Its life::
+
+    pending  -> running                       (a worker claims it)
+    running  -> succeeded | failed | retrying (the publish's outcome, or the reaper after a lost worker)
+             |  skipped | missed | cancelled  (not published: concurrency, pause, deletion)
+    retrying -> running                       (the next attempt is claimed)
+    succeeded, failed, missed, skipped, cancelled: final (no way out)
+
+A transition to the same status is not a transition: a duplicate event is detected by the caller.
 """
 
 from __future__ import annotations
@@ -25,21 +34,54 @@ class ExecutionStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-class MissReason(StrEnum):
-    """Why an execution did not run (recorded with MISSED / SKIPPED / CANCELLED)."""
-
-    MISSED = "missed"  # slot older than the grace period, not caught up
-    SKIPPED_OVERLAP = "skipped_overlap"  # previous run still active and overlap is forbidden
+class ScheduleStatus(StrEnum):
+    ACTIVE = "active"
     PAUSED = "paused"
-    LOCK_CONFLICT = "lock_conflict"
-    FORBIDDEN = "forbidden"
+    COMPLETED = "completed"
+    DISABLED = "disabled"
+    DELETED = "deleted"  # soft-deleted: hidden from every read, kept for its executions and audit trail
+
+
+class TriggerType(StrEnum):
+    SCHEDULED = "scheduled"  # a slot of the schedule's rule: at most one execution per slot
+    MANUAL = "manual"  # a trigger through the API: never deduplicated
+
+
+class Reason(StrEnum):
+    """Why an execution ended without publishing, or was held back (recorded with its status)."""
+
+    MISSED = "missed"  # the slot was older than the misfire grace and the catch-up policy dropped it
+    PAUSED = "paused"  # the schedule was paused when the slot came
+    LOCK_CONFLICT = "lock_conflict"  # every concurrency slot (max_concurrent) was busy
+    FORBIDDEN = "forbidden"  # the target is no longer allowed by COMMAND_WHITELIST
+    DELETED = "deleted"  # the schedule was deleted before the run was published
+
+
+class ScheduleEvent(StrEnum):
+    """The kinds of `evt.scheduler.schedule.<kind>` events."""
+
+    CREATED = "created"
+    UPDATED = "updated"
     DELETED = "deleted"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    DISABLED = "disabled"
+
+
+class ExecutionEvent(StrEnum):
+    """The kinds of `evt.scheduler.execution.<kind>` events."""
+
+    STARTED = "started"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # also sent for an attempt that will be retried (its status says `retrying`)
+    SKIPPED = "skipped"  # also sent for a cancelled run
+    MISSED = "missed"
 
 
 ACTIVE_STATUSES: frozenset[ExecutionStatus] = frozenset(
     {ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.RETRYING}
 )
-TERMINAL_STATUSES: frozenset[ExecutionStatus] = frozenset(
+FINAL_STATUSES: frozenset[ExecutionStatus] = frozenset(
     {
         ExecutionStatus.SUCCEEDED,
         ExecutionStatus.FAILED,
@@ -48,21 +90,34 @@ TERMINAL_STATUSES: frozenset[ExecutionStatus] = frozenset(
         ExecutionStatus.CANCELLED,
     }
 )
+TERMINAL_STATUSES = FINAL_STATUSES
+# Final statuses of a run that was never published (counted as misfires).
+NOT_FIRED_STATUSES: frozenset[ExecutionStatus] = frozenset(
+    {ExecutionStatus.SKIPPED, ExecutionStatus.MISSED, ExecutionStatus.CANCELLED}
+)
+# Statuses of a run a worker holds or will hold again (shown as "running" executions).
+IN_FLIGHT_STATUSES: frozenset[ExecutionStatus] = frozenset({ExecutionStatus.RUNNING, ExecutionStatus.RETRYING})
+# The statuses an execution row may be created in.
+INITIAL_STATUSES: frozenset[ExecutionStatus] = frozenset(
+    {ExecutionStatus.PENDING, ExecutionStatus.MISSED, ExecutionStatus.CANCELLED}
+)
 
 _S = ExecutionStatus
 ALLOWED_TRANSITIONS: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
-    _S.PENDING: frozenset({_S.RUNNING, _S.SKIPPED, _S.CANCELLED, _S.FAILED, _S.MISSED}),
-    _S.RUNNING: frozenset({_S.SUCCEEDED, _S.FAILED, _S.RETRYING, _S.SKIPPED}),
-    _S.RETRYING: frozenset({_S.RUNNING, _S.FAILED, _S.CANCELLED}),
-    **{s: frozenset() for s in TERMINAL_STATUSES},
+    _S.PENDING: frozenset({_S.RUNNING}),
+    _S.RUNNING: frozenset({_S.SUCCEEDED, _S.FAILED, _S.RETRYING, _S.SKIPPED, _S.MISSED, _S.CANCELLED}),
+    _S.RETRYING: frozenset({_S.RUNNING}),
+    **{s: frozenset() for s in FINAL_STATUSES},
 }
+# Schedules that the ticker plans and that the API may pause, resume or delete.
+LIVE_SCHEDULE_STATUSES: frozenset[ScheduleStatus] = frozenset({ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED})
 
 
 class InvalidTransition(ValueError):
     """The requested status change is not allowed from the current status."""
 
     def __init__(self, current: ExecutionStatus, target: ExecutionStatus) -> None:
-        allowed = ", ".join(sorted(ALLOWED_TRANSITIONS.get(current, frozenset()))) or "nothing (terminal)"
+        allowed = ", ".join(sorted(ALLOWED_TRANSITIONS.get(current, frozenset()))) or "nothing (final)"
         super().__init__(f"cannot change execution status from {current} to {target}; allowed: {allowed}")
         self.current = current
         self.target = target
@@ -79,3 +134,24 @@ def transition(current: ExecutionStatus, target: ExecutionStatus) -> ExecutionSt
     if target not in ALLOWED_TRANSITIONS[current]:
         raise InvalidTransition(current, target)
     return target
+
+
+def transition_pairs() -> list[tuple[str, str]]:
+    """Every allowed (from, to) pair, sorted: the form the database's trigger is compared with."""
+    return sorted((str(a), str(b)) for a, targets in ALLOWED_TRANSITIONS.items() for b in targets)
+
+
+_EVENT_OF_STATUS = {
+    ExecutionStatus.RUNNING: ExecutionEvent.STARTED,
+    ExecutionStatus.SUCCEEDED: ExecutionEvent.SUCCEEDED,
+    ExecutionStatus.FAILED: ExecutionEvent.FAILED,
+    ExecutionStatus.RETRYING: ExecutionEvent.FAILED,
+    ExecutionStatus.SKIPPED: ExecutionEvent.SKIPPED,
+    ExecutionStatus.CANCELLED: ExecutionEvent.SKIPPED,
+    ExecutionStatus.MISSED: ExecutionEvent.MISSED,
+}
+
+
+def event_of(status: ExecutionStatus) -> ExecutionEvent:
+    """The event kind announcing that an attempt ended in (or a run entered) `status`."""
+    return _EVENT_OF_STATUS[ExecutionStatus(status)]

@@ -29,4 +29,4 @@ async def purge_execution_history() -> None:
     deleted = await purge_old_executions(
         res.engine, datetime.now(timezone.utc), res.settings.EXECUTION_HISTORY_RETENTION_DAYS
     )
-    log.info("history purged", extra={"action": "housekeeping.purged", "deleted": deleted})
+    log.info("history purged", extra={"action": "housekeeping.purged", "purged": deleted})

@@ -160,6 +160,10 @@ class Execution(SQLModel, table=True):
     # The worker process that claimed the run while it is `running` (see services.liveness); NULL for
     # runs claimed by a worker that does not heartbeat (they are reaped after LOCK_TIMEOUT_SECONDS only).
     claimed_by: str | None = Field(default=None, sa_column=sa.Column(sa.String(128)))
+    # An attempt may have reached NATS without being confirmed (lost worker, timed-out confirmation).
+    may_have_published: bool = Field(
+        default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
+    )
     finished_at: datetime | None = _tz()
     last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     published_subject: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))

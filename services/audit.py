@@ -1,4 +1,4 @@
-"""The append-only audit trail: entries written in the caller's transaction, and their reads."""
+"""Reads of the append-only audit trail (its entries are written by services.stores.schedules.audit)."""
 
 from __future__ import annotations
 
@@ -16,31 +16,6 @@ from services.access import audit_scope
 from services.context import Actor
 from services.paging import KeysetPage, keyset_rows, offset_rows
 from services.schemas import Instant, Page, _Strict
-
-
-def record_audit(
-    session: AsyncSession,
-    actor: Actor,
-    action: str,
-    now: datetime,
-    schedule_id: uuid.UUID | None = None,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-    reason: str | None = None,
-) -> AuditEntry:
-    """Add one audit entry to the session; it commits (or rolls back) with the change it describes."""
-    entry = AuditEntry(
-        at=now,
-        actor=actor.name,
-        action=action,
-        schedule_id=schedule_id,
-        before=before,
-        after=after,
-        reason=reason,
-        correlation_id=actor.correlation_id,
-    )
-    session.add(entry)
-    return entry
 
 
 class AuditFilter(_Strict):

@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import NotFound, ValidationFailed
-from core.states import ExecutionStatus
+from core.states import FINAL_STATUSES, IN_FLIGHT_STATUSES, ExecutionStatus
 from models import Execution, Schedule
 from services.access import check_visible, execution_scope
 from services.context import Actor
@@ -21,7 +21,7 @@ from services.paging import KeysetPage, keyset_rows, offset_rows
 from services.schemas import ExecutionFilter, ExecutionOut, Page, StatsOut
 from services.views import execution_out
 
-OUTCOME_STATUSES = ("succeeded", "failed", "missed", "skipped", "cancelled")
+OUTCOME_STATUSES = sorted(FINAL_STATUSES)
 EXECUTION_ORDER = (col(Execution.scheduled_for), col(Execution.id))  # newest slot first, stable
 
 
@@ -110,7 +110,7 @@ class ExecutionService:
             rows = (
                 await session.exec(
                     select(Execution)
-                    .where(col(Execution.status).in_(("running", "retrying")), *execution_scope(actor))
+                    .where(col(Execution.status).in_(sorted(IN_FLIGHT_STATUSES)), *execution_scope(actor))
                     .order_by(col(Execution.started_at))
                     .limit(limit)
                 )
@@ -145,71 +145,72 @@ class ExecutionService:
         """Statistics of several schedules in grouped queries (for DataLoaders: visible schedules only)."""
         if not schedule_ids:
             return {}
-        duration = sa.extract("epoch", col(Execution.finished_at) - col(Execution.started_at)) * 1000
-        lag = sa.extract("epoch", col(Execution.started_at) - col(Execution.scheduled_for)) * 1000
-        scope = [col(Execution.schedule_id).in_(schedule_ids)]
-        if since is not None:
-            scope.append(Execution.scheduled_for >= since)
-
-        def percentiles(expr):
-            return (
-                select(
-                    Execution.schedule_id,
-                    sa.func.percentile_cont(0.5).within_group(expr),
-                    sa.func.percentile_cont(0.95).within_group(expr),
-                    sa.func.max(expr),
-                )
-                .where(*scope, col(Execution.started_at).is_not(None))
-                .group_by(Execution.schedule_id)
-            )
-
         async with self.sessions() as session:
-            counts: dict[uuid.UUID, dict[str, int]] = {}
-            for schedule_id, status, count in (
-                await session.exec(
-                    select(Execution.schedule_id, Execution.status, sa.func.count())
-                    .where(*scope)
-                    .group_by(Execution.schedule_id, Execution.status)
-                )
-            ).all():
-                counts.setdefault(schedule_id, {})[status] = count
-            durations = {
-                r[0]: r[1:]
-                for r in (
-                    await session.exec(percentiles(duration).where(col(Execution.finished_at).is_not(None)))
-                ).all()
-            }
-            lags = {r[0]: r[1:] for r in (await session.exec(percentiles(lag))).all()}
-            last = dict(
-                (
-                    await session.exec(
-                        select(Execution.schedule_id, Execution.status)
-                        .where(*scope, col(Execution.status).in_(OUTCOME_STATUSES))
-                        .ext(distinct_on(col(Execution.schedule_id)))
-                        .order_by(col(Execution.schedule_id), col(Execution.scheduled_for).desc())
-                    )
-                ).all()
-            )
-            schedules = {
-                s.id: s for s in (await session.exec(select(Schedule).where(col(Schedule.id).in_(schedule_ids)))).all()
-            }
-        result = {}
-        for schedule_id in schedule_ids:
-            by_status = counts.get(schedule_id, {})
-            succeeded, failed = by_status.get("succeeded", 0), by_status.get("failed", 0)
-            d = durations.get(schedule_id, (None, None, None))
-            lg = lags.get(schedule_id, (None, None, None))
-            schedule = schedules.get(schedule_id)
-            result[schedule_id] = StatsOut(
-                schedule_id=schedule_id,
-                since=since,
-                total=sum(by_status.values()),
-                by_status={s.value: by_status.get(s.value, 0) for s in ExecutionStatus},
-                success_rate=round(succeeded / (succeeded + failed), 4) if succeeded + failed else None,
-                duration_ms={"p50": _rounded(d[0]), "p95": _rounded(d[1]), "max": _rounded(d[2])},
-                lag_ms={"p50": _rounded(lg[0]), "p95": _rounded(lg[1]), "max": _rounded(lg[2])},
-                last_outcome=last.get(schedule_id),
-                last_run_at=schedule.last_run_at if schedule else None,
-                next_run_at=schedule.next_run_at if schedule else None,
-            )
-        return result
+            found = await _stats_rows(session, schedule_ids, since)
+        return {schedule_id: _stats_out(schedule_id, since, found) for schedule_id in schedule_ids}
+
+
+def _percentiles(expr: Any, scope: list[Any]) -> Any:
+    """p50, p95 and max of `expr` per schedule, over the rows in `scope` that started."""
+    return (
+        select(
+            Execution.schedule_id,
+            sa.func.percentile_cont(0.5).within_group(expr),
+            sa.func.percentile_cont(0.95).within_group(expr),
+            sa.func.max(expr),
+        )
+        .where(*scope, col(Execution.started_at).is_not(None))
+        .group_by(Execution.schedule_id)
+    )
+
+
+async def _stats_rows(session: AsyncSession, schedule_ids: list[uuid.UUID], since: datetime | None) -> dict[str, Any]:
+    """The grouped rows the statistics are built from: counts by status, durations and lags (ms),
+    the last outcome and the schedules themselves, each keyed by schedule id."""
+    duration = sa.extract("epoch", col(Execution.finished_at) - col(Execution.started_at)) * 1000
+    lag = sa.extract("epoch", col(Execution.started_at) - col(Execution.scheduled_for)) * 1000
+    scope = [col(Execution.schedule_id).in_(schedule_ids)]
+    if since is not None:
+        scope.append(Execution.scheduled_for >= since)
+    counts: dict[uuid.UUID, dict[str, int]] = {}
+    by_status = select(Execution.schedule_id, Execution.status, sa.func.count())
+    for schedule_id, status, count in (
+        await session.exec(by_status.where(*scope).group_by(Execution.schedule_id, Execution.status))
+    ).all():
+        counts.setdefault(schedule_id, {})[status] = count
+    finished = _percentiles(duration, scope).where(col(Execution.finished_at).is_not(None))
+    last_outcome = (
+        select(Execution.schedule_id, Execution.status)
+        .where(*scope, col(Execution.status).in_(OUTCOME_STATUSES))
+        .ext(distinct_on(col(Execution.schedule_id)))
+        .order_by(col(Execution.schedule_id), col(Execution.scheduled_for).desc())
+    )
+    schedules = select(Schedule).where(col(Schedule.id).in_(schedule_ids))
+    return {
+        "counts": counts,
+        "durations": {r[0]: r[1:] for r in (await session.exec(finished)).all()},
+        "lags": {r[0]: r[1:] for r in (await session.exec(_percentiles(lag, scope))).all()},
+        "last": dict((await session.exec(last_outcome)).all()),
+        "schedules": {s.id: s for s in (await session.exec(schedules)).all()},
+    }
+
+
+def _stats_out(schedule_id: uuid.UUID, since: datetime | None, found: dict[str, Any]) -> StatsOut:
+    by_status = found["counts"].get(schedule_id, {})
+    succeeded = by_status.get(ExecutionStatus.SUCCEEDED, 0)
+    failed = by_status.get(ExecutionStatus.FAILED, 0)
+    d = found["durations"].get(schedule_id, (None, None, None))
+    lg = found["lags"].get(schedule_id, (None, None, None))
+    schedule = found["schedules"].get(schedule_id)
+    return StatsOut(
+        schedule_id=schedule_id,
+        since=since,
+        total=sum(by_status.values()),
+        by_status={s.value: by_status.get(s.value, 0) for s in ExecutionStatus},
+        success_rate=round(succeeded / (succeeded + failed), 4) if succeeded + failed else None,
+        duration_ms={"p50": _rounded(d[0]), "p95": _rounded(d[1]), "max": _rounded(d[2])},
+        lag_ms={"p50": _rounded(lg[0]), "p95": _rounded(lg[1]), "max": _rounded(lg[2])},
+        last_outcome=found["last"].get(schedule_id),
+        last_run_at=schedule.last_run_at if schedule else None,
+        next_run_at=schedule.next_run_at if schedule else None,
+    )

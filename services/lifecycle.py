@@ -8,9 +8,8 @@ from datetime import datetime
 from core.errors import Conflict, DomainError, ValidationFailed
 from core.misfire import plan_due
 from core.rules import next_fire
-from core.states import ExecutionStatus, MissReason
-from models import Execution, Schedule
-from services.audit import record_audit
+from core.states import ExecutionStatus, Reason, ScheduleEvent, ScheduleStatus
+from models import Schedule
 from services.context import Actor
 from services.schedules import ScheduleService, notify_ticker
 from services.schemas import (
@@ -21,6 +20,9 @@ from services.schemas import (
     TriggerOut,
 )
 from services.slots import insert_slots
+from services.stores import executions as execution_store
+from services.stores import schedules as schedule_store
+from services.ticking import EXHAUSTED_REASON
 from services.validation import misfire_policy_of, payload_problems, rule_of
 from services.views import schedule_out, schedule_snapshot
 
@@ -39,20 +41,20 @@ class LifecycleService(ScheduleService):
             changed = await self._pause_row(session, row, actor, now, reason)
         out = schedule_out(row)
         if changed:
-            await self.announce("paused", out, actor, now)
+            await self.announce(ScheduleEvent.PAUSED, out, actor, now)
         return out
 
     async def _pause_row(self, session, row: Schedule, actor: Actor, now: datetime, reason: str | None) -> bool:
         """Pause in the caller's transaction; False when it was already paused."""
-        if row.status == "paused":
+        if row.status == ScheduleStatus.PAUSED:
             return False
-        if row.status != "active":
+        if row.status != ScheduleStatus.ACTIVE:
             raise Conflict(f"schedule is {row.status}; only active schedules can be paused", field="status")
         before = schedule_snapshot(row)
-        row.status, row.status_reason, row.paused_at = "paused", reason, now
+        row.status, row.status_reason, row.paused_at = ScheduleStatus.PAUSED, reason, now
         row.updated_at, row.updated_by, row.version = now, actor.name, row.version + 1
         session.add(row)
-        record_audit(session, actor, "schedule.paused", now, row.id, before, schedule_snapshot(row), reason)
+        schedule_store.audit(session, actor, "schedule.paused", now, row.id, before, schedule_snapshot(row), reason)
         return True
 
     async def resume(
@@ -66,14 +68,14 @@ class LifecycleService(ScheduleService):
             changed = await self._resume_row(session, row, actor, now, reason)
         out = schedule_out(row)
         if changed:
-            await self.announce("resumed", out, actor, now)
+            await self.announce(ScheduleEvent.RESUMED, out, actor, now)
         return out
 
     async def _resume_row(self, session, row: Schedule, actor: Actor, now: datetime, reason: str | None) -> bool:
         """Resume in the caller's transaction; False when it was already active."""
-        if row.status == "active":
+        if row.status == ScheduleStatus.ACTIVE:
             return False
-        if row.status not in ("paused", "disabled"):
+        if row.status not in (ScheduleStatus.PAUSED, ScheduleStatus.DISABLED):
             raise Conflict(
                 f"schedule is {row.status}; only paused or disabled schedules can be resumed", field="status"
             )
@@ -82,17 +84,17 @@ class LifecycleService(ScheduleService):
         next_run = row.next_run_at or next_fire(rule, now)
         if next_run is not None and next_run <= now:
             plan = plan_due(rule, next_run, now, misfire_policy_of(row, self.settings), row.run_count, row.max_runs)
-            await insert_slots(session, row, plan, now, MissReason.PAUSED.value, actor.correlation_id)
+            await insert_slots(session, row, plan, now, Reason.PAUSED, actor.correlation_id)
             row.run_count += len(plan.fire)
             next_run = None if plan.exhausted else plan.next_run_at
         if next_run is None:
-            row.status, row.status_reason = "completed", "no further fire times"
+            row.status, row.status_reason = ScheduleStatus.COMPLETED, EXHAUSTED_REASON
         else:
-            row.status, row.status_reason = "active", None
+            row.status, row.status_reason = ScheduleStatus.ACTIVE, None
         row.next_run_at, row.paused_at = next_run, None
         row.updated_at, row.updated_by, row.version = now, actor.name, row.version + 1
         session.add(row)
-        record_audit(session, actor, "schedule.resumed", now, row.id, before, schedule_snapshot(row), reason)
+        schedule_store.audit(session, actor, "schedule.resumed", now, row.id, before, schedule_snapshot(row), reason)
         await notify_ticker(session, row.id)
         return True
 
@@ -108,35 +110,31 @@ class LifecycleService(ScheduleService):
                 raise ValidationFailed(problems)
         async with self.sessions() as session, session.begin():
             row = await self._load(session, schedule_id, actor)
-            if row.status == "disabled":
+            if row.status == ScheduleStatus.DISABLED:
                 raise Conflict(f"schedule is disabled ({row.status_reason}); resume it first", field="status")
             if override_payload is not None and self.payload_schemas is not None:
                 problems = self.payload_schemas.problems(row.target_command, override_payload, "override_payload")
                 if problems:
                     raise ValidationFailed(problems)
-            execution = Execution(
-                schedule_id=row.id,
-                scheduled_for=now,
-                trigger_type="manual",
-                triggered_by=actor.name,
-                status=ExecutionStatus.PENDING.value,
-                priority=row.priority,
-                payload_override=override_payload,
-                correlation_id=actor.correlation_id,
-                created_at=now,
+            execution_id = await execution_store.insert_manual(
+                await session.connection(),
+                row.id,
+                row.priority,
+                now,
+                actor.name,
+                override_payload,
+                actor.correlation_id,
             )
-            session.add(execution)
-            await session.flush()
-            record_audit(
+            schedule_store.audit(
                 session,
                 actor,
                 "schedule.triggered",
                 now,
                 row.id,
-                after={"execution_id": str(execution.id), "override_payload": override_payload},
+                after={"execution_id": str(execution_id), "override_payload": override_payload},
             )
             await notify_ticker(session, row.id)
-        return TriggerOut(execution_id=execution.id, schedule_id=row.id, status=execution.status)
+        return TriggerOut(execution_id=execution_id, schedule_id=row.id, status=ExecutionStatus.PENDING)
 
     async def bulk_operation(
         self, ids: list[str], operation: BulkOperationKind, actor: Actor, now: datetime, reason: str | None = None
@@ -167,7 +165,11 @@ class LifecycleService(ScheduleService):
                         await self.delete_row(session, row, actor, now, reason)
                         changed = True
                 if changed:
-                    kind = {"pause": "paused", "resume": "resumed", "delete": "deleted"}[operation.value]
+                    kind = {
+                        "pause": ScheduleEvent.PAUSED,
+                        "resume": ScheduleEvent.RESUMED,
+                        "delete": ScheduleEvent.DELETED,
+                    }[operation.value]
                     await self.announce(kind, schedule_out(row), actor, now)
                 results.append(BulkItemResult(schedule_id=raw_id, success=True, status=row.status))
             except DomainError as error:

@@ -28,89 +28,40 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from core.outcomes import RetryPolicy
 from core.settings import Settings
+from core.states import ExecutionStatus, ScheduleStatus
 from services.locks import lease_token
+from services.stores import executions as store
 from services.ticking import Dispatch, dispatch_order, lead_of
 
-_HAND_OVER = sa.text(
-    """
-    UPDATE executions SET enqueued_at = :now
-    WHERE id IN (
-        SELECT id FROM executions
-        WHERE status = 'pending' AND enqueued_at IS NULL AND coalesce(not_before, scheduled_for) <= :horizon
-        ORDER BY priority DESC, coalesce(not_before, scheduled_for)
-        LIMIT :limit FOR UPDATE SKIP LOCKED)
-    RETURNING id, priority, coalesce(not_before, scheduled_for) AS due
-    """
-)
-_LOST_PENDING = sa.text(
-    """
-    UPDATE executions SET enqueued_at = :now
-    WHERE id IN (
-        SELECT id FROM executions
-        WHERE status = 'pending' AND enqueued_at < :stale
-        ORDER BY priority DESC, scheduled_for
-        LIMIT :limit FOR UPDATE SKIP LOCKED)
-    RETURNING id, priority
-    """
-)
-_LOST_RETRIES = sa.text(
-    """
-    UPDATE executions SET next_attempt_at = :now
-    WHERE id IN (
-        SELECT id FROM executions
-        WHERE status = 'retrying' AND next_attempt_at < :stale
-        LIMIT :limit FOR UPDATE SKIP LOCKED)
-    RETURNING id, priority
-    """
-)
-# Retries due soon whose delayed message a dead worker may hold: sent again, delayed to the same instant.
-_UPCOMING_RETRIES = sa.text(
-    """
-    SELECT id, priority, next_attempt_at FROM executions
-    WHERE status = 'retrying' AND next_attempt_at >= :now AND next_attempt_at < :horizon
-    ORDER BY next_attempt_at LIMIT :limit
-    """
-)
-# Why a run was reaped, in its last_error and its attempt log entry.
-_REAP_REASON = """CASE WHEN split_part(e.claimed_by, '#', 1) = ANY(CAST(:dead AS text[]))
-        THEN 'worker ' || split_part(e.claimed_by, '#', 1) || ' stopped heartbeating: lost mid-run'
-        ELSE 'no outcome within LOCK_TIMEOUT_SECONDS: the worker was lost mid-run' END"""
-_REAP_RUNNING = sa.text(
-    f"""
-    UPDATE executions AS e
-    SET status = CASE WHEN e.attempts > s.max_retries THEN 'failed' ELSE 'retrying' END,
-        next_attempt_at = CASE WHEN e.attempts > s.max_retries THEN NULL ELSE CAST(:now AS timestamptz) END,
-        finished_at = CASE WHEN e.attempts > s.max_retries THEN CAST(:now AS timestamptz) ELSE NULL END,
-        last_error = {_REAP_REASON},
-        attempt_log = e.attempt_log || jsonb_build_array(jsonb_build_object(
-            'attempt', e.attempts, 'started_at', e.started_at, 'finished_at', CAST(:now_text AS text),
-            'status', 'lost', 'error', {_REAP_REASON}))
-    FROM schedules AS s
-    WHERE e.id IN (
-        SELECT id FROM executions
-        WHERE status = 'running'
-          AND (started_at < :stale OR split_part(claimed_by, '#', 1) = ANY(CAST(:dead AS text[])))
-        LIMIT :limit FOR UPDATE SKIP LOCKED)
-      AND s.id = e.schedule_id
-    RETURNING e.id, e.priority, e.status, e.schedule_id, s.max_concurrent, e.claimed_by
-    """
-)
 _NEXT_DUE = sa.text(
-    """
+    f"""
     SELECT least(
-        (SELECT min(next_run_at) FROM schedules WHERE status = 'active' AND next_run_at IS NOT NULL),
+        (SELECT min(next_run_at) FROM schedules
+          WHERE status = '{ScheduleStatus.ACTIVE}' AND next_run_at IS NOT NULL),
         (SELECT min(coalesce(not_before, scheduled_for)) FROM executions
-          WHERE status = 'pending' AND enqueued_at IS NULL))
+          WHERE status = '{ExecutionStatus.PENDING}' AND enqueued_at IS NULL))
     """
 )
-
+_RUNNING_CLAIMERS = sa.text(
+    "SELECT DISTINCT split_part(claimed_by, '#', 1) FROM executions "
+    f"WHERE status = '{ExecutionStatus.RUNNING}' AND claimed_by IS NOT NULL"
+)
 
 # A rescue hands over at most this many runs of each kind at once (a catch-up after a 60 s outage at
-# 600 fires/s has ~36,000 outstanding); the rest wait for REENQUEUE_AFTER_SECONDS as before.
+# 600 fires/s has ~36,000 outstanding); the rest wait for REENQUEUE_AFTER_SECONDS.
 RESCUE_LIMIT = 50_000
+
+
+@dataclass(frozen=True)
+class _Lost:
+    """A `running` run whose worker is gone, as the retry policy reads it."""
+
+    attempt: int
+    max_retries: int
 
 
 @dataclass
@@ -144,33 +95,14 @@ async def sweep(
     result = SweepResult()
     reenqueue_after = timedelta(seconds=settings.REENQUEUE_AFTER_SECONDS)
     stale_queue = now if rescue else now - reenqueue_after
-    stale_running = now - timedelta(seconds=settings.LOCK_TIMEOUT_SECONDS)
     lost_limit = RESCUE_LIMIT if rescue else limit
-    upcoming = []
     async with engine.begin() as conn:
-        handed = (
-            await conn.execute(_HAND_OVER, {"now": now, "horizon": now + lead_of(settings), "limit": limit})
-        ).all()
-        lost = (await conn.execute(_LOST_PENDING, {"now": now, "stale": stale_queue, "limit": lost_limit})).all()
-        if rescue:  # before _LOST_RETRIES moves the overdue ones to `now`: the two sets stay apart
-            upcoming = (
-                await conn.execute(
-                    _UPCOMING_RETRIES, {"now": now, "horizon": now + reenqueue_after, "limit": lost_limit}
-                )
-            ).all()
-        retries = (await conn.execute(_LOST_RETRIES, {"now": now, "stale": stale_queue, "limit": lost_limit})).all()
-        reaped = (
-            await conn.execute(
-                _REAP_RUNNING,
-                {
-                    "now": now,
-                    "now_text": now.isoformat(),
-                    "stale": stale_running,
-                    "limit": limit,
-                    "dead": list(dead_workers),
-                },
-            )
-        ).all()
+        handed = await store.hand_over(conn, now, now + lead_of(settings), limit)
+        lost = await store.lost_pending(conn, now, stale_queue, lost_limit)
+        # Before lost_retries moves the overdue ones to `now`: the two sets stay apart.
+        upcoming = await store.upcoming_retries(conn, now, now + reenqueue_after, lost_limit) if rescue else []
+        retries = await store.lost_retries(conn, now, stale_queue, lost_limit)
+        await _reap(conn, now, settings, limit, dead_workers, result)
     result.handed_over, result.requeued_pending, result.requeued_retries = len(handed), len(lost), len(retries)
     for execution_id, priority, due in handed:  # jittered slots may be handed over before their instant
         result.dispatch.append(Dispatch(execution_id, priority, due if due > now else None))
@@ -179,29 +111,50 @@ async def sweep(
     result.rescued_upcoming = len(upcoming)
     for execution_id, priority, next_attempt_at in upcoming:
         result.dispatch.append(Dispatch(execution_id, priority, next_attempt_at, overdue=True))
-    for execution_id, priority, status, schedule_id, max_concurrent, claimed_by in reaped:
-        result.freed_leases.append((schedule_id, max_concurrent, lease_token(execution_id, claimed_by)))
-        if status == "retrying":
-            result.reaped_retrying += 1
-            result.dispatch.append(Dispatch(execution_id, priority, overdue=True))
-        else:
-            result.reaped_failed += 1
-            result.failed_ids.append(execution_id)
     result.dispatch = dispatch_order(result.dispatch)
     return result
 
 
+def _lost_error(claimed_by: str | None, dead_workers: Collection[str]) -> str:
+    """Why a run was reaped, in its last_error and its attempt log entry."""
+    worker = (claimed_by or "").split("#", 1)[0]
+    if claimed_by and worker in dead_workers:
+        return f"worker {worker} stopped heartbeating: lost mid-run"
+    return "no outcome within LOCK_TIMEOUT_SECONDS: the worker was lost mid-run"
+
+
+async def _reap(
+    conn: AsyncConnection,
+    now: datetime,
+    settings: Settings,
+    limit: int,
+    dead_workers: Collection[str],
+    result: SweepResult,
+) -> None:
+    """Give the `running` runs of dead workers (or older than LOCK_TIMEOUT_SECONDS) their next fate."""
+    stale = now - timedelta(seconds=settings.LOCK_TIMEOUT_SECONDS)
+    rows = await store.select_stale(conn, stale, list(dead_workers), limit)
+    policy = RetryPolicy(settings.RETRY_BACKOFF_CAP_SECONDS, settings.MISFIRE_ON_TIME_SECONDS)
+    decisions = [
+        (row.id, policy.on_lost(_Lost(row.attempts, row.max_retries), _lost_error(row.claimed_by, dead_workers)))
+        for row in rows
+    ]
+    await store.record_lost(conn, decisions, now)
+    for row, (_, decision) in zip(rows, decisions):
+        result.freed_leases.append((row.schedule_id, row.max_concurrent, lease_token(row.id, row.claimed_by)))
+        if decision.is_final:
+            result.reaped_failed += 1
+            result.failed_ids.append(row.id)
+        else:
+            result.reaped_retrying += 1
+            result.dispatch.append(Dispatch(row.id, row.priority, overdue=True))
+
+
 async def release_hand_over(engine: AsyncEngine, execution_ids: list[uuid.UUID]) -> None:
     """Mark runs whose enqueue failed as not handed over, so the next sweep retries at once."""
-    if not execution_ids:
-        return
-    async with engine.begin() as conn:
-        await conn.execute(
-            sa.text(
-                "UPDATE executions SET enqueued_at = NULL WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'pending'"
-            ),
-            {"ids": execution_ids},
-        )
+    if execution_ids:
+        async with engine.begin() as conn:
+            await store.release(conn, execution_ids)
 
 
 async def next_due_at(engine: AsyncEngine) -> datetime | None:
@@ -214,10 +167,4 @@ async def running_claimers(engine: AsyncEngine) -> list[str]:
     """The workers holding `running` runs now (for the heartbeat check before a sweep); a claim is
     named `<worker id>#<nonce>` (services.firing)."""
     async with engine.connect() as conn:
-        rows = await conn.execute(
-            sa.text(
-                "SELECT DISTINCT split_part(claimed_by, '#', 1) FROM executions "
-                "WHERE status = 'running' AND claimed_by IS NOT NULL"
-            )
-        )
-        return [row[0] for row in rows]
+        return [row[0] for row in await conn.execute(_RUNNING_CLAIMERS)]

@@ -47,6 +47,8 @@ class Delivery:
     # The failure is ours, not the target's: NATS was unreachable, or the connection was down when the
     # attempt ended (the command may or may not have reached the server).
     unreachable: bool = False
+    # Written but not confirmed (no PubAck, no barrier echo, no reply in time): the server may have it.
+    may_have_published: bool = False
 
 
 def reply_error(headers: dict[str, str] | None, data: bytes) -> str | None:
@@ -210,7 +212,12 @@ class CommandPublisher:
                 headers = {**item.headers, "Nats-Expected-Stream": stream}
                 acks.append((index, stream, await self._acks.publish(client, item.subject, item.body, headers)))
             except Exception as error:
-                results[index] = Delivery(False, item.mode, error=f"{type(error).__name__}: {error}"[:500])
+                results[index] = Delivery(
+                    False,
+                    item.mode,
+                    error=f"{type(error).__name__}: {error}"[:500],
+                    may_have_published=isinstance(error, TimeoutError),
+                )
         if acks:
             waits.append(
                 asyncio.ensure_future(
@@ -241,7 +248,10 @@ class CommandPublisher:
             problem = reply_error(reply.headers, reply.data)
             results[index] = Delivery(problem is None, "request", error=problem)
         except Exception as error:
-            results[index] = Delivery(False, "request", error=f"{type(error).__name__}: {error}"[:500])
+            timed_out = isinstance(error, TimeoutError)
+            results[index] = Delivery(
+                False, "request", error=f"{type(error).__name__}: {error}"[:500], may_have_published=timed_out
+            )
 
     async def _await_acks(
         self, acks: list[tuple[int, str, tuple[str, asyncio.Future]]], timeout: float, results: list[Delivery | None]
@@ -254,7 +264,9 @@ class CommandPublisher:
             else:
                 future.cancel()
                 late.append(token)
-                results[index] = Delivery(False, "jetstream", error="TimeoutError: no PubAck in time")
+                results[index] = Delivery(
+                    False, "jetstream", error="TimeoutError: no PubAck in time", may_have_published=True
+                )
         self._acks.forget(late)
 
     async def _confirm_core(
@@ -271,7 +283,8 @@ class CommandPublisher:
                 self._acks.forget([token])
             if isinstance(error, asyncio.TimeoutError):
                 error = TimeoutError(f"NATS did not confirm within {timeout:g} s")
-            # "flush failed" marks an attempt that may have reached NATS (FiringService's claim reads it).
-            confirmed = Delivery(False, "core", error=f"flush failed: {type(error).__name__}: {error}"[:500])
+            confirmed = Delivery(
+                False, "core", error=f"flush failed: {type(error).__name__}: {error}"[:500], may_have_published=True
+            )
         for index in indexes:
             results[index] = confirmed

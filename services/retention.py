@@ -8,17 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-_PURGE = sa.text(
-    """
-    DELETE FROM executions WHERE id IN (
-        SELECT id FROM executions
-        WHERE status IN ('succeeded', 'failed', 'missed', 'skipped', 'cancelled') AND finished_at < :cutoff
-        LIMIT :batch FOR UPDATE SKIP LOCKED)
-    """
-)
+from services.stores import executions as store
 
 
 async def purge_old_executions(engine: AsyncEngine, now: datetime, retention_days: int, batch: int = 5000) -> int:
@@ -27,7 +19,7 @@ async def purge_old_executions(engine: AsyncEngine, now: datetime, retention_day
     total = 0
     while True:
         async with engine.begin() as conn:
-            deleted = (await conn.execute(_PURGE, {"cutoff": cutoff, "batch": batch})).rowcount
+            deleted = await store.purge(conn, cutoff, batch)
         total += deleted
         if deleted < batch:
             return total

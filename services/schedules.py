@@ -22,11 +22,10 @@ from core.errors import Conflict, FieldError, NotFound, QuotaExceeded, Validatio
 from core.misfire import Catchup, MisfirePolicy, SlotPlan, plan_due
 from core.rules import Rule, ScheduleType, next_fire, preview
 from core.settings import Settings
-from core.states import ExecutionStatus, MissReason
+from core.states import ExecutionStatus, Reason, ScheduleEvent, ScheduleStatus
 from models import Schedule
 from models.db import ReadPool
 from services.access import check_visible, require_writer, schedule_scope, visible_to
-from services.audit import record_audit
 from services.context import Actor
 from services.events import SCHEDULE_EVENT_PREFIX, EventSink, NullEvents
 from services.paging import KeysetPage, keyset_rows, offset_rows
@@ -44,6 +43,7 @@ from services.schemas import (
     ScheduleUpdate,
 )
 from services.slots import insert_slots
+from services.stores import schedules as schedule_store
 from services.validation import RULE_FIELDS, ValidatedSchedule, misfire_policy_of, rule_of, validate_schedule
 from services.views import schedule_out, schedule_out_of_values, schedule_snapshot
 
@@ -62,19 +62,6 @@ _SELECT_OWNED = sa.text("SELECT live FROM schedule_counts WHERE created_by = :cr
 _SELECT_TAKEN_NAMES = sa.text(
     "SELECT name FROM schedules WHERE created_by = :creator AND "
     "deleted_at IS NULL AND name = ANY(CAST(:names AS varchar[]))"
-)
-# A whole batch in one statement: the rows travel as one JSON array (PostgreSQL parses it).
-_INSERT_SCHEDULES = sa.text(
-    f"INSERT INTO schedules ({', '.join(_COLUMNS)}) SELECT {', '.join(_COLUMNS)} "
-    "FROM jsonb_populate_recordset(NULL::schedules, CAST(CAST(:rows AS text) AS jsonb))"
-)
-# Audit entries in the order of the batch (ids ascending), `before` a JSON null as the ORM stores it.
-_INSERT_CREATED_AUDIT = sa.text(
-    "INSERT INTO audit_log (at, actor, action, schedule_id, before, after, reason, correlation_id) "
-    "SELECT :at, :actor, 'schedule.created', x.schedule_id, 'null'::jsonb, x.after, :reason, :correlation_id "
-    "FROM ROWS FROM (jsonb_to_recordset(CAST(CAST(:rows AS text) AS jsonb)) AS (schedule_id uuid, after jsonb)) "
-    "WITH ORDINALITY AS x(schedule_id, after, n) "
-    "ORDER BY x.n"
 )
 
 
@@ -129,7 +116,8 @@ def schedule_conditions(filters: ScheduleFilter) -> list[Any]:
     if filters.status is not None:
         conditions.append(Schedule.status == filters.status.value)
     if filters.is_active is not None:
-        conditions.append((Schedule.status == "active") if filters.is_active else (Schedule.status != "active"))
+        active = ScheduleStatus.ACTIVE.value
+        conditions.append((Schedule.status == active) if filters.is_active else (Schedule.status != active))
     if filters.schedule_type is not None:
         conditions.append(Schedule.schedule_type == filters.schedule_type.value)
     if filters.tags:
@@ -175,7 +163,9 @@ class ScheduleService:
     def _validate(self, values: dict[str, Any], now: datetime, check_rule: bool = True) -> ValidatedSchedule:
         return validate_schedule(values, self.settings, now, check_rule, self.payload_schemas)
 
-    async def announce(self, kind: str, schedule: ScheduleOut | dict[str, Any], actor: Actor, now: datetime) -> None:
+    async def announce(
+        self, kind: ScheduleEvent, schedule: ScheduleOut | dict[str, Any], actor: Actor, now: datetime
+    ) -> None:
         """Publish `evt.scheduler.schedule.<kind>` after the change committed (best effort)."""
         body = schedule.model_dump(mode="json") if isinstance(schedule, ScheduleOut) else schedule
         await self.events.emit(
@@ -265,7 +255,7 @@ class ScheduleService:
             "command_payload": {},
             "tags": [],
             **validated.values,
-            "status": "active",
+            "status": ScheduleStatus.ACTIVE.value,
             "next_run_at": next_run,
             "created_by": actor.owner,
             "created_at": now,
@@ -301,10 +291,10 @@ class ScheduleService:
             await self._check_names_free(session, actor.owner, [row.name], ["name"])
             session.add(row)
             await session.flush()
-            record_audit(session, actor, "schedule.created", now, row.id, after=schedule_snapshot(row))
+            schedule_store.audit(session, actor, "schedule.created", now, row.id, after=schedule_snapshot(row))
             await notify_ticker(session, row.id)
         out = schedule_out(row)
-        await self.announce("created", out, actor, now)
+        await self.announce(ScheduleEvent.CREATED, out, actor, now)
         return out
 
     async def bulk_create(self, items: list[dict[str, Any]], actor: Actor, now: datetime) -> BulkCreateOut:
@@ -341,21 +331,11 @@ class ScheduleService:
             await self._check_names_free(
                 session, actor.owner, [r["name"] for r in rows], [f"schedules.{i}.name" for i in range(len(rows))]
             )
-            await _run(session, _INSERT_SCHEDULES, {"rows": _rows_json(rows)})
-            await _run(
-                session,
-                _INSERT_CREATED_AUDIT,
-                {
-                    "at": now,
-                    "actor": actor.name,
-                    "reason": "bulk create",
-                    "correlation_id": actor.correlation_id,
-                    "rows": _to_json([{"schedule_id": r["id"], "after": snap} for r, snap in zip(rows, snapshots)]),
-                },
-            )
+            audit = _to_json([{"schedule_id": r["id"], "after": snap} for r, snap in zip(rows, snapshots)])
+            await schedule_store.insert_many(await session.connection(), _rows_json(rows), audit, actor, now)
             await notify_ticker(session, rows[0]["id"])
         for snapshot in snapshots:
-            await self.announce("created", snapshot, actor, now)
+            await self.announce(ScheduleEvent.CREATED, snapshot, actor, now)
         return BulkCreateOut(created=len(rows), schedule_ids=[r["id"] for r in rows])
 
     # ---- update / delete ---------------------------------------------------------------
@@ -398,19 +378,24 @@ class ScheduleService:
             for name, value in validated.values.items():
                 if retimed or name not in RULE_FIELDS:
                     setattr(row, name, value)
-            if retimed and row.status == "active" and row.next_run_at is not None and row.next_run_at <= now:
+            if (
+                retimed
+                and row.status == ScheduleStatus.ACTIVE
+                and row.next_run_at is not None
+                and row.next_run_at <= now
+            ):
                 # Slots of the old rule that fell due before this edit but were not recorded yet (no
                 # ticker has claimed them): they follow the misfire rules like any late slot.
                 policy = misfire_policy_of(row, self.settings)
                 plan = plan_due(old_rule, row.next_run_at, now, policy, row.run_count, row.max_runs)
-                await insert_slots(session, row, plan, now, MissReason.MISSED.value, actor.correlation_id)
+                await insert_slots(session, row, plan, now, Reason.MISSED, actor.correlation_id)
                 row.run_count += len(plan.fire)
-            if retimed and row.status in ("active", "completed"):
+            if retimed and row.status in (ScheduleStatus.ACTIVE, ScheduleStatus.COMPLETED):
                 next_run = first_fire(validated.rule, now)
                 if next_run is None:
                     raise ValidationFailed.single("schedule_type", "this schedule would never fire again")
                 row.next_run_at = next_run
-                row.status = "active"
+                row.status = ScheduleStatus.ACTIVE.value
                 row.status_reason = None
             row.updated_at = now
             row.updated_by = actor.name
@@ -419,10 +404,12 @@ class ScheduleService:
                 await session.flush()
             except IntegrityError:
                 raise Conflict("a schedule with this name already exists", field="name") from None
-            record_audit(session, actor, "schedule.updated", now, row.id, before=before, after=schedule_snapshot(row))
+            schedule_store.audit(
+                session, actor, "schedule.updated", now, row.id, before=before, after=schedule_snapshot(row)
+            )
             await notify_ticker(session, row.id)
         out = schedule_out(row)
-        await self.announce("updated", out, actor, now)
+        await self.announce(ScheduleEvent.UPDATED, out, actor, now)
         return out
 
     async def delete(self, schedule_id: uuid.UUID, actor: Actor, now: datetime, reason: str | None = None) -> None:
@@ -431,13 +418,17 @@ class ScheduleService:
         async with self.sessions() as session, session.begin():
             row = await self._load(session, schedule_id, actor, for_update=True)
             await self.delete_row(session, row, actor, now, reason)
-        await self.announce("deleted", schedule_out(row), actor, now)
+        await self.announce(ScheduleEvent.DELETED, schedule_out(row), actor, now)
 
     async def delete_row(
         self, session: AsyncSession, row: Schedule, actor: Actor, now: datetime, reason: str | None
     ) -> None:
         before = schedule_snapshot(row)
-        if row.status in ("active", "paused") and row.next_run_at is not None and row.next_run_at <= now:
+        if (
+            row.status in (ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED)
+            and row.next_run_at is not None
+            and row.next_run_at <= now
+        ):
             # Slots that fell due but were not recorded yet (no ticker has claimed them, or the schedule
             # is paused) never fire now; keep each as a row with its reason instead of dropping it.
             due = plan_due(
@@ -449,21 +440,21 @@ class ScheduleService:
                 row.max_runs,
             )
             slots = tuple(sorted(due.fire + due.missed))
-            paused = row.status == "paused"
+            paused = row.status == ScheduleStatus.PAUSED
             await insert_slots(
                 session,
                 row,
                 SlotPlan((), slots, 0, None, True),
                 now,
-                (MissReason.PAUSED if paused else MissReason.DELETED).value,
+                Reason.PAUSED if paused else Reason.DELETED,
                 actor.correlation_id,
                 ExecutionStatus.MISSED if paused else ExecutionStatus.CANCELLED,
             )
-        row.status = "deleted"
+        row.status = ScheduleStatus.DELETED.value
         row.deleted_at = now
         row.next_run_at = None
         row.updated_at = now
         row.updated_by = actor.name
         row.version += 1
         session.add(row)
-        record_audit(session, actor, "schedule.deleted", now, row.id, before=before, reason=reason)
+        schedule_store.audit(session, actor, "schedule.deleted", now, row.id, before=before, reason=reason)

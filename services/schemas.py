@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from core.misfire import Catchup
 from core.rules import DstGap, DstRepeat, ScheduleType
+from core.states import ScheduleStatus
 
 
 def has_nul(value: Any) -> bool:
@@ -46,14 +47,6 @@ Int32 = Annotated[int, Field(ge=1, le=2**31 - 1)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\s,]+$")]
 Seconds = Annotated[int, Field(ge=0, le=366 * 86400)]
-
-
-class ScheduleStatus(StrEnum):
-    ACTIVE = "active"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    DISABLED = "disabled"
-    DELETED = "deleted"  # only ever seen in the answer to a delete
 
 
 class DeliveryMode(StrEnum):

@@ -1,4 +1,4 @@
-"""Record fire slots and missed slots as execution rows (used by resume now, the ticker later).
+"""Record a schedule's planned slots as execution rows from an API operation (resume, update, delete).
 
 The partial UNIQUE index on (schedule_id, scheduled_for) makes a second insert of a slot a no-op,
 so planning the same slot twice, from two processes or after a crash, can never fire it twice.
@@ -9,18 +9,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.misfire import SlotPlan
-from core.states import ExecutionStatus
-from models import Execution, Schedule
-
-SLOT_CONFLICT = {
-    "index_elements": ["schedule_id", "scheduled_for"],
-    "index_where": sa.text("trigger_type = 'scheduled'"),
-}
+from core.states import ExecutionStatus, Reason
+from models import Schedule
+from services.stores import executions as store
 
 
 async def insert_slots(
@@ -28,32 +22,25 @@ async def insert_slots(
     schedule: Schedule,
     plan: SlotPlan,
     now: datetime,
-    missed_reason: str,
+    missed_reason: Reason,
     correlation_id: str | None = None,
     missed_status: ExecutionStatus = ExecutionStatus.MISSED,
 ) -> list[uuid.UUID]:
-    """Insert pending rows for `plan.fire` and `missed_status` rows for `plan.missed`; return new pending ids."""
-
-    # A multi-row INSERT takes its column list from the first row: every row has the same keys.
-    def row(slot: datetime, missed: bool) -> dict:
-        return {
-            "id": uuid.uuid4(),
-            "schedule_id": schedule.id,
-            "scheduled_for": slot,
-            "trigger_type": "scheduled",
-            "status": (missed_status if missed else ExecutionStatus.PENDING).value,
-            "reason": missed_reason if missed else None,
-            "priority": schedule.priority,
-            "correlation_id": correlation_id,
-            "created_at": now,
-            "finished_at": now if missed else None,
-        }
-
-    rows = [row(slot, False) for slot in plan.fire] + [row(slot, True) for slot in plan.missed]
-    if not rows:
+    """Insert pending rows for `plan.fire` and `missed_status` rows for `plan.missed` in the session's
+    transaction; return the ids of the new pending rows."""
+    slots = [(slot, False) for slot in plan.fire] + [(slot, True) for slot in plan.missed]
+    if not slots:
         return []
-    statement = (
-        insert(Execution).values(rows).on_conflict_do_nothing(**SLOT_CONFLICT).returning(Execution.id, Execution.status)
-    )
-    inserted = (await session.exec(statement)).all()
-    return [row_id for row_id, status in inserted if status == ExecutionStatus.PENDING.value]
+    columns = {
+        "ids": [uuid.uuid4() for _ in slots],
+        "schedule_ids": [schedule.id] * len(slots),
+        "slots": [slot for slot, _ in slots],
+        "statuses": [(missed_status if missed else ExecutionStatus.PENDING).value for _, missed in slots],
+        "reasons": [missed_reason.value if missed else None for _, missed in slots],
+        "priorities": [schedule.priority] * len(slots),
+        "not_befores": [None] * len(slots),
+        "enqueued": [None] * len(slots),
+        "finished": [now if missed else None for _, missed in slots],
+    }
+    inserted = await store.insert_slots(await session.connection(), columns, now, correlation_id)
+    return [row.id for row in inserted if row.status == ExecutionStatus.PENDING]

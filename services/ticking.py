@@ -15,65 +15,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from core.misfire import plan_ahead, plan_due
+from core.misfire import SlotPlan, plan_ahead, plan_due
 from core.rules import jitter_offset_seconds
 from core.settings import Settings
-from core.states import MissReason
+from core.states import ExecutionStatus, Reason, ScheduleStatus
+from services.stores import executions as execution_store
+from services.stores import schedules as schedule_store
 from services.validation import misfire_policy_of, rule_of
 
 log = logging.getLogger("services.ticking")
-SYSTEM_ACTOR = "scheduler"
-
-_SELECT_DUE = sa.text(
-    """
-    SELECT id, name, schedule_type, timezone, cron_expression, interval_seconds, run_at, start_at, end_at,
-           dst_gap, dst_repeat, next_run_at, run_count, max_runs, misfire_grace_seconds, catchup,
-           jitter_seconds, priority
-    FROM schedules
-    WHERE status = 'active' AND next_run_at <= :horizon
-    ORDER BY next_run_at
-    LIMIT :limit
-    FOR UPDATE SKIP LOCKED
-    """
-)
-_INSERT_EXECUTIONS = sa.text(
-    """
-    INSERT INTO executions (id, schedule_id, scheduled_for, trigger_type, status, reason, priority,
-                            attempts, attempt_log, not_before, enqueued_at, finished_at, created_at)
-    SELECT v.id, v.schedule_id, v.scheduled_for, 'scheduled', v.status, v.reason, v.priority,
-           0, '[]'::jsonb, v.not_before, v.enqueued_at, v.finished_at, :now
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:schedule_ids AS uuid[]), CAST(:slots AS timestamptz[]),
-                CAST(:statuses AS text[]), CAST(:reasons AS text[]), CAST(:priorities AS int[]),
-                CAST(:not_befores AS timestamptz[]), CAST(:enqueued AS timestamptz[]),
-                CAST(:finished AS timestamptz[]))
-         AS v(id, schedule_id, scheduled_for, status, reason, priority, not_before, enqueued_at, finished_at)
-    ON CONFLICT (schedule_id, scheduled_for) WHERE trigger_type = 'scheduled' DO NOTHING
-    RETURNING id, status, priority, enqueued_at, not_before
-    """
-)
-_ADVANCE_SCHEDULES = sa.text(
-    """
-    UPDATE schedules AS s
-    SET next_run_at = v.next_run_at, run_count = s.run_count + v.fired,
-        last_run_at = coalesce(v.last_fired, s.last_run_at), status = v.status, status_reason = v.reason,
-        updated_at = CASE WHEN v.status <> 'active' THEN :now ELSE s.updated_at END,
-        version = CASE WHEN v.status <> 'active' THEN s.version + 1 ELSE s.version END
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:next_runs AS timestamptz[]), CAST(:fired AS int[]),
-                CAST(:last_fired AS timestamptz[]), CAST(:statuses AS text[]), CAST(:reasons AS text[]))
-         AS v(id, next_run_at, fired, last_fired, status, reason)
-    WHERE s.id = v.id
-    """
-)
-_AUDIT_DISABLED = sa.text(
-    """
-    INSERT INTO audit_log (at, actor, action, schedule_id, reason)
-    SELECT :now, :actor, 'schedule.disabled', id, reason
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:reasons AS text[])) AS v(id, reason)
-    """
-)
+EXHAUSTED_REASON = "no further fire times"
 
 
 @dataclass(frozen=True)
@@ -142,6 +95,52 @@ class _Batch:
             self.schedules[key].append(value)
 
 
+def _plan(row: Any, now: datetime, settings: Settings) -> SlotPlan:
+    """The slots of one due schedule: those within the lead (after `now`) all fire; the misfire rules
+    apply to those at or before `now`."""
+    if row.next_run_at > now:
+        return plan_ahead(rule_of(row), row.next_run_at, row.run_count, row.max_runs)
+    return plan_due(rule_of(row), row.next_run_at, now, misfire_policy_of(row, settings), row.run_count, row.max_runs)
+
+
+def _add_plan(batch: _Batch, result: TickResult, row: Any, plan: SlotPlan, now: datetime, horizon: datetime) -> None:
+    """Queue one schedule's slots (pending or missed) and its advance into the batch."""
+    for slot in plan.fire:
+        due = slot + timedelta(seconds=jitter_offset_seconds(str(row.id), slot, row.jitter_seconds))
+        ready = due <= horizon
+        batch.add_execution(
+            row.id, slot, ExecutionStatus.PENDING, None, row.priority, due, now if ready else None, None
+        )
+    for slot in plan.missed:
+        batch.add_execution(row.id, slot, ExecutionStatus.MISSED, Reason.MISSED, row.priority, None, None, now)
+        result.missed_events.append({"schedule_id": str(row.id), "scheduled_for": slot, "reason": Reason.MISSED})
+    result.missed += len(plan.missed)
+    result.missed_unrecorded += plan.missed_unrecorded
+    done = plan.exhausted
+    result.completed += int(done)
+    batch.add_schedule(
+        row.id,
+        None if done else plan.next_run_at,
+        len(plan.fire),
+        plan.fire[-1] if plan.fire else None,
+        ScheduleStatus.COMPLETED if done else ScheduleStatus.ACTIVE,
+        EXHAUSTED_REASON if done else None,
+    )
+
+
+async def _write(conn: AsyncConnection, batch: _Batch, result: TickResult, now: datetime) -> None:
+    """Record the batch's slots, advance its schedules and disable those whose rule broke."""
+    if batch.executions["ids"]:
+        inserted = await execution_store.insert_slots(conn, batch.executions, now)
+        for execution_id, status, priority, enqueued_at, not_before in inserted:
+            if status == ExecutionStatus.PENDING:
+                result.fired += 1
+                if enqueued_at is not None:
+                    result.dispatch.append(Dispatch(execution_id, priority, not_before if not_before > now else None))
+    await schedule_store.advance(conn, batch.schedules, now)
+    await schedule_store.disable(conn, result.disabled, now, stop_planning=True)
+
+
 async def tick(engine: AsyncEngine, now: datetime, settings: Settings, limit: int | None = None) -> TickResult:
     """Claim and plan one batch (at most `limit`, default TICKER_BATCH_SIZE) of due schedules; commit;
     return what to enqueue.
@@ -154,60 +153,18 @@ async def tick(engine: AsyncEngine, now: datetime, settings: Settings, limit: in
     limit = limit or settings.TICKER_BATCH_SIZE
     horizon = now + lead_of(settings)
     async with engine.begin() as conn:
-        rows = (await conn.execute(_SELECT_DUE, {"horizon": horizon, "limit": limit})).all()
+        rows = await schedule_store.select_due(conn, horizon, limit)
         result.claimed = len(rows)
         result.batch_full = len(rows) == limit
         for row in rows:
             try:
-                policy = misfire_policy_of(row, settings)
-                if row.next_run_at > now:
-                    plan = plan_ahead(rule_of(row), row.next_run_at, row.run_count, row.max_runs)
-                else:
-                    plan = plan_due(rule_of(row), row.next_run_at, now, policy, row.run_count, row.max_runs)
+                plan = _plan(row, now, settings)
             except Exception as error:  # the stored rule can no longer be evaluated
-                reason = f"rule can no longer be evaluated: {type(error).__name__}: {error}"[:500]
-                batch.add_schedule(row.id, None, 0, None, "disabled", reason)
-                result.disabled.append((row.id, reason))
+                result.disabled.append(
+                    (row.id, f"rule can no longer be evaluated: {type(error).__name__}: {error}"[:500])
+                )
                 continue
-            for slot in plan.fire:
-                due = slot + timedelta(seconds=jitter_offset_seconds(str(row.id), slot, row.jitter_seconds))
-                ready = due <= horizon
-                batch.add_execution(row.id, slot, "pending", None, row.priority, due, now if ready else None, None)
-            for slot in plan.missed:
-                batch.add_execution(row.id, slot, "missed", MissReason.MISSED.value, row.priority, None, None, now)
-                result.missed_events.append({"schedule_id": str(row.id), "scheduled_for": slot, "reason": "missed"})
-            result.missed += len(plan.missed)
-            result.missed_unrecorded += plan.missed_unrecorded
-            done = plan.exhausted
-            result.completed += int(done)
-            batch.add_schedule(
-                row.id,
-                None if done else plan.next_run_at,
-                len(plan.fire),
-                plan.fire[-1] if plan.fire else None,
-                "completed" if done else "active",
-                "no further fire times" if done else None,
-            )
-        if batch.executions["ids"]:
-            inserted = (await conn.execute(_INSERT_EXECUTIONS, {"now": now, **batch.executions})).all()
-            for execution_id, status, priority, enqueued_at, not_before in inserted:
-                if status == "pending":
-                    result.fired += 1
-                    if enqueued_at is not None:
-                        result.dispatch.append(
-                            Dispatch(execution_id, priority, not_before if not_before > now else None)
-                        )
-        if batch.schedules["ids"]:
-            await conn.execute(_ADVANCE_SCHEDULES, {"now": now, **batch.schedules})
-        if result.disabled:
-            await conn.execute(
-                _AUDIT_DISABLED,
-                {
-                    "now": now,
-                    "actor": SYSTEM_ACTOR,
-                    "ids": [d[0] for d in result.disabled],
-                    "reasons": [d[1] for d in result.disabled],
-                },
-            )
+            _add_plan(batch, result, row, plan, now, horizon)
+        await _write(conn, batch, result, now)
     result.dispatch = dispatch_order(result.dispatch)
     return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from core.states import ScheduleStatus
 from core.timezones import load_zone
 from models import Execution, Schedule
 from services.schemas import ExecutionOut, ScheduleOut
@@ -33,7 +34,7 @@ def schedule_out_of_values(values: Mapping[str, Any]) -> ScheduleOut:
     """The same as `schedule_out` from a plain column mapping (a Core row's `_mapping`, or the values
     of a row about to be inserted), without building an ORM object first."""
     data = dict(values)
-    data["is_active"] = data["status"] == "active"
+    data["is_active"] = data["status"] == ScheduleStatus.ACTIVE
     data["next_run_at_local"] = _local(data["next_run_at"], data["timezone"])
     return ScheduleOut.model_validate(data)
 

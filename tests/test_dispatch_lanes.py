@@ -19,6 +19,7 @@ from dramatiq.brokers.redis import RedisBroker
 
 from actors.broker import FIRE_QUEUE, OVERDUE_QUEUE
 from actors.fire import FIRE_PRIORITY, OVERDUE_PRIORITY, fire_batch, fire_overdue
+from core.outcomes import Decision
 from core.settings import Settings
 from services.ticking import Dispatch
 from ticker.dispatch import queue_enqueuer
@@ -101,7 +102,7 @@ def test_retries_go_to_the_overdue_lane_grouped_by_their_backoff_rounded_up(monk
     now = datetime.now(timezone.utc)
 
     def retrying(ms: int) -> Outcome:
-        return Outcome(uuid.uuid4(), uuid.uuid4(), "interval", "retrying", 1, now, now, retry_in_ms=ms)
+        return Outcome(uuid.uuid4(), uuid.uuid4(), "interval", 1, now, now, Decision.retry_at(ms, "failed"))
 
     outcomes = [retrying(ms) for ms in (1000, 400, 1000, 2500, 1001)]
     fire._send_retries(outcomes, batch_size=2)

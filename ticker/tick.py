@@ -11,12 +11,13 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
+from core.states import ExecutionEvent, ExecutionStatus, Reason, ScheduleEvent
 from runtime import metrics
 from services.events import EXECUTION_EVENT_PREFIX, SCHEDULE_EVENT_PREFIX, EventSink
 from services.liveness import Census, WorkerRegistry
 from services.locks import ScheduleLocks
 from services.outbox import release_hand_over, running_claimers, sweep
-from services.ticking import Dispatch, tick
+from services.ticking import Dispatch, TickResult, tick
 
 log = logging.getLogger("ticker")
 
@@ -53,8 +54,7 @@ async def run_tick(
 
     The sweep goes first because what it hands over is older than anything the pass records: runs
     whose hand-over was lost, overdue retries, runs reaped from a lost worker. After an outage the
-    pass records thousands of missed slots at once, and a sweep after it put those older runs behind
-    the whole catch-up in the FIFO queue (the chaos suite saw them published 30 s late).
+    pass records thousands of missed slots at once; those older runs go ahead of them in the queue.
 
     With `workers`, the sweep also reaps the runs of workers whose heartbeat is gone, and `locks`
     frees the concurrency slots those runs held (without them: after LOCK_TIMEOUT_SECONDS only). A
@@ -64,44 +64,65 @@ async def run_tick(
     """
     report = TickReport()
     if sweep_outbox:
-        census = await workers.census() if workers is not None else Census()
-        departed, released = [], 0
-        if workers is not None and census.departed:
-            departed = await workers.take(census.departed)
-            released = await workers.release_consumers(census.departed[w] for w in departed)
-        dead = await workers.dead_among(await running_claimers(engine)) if workers is not None else set()
-        swept = await sweep(engine, now, settings, dead_workers=dead, rescue=census.queues_lost)
-        if locks is not None and swept.freed_leases:
-            try:
-                await locks.release_held(swept.freed_leases)
-            except Exception as error:  # their TTL frees them; meanwhile the runs defer on the busy slot
-                log.warning(
-                    "could not free reaped leases", extra={"action": "ticker.lease_release_failed", "error": str(error)}
-                )
-        report.swept = len(swept.dispatch)
-        report.reaped = swept.reaped_retrying + swept.reaped_failed
-        if report.reaped:
+        await _sweep_pass(engine, now, settings, enqueue, workers, locks, report)
+    await _planning_pass(engine, now, settings, enqueue, events, report)
+    return report
+
+
+async def _sweep_pass(
+    engine: AsyncEngine,
+    now: datetime,
+    settings: Settings,
+    enqueue: Enqueue,
+    workers: WorkerRegistry | None,
+    locks: ScheduleLocks | None,
+    report: TickReport,
+) -> None:
+    """Release departed workers, reap their runs, hand over what the queue lost."""
+    census = await workers.census() if workers is not None else Census()
+    departed, released = [], 0
+    if workers is not None and census.departed:
+        departed = await workers.take(census.departed)
+        released = await workers.release_consumers(census.departed[w] for w in departed)
+    dead = await workers.dead_among(await running_claimers(engine)) if workers is not None else set()
+    swept = await sweep(engine, now, settings, dead_workers=dead, rescue=census.queues_lost)
+    if locks is not None and swept.freed_leases:
+        try:
+            await locks.release_held(swept.freed_leases)
+        except Exception as error:  # their TTL frees them; meanwhile the runs defer on the busy slot
             log.warning(
-                "reaped runs without an outcome",
-                extra={"action": "ticker.reaped", "count": report.reaped, "dead_workers": sorted(dead)},
+                "could not free reaped leases", extra={"action": "ticker.lease_release_failed", "error": str(error)}
             )
-        report.consumers_released = released
-        if departed or census.queues_lost:
-            if census.queues_lost:  # what the rescue handed over (with the sweep's usual stale runs)
-                report.rescued = swept.requeued_pending + swept.requeued_retries + swept.rescued_upcoming
-            log.warning(
-                "queue messages a departed worker held were released, or runs a lost queue held handed over",
-                extra={
-                    "action": "ticker.rescued",
-                    "departed": departed,
-                    "consumers_released": released,
-                    "queues_lost": census.queues_lost,
-                    "count": report.rescued,
-                },
-            )
-        await _hand_over(engine, swept.dispatch, enqueue, report, "sweep")
-    # The first batch of a pass is one queue message's worth: the workers start on a burst after one
-    # small transaction instead of a TICKER_BATCH_SIZE one (bench/RESULTS.md); later batches are full.
+    report.swept = len(swept.dispatch)
+    report.reaped = swept.reaped_retrying + swept.reaped_failed
+    if report.reaped:
+        log.warning(
+            "reaped runs without an outcome",
+            extra={"action": "ticker.reaped", "count": report.reaped, "dead_workers": sorted(dead)},
+        )
+    report.consumers_released = released
+    if departed or census.queues_lost:
+        if census.queues_lost:  # what the rescue handed over (with the sweep's usual stale runs)
+            report.rescued = swept.requeued_pending + swept.requeued_retries + swept.rescued_upcoming
+        log.warning(
+            "queue messages a departed worker held were released, or runs a lost queue held handed over",
+            extra={
+                "action": "ticker.rescued",
+                "departed": departed,
+                "consumers_released": released,
+                "queues_lost": census.queues_lost,
+                "count": report.rescued,
+            },
+        )
+    await _hand_over(engine, swept.dispatch, enqueue, report, "sweep")
+
+
+async def _planning_pass(
+    engine: AsyncEngine, now: datetime, settings: Settings, enqueue: Enqueue, events: EventSink, report: TickReport
+) -> None:
+    """Claim and plan due schedules batch after batch, handing each batch's runs over as it commits."""
+    # The first batch of a pass is one queue message's worth, so the workers start on a burst after
+    # one small transaction; later batches are full.
     limit = min(settings.TICKER_BATCH_SIZE, settings.DISPATCH_BATCH_SIZE)
     while True:
         started = time.perf_counter()
@@ -115,21 +136,25 @@ async def run_tick(
         report.completed += result.completed
         report.disabled += len(result.disabled)
         if result.missed + result.missed_unrecorded:
-            metrics.MISFIRES.labels("missed").inc(result.missed + result.missed_unrecorded)
+            metrics.MISFIRES.labels(Reason.MISSED).inc(result.missed + result.missed_unrecorded)
         await _hand_over(engine, result.dispatch, enqueue, report, "ticker")
-        for schedule_id, reason in result.disabled:
-            log.warning(
-                "schedule disabled",
-                extra={"action": "schedule.disabled", "schedule_id": str(schedule_id), "reason": reason},
-            )
-            await events.emit(
-                SCHEDULE_EVENT_PREFIX + "disabled", {"schedule_id": str(schedule_id), "reason": reason, "at": now}
-            )
-        for missed in result.missed_events:
-            await events.emit(EXECUTION_EVENT_PREFIX + "missed", {**missed, "status": "missed", "at": now})
+        await _announce(events, result, now)
         if not result.batch_full:
-            break
-    return report
+            return
+
+
+async def _announce(events: EventSink, result: TickResult, now: datetime) -> None:
+    """The events of one planned batch: schedules disabled, slots missed."""
+    for schedule_id, reason in result.disabled:
+        log.warning(
+            "schedule disabled",
+            extra={"action": "schedule.disabled", "schedule_id": str(schedule_id), "reason": reason},
+        )
+        body = {"schedule_id": str(schedule_id), "reason": reason, "at": now}
+        await events.emit(SCHEDULE_EVENT_PREFIX + ScheduleEvent.DISABLED, body)
+    for missed in result.missed_events:
+        body = {**missed, "status": ExecutionStatus.MISSED, "at": now}
+        await events.emit(EXECUTION_EVENT_PREFIX + ExecutionEvent.MISSED, body)
 
 
 async def _hand_over(

@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as redis
 import sqlalchemy as sa
 
+from core.outcomes import Decision
 from runtime.nats_client import NatsConnection
 from services.firing import FiringService, Outcome
 from services.locks import ScheduleLocks
@@ -117,6 +118,7 @@ async def test_jetstream_acknowledges_and_drops_a_repeat_of_the_same_run(
         assert first.outcomes[0].status == "succeeded" and first.outcomes[0].via == "jetstream"
         # As if the outcome had been lost after the publish: the run is attempted again.
         async with engine.begin() as conn:
+            await conn.execute(sa.text("SET LOCAL session_replication_role = replica"))  # a state no transition reaches
             await conn.execute(sa.text("UPDATE executions SET status='pending'"))
         second = await firing.fire([execution_id], utc_now, 0.5)
         assert second.outcomes[0].status == "succeeded"
@@ -407,23 +409,15 @@ async def test_a_frozen_workers_late_outcome_does_not_overwrite_the_claim_that_t
     assert (await sweep(engine, utc_now(), service_settings, dead_workers={"worker-a"})).reaped_retrying == 1
     (taken,) = await taker.claim([execution_id], utc_now(), claim_b)
 
-    def outcome(run, status):
-        return Outcome(
-            execution_id,
-            run.schedule_id,
-            run.schedule_type,
-            status,
-            run.attempt,
-            run.scheduled_for,
-            utc_now(),
-            error="late" if status != "succeeded" else None,
-            retry_in_ms=1000 if status == "retrying" else None,
-        )
+    def outcome(run, decision):
+        return Outcome.of(run, utc_now(), decision, run.target_command)
 
-    await frozen.record([outcome(claimed, "retrying")], utc_now(), claim_a)  # A resumes while B holds the run
+    await frozen.record(
+        [outcome(claimed, Decision.retry_at(1000, "late"))], utc_now(), claim_a
+    )  # A resumes while B holds the run
     (row,) = await rows(engine, "SELECT status, claimed_by, attempts FROM executions WHERE id = :id", id=execution_id)
     assert (row.status, row.claimed_by, row.attempts) == ("running", claim_b, 2)
-    await taker.record([outcome(taken, "succeeded")], utc_now(), claim_b)
+    await taker.record([outcome(taken, Decision.succeeded("core"))], utc_now(), claim_b)
     (row,) = await rows(engine, "SELECT status, attempt_log FROM executions WHERE id = :id", id=execution_id)
     assert row.status == "succeeded" and [e["status"] for e in row.attempt_log] == ["lost", "succeeded"]
 
@@ -450,17 +444,7 @@ async def test_outcomes_wait_for_postgresql_to_come_back_instead_of_being_droppe
         execution_id = await due_execution(engine, schedules, service_settings, subject())
         claim = worker.new_claim()
         (run,) = await worker.claim([execution_id], utc_now(), claim)
-        done = Outcome(
-            execution_id,
-            run.schedule_id,
-            run.schedule_type,
-            "succeeded",
-            run.attempt,
-            run.scheduled_for,
-            utc_now(),
-            subject=run.target_command,
-            via="core",
-        )
+        done = Outcome.of(run, utc_now(), Decision.succeeded("core"), run.target_command)
         await proxy.cut()
         recording = asyncio.create_task(worker.record_when_possible([done], utc_now(), claim, utc_now))
         await asyncio.sleep(2)

@@ -160,6 +160,7 @@ async def test_a_rescue_hands_over_again_every_run_handed_over_and_not_started(e
     }
     async with engine.begin() as conn:
         for schedule_id, at in retry_at.items():
+            await conn.execute(sa.text("SET LOCAL session_replication_role = replica"))  # a state no transition reaches
             await conn.execute(
                 sa.text(
                     "UPDATE executions SET status='retrying', attempts=1, next_attempt_at=:at WHERE schedule_id=:s"

@@ -1,0 +1,190 @@
+"""What happens to a run: the retry policy and the outcomes it builds (pure; `now` is an argument).
+
+Owns every decision about a claimed run's fate: publish it or not (paused, deleted, forbidden), and
+after a delivery, a lost worker or a busy concurrency slot, whether it succeeded, retries at a given
+delay, is deferred, is given back (our own outage: the attempt does not count), failed, or did not
+fire (missed, skipped, cancelled, with a `Reason`). The services record what it decides; the stores
+check each decision against the transition table of `core.states`.
+
+Outcomes are built only by the named constructors of `Decision` (`succeeded`, `retry_at`, `deferred`,
+`gave_back`, `failed`, `missed`, `skipped`, `cancelled`), so a reader can list every fate a run can
+have. Delays are in milliseconds; instants are UTC `datetime`s.
+
+Rules:
+- A failure of the target (an error reply, a refused publish, no PubAck in time) spends an attempt:
+  the run retries after `retry_delay * 2**(retry-1)` seconds (capped at RETRY_BACKOFF_CAP_SECONDS,
+  jittered downwards) until `max_retries` retries are spent, then fails.
+- A failure of one of OUR dependencies (Redis for the concurrency lock, NATS unreachable) gives the
+  attempt back and tries again within OUTAGE_RETRY_CAP_SECONDS (NATS: as soon as the worker's
+  connection is back), while the slot is within its misfire grace; past the grace it is a failure
+  like any other, which bounds the work of a long outage.
+- A run whose concurrency slots are all busy is deferred by LOCK_CONFLICT_DEFER_MS (attempt given
+  back) while within its grace, else skipped with reason `lock_conflict`.
+- A run whose worker was lost mid-run (reaped) may have published: it retries at once, or fails when
+  out of attempts, and is marked `may_have_published`.
+- A scheduled slot of a paused schedule is `missed` (reason `paused`), a run of a deleted schedule
+  `cancelled` (reason `deleted`), unless an earlier attempt may have published: then it is finished,
+  since recording it as not fired could contradict a publish that happened. A manual trigger goes out
+  while its schedule is paused. A target no longer allowed by the whitelist fails (reason `forbidden`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from core.backoff import retry_delay_seconds
+from core.states import ExecutionStatus, Reason, ScheduleStatus, TriggerType
+
+# How much later a run whose concurrency slots were all busy tries again (ms).
+LOCK_CONFLICT_DEFER_MS = 1000
+# The longest wait (s) before retrying a run that failed because one of our own dependencies was down.
+OUTAGE_RETRY_CAP_SECONDS = 5
+
+
+class RunFacts(Protocol):
+    """What the policy reads about a claimed run (services.firing.Claimed provides it)."""
+
+    attempt: int  # this attempt's number, 1 for the first
+    max_retries: int
+    retry_delay: int  # seconds, the first backoff step
+    scheduled_for: datetime
+    misfire_grace_seconds: int
+    schedule_status: str
+    trigger_type: str
+    may_have_published: bool  # an earlier attempt of this run may have reached NATS
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The fate of one attempt. Build it with the named constructors below."""
+
+    status: ExecutionStatus
+    reason: Reason | None = None
+    error: str | None = None
+    retry_in_ms: int | None = None  # for `retrying`: when the next attempt may be claimed
+    counts_as_attempt: bool = True  # False: the attempt is given back (our outage, a busy slot)
+    waits_for_nats: bool = False  # retry when the worker's NATS connection is back, not on a timer
+    may_have_published: bool = False  # this attempt may have reached NATS although it did not succeed
+    via: str | None = None  # how a successful publish went: jetstream | core | request
+
+    @classmethod
+    def succeeded(cls, via: str) -> Decision:
+        return cls(ExecutionStatus.SUCCEEDED, via=via)
+
+    @classmethod
+    def retry_at(cls, delay_ms: int, error: str, may_have_published: bool = False) -> Decision:
+        """The target failed; the next attempt (which counts) after `delay_ms`."""
+        return cls(ExecutionStatus.RETRYING, error=error, retry_in_ms=delay_ms, may_have_published=may_have_published)
+
+    @classmethod
+    def deferred(cls, reason: Reason, delay_ms: int, error: str) -> Decision:
+        """Not attempted (e.g. no concurrency slot): tried again after `delay_ms`, attempt given back."""
+        return cls(ExecutionStatus.RETRYING, reason=reason, error=error, retry_in_ms=delay_ms, counts_as_attempt=False)
+
+    @classmethod
+    def gave_back(cls, delay_ms: int, error: str, waits_for_nats: bool = False) -> Decision:
+        """Our own dependency was down: tried again soon, attempt given back."""
+        return cls(
+            ExecutionStatus.RETRYING,
+            error=error,
+            retry_in_ms=delay_ms,
+            counts_as_attempt=False,
+            waits_for_nats=waits_for_nats,
+        )
+
+    @classmethod
+    def failed(cls, error: str, reason: Reason | None = None, may_have_published: bool = False) -> Decision:
+        return cls(ExecutionStatus.FAILED, reason=reason, error=error, may_have_published=may_have_published)
+
+    @classmethod
+    def missed(cls, reason: Reason) -> Decision:
+        return cls(ExecutionStatus.MISSED, reason=reason)
+
+    @classmethod
+    def skipped(cls, reason: Reason) -> Decision:
+        return cls(ExecutionStatus.SKIPPED, reason=reason)
+
+    @classmethod
+    def cancelled(cls, reason: Reason) -> Decision:
+        return cls(ExecutionStatus.CANCELLED, reason=reason)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status is not ExecutionStatus.RETRYING
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What the publisher reports about one command (services.publisher.Delivery, reduced)."""
+
+    ok: bool
+    via: str
+    error: str | None = None
+    unreachable: bool = False  # NATS was unreachable: our outage, not the target's failure
+    may_have_published: bool = False  # written, but not confirmed: the server may have it
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The one place that decides a claimed run's fate (see the module docstring for the rules)."""
+
+    backoff_cap_seconds: float
+    on_time_seconds: float  # MISFIRE_ON_TIME_SECONDS: the least grace any run has
+    outage_retry_cap_seconds: float = OUTAGE_RETRY_CAP_SECONDS
+    lock_conflict_defer_ms: int = LOCK_CONFLICT_DEFER_MS
+
+    def before_publish(self, run: RunFacts, target_allowed: bool, target: str) -> Decision | None:
+        """Why the run must not be published, or None to publish it."""
+        if not run.may_have_published:
+            if run.schedule_status == ScheduleStatus.DELETED:
+                return Decision.cancelled(Reason.DELETED)
+            if run.schedule_status == ScheduleStatus.PAUSED and run.trigger_type == TriggerType.SCHEDULED:
+                return Decision.missed(Reason.PAUSED)
+        if not target_allowed:
+            return Decision.failed(f"{target} is not allowed by COMMAND_WHITELIST", reason=Reason.FORBIDDEN)
+        return None
+
+    def after_delivery(self, run: RunFacts, now: datetime, delivered: Delivered, jitter: float) -> Decision:
+        """The fate of a run whose command was handed to NATS (`jitter` in [0, 1) spreads retries)."""
+        if delivered.ok:
+            return Decision.succeeded(delivered.via)
+        error = delivered.error or "publish failed"
+        if delivered.unreachable:
+            return self.on_outage(run, now, error, jitter, nats=True)
+        return self.on_failure(run, error, jitter, may_have_published=delivered.may_have_published)
+
+    def on_failure(self, run: RunFacts, error: str, jitter: float, may_have_published: bool = False) -> Decision:
+        """The target failed this attempt: retry with backoff while retries are left, else fail."""
+        retries_used = run.attempt - 1
+        if retries_used >= run.max_retries:
+            return Decision.failed(error, may_have_published=may_have_published)
+        delay = retry_delay_seconds(retries_used + 1, run.retry_delay, self.backoff_cap_seconds, jitter)
+        return Decision.retry_at(int(delay * 1000), error, may_have_published=may_have_published)
+
+    def on_outage(self, run: RunFacts, now: datetime, error: str, jitter: float, nats: bool = False) -> Decision:
+        """Our own dependency (Redis, or NATS with `nats`) was unreachable: nothing was published."""
+        if not self.within_grace(run, now):
+            return self.on_failure(run, error, jitter)
+        # The first backoff step, capped: the attempt is given back, so the step never grows.
+        cap = min(self.outage_retry_cap_seconds, self.backoff_cap_seconds)
+        delay = retry_delay_seconds(1, max(1, run.retry_delay), cap, jitter)
+        return Decision.gave_back(int(delay * 1000), error, waits_for_nats=nats)
+
+    def on_busy(self, run: RunFacts, now: datetime) -> Decision:
+        """Every concurrency slot of the schedule was taken."""
+        if self.within_grace(run, now):
+            error = "all concurrency slots busy: deferred"
+            return Decision.deferred(Reason.LOCK_CONFLICT, self.lock_conflict_defer_ms, error)
+        return Decision.skipped(Reason.LOCK_CONFLICT)
+
+    def on_lost(self, run: RunFacts, error: str) -> Decision:
+        """The worker holding the run vanished mid-run (reaped): it may have published."""
+        if run.attempt - 1 >= run.max_retries:
+            return Decision.failed(error, may_have_published=True)
+        return Decision.retry_at(0, error, may_have_published=True)
+
+    def within_grace(self, run: RunFacts, now: datetime) -> bool:
+        grace = max(run.misfire_grace_seconds, self.on_time_seconds)
+        return (now - run.scheduled_for).total_seconds() <= grace

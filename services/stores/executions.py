@@ -1,0 +1,360 @@
+"""The executions store: the only code that writes the `executions` table.
+
+Every statement is named here with what it does; the services call the functions below inside the
+transaction they own (`conn` is a SQLAlchemy `AsyncConnection`). Status values come from
+`core.states`. A status change is checked against the transition table before it is written
+(`InvalidTransition`), and the database's trigger refuses one that is not listed there either.
+All instants are UTC.
+
+Statements:
+- CLAIM            take `pending` runs, and `retrying` runs whose next attempt is due, as `running`
+- RECORD           write the outcomes of the runs one claim still holds
+- SELECT_STALE     lock the `running` runs of dead or silent workers (the reaper decides their fate)
+- RECORD_LOST      write the reaper's decisions for them
+- HAND_OVER        mark `pending` runs due within the lead as handed to the queue
+- LOST_PENDING     hand over again `pending` runs handed over long ago and never started
+- LOST_RETRIES     hand over again `retrying` runs whose next attempt is long overdue
+- UPCOMING_RETRIES list the retries due soon (their delayed messages may be lost)
+- RELEASE          mark runs whose enqueue failed as not handed over
+- INSERT_SLOTS     record a batch of slots (one row per slot; a slot recorded twice is a no-op)
+- INSERT_MANUAL    record a manual trigger
+- PURGE            delete a batch of final runs finished before a cutoff
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.outcomes import Decision
+from core.states import FINAL_STATUSES, INITIAL_STATUSES, ExecutionStatus, InvalidTransition, TriggerType, transition
+
+S = ExecutionStatus
+_FINAL = ", ".join(f"'{s}'" for s in sorted(FINAL_STATUSES))
+# The label of a reaped attempt in the attempt log (an attempt's fate, not an execution status).
+LOST = "lost"
+
+CLAIM = sa.text(
+    f"""
+    WITH free AS (
+        SELECT id FROM executions
+        WHERE id = ANY(CAST(:ids AS uuid[]))
+          AND (status = '{S.PENDING}' OR (status = '{S.RETRYING}' AND coalesce(next_attempt_at, :now) <= :early))
+        FOR UPDATE SKIP LOCKED)
+    UPDATE executions AS e
+    SET status = '{S.RUNNING}', started_at = greatest(:now, coalesce(e.not_before, e.scheduled_for)),
+        attempts = e.attempts + 1, next_attempt_at = NULL, claimed_by = :claim
+    FROM free, schedules AS s
+    WHERE e.id = free.id AND s.id = e.schedule_id
+      AND (e.status = '{S.PENDING}' OR (e.status = '{S.RETRYING}' AND coalesce(e.next_attempt_at, :now) <= :early))
+    RETURNING e.id, e.schedule_id, e.scheduled_for, coalesce(e.not_before, e.scheduled_for) AS due, e.attempts,
+              e.trigger_type, e.payload_override, e.may_have_published,
+              e.correlation_id, e.priority, s.name, s.status AS schedule_status, s.target_command,
+              s.command_payload, s.delivery_mode, s.request_timeout_seconds, s.max_retries, s.retry_delay,
+              s.max_concurrent, s.schedule_type, s.misfire_grace_seconds
+    """
+)
+# Claims skip rows another transaction holds (SKIP LOCKED above): such a run is being claimed or
+# recorded by someone who will publish it or send it again. Records lock their rows in id order, so
+# two records (or a record and the reaper) never wait on each other in a cycle.
+RECORD = sa.text(
+    f"""
+    WITH mine AS (
+        SELECT id FROM executions WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR UPDATE)
+    UPDATE executions AS e
+    SET status = v.status, reason = v.reason, last_error = coalesce(v.error, e.last_error),
+        attempts = e.attempts - v.refund,
+        finished_at = v.finished_at, next_attempt_at = v.next_attempt_at,
+        published_subject = coalesce(v.subject, e.published_subject),
+        message_id = coalesce(v.message_id, e.message_id),
+        may_have_published = e.may_have_published OR v.may_have_published,
+        attempt_log = e.attempt_log || jsonb_build_array(CAST(v.entry AS jsonb))
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:reasons AS text[]),
+                CAST(:errors AS text[]), CAST(:finished AS timestamptz[]), CAST(:next_attempts AS timestamptz[]),
+                CAST(:subjects AS text[]), CAST(:message_ids AS text[]), CAST(:entries AS text[]),
+                CAST(:refunds AS int[]), CAST(:published AS boolean[]))
+         AS v(id, status, reason, error, finished_at, next_attempt_at, subject, message_id, entry, refund,
+              may_have_published),
+         mine
+    WHERE e.id = v.id AND mine.id = v.id AND e.status = '{S.RUNNING}'
+      AND e.claimed_by IS NOT DISTINCT FROM CAST(:claim AS text)
+    """
+)
+SELECT_STALE = sa.text(
+    f"""
+    SELECT e.id, e.priority, e.schedule_id, e.attempts, e.started_at, e.claimed_by, e.scheduled_for,
+           s.max_retries, s.max_concurrent
+    FROM executions AS e JOIN schedules AS s ON s.id = e.schedule_id
+    WHERE e.id IN (
+        SELECT id FROM executions
+        WHERE status = '{S.RUNNING}'
+          AND (started_at < :stale OR split_part(claimed_by, '#', 1) = ANY(CAST(:dead AS text[])))
+        LIMIT :limit FOR UPDATE SKIP LOCKED)
+    """
+)
+RECORD_LOST = sa.text(
+    f"""
+    UPDATE executions AS e
+    SET status = v.status, next_attempt_at = v.next_attempt_at, finished_at = v.finished_at,
+        last_error = v.error, may_have_published = true,
+        attempt_log = e.attempt_log || jsonb_build_array(jsonb_build_object(
+            'attempt', e.attempts, 'started_at', e.started_at, 'finished_at', CAST(:now_text AS text),
+            'status', '{LOST}', 'error', v.error))
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:next_attempts AS timestamptz[]),
+                CAST(:finished AS timestamptz[]), CAST(:errors AS text[]))
+         AS v(id, status, next_attempt_at, finished_at, error)
+    WHERE e.id = v.id AND e.status = '{S.RUNNING}'
+    """
+)
+HAND_OVER = sa.text(
+    f"""
+    UPDATE executions SET enqueued_at = :now
+    WHERE id IN (
+        SELECT id FROM executions
+        WHERE status = '{S.PENDING}' AND enqueued_at IS NULL AND coalesce(not_before, scheduled_for) <= :horizon
+        ORDER BY priority DESC, coalesce(not_before, scheduled_for)
+        LIMIT :limit FOR UPDATE SKIP LOCKED)
+    RETURNING id, priority, coalesce(not_before, scheduled_for) AS due
+    """
+)
+LOST_PENDING = sa.text(
+    f"""
+    UPDATE executions SET enqueued_at = :now
+    WHERE id IN (
+        SELECT id FROM executions
+        WHERE status = '{S.PENDING}' AND enqueued_at < :stale
+        ORDER BY priority DESC, scheduled_for
+        LIMIT :limit FOR UPDATE SKIP LOCKED)
+    RETURNING id, priority
+    """
+)
+LOST_RETRIES = sa.text(
+    f"""
+    UPDATE executions SET next_attempt_at = :now
+    WHERE id IN (
+        SELECT id FROM executions
+        WHERE status = '{S.RETRYING}' AND next_attempt_at < :stale
+        LIMIT :limit FOR UPDATE SKIP LOCKED)
+    RETURNING id, priority
+    """
+)
+UPCOMING_RETRIES = sa.text(
+    f"""
+    SELECT id, priority, next_attempt_at FROM executions
+    WHERE status = '{S.RETRYING}' AND next_attempt_at >= :now AND next_attempt_at < :horizon
+    ORDER BY next_attempt_at LIMIT :limit
+    """
+)
+RELEASE = sa.text(
+    f"UPDATE executions SET enqueued_at = NULL WHERE id = ANY(CAST(:ids AS uuid[])) AND status = '{S.PENDING}'"
+)
+INSERT_SLOTS = sa.text(
+    f"""
+    INSERT INTO executions (id, schedule_id, scheduled_for, trigger_type, status, reason, priority,
+                            attempts, attempt_log, not_before, enqueued_at, finished_at, created_at,
+                            correlation_id)
+    SELECT v.id, v.schedule_id, v.scheduled_for, '{TriggerType.SCHEDULED}', v.status, v.reason, v.priority,
+           0, '[]'::jsonb, v.not_before, v.enqueued_at, v.finished_at, :now, :correlation_id
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:schedule_ids AS uuid[]), CAST(:slots AS timestamptz[]),
+                CAST(:statuses AS text[]), CAST(:reasons AS text[]), CAST(:priorities AS int[]),
+                CAST(:not_befores AS timestamptz[]), CAST(:enqueued AS timestamptz[]),
+                CAST(:finished AS timestamptz[]))
+         AS v(id, schedule_id, scheduled_for, status, reason, priority, not_before, enqueued_at, finished_at)
+    ON CONFLICT (schedule_id, scheduled_for) WHERE trigger_type = '{TriggerType.SCHEDULED}' DO NOTHING
+    RETURNING id, status, priority, enqueued_at, not_before
+    """
+)
+INSERT_MANUAL = sa.text(
+    f"""
+    INSERT INTO executions (id, schedule_id, scheduled_for, trigger_type, triggered_by, status, priority,
+                            attempts, attempt_log, payload_override, correlation_id, created_at)
+    VALUES (:id, :schedule_id, :now, '{TriggerType.MANUAL}', :triggered_by, '{S.PENDING}', :priority,
+            0, '[]'::jsonb, CAST(:payload_override AS jsonb), :correlation_id, :now)
+    """
+)
+PURGE = sa.text(
+    f"""
+    DELETE FROM executions WHERE id IN (
+        SELECT id FROM executions
+        WHERE status IN ({_FINAL}) AND finished_at < :cutoff
+        LIMIT :batch FOR UPDATE SKIP LOCKED)
+    """
+)
+
+
+class Recordable(Protocol):
+    """One attempt's outcome as the worker records it (services.firing.Outcome)."""
+
+    execution_id: uuid.UUID
+    attempt: int
+    started_at: datetime
+    decision: Decision
+    subject: str | None
+    published_at: datetime | None
+
+
+async def claim(conn: AsyncConnection, ids: Sequence[uuid.UUID], now: datetime, early: datetime, claim: str | None):
+    """CLAIM: the claimed rows (with their schedule's fields); a duplicate or finished id claims nothing.
+    `early`: a retry due before this instant may be claimed now (clock slack between hosts)."""
+    params = {"ids": list(ids), "now": now, "early": early, "claim": claim}
+    return (await conn.execute(CLAIM, params)).all()
+
+
+def _entry(o: Recordable, finished_at: datetime) -> str:
+    d = o.decision
+    entry = {
+        "attempt": o.attempt,
+        "started_at": o.started_at.isoformat(),
+        "finished_at": finished_at.isoformat(),
+        "status": d.status.value,
+        "error": d.error,
+        "via": d.via,
+        "reason": d.reason.value if d.reason else None,
+    }
+    return json.dumps({k: v for k, v in entry.items() if v is not None})
+
+
+def _record_columns(outcomes: Sequence[Recordable], now: datetime) -> dict[str, list[Any]]:
+    columns: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "ids",
+            "statuses",
+            "reasons",
+            "errors",
+            "finished",
+            "next_attempts",
+            "subjects",
+            "message_ids",
+            "entries",
+            "refunds",
+            "published",
+        )
+    }
+    for o in outcomes:
+        d = o.decision
+        transition(S.RUNNING, d.status)  # InvalidTransition: never written
+        published = d.status is S.SUCCEEDED
+        values = (
+            o.execution_id,
+            d.status.value,
+            d.reason.value if d.reason else None,
+            d.error,
+            now if d.status in FINAL_STATUSES else None,
+            now + timedelta(milliseconds=d.retry_in_ms) if d.retry_in_ms is not None else None,
+            o.subject if published else None,
+            str(o.execution_id) if published else None,
+            _entry(o, now),
+            0 if d.counts_as_attempt else 1,
+            d.may_have_published,
+        )
+        for key, value in zip(columns, values):
+            columns[key].append(value)
+    return columns
+
+
+async def record(conn: AsyncConnection, outcomes: Sequence[Recordable], now: datetime, claim: str | None) -> None:
+    """RECORD: the outcomes of the runs `claim` still holds (`now`: when the batch finished).
+
+    A run reaped while its worker was frozen may be another's by now: its late outcome is not written
+    (it would overwrite that claim, or retry a published run)."""
+    if outcomes:
+        await conn.execute(RECORD, {**_record_columns(outcomes, now), "claim": claim})
+
+
+async def select_stale(conn: AsyncConnection, stale: datetime, dead: Sequence[str], limit: int):
+    """SELECT_STALE: lock `running` runs started before `stale`, or claimed by a worker in `dead`."""
+    return (await conn.execute(SELECT_STALE, {"stale": stale, "dead": list(dead), "limit": limit})).all()
+
+
+async def record_lost(conn: AsyncConnection, lost: Sequence[tuple[uuid.UUID, Decision]], now: datetime) -> None:
+    """RECORD_LOST: the reaper's decision for each run whose worker was lost (attempt log: `lost`)."""
+    if not lost:
+        return
+    for _, decision in lost:
+        transition(S.RUNNING, decision.status)
+    await conn.execute(
+        RECORD_LOST,
+        {
+            "now_text": now.isoformat(),
+            "ids": [execution_id for execution_id, _ in lost],
+            "statuses": [d.status.value for _, d in lost],
+            "next_attempts": [now + timedelta(milliseconds=d.retry_in_ms) if not d.is_final else None for _, d in lost],
+            "finished": [now if d.is_final else None for _, d in lost],
+            "errors": [d.error for _, d in lost],
+        },
+    )
+
+
+async def hand_over(conn: AsyncConnection, now: datetime, horizon: datetime, limit: int):
+    """HAND_OVER: (id, priority, due) of the `pending` runs due by `horizon`, now marked handed over."""
+    return (await conn.execute(HAND_OVER, {"now": now, "horizon": horizon, "limit": limit})).all()
+
+
+async def lost_pending(conn: AsyncConnection, now: datetime, stale: datetime, limit: int):
+    """LOST_PENDING: (id, priority) of `pending` runs handed over before `stale`, handed over again."""
+    return (await conn.execute(LOST_PENDING, {"now": now, "stale": stale, "limit": limit})).all()
+
+
+async def lost_retries(conn: AsyncConnection, now: datetime, stale: datetime, limit: int):
+    """LOST_RETRIES: (id, priority) of `retrying` runs due before `stale`, now due at `now`."""
+    return (await conn.execute(LOST_RETRIES, {"now": now, "stale": stale, "limit": limit})).all()
+
+
+async def upcoming_retries(conn: AsyncConnection, now: datetime, horizon: datetime, limit: int):
+    """UPCOMING_RETRIES: (id, priority, next_attempt_at) of the retries due in [now, horizon)."""
+    return (await conn.execute(UPCOMING_RETRIES, {"now": now, "horizon": horizon, "limit": limit})).all()
+
+
+async def release(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> None:
+    """RELEASE: runs whose enqueue failed are not handed over (the next sweep tries again at once)."""
+    if ids:
+        await conn.execute(RELEASE, {"ids": list(ids)})
+
+
+async def insert_slots(
+    conn: AsyncConnection, columns: dict[str, list[Any]], now: datetime, correlation_id: str | None = None
+):
+    """INSERT_SLOTS: record slots given as column arrays (`ids`, `schedule_ids`, `slots`, `statuses`,
+    `reasons`, `priorities`, `not_befores`, `enqueued`, `finished`); returns the new rows' (id, status,
+    priority, enqueued_at, not_before). A slot already recorded is skipped."""
+    for status in columns["statuses"]:
+        if ExecutionStatus(status) not in INITIAL_STATUSES:
+            raise InvalidTransition(ExecutionStatus.PENDING, ExecutionStatus(status))
+    params = {**columns, "now": now, "correlation_id": correlation_id}
+    return (await conn.execute(INSERT_SLOTS, params)).all()
+
+
+async def insert_manual(
+    conn: AsyncConnection,
+    schedule_id: uuid.UUID,
+    priority: int,
+    now: datetime,
+    triggered_by: str,
+    payload_override: dict | None,
+    correlation_id: str | None,
+) -> uuid.UUID:
+    """INSERT_MANUAL: a `pending` manual run at `now`; returns its id."""
+    execution_id = uuid.uuid4()
+    params = {
+        "id": execution_id,
+        "schedule_id": schedule_id,
+        "now": now,
+        "triggered_by": triggered_by,
+        "priority": priority,
+        "payload_override": json.dumps(payload_override) if payload_override is not None else None,
+        "correlation_id": correlation_id,
+    }
+    await conn.execute(INSERT_MANUAL, params)
+    return execution_id
+
+
+async def purge(conn: AsyncConnection, cutoff: datetime, batch: int) -> int:
+    """PURGE: delete up to `batch` final runs finished before `cutoff`; returns how many went."""
+    return (await conn.execute(PURGE, {"cutoff": cutoff, "batch": batch})).rowcount
