@@ -1,17 +1,15 @@
 """Runs that failed because NATS was unreachable wait in the worker until its connection is back.
 
-Such a run is recorded `retrying` like any other (its attempt is given back, see
-services.firing.OUTAGE_RETRY_CAP_SECONDS), but its retry is not a delayed message on a one-second
-timer. With the timer, a 60 s NATS outage re-claimed, failed and re-recorded every run about once a
-second: the chaos suite measured the machine going from 0.8 to 1.8 of its 2 cores for the whole outage,
-PostgreSQL's share five times its steady one, all of it attempts that could not succeed, and every
-run's attempt log grew by an entry a second. Here the worker keeps the ids and sends them, as
-overdue-lane batches, as soon as its NATS connection is up again (checked every `poll_seconds`).
+Such a run is recorded `retrying` like any other (its attempt is given back: core.outcomes,
+`RetryPolicy.on_outage`), but its retry is not a delayed message on a timer: an attempt during the
+outage cannot succeed, and each would cost a claim, an outcome UPDATE and an attempt-log entry. The
+worker keeps the ids and sends them, as overdue-lane batches, as soon as its NATS connection is up
+again (checked every `poll_seconds`).
 
 Nothing is lost if the worker dies first: the rows are `retrying` with an overdue next attempt, and the
 ticker's sweep hands them over after REENQUEUE_AFTER_SECONDS as it does any lost retry message. The
 same sweep bounds the wait while NATS stays down: its copy is claimed, fails and waits again, so an
-outage costs each run one attempt per REENQUEUE_AFTER_SECONDS instead of one a second.
+outage costs each run at most one attempt per REENQUEUE_AFTER_SECONDS.
 """
 
 from __future__ import annotations

@@ -41,8 +41,7 @@ def database_unreachable(error: BaseException) -> bool:
     may succeed later, unlike a constraint or programming error.
 
     The wrapped error's causes are followed: SQLAlchemy reports a connection refused during a shutdown
-    as a plain DBAPIError whose cause is asyncpg's CannotConnectNowError (the chaos suite's PostgreSQL
-    restarts answered a few API requests 500 that way instead of 503).
+    as a plain DBAPIError whose cause is asyncpg's CannotConnectNowError.
     """
     for _ in range(6):
         if isinstance(error, (OperationalError, InterfaceError)) or (

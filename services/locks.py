@@ -15,8 +15,7 @@ from redis.asyncio import Redis
 
 KEY_PREFIX = "scheduler:lock:"
 
-# One script call takes the slots of a whole batch (one call per run made lock traffic a third of the
-# worker's time per fire: bench/RESULTS.md).
+# One script call takes the slots of a whole batch: lock traffic stays one round trip per batch.
 # ARGV: prefix, ttl_ms, then (schedule_id, slots, token) per request. Returns the slot taken, or -1, per request.
 _ACQUIRE_BATCH = """
 local out = {}

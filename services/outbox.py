@@ -7,7 +7,8 @@ enqueue, a worker killed with messages in hand, Redis restarted empty) without l
 - `retrying` rows whose next attempt is overdue by REENQUEUE_AFTER_SECONDS;
 - `running` rows whose worker is dead: at once when its heartbeat is gone (`dead_workers`, see
   services.liveness), else once they are older than LOCK_TIMEOUT_SECONDS (a worker without a
-  heartbeat, or Redis unreachable). They go back to `retrying` (or `failed` when out of attempts), and
+  heartbeat, or Redis unreachable). The retry policy gives them their fate (core.outcomes,
+  `RetryPolicy.on_lost`: `retrying` at once, or `failed` when out of attempts), and
   the leases the dead worker held for them are returned (`SweepResult.freed_leases`) so the next
   attempt need not wait for their TTL. A publish may have happened before the crash, so such a run
   can be delivered twice; JetStream drops the repeat by `Nats-Msg-Id` within its window.
@@ -15,8 +16,7 @@ enqueue, a worker killed with messages in hand, Redis restarted empty) without l
   over and not started, at once, instead of after REENQUEUE_AFTER_SECONDS, and the retries due within
   REENQUEUE_AFTER_SECONDS again, delayed to their instant (their delayed messages were lost too). A
   dead worker's prefetched messages are not rescued here: Dramatiq moves exactly those back once
-  the ticker marks its consumer dead (services.liveness); re-sending every run handed over on each
-  death filled the queue with copies during a catch-up (the chaos suite measured it).
+  the ticker marks its consumer dead (services.liveness), without copying the runs other workers hold.
 A message that is handed over twice is harmless: the worker's claim is a conditional UPDATE.
 """
 

@@ -70,8 +70,8 @@ class AckInbox:
     """PubAcks of JetStream publishes, collected through ONE wildcard reply subscription.
 
     nats-py's `js.publish` is a request per message: a random token (os.urandom), a future, a
-    `wait_for` timer and a response-map entry each. With hundreds of commands due at one instant
-    that was most of the worker's time at the instant (bench/RESULTS.md). Here a publish is a plain
+    `wait_for` timer and a response-map entry each, too costly with hundreds of commands due at one
+    instant (bench/RESULTS.md has the profile). Here a publish is a plain
     publish with reply subject `<inbox>.<counter>`, so all commands of an instant leave in one
     tight loop, and their acks are awaited together afterwards under one timeout. The same
     subscription receives the echo of `barrier` messages, which confirm core publishes.
