@@ -14,6 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
+from core.states import ExecutionStatus, ScheduleStatus, TriggerType
+
 
 def _tz(nullable: bool = True, **kw: Any) -> Any:
     return Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=nullable, **kw))
@@ -87,7 +89,7 @@ class Schedule(SQLModel, table=True):
         default_factory=list, sa_column=sa.Column(ARRAY(sa.String(64)), nullable=False, server_default="{}")
     )
 
-    status: str = Field(default="active", sa_column=sa.Column(sa.String(16), nullable=False))
+    status: str = Field(default=ScheduleStatus.ACTIVE.value, sa_column=sa.Column(sa.String(16), nullable=False))
     status_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     paused_at: datetime | None = _tz()
     next_run_at: datetime | None = _tz()
@@ -143,9 +145,9 @@ class Execution(SQLModel, table=True):
         sa_column=sa.Column(sa.Uuid, sa.ForeignKey("schedules.id", ondelete="RESTRICT"), nullable=False)
     )
     scheduled_for: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
-    trigger_type: str = Field(default="scheduled", sa_column=sa.Column(sa.String(16), nullable=False))
+    trigger_type: str = Field(default=TriggerType.SCHEDULED.value, sa_column=sa.Column(sa.String(16), nullable=False))
     triggered_by: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
-    status: str = Field(default="pending", sa_column=sa.Column(sa.String(16), nullable=False))
+    status: str = Field(default=ExecutionStatus.PENDING.value, sa_column=sa.Column(sa.String(16), nullable=False))
     reason: str | None = Field(default=None, sa_column=sa.Column(sa.String(32)))
     priority: int = Field(default=5, sa_column=sa.Column(sa.SmallInteger, nullable=False, server_default="5"))
     attempts: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
