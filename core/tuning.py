@@ -63,9 +63,9 @@ TIME_LIMIT_MS = 120_000
 # (the overdue lane) go before fresh ones, which are on time by DISPATCH_LEAD_MS.
 FIRE_PRIORITY = 10
 OVERDUE_PRIORITY = 0
-# The worker's Redis client (concurrency slots, liveness): a command waits at most this long
-# (seconds). 5 s outlasts a slot script over a full batch on a loaded Redis; a dead Redis fails the
-# batch's slots, which then take the outage path (OUTAGE_RETRY_CAP_SECONDS).
+# The worker's Redis client (concurrency slots): a command waits at most this long (seconds). It is
+# longer than the 2 s of the other clients because one command carries the slots of a whole batch; a
+# dead Redis fails the batch's slots, which then take the outage path (OUTAGE_RETRY_CAP_SECONDS).
 WORKER_REDIS_SOCKET_TIMEOUT_SECONDS = 5
 
 # --- Redis clients of the API, ticker and heartbeat ----------------------------------------------
