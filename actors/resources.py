@@ -19,7 +19,7 @@ from services.publisher import CommandPublisher
 class WorkerResources:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine = make_engine(settings.DATABASE_URL, pool_size=settings.SCHEDULER_EXECUTOR_POOL_SIZE)
+        self.engine = make_engine(settings.DATABASE_URL, pool_size=settings.DATABASE_POOL_SIZE)
         self.redis = redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2)
         self.nats = NatsConnection.from_settings(settings, name=f"{settings.SERVICE_NAME}-worker")
         self.events = NatsEvents(self.nats)

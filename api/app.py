@@ -82,7 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        engine = make_engine(settings.DATABASE_URL, pool_size=settings.SCHEDULER_EXECUTOR_POOL_SIZE)
+        engine = make_engine(settings.DATABASE_URL, pool_size=settings.DATABASE_POOL_SIZE)
         sessions = make_session_factory(engine)
         reads = ReadPool(settings.DATABASE_URL, size=settings.API_READ_POOL_SIZE)
         app.state.settings = settings

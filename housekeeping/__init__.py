@@ -14,15 +14,21 @@ from periodiq import PeriodiqMiddleware, cron
 
 from actors import broker
 from actors.resources import resources
+from core.tuning import HOUSEKEEPING_CRON, HOUSEKEEPING_SKIP_DELAY_SECONDS, HOUSEKEEPING_TIME_LIMIT_MS
 from services.retention import purge_old_executions
 
 log = logging.getLogger("housekeeping")
 HOUSEKEEPING_QUEUE = "scheduler-housekeeping"
 
-broker.add_middleware(PeriodiqMiddleware(skip_delay=60))
+broker.add_middleware(PeriodiqMiddleware(skip_delay=HOUSEKEEPING_SKIP_DELAY_SECONDS))
 
 
-@dramatiq.actor(queue_name=HOUSEKEEPING_QUEUE, periodic=cron("17 * * * *"), max_retries=0, time_limit=600_000)
+@dramatiq.actor(
+    queue_name=HOUSEKEEPING_QUEUE,
+    periodic=cron(HOUSEKEEPING_CRON),
+    max_retries=0,
+    time_limit=HOUSEKEEPING_TIME_LIMIT_MS,
+)
 async def purge_execution_history() -> None:
     """Hourly: drop finished executions older than EXECUTION_HISTORY_RETENTION_DAYS."""
     res = await resources()

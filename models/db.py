@@ -11,6 +11,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.tuning import DATABASE_POOL_RECYCLE_SECONDS, READ_POOL_IDLE_SECONDS
+
 
 def make_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
     """An engine with pre-ping so a restarted PostgreSQL is survived without a restart of ours."""
@@ -19,7 +21,7 @@ def make_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
-        pool_recycle=1800,
+        pool_recycle=DATABASE_POOL_RECYCLE_SECONDS,
     )
 
 
@@ -94,7 +96,7 @@ class ReadPool:
                         max_size=self.size,
                         init=_json_codecs,
                         reset=_no_reset,
-                        max_inactive_connection_lifetime=300.0,
+                        max_inactive_connection_lifetime=READ_POOL_IDLE_SECONDS,
                     )
         return self._pool
 

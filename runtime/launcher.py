@@ -28,15 +28,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+from core.settings import Settings
+from core.tuning import READY_TIMEOUT_SECONDS, RESTART_PAUSE_SECONDS, SERVER_STOP_SECONDS, STOP_GRACE_SECONDS
 from runtime import embedded
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-STOP_GRACE_SECONDS = 10
-SERVER_STOP_SECONDS = 30
-RESTART_PAUSE_SECONDS = 2
-DEFAULT_API_PORT = 8008
-READY_TIMEOUT_SECONDS = 90
+DEFAULT_API_PORT: int = Settings.model_fields["API_PORT"].default
 
 
 def commands(worker_processes: int, worker_threads: int) -> dict[str, list[str]]:

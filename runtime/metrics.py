@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+from core.tuning import LAG_BUCKETS
 
 EXECUTIONS = Counter(
     "schedule_executions_total", "Execution outcomes (one per attempt outcome)", ["schedule_type", "status"]

@@ -8,12 +8,16 @@ import logging
 
 from nats.aio.client import Client as NATS
 
+from core.tuning import (
+    FAILED_CONNECT_BACKOFF_SECONDS,
+    INITIAL_CONNECT_TIMEOUT_SECONDS,
+    NATS_ABANDON_TIMEOUT_SECONDS,
+    NATS_CLOSE_TIMEOUT_SECONDS,
+    NATS_CONNECT_TIMEOUT_SECONDS,
+    NATS_RECONNECT_WAIT_SECONDS,
+)
+
 log = logging.getLogger("runtime.nats")
-INITIAL_CONNECT_TIMEOUT_SECONDS = 3.0
-# After a failed first connect, callers fail at once for this long instead of each waiting out its own
-# attempt: a worker started during a NATS outage otherwise spent INITIAL_CONNECT_TIMEOUT_SECONDS per
-# event of every run, one after the other (the chaos suite's NATS outages).
-FAILED_CONNECT_BACKOFF_SECONDS = 1.0
 
 
 class NatsConnection:
@@ -61,10 +65,10 @@ class NatsConnection:
                         candidate.connect(
                             servers=self.url.split(","),
                             name=self.name,
-                            connect_timeout=2,
+                            connect_timeout=NATS_CONNECT_TIMEOUT_SECONDS,
                             allow_reconnect=True,
                             max_reconnect_attempts=-1,
-                            reconnect_time_wait=1,
+                            reconnect_time_wait=NATS_RECONNECT_WAIT_SECONDS,
                             # No buffering while disconnected: a publish then fails at once (and the run
                             # retries with backoff) instead of waiting in the client and going out on
                             # reconnect, after its attempt was already recorded failed and retried.
@@ -77,7 +81,7 @@ class NatsConnection:
                 except BaseException as error:  # includes cancellation: never leave a half-open client
                     self._failed_at = asyncio.get_running_loop().time()
                     with contextlib.suppress(BaseException):
-                        await asyncio.wait_for(candidate.close(), 1)
+                        await asyncio.wait_for(candidate.close(), NATS_ABANDON_TIMEOUT_SECONDS)
                     if isinstance(error, Exception):
                         raise ConnectionError(f"NATS at {self.url} unreachable: {type(error).__name__}") from error
                     raise
@@ -89,4 +93,4 @@ class NatsConnection:
     async def close(self) -> None:
         if self._client is not None and not self._client.is_closed:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._client.close(), 5)
+                await asyncio.wait_for(self._client.close(), NATS_CLOSE_TIMEOUT_SECONDS)

@@ -45,6 +45,13 @@ from typing import Any
 import redis
 from redis.asyncio import Redis
 
+from core.tuning import (
+    HEARTBEAT_JOIN_MARGIN_SECONDS,
+    REDIS_CONNECT_TIMEOUT_SECONDS,
+    REDIS_SOCKET_TIMEOUT_SECONDS,
+    WARM_UP_MARGIN_SECONDS,
+)
+
 log = logging.getLogger("services.liveness")
 
 KEY_PREFIX = "scheduler:"  # keys: <prefix>worker:<id>, <prefix>workers (a hash), <prefix>workers:epoch
@@ -159,7 +166,11 @@ class Heartbeat:
         Called in the process that does the work (after any fork), so every process has its own id.
         """
         self.worker_id = new_worker_id()
-        self._client = redis.Redis.from_url(self.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        self._client = redis.Redis.from_url(
+            self.redis_url,
+            socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
+        )
         self._script = self._client.register_script(_BEAT)
         self._stop.clear()
         self.beat()
@@ -189,7 +200,7 @@ class Heartbeat:
         and Dramatiq has returned its prefetched messages to the queue)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=self.interval + 3)
+            self._thread.join(timeout=self.interval + HEARTBEAT_JOIN_MARGIN_SECONDS)
         if self._client is not None:
             try:
                 self._client.delete(self.key)
@@ -205,7 +216,7 @@ class WorkerRegistry:
     def __init__(self, client: Redis, dead_after_seconds: float, prefix: str = KEY_PREFIX) -> None:
         self.client = client
         self.prefix = prefix
-        self.warm_up_seconds = int(dead_after_seconds) + 1
+        self.warm_up_seconds = int(dead_after_seconds) + WARM_UP_MARGIN_SECONDS
         self._dead = client.register_script(_DEAD)
         self._census = client.register_script(_CENSUS)
         self._last_epoch: bytes | object | None = _UNSEEN

@@ -94,7 +94,7 @@ def validate_schedule(
     """
     values = dict(values)
     errors: list[FieldError] = []
-    values["timezone"] = values.get("timezone") or settings.SCHEDULER_TIMEZONE
+    values["timezone"] = values.get("timezone") or settings.DEFAULT_TIMEZONE
     zone = _zone_or_none(values["timezone"])
     for name in DATETIME_FIELDS:
         values[name] = _to_utc(values.get(name), zone)
@@ -109,8 +109,8 @@ def validate_schedule(
     defaults = {
         "max_retries": settings.DEFAULT_MAX_RETRIES,
         "retry_delay": settings.DEFAULT_RETRY_DELAY,
-        "misfire_grace_seconds": settings.SCHEDULER_MISFIRE_GRACE_TIME,
-        "max_concurrent": settings.SCHEDULER_MAX_INSTANCES,
+        "misfire_grace_seconds": settings.DEFAULT_MISFIRE_GRACE_SECONDS,
+        "max_concurrent": settings.DEFAULT_MAX_CONCURRENT,
     }
     for name, default in defaults.items():
         if values.get(name) is None:

@@ -26,9 +26,9 @@ async def test_defaults_come_from_settings(client, settings):
     created = await create(client, interval_body())
     assert created["max_retries"] == settings.DEFAULT_MAX_RETRIES
     assert created["retry_delay"] == settings.DEFAULT_RETRY_DELAY
-    assert created["misfire_grace_seconds"] == settings.SCHEDULER_MISFIRE_GRACE_TIME
-    assert created["max_concurrent"] == settings.SCHEDULER_MAX_INSTANCES
-    assert created["timezone"] == settings.SCHEDULER_TIMEZONE
+    assert created["misfire_grace_seconds"] == settings.DEFAULT_MISFIRE_GRACE_SECONDS
+    assert created["max_concurrent"] == settings.DEFAULT_MAX_CONCURRENT
+    assert created["timezone"] == settings.DEFAULT_TIMEZONE
 
 
 async def test_interval_first_fire_is_one_period_after_creation(client, clock):

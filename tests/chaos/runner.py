@@ -297,7 +297,7 @@ class Run:
             "MAX_SCHEDULES_PER_CREATOR": "1000000",
             "MAX_BULK_ITEMS": "1000",
             "LOG_LEVEL": "WARNING",
-            "SCHEDULER_EXECUTOR_POOL_SIZE": "10",
+            "DATABASE_POOL_SIZE": "10",
         }
         lock, reenqueue = 15, 10
         cap = int(self.settings["RETRY_BACKOFF_CAP_SECONDS"])
