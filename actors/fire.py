@@ -23,15 +23,12 @@ from actors.resources import WorkerResources, resources
 from actors.waiting_room import WaitingRoom
 from core.backoff import whole_seconds_ms
 from core.states import NOT_FIRED_STATUSES, ExecutionEvent, ExecutionStatus, Reason, ScheduleEvent, event_of
+from core.tuning import FIRE_PRIORITY, OVERDUE_PRIORITY, TIME_LIMIT_MS
 from runtime import metrics
 from services.events import EXECUTION_EVENT_PREFIX, SCHEDULE_EVENT_PREFIX
 from services.firing import WHITELIST_DISABLE_REASON, FireResult, Outcome
 
 log = logging.getLogger("actors.fire")
-TIME_LIMIT_MS = 120_000
-# Dramatiq's worker hands prefetched messages to its threads lowest priority number first.
-FIRE_PRIORITY = 10
-OVERDUE_PRIORITY = 0
 
 
 def utc_now() -> datetime:

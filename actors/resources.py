@@ -8,6 +8,7 @@ import redis.asyncio as redis
 
 from actors import heartbeat
 from core.settings import Settings, get_settings
+from core.tuning import REDIS_CONNECT_TIMEOUT_SECONDS, WORKER_REDIS_SOCKET_TIMEOUT_SECONDS
 from models.db import make_engine
 from runtime.nats_client import NatsConnection
 from services.events import NatsEvents
@@ -20,7 +21,11 @@ class WorkerResources:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = make_engine(settings.DATABASE_URL, pool_size=settings.DATABASE_POOL_SIZE)
-        self.redis = redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2)
+        self.redis = redis.from_url(
+            settings.REDIS_URL,
+            socket_timeout=WORKER_REDIS_SOCKET_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
+        )
         self.nats = NatsConnection.from_settings(settings, name=f"{settings.SERVICE_NAME}-worker")
         self.events = NatsEvents(self.nats)
         self.firing = FiringService(

@@ -36,11 +36,7 @@ from typing import Protocol
 
 from core.backoff import retry_delay_seconds
 from core.states import ExecutionStatus, Reason, ScheduleStatus, TriggerType
-
-# How much later a run whose concurrency slots were all busy tries again (ms).
-LOCK_CONFLICT_DEFER_MS = 1000
-# The longest wait (s) before retrying a run that failed because one of our own dependencies was down.
-OUTAGE_RETRY_CAP_SECONDS = 5
+from core.tuning import LOCK_CONFLICT_DEFER_MS, OUTAGE_RETRY_CAP_SECONDS
 
 
 class RunFacts(Protocol):

@@ -27,6 +27,13 @@ from core.settings import Settings
 from core.states import ExecutionStatus
 from core.subjects import allowed_by
 from core.templates import render
+from core.tuning import (
+    EARLY_RETRY_SLACK,
+    RECORD_RETRY_FIRST_PAUSE_SECONDS,
+    RECORD_RETRY_MAX_PAUSE_SECONDS,
+    RECORD_RETRY_SECONDS,
+    ROUNDS_SECONDS,
+)
 from models.db import database_unreachable
 from services.locks import ScheduleLocks, lease_token
 from services.publisher import MSG_ID_HEADER, CommandPublisher, Delivery, Outgoing
@@ -35,14 +42,6 @@ from services.stores import schedules as schedule_store
 
 log = logging.getLogger("services.firing")
 
-# A retry message may arrive a little before next_attempt_at (clocks of two hosts): allow that much.
-EARLY_RETRY_SLACK = timedelta(seconds=5)
-# A batch goes round its runs whose concurrency slots were busy for at most this long (seconds), while
-# a round publishes something (FiringService._publish_in_rounds).
-ROUNDS_SECONDS = 2.0
-# A worker that cannot record its outcomes (PostgreSQL restarting or unreachable) keeps trying this long
-# (seconds; at most LOCK_TIMEOUT_SECONDS, after which the sweep hands the runs out again anyway).
-RECORD_RETRY_SECONDS = 90
 WHITELIST_DISABLE_REASON = "target_command is no longer allowed by COMMAND_WHITELIST"
 
 
@@ -386,7 +385,7 @@ class FiringService:
         rather than leaving them `running` for the sweep to publish again after LOCK_TIMEOUT_SECONDS.
         """
         deadline = now + timedelta(seconds=min(RECORD_RETRY_SECONDS, self.settings.LOCK_TIMEOUT_SECONDS))
-        pause = 0.25
+        pause = RECORD_RETRY_FIRST_PAUSE_SECONDS
         while True:
             try:
                 await self.record(outcomes, now, claim)
@@ -399,7 +398,7 @@ class FiringService:
                     extra={"action": "worker.record_retry", "runs": len(outcomes), "error": str(error)[:200]},
                 )
             await asyncio.sleep(pause)
-            pause = min(pause * 2, 4.0)
+            pause = min(pause * 2, RECORD_RETRY_MAX_PAUSE_SECONDS)
 
     async def record(self, outcomes: list[Outcome], now: datetime, claim: str | None = None) -> None:
         """Write the outcomes of the runs `claim` still holds (`now`: when the batch finished, UTC)."""

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from core.outcomes import RetryPolicy
 from core.settings import Settings
 from core.states import ExecutionStatus, ScheduleStatus
+from core.tuning import RESCUE_LIMIT
 from services.locks import lease_token
 from services.stores import executions as store
 from services.ticking import Dispatch, dispatch_order, lead_of
@@ -50,10 +51,6 @@ _RUNNING_CLAIMERS = sa.text(
     "SELECT DISTINCT split_part(claimed_by, '#', 1) FROM executions "
     f"WHERE status = '{ExecutionStatus.RUNNING}' AND claimed_by IS NOT NULL"
 )
-
-# A rescue hands over at most this many runs of each kind at once (a catch-up after a 60 s outage at
-# 600 fires/s has ~36,000 outstanding); the rest wait for REENQUEUE_AFTER_SECONDS.
-RESCUE_LIMIT = 50_000
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import redis.asyncio as redis
 
 import actors  # noqa: F401  (installs the broker the actors send through)
 from core.settings import get_settings
+from core.tuning import REDIS_CONNECT_TIMEOUT_SECONDS, REDIS_SOCKET_TIMEOUT_SECONDS, TICKER_DATABASE_POOL_SIZE
 from models.db import make_engine
 from runtime.logging import configure_logging
 from runtime.nats_client import NatsConnection
@@ -20,10 +21,14 @@ from ticker.loop import run_loop
 async def main() -> None:
     settings = get_settings()
     configure_logging(settings.LOG_LEVEL, f"{settings.SERVICE_NAME}-ticker")
-    engine = make_engine(settings.DATABASE_URL, pool_size=2)
+    engine = make_engine(settings.DATABASE_URL, pool_size=TICKER_DATABASE_POOL_SIZE)
     nats = NatsConnection.from_settings(settings, name=f"{settings.SERVICE_NAME}-ticker")
     # Short timeouts: a Redis outage must not hold up the tick (the sweep then reaps by LOCK_TIMEOUT only).
-    client = redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    client = redis.from_url(
+        settings.REDIS_URL,
+        socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
+    )
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)

@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
+from core.tuning import ERROR_BACKOFF_SECONDS, LISTEN_CONNECT_TIMEOUT_SECONDS, SWEEP_EVERY_SECONDS
 from services.events import EventSink
 from services.liveness import WorkerRegistry
 from services.locks import ScheduleLocks
@@ -21,8 +22,6 @@ from services.ticking import lead_of
 from ticker.tick import Enqueue, run_tick
 
 log = logging.getLogger("ticker")
-ERROR_BACKOFF_SECONDS = 1.0
-SWEEP_EVERY_SECONDS = 1.0
 
 
 def utc_now() -> datetime:
@@ -41,7 +40,7 @@ class Wakeups:
         if self.conn is not None and not self.conn.is_closed():
             return
         try:
-            self.conn = await asyncpg.connect(self.dsn, timeout=5)
+            self.conn = await asyncpg.connect(self.dsn, timeout=LISTEN_CONNECT_TIMEOUT_SECONDS)
             await self.conn.add_listener(WAKEUP_CHANNEL, lambda *_: self.event.set())
         except Exception as error:
             self.conn = None
