@@ -52,7 +52,7 @@ class Context(BaseContext):
         actor: Actor | None,
         now: datetime,
         nats,
-        resolve: Callable[..., Awaitable[Actor]],
+        resolve: Callable[[Headers], Awaitable[Actor]],
     ) -> None:
         super().__init__()
         self.schedules = schedules

@@ -50,7 +50,8 @@ schema = Schema(
 
 class Router(GraphQLRouter):
     async def on_ws_connect(self, context):
-        """Authenticate a WebSocket from its connection_init payload ({"Authorization": "Bearer …"})."""
+        """Authenticate a WebSocket from its connection_init payload ({"Authorization": "Bearer …"}); its
+        keys are header names, matched without regard to case."""
         params = context.connection_params or {}
         try:
             context.actor = await context.resolve(HeaderMap(params))
