@@ -2,8 +2,8 @@
 
 import uvicorn
 
-from api.app import create_app
 from core.settings import get_settings
+from runtime.http import create_app
 from runtime.logging import configure_logging
 
 

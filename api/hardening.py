@@ -8,7 +8,9 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.errors import FieldError
 from core.settings import Settings
+from services.problems import PROBLEM_MEDIA_TYPE, problem
 
 DASHBOARD_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
@@ -58,22 +60,14 @@ class BodyLimit:
     async def _too_large(self, send: Send) -> None:
         detail = f"request body over {self.limit} bytes"
         body = json.dumps(
-            {
-                "type": "https://scheduler-service/problems/payload_too_large",
-                "title": "Payload too large",
-                "status": 413,
-                "detail": detail,
-                "code": "payload_too_large",
-                "errors": [{"field": "body", "message": detail}],
-                "correlation_id": None,
-            }
+            problem(413, "payload_too_large", "Payload too large", detail, [FieldError("body", detail)])
         ).encode()
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
                 "headers": [
-                    (b"content-type", b"application/problem+json"),
+                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
                     (b"content-length", str(len(body)).encode()),
                 ],
             }

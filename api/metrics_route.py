@@ -1,16 +1,29 @@
-"""`/metrics`: Prometheus text for all processes (multiprocess directory) plus schedule counts."""
+"""`/metrics`: Prometheus text for all processes (multiprocess directory) plus schedule counts.
+
+With METRICS_PUBLIC set, /metrics is open; otherwise it answers only to a valid API key of any role
+when authentication is on (401 without one).
+"""
 
 from __future__ import annotations
 
 import os
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from api.deps import actor_from
+
 router = APIRouter(tags=["health"])
+_reader = actor_from("read")
+
+
+async def metrics_access(request: Request) -> None:
+    """Let the scrape through when METRICS_PUBLIC is set, else resolve the caller as a reader."""
+    if not request.app.state.settings.METRICS_PUBLIC:
+        await _reader(request)
 
 
 class _Snapshot:
@@ -26,7 +39,7 @@ class _Snapshot:
         yield family
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response, dependencies=[Depends(metrics_access)])
 async def metrics(request: Request) -> Response:
     async with request.app.state.engine.connect() as conn:
         rows = (

@@ -3,7 +3,9 @@
 Served by every API instance in one queue group (each request is handled once). The reply body is
 the same JSON the REST route answers; failures are the same problem documents, and every reply
 carries a `Scheduler-Status` header with the HTTP-equivalent status. Credentials and the acting
-principal come from the same headers as REST (Authorization, X-Created-By, X-Performed-By, ...).
+principal come from the same headers, in the same order per operation, as REST (Authorization,
+X-Created-By, X-Performed-By, ...; see `services.principals.PRINCIPAL_HEADERS`); header names are
+matched without regard to case.
 """
 
 from __future__ import annotations
@@ -11,33 +13,23 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import ValidationError
 
-from api.deps import named_principal
-from api.problems import STATUS_BY_ERROR
-from core.errors import DomainError, FieldError, ValidationFailed
-from services.auth import ApiKeyService, bearer_token, resolve_actor
+from core.errors import DomainError, ValidationFailed
+from services.auth import ApiKeyService
 from services.lifecycle import LifecycleService
+from services.principals import PRINCIPAL_HEADERS, HeaderMap, resolve_principal
+from services.problems import internal_problem, problem_of
 from services.schedules import validation_errors_of
 from services.schemas import ReasonRequest, ScheduleCreate, ScheduleUpdate, TriggerRequest
 
 log = logging.getLogger("api.nats")
 SUBJECT_PREFIX = "cmd.scheduler.schedule."
 QUEUE_GROUP = "scheduler-service"
-ACTOR_HEADERS = (
-    "X-Created-By",
-    "X-Performed-By",
-    "X-Updated-By",
-    "X-Deleted-By",
-    "X-Paused-By",
-    "X-Resumed-By",
-    "X-Triggered-By",
-)
-
 Handler = Callable[..., Awaitable[tuple[int, Any]]]
 
 
@@ -95,67 +87,49 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def _problem(
-    status: int, code: str, title: str, detail: str, errors: list[FieldError], correlation_id: str
-) -> dict[str, Any]:
-    return {
-        "type": f"https://scheduler-service/problems/{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        "errors": [e.as_dict() for e in errors],
-        "correlation_id": correlation_id,
-    }
+def _body_of(data: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(data or b"{}")
+    except ValueError as error:
+        raise ValidationFailed.single("body", f"is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise ValidationFailed.single("body", "must be a JSON object")
+    return body
 
 
 async def handle(
     service: LifecycleService,
     subject: str,
     data: bytes,
-    headers: dict[str, str],
+    headers: Mapping[str, str],
     now: datetime,
     api_keys: ApiKeyService,
     auth_enabled: bool,
 ) -> tuple[int, bytes]:
     """Run one command; returns (status, reply body). Never raises."""
-    correlation_id = (headers.get("X-Correlation-ID") or str(uuid.uuid4()))[:64]
+    found = HeaderMap(headers)
+    correlation_id = (found.get("X-Correlation-ID") or str(uuid.uuid4()))[:64]
     operation = subject.removeprefix(SUBJECT_PREFIX)
     try:
-        named, header = named_principal(headers, ACTOR_HEADERS)
-        token = bearer_token(headers.get("Authorization"), headers.get("X-API-Key"))
-        actor = await resolve_actor(api_keys, auth_enabled, token, named, header, correlation_id)
+        header_names = PRINCIPAL_HEADERS.get(operation, PRINCIPAL_HEADERS["request"])
+        actor = await resolve_principal(found, header_names, api_keys, auth_enabled, correlation_id)
         handler = HANDLERS.get(operation)
         if handler is None:
             raise ValidationFailed.single(
                 "subject", f"unknown operation {operation!r}; expected one of {', '.join(HANDLERS)}"
             )
-        try:
-            body = json.loads(data or b"{}")
-        except ValueError as error:
-            raise ValidationFailed.single("body", f"is not valid JSON: {error}") from None
-        if not isinstance(body, dict):
-            raise ValidationFailed.single("body", "must be a JSON object")
+        body = _body_of(data)
         try:
             status, reply = await handler(service, body, actor, now)
         except ValidationError as error:
             raise ValidationFailed(validation_errors_of(error)) from None
         return status, json.dumps(reply).encode() if reply is not None else b""
     except DomainError as error:
-        status = next((s for kind, s in STATUS_BY_ERROR if isinstance(error, kind)), 400)
-        problem = _problem(status, error.code, error.title, error.message, error.errors, correlation_id)
-        return status, json.dumps(problem).encode()
+        problem = problem_of(error, correlation_id)
+        return problem["status"], json.dumps(problem).encode()
     except Exception:
         log.exception("command failed", extra={"action": "nats.command_failed", "subject": subject})
-        problem = _problem(
-            500,
-            "internal_error",
-            "Internal error",
-            "an unexpected error occurred; it has been logged",
-            [],
-            correlation_id,
-        )
-        return 500, json.dumps(problem).encode()
+        return 500, json.dumps(internal_problem(correlation_id)).encode()
 
 
 async def subscribe(nats_connection, service: LifecycleService, api_keys: ApiKeyService, auth_enabled: bool):

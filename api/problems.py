@@ -1,4 +1,5 @@
-"""The single translation of errors into RFC 9457 `application/problem+json` responses."""
+"""The REST door's translation of errors into RFC 9457 `application/problem+json` responses (the
+documents and the statuses of core errors come from `services.problems`)."""
 
 from __future__ import annotations
 
@@ -13,31 +14,12 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.errors import (
-    Conflict,
-    DomainError,
-    FieldError,
-    Forbidden,
-    NotFound,
-    QuotaExceeded,
-    RateLimited,
-    Unauthenticated,
-    ValidationFailed,
-)
+from core.errors import DomainError, FieldError, RateLimited, Unauthenticated
 from models.db import database_unreachable
+from services.problems import PROBLEM_MEDIA_TYPE, UNAVAILABLE, internal_problem, problem, status_of
 
 log = logging.getLogger("api.errors")
 
-PROBLEM_MEDIA_TYPE = "application/problem+json"
-STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
-    (ValidationFailed, 422),
-    (NotFound, 404),
-    (Conflict, 409),
-    (QuotaExceeded, 429),
-    (RateLimited, 429),
-    (Forbidden, 403),
-    (Unauthenticated, 401),
-]
 LOCATION_PREFIXES = ("body", "query", "path", "header")
 
 
@@ -81,23 +63,12 @@ def problem_response(
     errors: list[FieldError],
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    body = Problem(
-        type=f"https://scheduler-service/problems/{code}",
-        title=title,
-        status=status,
-        detail=detail,
-        code=code,
-        errors=[FieldProblem(field=e.field, message=e.message) for e in errors],
-        correlation_id=getattr(request.state, "correlation_id", None),
-    )
-    return JSONResponse(body.model_dump(), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+    body = problem(status, code, title, detail, errors, getattr(request.state, "correlation_id", None))
+    return _json(body, headers)
 
 
-def _status_of(error: DomainError) -> int:
-    for kind, status in STATUS_BY_ERROR:
-        if isinstance(error, kind):
-            return status
-    return 400
+def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
 def _field_of(loc: tuple[Any, ...]) -> str:
@@ -121,66 +92,58 @@ def _request_validation_errors(error: RequestValidationError) -> list[FieldError
     return result
 
 
+async def _domain_error(request: Request, error: DomainError) -> JSONResponse:
+    headers = {}
+    if isinstance(error, RateLimited):
+        headers["Retry-After"] = str(error.retry_after_seconds)
+    if isinstance(error, Unauthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="scheduler"'
+    return problem_response(request, status_of(error), error.code, error.title, error.message, error.errors, headers)
+
+
+async def _request_invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+    errors = _request_validation_errors(error)
+    detail = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
+    return problem_response(request, 422, "validation_error", "Validation failed", detail, errors)
+
+
+async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(error.status_code, "http_error")
+    if error.status_code == 413:
+        return problem_response(
+            request, 413, code, "Payload too large", str(error.detail), [FieldError("body", str(error.detail))]
+        )
+    # FastAPI answers 400 when it cannot even parse the body (e.g. nesting too deep to decode).
+    errors = [FieldError("body", str(error.detail))] if error.status_code == 400 else []
+    return problem_response(request, error.status_code, code, str(error.detail), str(error.detail), errors)
+
+
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    correlation_id = getattr(request.state, "correlation_id", None)
+    if database_unreachable(error):
+        # PostgreSQL restarting or unreachable: nothing was written; the client may retry.
+        log.warning(
+            "database unavailable",
+            extra={
+                "action": "api.database_unavailable",
+                "path": request.url.path,
+                "error": f"{type(error).__name__}: {error}"[:300],
+            },
+        )
+        return _json(problem(503, *UNAVAILABLE, [], correlation_id), {"Retry-After": "2"})
+    log.exception("unhandled error", extra={"action": "api.unhandled_error", "path": request.url.path})
+    return _json(internal_problem(correlation_id))
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    @app.exception_handler(DomainError)
-    async def domain_error(request: Request, error: DomainError) -> JSONResponse:
-        headers = {}
-        if isinstance(error, RateLimited):
-            headers["Retry-After"] = str(error.retry_after_seconds)
-        if isinstance(error, Unauthenticated):
-            headers["WWW-Authenticate"] = 'Bearer realm="scheduler"'
-        return problem_response(
-            request, _status_of(error), error.code, error.title, error.message, error.errors, headers
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def request_invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        errors = _request_validation_errors(error)
-        detail = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
-        return problem_response(request, 422, "validation_error", "Validation failed", detail, errors)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-            error.status_code, "http_error"
-        )
-        if error.status_code == 413:
-            return problem_response(
-                request, 413, code, "Payload too large", str(error.detail), [FieldError("body", str(error.detail))]
-            )
-        # FastAPI answers 400 when it cannot even parse the body (e.g. nesting too deep to decode).
-        errors = [FieldError("body", str(error.detail))] if error.status_code == 400 else []
-        return problem_response(request, error.status_code, code, str(error.detail), str(error.detail), errors)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        if database_unreachable(error):
-            # PostgreSQL restarting or unreachable: nothing was written; the client may retry.
-            log.warning(
-                "database unavailable",
-                extra={
-                    "action": "api.database_unavailable",
-                    "path": request.url.path,
-                    "error": f"{type(error).__name__}: {error}"[:300],
-                },
-            )
-            return problem_response(
-                request,
-                503,
-                "service_unavailable",
-                "Service unavailable",
-                "the database is unavailable; retry shortly",
-                [],
-                {"Retry-After": "2"},
-            )
-        log.exception("unhandled error", extra={"action": "api.unhandled_error", "path": request.url.path})
-        return problem_response(
-            request, 500, "internal_error", "Internal error", "an unexpected error occurred; it has been logged", []
-        )
-
+    """Translate core errors, request validation errors, HTTP errors and unexpected failures."""
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _request_invalid)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
     # A handler for `Exception` runs in Starlette's outermost middleware, which sends its response and
-    # then re-raises, so the server logged a full "Exception in ASGI application" traceback for every
-    # request answered 503 while PostgreSQL was down (hundreds per outage in the chaos suite). The
-    # errors an outage raises get the same handler where it ends the request.
+    # then re-raises, so the server would log a full "Exception in ASGI application" traceback for
+    # every request answered 503 while PostgreSQL is down. The errors an outage raises get the same
+    # handler where it ends the request.
     for kind in (DBAPIError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-        app.add_exception_handler(kind, unexpected)
+        app.add_exception_handler(kind, _unexpected)

@@ -11,26 +11,15 @@ from fastapi import Depends, Request, WebSocket
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
-from api.deps import named_principal, utc_now
 from core.errors import Unauthenticated
 from gql.errors import query_error
 from services.audit import AuditService
-from services.auth import bearer_token, resolve_actor
+from services.clock import utc_now
 from services.context import Actor
 from services.executions import ExecutionService
 from services.lifecycle import LifecycleService
+from services.principals import PRINCIPAL_HEADERS, Headers, resolve_principal
 from services.schemas import ExecutionOut, StatsOut
-
-# The same headers name the principal as on REST; the first one present wins.
-ACTOR_HEADERS = (
-    "X-Performed-By",
-    "X-Created-By",
-    "X-Updated-By",
-    "X-Deleted-By",
-    "X-Paused-By",
-    "X-Resumed-By",
-    "X-Triggered-By",
-)
 
 
 @dataclass
@@ -63,7 +52,7 @@ class Context(BaseContext):
         actor: Actor | None,
         now: datetime,
         nats,
-        resolve: Callable[..., Awaitable[Actor]],
+        resolve: Callable[[Headers], Awaitable[Actor]],
     ) -> None:
         super().__init__()
         self.schedules = schedules
@@ -72,7 +61,7 @@ class Context(BaseContext):
         self._actor = actor
         self.now = now
         self.nats = nats
-        self.resolve = resolve  # resolves the principal of a WebSocket from its connection_init payload
+        self.resolve = resolve  # resolves the principal of a WebSocket from its connection_init parameters
         self.connection_params: dict | None = None
         self.loaders = Loaders(executions)
 
@@ -95,18 +84,10 @@ async def get_context(
     state = connection.app.state
     correlation_id = getattr(connection.state, "correlation_id", None) or str(uuid.uuid4())
 
-    async def resolve(authorization: str | None, api_key: str | None, headers) -> Actor:
-        named, header = named_principal(headers, ACTOR_HEADERS)
-        return await resolve_actor(
-            state.api_keys,
-            state.settings.AUTH_ENABLED,
-            bearer_token(authorization, api_key),
-            named,
-            header,
-            correlation_id,
+    async def resolve(headers: Headers) -> Actor:
+        return await resolve_principal(
+            headers, PRINCIPAL_HEADERS["request"], state.api_keys, state.settings.AUTH_ENABLED, correlation_id
         )
 
-    actor = None
-    if request is not None:
-        actor = await resolve(request.headers.get("Authorization"), request.headers.get("X-API-Key"), request.headers)
+    actor = await resolve(request.headers) if request is not None else None
     return Context(state.schedules, state.executions, state.audit, actor, now, state.nats, resolve)

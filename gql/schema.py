@@ -14,6 +14,7 @@ from gql.context import get_context
 from gql.mutations import Mutation
 from gql.queries import Query
 from gql.subscriptions import Subscription
+from services.principals import HeaderMap
 
 MAX_DEPTH = 7  # the deepest legitimate selection today: schedules → edges → node → executions → edges → node → field
 MAX_TOKENS = 4000
@@ -49,14 +50,11 @@ schema = Schema(
 
 class Router(GraphQLRouter):
     async def on_ws_connect(self, context):
-        """Authenticate a WebSocket from its connection_init payload ({"Authorization": "Bearer …"})."""
+        """Authenticate a WebSocket from its connection_init payload ({"Authorization": "Bearer …"}); its
+        keys are header names, matched without regard to case."""
         params = context.connection_params or {}
         try:
-            context.actor = await context.resolve(
-                params.get("Authorization") or params.get("authorization"),
-                params.get("X-API-Key"),
-                {k: v for k, v in params.items() if isinstance(v, str)},
-            )
+            context.actor = await context.resolve(HeaderMap(params))
         except DomainError as error:
             raise ConnectionRejectionError({"code": error.code, "message": error.message}) from None
         return UNSET

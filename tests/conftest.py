@@ -88,8 +88,8 @@ def clock() -> FrozenClock:
 @pytest.fixture
 async def client(settings: Settings, clean_db: str, clock: FrozenClock):
     """An HTTP client bound in-process to a fresh app (lifespan run), with the frozen clock."""
-    from api.app import create_app
     from api.deps import utc_now
+    from runtime.http import create_app
 
     app = create_app(settings)
     app.dependency_overrides[utc_now] = clock

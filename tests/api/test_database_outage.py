@@ -11,8 +11,8 @@ import asyncio
 
 import httpx
 
-from api.app import create_app
 from core.settings import Settings
+from runtime.http import create_app
 from runtime.migrations import upgrade
 from tests.chaos.servers import PrivatePostgres
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncpg
 import httpx
 
-from api.app import create_app
 from core.settings import Settings
+from runtime.http import create_app
 from tests.conftest import ADMIN_DSN, _url_for
 
 

@@ -10,7 +10,7 @@ import uuid
 import nats
 from fastapi.testclient import TestClient
 
-from api.app import create_app
+from runtime.http import create_app
 
 SUBSCRIBE = (
     """subscription($id: UUID) { executionEvents(scheduleId: $id) { event executionId scheduleId status attempt } }"""

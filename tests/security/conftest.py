@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from api.app import create_app
 from models.db import make_engine, make_session_factory
+from runtime.http import create_app
 from services.auth import ApiKeyService
 
 PRINCIPALS = {

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import redis.asyncio as redis
 
-from api.app import create_app
+from runtime.http import create_app
 from runtime.nats_client import NatsConnection
 from services.context import Actor
 from services.firing import FiringService

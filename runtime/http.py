@@ -1,4 +1,7 @@
-"""The FastAPI application factory (port 8008): REST routes, health probes, problem responses."""
+"""The HTTP application (port 8008), composed from the doors: the REST routes, the GraphQL router at
+/graphql, the dashboards, the health probes and /metrics, plus the NATS command listener started in
+its lifespan. This module owns the wiring (services, connections, middleware order); the doors own
+their routes and translations, and neither imports the other."""
 
 from __future__ import annotations
 
