@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from core.tuning import CHECK_TIMEOUT_SECONDS
+
 router = APIRouter(tags=["health"])
-CHECK_TIMEOUT_SECONDS = 2.0
 
 
 async def _timed(check) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from api.deps import actor_from
+from core.states import ScheduleStatus
 
 router = APIRouter(tags=["health"])
 _reader = actor_from("read")
@@ -44,7 +45,10 @@ async def metrics(request: Request) -> Response:
     async with request.app.state.engine.connect() as conn:
         rows = (
             await conn.execute(
-                sa.text("SELECT schedule_type, status, count(*) FROM schedules WHERE status <> 'deleted' GROUP BY 1, 2")
+                sa.text(
+                    "SELECT schedule_type, status, count(*) FROM schedules "
+                    f"WHERE status <> '{ScheduleStatus.DELETED}' GROUP BY 1, 2"
+                )
             )
         ).all()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

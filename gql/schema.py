@@ -10,15 +10,12 @@ from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimite
 from strawberry.fastapi import GraphQLRouter
 
 from core.errors import DomainError
+from core.tuning import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
 from gql.context import get_context
 from gql.mutations import Mutation
 from gql.queries import Query
 from gql.subscriptions import Subscription
 from services.principals import HeaderMap
-
-MAX_DEPTH = 7  # the deepest legitimate selection today: schedules → edges → node → executions → edges → node → field
-MAX_TOKENS = 4000
-MAX_ALIASES = 30
 
 
 def _should_mask(error: GraphQLError) -> bool:

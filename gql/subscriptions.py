@@ -12,11 +12,11 @@ from datetime import datetime
 import strawberry
 
 from core.errors import DomainError, ValidationFailed
+from core.states import ExecutionStatus as CoreStatus
+from core.tuning import QUEUE_LIMIT
 from gql.enums import ExecutionStatus
 from gql.errors import query_error
 from services.events import EXECUTION_EVENT_PREFIX
-
-QUEUE_LIMIT = 1000  # events buffered per subscriber before the oldest are dropped
 
 
 @strawberry.type
@@ -40,7 +40,7 @@ def _event(subject: str, body: dict) -> ExecutionEvent:
         event=subject.removeprefix(EXECUTION_EVENT_PREFIX),
         execution_id=uuid.UUID(body["execution_id"]) if body.get("execution_id") else uuid.UUID(int=0),
         schedule_id=uuid.UUID(body["schedule_id"]),
-        status=ExecutionStatus(body.get("status", "missed")),
+        status=ExecutionStatus(body.get("status", CoreStatus.MISSED)),
         attempt=body.get("attempt"),
         scheduled_for=instant("scheduled_for"),
         at=instant("at"),

@@ -10,14 +10,13 @@ import strawberry
 from strawberry.scalars import JSON
 
 from core.rules import Rule, preview
+from core.tuning import MAX_FIRE_TIMES
 from gql.enums import Catchup, DeliveryMode, DstGap, DstRepeat, ExecutionStatus, ScheduleStatus, ScheduleType
 from services.audit import AuditEntryOut
 from services.schemas import ExecutionOut, FireTimeOut, ScheduleOut, StatsOut
 
 if TYPE_CHECKING:
     from gql.context import Context
-
-MAX_FIRE_TIMES = 100
 
 
 @strawberry.type

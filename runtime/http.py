@@ -19,6 +19,7 @@ from api.dashboard import mount_dashboards
 from api.hardening import install_hardening
 from api.problems import install_problem_handlers
 from core.settings import Settings
+from core.tuning import NATS_LISTENER_RETRY_SECONDS, REDIS_CONNECT_TIMEOUT_SECONDS, REDIS_SOCKET_TIMEOUT_SECONDS
 from gql.schema import graphql_router
 from models.db import ReadPool, make_engine, make_session_factory
 from runtime.migrations import migration_head
@@ -48,7 +49,7 @@ async def _serve_nats_commands(app: FastAPI) -> None:
             raise
         except Exception as error:
             log.warning("NATS command listener not ready", extra={"action": "nats.listener_retry", "error": str(error)})
-            await asyncio.sleep(2)
+            await asyncio.sleep(NATS_LISTENER_RETRY_SECONDS)
 
 
 class CorrelationId:
@@ -99,7 +100,11 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.api_keys = ApiKeyService(sessions, settings.API_KEY_CACHE_SECONDS)
         app.state.executions = ExecutionService(sessions)
         app.state.audit = AuditService(sessions)
-        app.state.redis = redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        app.state.redis = redis.from_url(
+            settings.REDIS_URL,
+            socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
+        )
         app.state.migration_head = migration_head()
         listener = asyncio.create_task(_serve_nats_commands(app))
         try:
