@@ -33,23 +33,19 @@ def schedule_scope(actor: Actor) -> list[Any]:
     return [] if actor.sees_everything else [Schedule.created_by == actor.name]
 
 
+def _owned_schedule_ids(actor: Actor) -> Any:
+    """The ids of the schedules `actor` created, as a subquery."""
+    table = Schedule.__table__
+    return table.select().with_only_columns(table.c.id).where(table.c.created_by == actor.name)
+
+
 def execution_scope(actor: Actor) -> list[Any]:
     if actor.sees_everything:
         return []
-    owned = (
-        Schedule.__table__.select()
-        .with_only_columns(Schedule.__table__.c.id)
-        .where(Schedule.__table__.c.created_by == actor.name)
-    )
-    return [col(Execution.schedule_id).in_(owned)]
+    return [col(Execution.schedule_id).in_(_owned_schedule_ids(actor))]
 
 
 def audit_scope(actor: Actor) -> list[Any]:
     if actor.sees_everything:
         return []
-    owned = (
-        Schedule.__table__.select()
-        .with_only_columns(Schedule.__table__.c.id)
-        .where(Schedule.__table__.c.created_by == actor.name)
-    )
-    return [(AuditEntry.actor == actor.name) | col(AuditEntry.schedule_id).in_(owned)]
+    return [(AuditEntry.actor == actor.name) | col(AuditEntry.schedule_id).in_(_owned_schedule_ids(actor))]
