@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.pipeline.harness import VENV_BIN, Stack  # noqa: E402
+from tests.support.harness import VENV_BIN, Stack  # noqa: E402
 
 RESULTS_DIR = ROOT / "bench" / "results"
 CREATOR = "bench"

@@ -6,7 +6,7 @@ import statistics
 import uuid
 from datetime import timedelta
 
-from tests.api.helpers import create, cron_body
+from tests.support.http import create, cron_body
 
 
 async def insert_execution(db, schedule_id, slot, status, started_after_ms=None, duration_ms=None, reason=None):

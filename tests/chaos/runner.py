@@ -21,7 +21,7 @@ reason; no Nats-Msg-Id stored twice in the stream; core-NATS duplicates counted 
 between two publishes of one execution id; the publish time of slots due during a fault relative to its
 end; processes that died without being killed. Beside the JSON: `<ledger>.slots.tsv` (every run: due,
 first publish, publishes), `<ledger>.faults.tsv` (every fault's start and end) and `<ledger>.cpu.tsv`
-(CPU seconds per process and second, tests/chaos/cpu.py), for looking into a run after the fact.
+(CPU seconds per process and second, tests/support/cpu.py), for looking into a run after the fact.
 """
 
 from __future__ import annotations
@@ -48,10 +48,10 @@ import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
 from core.settings import Settings
-from tests.chaos.cpu import CpuSampler
-from tests.chaos.servers import PrivatePostgres
-from tests.pipeline.harness import ROOT, VENV_BIN, Stack, free_port
-from tests.pipeline.servers import PrivateNats, PrivateRedis
+from tests.support.cpu import CpuSampler
+from tests.support.harness import ROOT, VENV_BIN, Stack, free_port
+from tests.support.postgres import PrivatePostgres
+from tests.support.servers import PrivateNats, PrivateRedis
 
 ACTIVE = ("pending", "running", "retrying")
 ACCEPTED_REASONS = {"missed", "paused", "deleted", "lock_conflict"}

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from tests.api.helpers import create, cron_body, interval_body
-from tests.gql.helpers import SCHEDULE_FIELDS, camel, gql
+from tests.support.http import SCHEDULE_FIELDS, camel, create, cron_body, gql, interval_body
 
 CREATE = f"mutation($input: CreateScheduleInput!) {{ createSchedule(input: $input) {{ {SCHEDULE_FIELDS} }} }}"
 

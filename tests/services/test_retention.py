@@ -8,7 +8,8 @@ import sqlalchemy as sa
 
 from services.retention import purge_old_executions
 from services.ticking import tick
-from tests.services.test_ticking import ACTOR, T0, interval, rows
+from tests.support.database import rows
+from tests.support.factories import ACTOR, T0, interval
 
 
 async def test_purge_keeps_recent_and_unfinished_runs(engine, schedules, settings):
