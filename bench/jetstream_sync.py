@@ -25,7 +25,7 @@ from nats.js.api import StorageType, StreamConfig
 
 from runtime.nats_client import NatsConnection
 from services.publisher import CommandPublisher, Outgoing
-from tests.pipeline.servers import PrivateNats
+from tests.support.servers import PrivateNats
 
 SETTINGS = ("default", "1s", "always")
 

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.pipeline.harness import VENV_BIN, Stack  # noqa: E402
+from tests.support.harness import VENV_BIN, Stack  # noqa: E402
 
 RESULTS_DIR = ROOT / "bench" / "results"
 CREATOR = "bench"
@@ -494,6 +494,36 @@ def interval_slots(
     return out
 
 
+def _steady_items(run, n: int, period: int, shape: str, t0: datetime, end_at: datetime) -> tuple[list, list]:
+    """The N schedules' first slots (spread over the period, or on whole seconds) and their create items."""
+    starts = []
+    for i in range(n):
+        offset = (i * period / n) if shape == "spread" else float(i % period)
+        starts.append(t0 + timedelta(seconds=offset))
+    items = [
+        item(
+            f"steady-{i}",
+            run.subject,
+            schedule_type="interval",
+            interval_seconds=period,
+            start_at=iso(s),
+            end_at=iso(end_at),
+        )
+        for i, s in enumerate(starts)
+    ]
+    return starts, items
+
+
+async def _drain(run, total: int, window: tuple[datetime, datetime], seconds: float) -> None:
+    """Gives a backlog up to `seconds` to arrive (counted as lag, not as missed)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        res = analyse(run.collector.records, None, window)
+        if res["received"] >= total:
+            break
+        await asyncio.sleep(0.5)
+
+
 async def steady(
     args: argparse.Namespace, n: int, period: int, shape: str, warmup: float, duration: float
 ) -> dict[str, Any]:
@@ -503,21 +533,7 @@ async def steady(
         t0 = (utc_now() + timedelta(seconds=lead)).replace(microsecond=0)
         window = (t0 + timedelta(seconds=warmup), t0 + timedelta(seconds=warmup + duration))
         end_at = window[1] - timedelta(milliseconds=1)
-        starts = []
-        for i in range(n):
-            offset = (i * period / n) if shape == "spread" else float(i % period)
-            starts.append(t0 + timedelta(seconds=offset))
-        items = [
-            item(
-                f"steady-{i}",
-                run.subject,
-                schedule_type="interval",
-                interval_seconds=period,
-                start_at=iso(s),
-                end_at=iso(end_at),
-            )
-            for i, s in enumerate(starts)
-        ]
+        starts, items = _steady_items(run, n, period, shape, t0, end_at)
         created = await bulk_create(run.stack.api, items, chunk=args.chunk)
         margin = (t0 - utc_now()).total_seconds()
         await asyncio.sleep(max(0.0, (window[0] - utc_now()).total_seconds()))
@@ -526,14 +542,7 @@ async def steady(
         await asyncio.sleep(max(0.0, (window[1] - utc_now()).total_seconds()))
         after = run.monitor.sample()
         expected = {sid: interval_slots(s, period, window, end_at) for sid, s in zip(created["ids"], starts)}
-        total = sum(len(v) for v in expected.values())
-        # Drain: give a backlog up to drain_seconds to arrive (counted as lag, not as missed).
-        deadline = time.monotonic() + args.drain_seconds
-        while time.monotonic() < deadline:
-            res = analyse(run.collector.records, None, window)
-            if res["received"] >= total:
-                break
-            await asyncio.sleep(0.5)
+        await _drain(run, sum(len(v) for v in expected.values()), window, args.drain_seconds)
         res = analyse(run.collector.records, expected, window, stored=await run.collector.stored_times())
         times = res.pop("_received_times")
         ws, we = window[0].timestamp(), window[1].timestamp()
@@ -645,6 +654,44 @@ async def _fast_phase(run: Run, ids: list[str], starts: list[datetime], seconds:
     return res
 
 
+async def _far_schedules(
+    args: argparse.Namespace, run, dsn: str, via_api: int, big: int, ticker_rss: list
+) -> tuple[dict[str, Any], float]:
+    """`big` once schedules ~300 days ahead: `via_api` through the API, the rest cloned in SQL; the ticker's
+    RSS after each step goes to `ticker_rss`. Returns the API's create result and the cloning's seconds."""
+    far = utc_now() + timedelta(days=300)  # MAX_SCHEDULE_LOOKAHEAD_DAYS is 365
+    items = [
+        item(
+            f"far-{i}",
+            run.subject,
+            schedule_type="once",
+            run_at=iso(far + timedelta(seconds=i % 86400)),
+            tags=["far", f"g{i % 10}"],
+        )
+        for i in range(via_api)
+    ]
+    created = await bulk_create(run.stack.api, items, chunk=args.chunk, lanes=args.create_lanes)
+    ticker_rss.append((f"after_{via_api}_via_api", run.monitor.sample()["ticker"]["rss"]))
+    copied_seconds = 0.0
+    if big > via_api:
+        copied_seconds = await _clone_schedules(dsn, created["ids"][0], big - via_api, far)
+    ticker_rss.append((f"after_{big}", run.monitor.sample()["ticker"]["rss"]))
+    return created, copied_seconds
+
+
+def _scale_create_report(created: dict[str, Any], via_api: int, big: int, copied_seconds: float) -> dict[str, Any]:
+    api_rate = created["per_second"]
+    return {
+        "via_api": via_api,
+        "api_seconds": created["seconds"],
+        "api_per_second": api_rate,
+        "api_projected_seconds_for_1M": round(1_000_000 / api_rate, 1) if api_rate else None,
+        "direct_sql_rows": max(0, big - via_api),
+        "direct_sql_seconds": round(copied_seconds, 2),
+        "direct_sql_method": "INSERT … SELECT generate_series cloning an API-created row (no audit rows)",
+    }
+
+
 async def scale(args: argparse.Namespace) -> dict[str, Any]:
     """100 one-second schedules, alone and beside a million far-future schedules; then the API load."""
     big = args.scale_total
@@ -662,24 +709,8 @@ async def scale(args: argparse.Namespace) -> dict[str, Any]:
         baseline = await _fast_phase(run, fast_ids, starts, args.scale_seconds)
         ticker_rss = [("baseline_end", run.monitor.sample()["ticker"]["rss"])]
 
-        far = utc_now() + timedelta(days=300)  # MAX_SCHEDULE_LOOKAHEAD_DAYS is 365
         via_api = min(args.scale_api_count, big)
-        items = [
-            item(
-                f"far-{i}",
-                run.subject,
-                schedule_type="once",
-                run_at=iso(far + timedelta(seconds=i % 86400)),
-                tags=["far", f"g{i % 10}"],
-            )
-            for i in range(via_api)
-        ]
-        created = await bulk_create(run.stack.api, items, chunk=args.chunk, lanes=args.create_lanes)
-        ticker_rss.append((f"after_{via_api}_via_api", run.monitor.sample()["ticker"]["rss"]))
-        copied_seconds = 0.0
-        if big > via_api:
-            copied_seconds = await _clone_schedules(dsn, created["ids"][0], big - via_api, far)
-        ticker_rss.append((f"after_{big}", run.monitor.sample()["ticker"]["rss"]))
+        created, copied_seconds = await _far_schedules(args, run, dsn, via_api, big, ticker_rss)
         await asyncio.sleep(3)
         queries_big = await _time_queries(dsn, args.query_rounds)
         loaded = await _fast_phase(run, fast_ids, starts, args.scale_seconds)
@@ -687,19 +718,10 @@ async def scale(args: argparse.Namespace) -> dict[str, Any]:
         conn = await asyncpg.connect(dsn)
         stored = await conn.fetchval("SELECT count(*) FROM schedules")
         await conn.close()
-        api_rate = created["per_second"]
         out: dict[str, Any] = {
             "workload": "scale",
             "stored_schedules": stored,
-            "create": {
-                "via_api": via_api,
-                "api_seconds": created["seconds"],
-                "api_per_second": api_rate,
-                "api_projected_seconds_for_1M": round(1_000_000 / api_rate, 1) if api_rate else None,
-                "direct_sql_rows": max(0, big - via_api),
-                "direct_sql_seconds": round(copied_seconds, 2),
-                "direct_sql_method": "INSERT … SELECT generate_series cloning an API-created row (no audit rows)",
-            },
+            "create": _scale_create_report(created, via_api, big, copied_seconds),
             "baseline_100_fast": baseline,
             "with_million_100_fast": loaded,
             "lag_ratio_p50": _ratio(loaded["lag"]["p50_ms"], baseline["lag"]["p50_ms"]),
@@ -863,6 +885,22 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench.runner", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    _add_workload_options(p)
+    _add_stack_options(p)
+    args = p.parse_args(argv)
+    args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    args.overrides = dict(kv.split("=", 1) for kv in args.set)  # --set NAME=VALUE, later ones win
+    if args.tiny:
+        args.burst_sizes, args.steady, args.shapes = "20", "50:2", "spread"
+        args.warmup, args.duration, args.drain_seconds = 1.0, 5.0, 10.0
+        args.burst_lead = args.steady_lead = 4.0
+        args.worker_processes, args.worker_threads = 1, 4
+        args.workloads = [w for w in args.workloads if w in ("burst", "steady")]
+    return args
+
+
+def _add_workload_options(p: argparse.ArgumentParser) -> None:
+    """What runs, and for how long."""
     p.add_argument("--workloads", default="burst,steady,scale,api", help="comma list of burst, steady, scale, api")
     p.add_argument("--tiny", action="store_true", help="a few seconds of each fire workload (for tests)")
     p.add_argument("--burst-sizes", default="1000,10000")
@@ -881,6 +919,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steady-lead", type=float, default=0)
     p.add_argument("--create-rate-hint", type=float, default=1000, help="schedules/s the API creates (sets the lead)")
     p.add_argument("--chunk", type=int, default=1000, help="items per bulk create (MAX_BULK_ITEMS is raised to 1000)")
+
+
+def _add_stack_options(p: argparse.ArgumentParser) -> None:
+    """How schedules are created, the stack's processes and settings, and the report."""
     p.add_argument("--create-lanes", type=int, default=2)
     p.add_argument("--scale-total", type=int, default=1_000_000)
     p.add_argument(
@@ -897,29 +939,20 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--py-spy", action="store_true", help="record py-spy profiles (collapsed stacks) into bench/results/"
     )
 
-    def setting(text: str) -> str:
-        if "=" not in text or not text.split("=", 1)[0]:
-            raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-        return text
-
     p.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        type=setting,
+        type=_setting,
         help="a service setting for every process, e.g. --set DISPATCH_LEAD_MS=0 (repeatable)",
     )
-    args = p.parse_args(argv)
-    args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
-    args.overrides = dict(kv.split("=", 1) for kv in args.set)  # --set NAME=VALUE, later ones win
-    if args.tiny:
-        args.burst_sizes, args.steady, args.shapes = "20", "50:2", "spread"
-        args.warmup, args.duration, args.drain_seconds = 1.0, 5.0, 10.0
-        args.burst_lead = args.steady_lead = 4.0
-        args.worker_processes, args.worker_threads = 1, 4
-        args.workloads = [w for w in args.workloads if w in ("burst", "steady")]
-    return args
+
+
+def _setting(text: str) -> str:
+    if "=" not in text or not text.split("=", 1)[0]:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return text
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:

@@ -308,46 +308,82 @@ def validate_rule(rule: Rule, now: datetime, lookahead_days: int) -> list[FieldE
     """Every problem with `rule` as FieldErrors (empty list = valid). `now` must be aware."""
     now = require_aware(now, "now")
     errors: list[FieldError] = []
-    err = lambda f, m: errors.append(FieldError(f, m))  # noqa: E731
     horizon = timedelta(days=lookahead_days)
 
+    kind = _check_vocabularies(rule, errors)
+    dates = _check_dates(rule, errors)
+    run_at, start_at, end_at = dates["run_at"], dates["start_at"], dates["end_at"]
+    if kind is not None:
+        _check_fields_fit_the_type(rule, kind, errors)
+    _check_type_requirements(rule, kind, run_at, now, lookahead_days, errors)
+    if start_at is not None and end_at is not None and end_at <= start_at:
+        errors.append(FieldError("end_at", "must be after start_at"))
+
+    # Reachability checks need an otherwise valid rule.
+    if errors or kind not in (ScheduleType.CRON, ScheduleType.INTERVAL):
+        return errors
+    _check_reachable(rule, kind, now, start_at, end_at, horizon, lookahead_days, errors)
+    return errors
+
+
+def _check_vocabularies(rule: Rule, errors: list[FieldError]) -> ScheduleType | None:
+    """Checks schedule_type, timezone, dst_gap and dst_repeat; returns the schedule type, or None when unknown."""
     try:
         kind: ScheduleType | None = ScheduleType(rule.schedule_type)
     except ValueError:
         kind = None
-        err("schedule_type", f"unknown schedule type {rule.schedule_type!r}; use one of {_ALL_TYPES}")
+        errors.append(
+            FieldError("schedule_type", f"unknown schedule type {rule.schedule_type!r}; use one of {_ALL_TYPES}")
+        )
     try:
         load_zone(rule.timezone)
     except ValueError:
-        err("timezone", f"unknown time zone {rule.timezone!r}")
+        errors.append(FieldError("timezone", f"unknown time zone {rule.timezone!r}"))
     for name, enum in (("dst_gap", DstGap), ("dst_repeat", DstRepeat)):
         try:
             enum(getattr(rule, name))
         except ValueError:
             choices = ", ".join(e.value for e in enum)
-            err(name, f"unknown value {getattr(rule, name)!r}; use one of {choices}")
+            errors.append(FieldError(name, f"unknown value {getattr(rule, name)!r}; use one of {choices}"))
+    return kind
 
+
+def _check_dates(rule: Rule, errors: list[FieldError]) -> dict[str, datetime | None]:
+    """run_at, start_at and end_at by name; one that is not an aware datetime is an error and None here."""
     dates: dict[str, datetime | None] = {}
     for name in ("run_at", "start_at", "end_at"):
         value = getattr(rule, name)
         if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
-            err(name, "must be a timezone-aware (UTC) datetime")
+            errors.append(FieldError(name, "must be a timezone-aware (UTC) datetime"))
             value = None
         dates[name] = value
-    run_at, start_at, end_at = dates["run_at"], dates["start_at"], dates["end_at"]
+    return dates
 
-    if kind is not None:
-        if kind is not ScheduleType.CRON and rule.cron_expression is not None:
-            err("cron_expression", "only valid for cron schedules")
-        if kind is not ScheduleType.INTERVAL and rule.interval_seconds is not None:
-            err("interval_seconds", "only valid for interval schedules")
-        if kind in (ScheduleType.CRON, ScheduleType.INTERVAL) and rule.run_at is not None:
-            err("run_at", "only valid for once and immediate schedules")
-        if kind in (ScheduleType.ONCE, ScheduleType.IMMEDIATE):
-            for name in ("start_at", "end_at"):
-                if getattr(rule, name) is not None:
-                    err(name, "only valid for cron and interval schedules")
 
+def _check_fields_fit_the_type(rule: Rule, kind: ScheduleType, errors: list[FieldError]) -> None:
+    """Rule fields that belong to another schedule type are errors."""
+    if kind is not ScheduleType.CRON and rule.cron_expression is not None:
+        errors.append(FieldError("cron_expression", "only valid for cron schedules"))
+    if kind is not ScheduleType.INTERVAL and rule.interval_seconds is not None:
+        errors.append(FieldError("interval_seconds", "only valid for interval schedules"))
+    if kind in (ScheduleType.CRON, ScheduleType.INTERVAL) and rule.run_at is not None:
+        errors.append(FieldError("run_at", "only valid for once and immediate schedules"))
+    if kind in (ScheduleType.ONCE, ScheduleType.IMMEDIATE):
+        for name in ("start_at", "end_at"):
+            if getattr(rule, name) is not None:
+                errors.append(FieldError(name, "only valid for cron and interval schedules"))
+
+
+def _check_type_requirements(
+    rule: Rule,
+    kind: ScheduleType | None,
+    run_at: datetime | None,
+    now: datetime,
+    lookahead_days: int,
+    errors: list[FieldError],
+) -> None:
+    """The fields each schedule type requires, and their ranges."""
+    err = lambda f, m: errors.append(FieldError(f, m))  # noqa: E731
     if kind is ScheduleType.CRON:
         if not rule.cron_expression:
             err("cron_expression", "required for cron schedules")
@@ -373,23 +409,28 @@ def validate_rule(rule: Rule, now: datetime, lookahead_days: int) -> list[FieldE
             err("run_at", "required for once schedules")
         elif run_at is not None and run_at < now:
             err("run_at", "must not be in the past")
-        elif run_at is not None and run_at > now + horizon:
+        elif run_at is not None and run_at > now + timedelta(days=lookahead_days):
             err("run_at", f"must be within the next {lookahead_days} days")
 
-    if start_at is not None and end_at is not None and end_at <= start_at:
-        err("end_at", "must be after start_at")
 
-    # Reachability checks need an otherwise valid rule.
-    if errors or kind not in (ScheduleType.CRON, ScheduleType.INTERVAL):
-        return errors
+def _check_reachable(
+    rule: Rule,
+    kind: ScheduleType,
+    now: datetime,
+    start_at: datetime | None,
+    end_at: datetime | None,
+    horizon: timedelta,
+    lookahead_days: int,
+    errors: list[FieldError],
+) -> None:
+    """A valid cron or interval rule fires within the horizon, and before end_at when it has one."""
     base = max(now, start_at) if start_at is not None else now
     first = next_fire(rule, base - timedelta(microseconds=1))
     if kind is ScheduleType.CRON:
         open_rule = Rule(**{**rule.__dict__, "end_at": None})
         first_open = next_fire(open_rule, base - timedelta(microseconds=1))
         if first_open is None or first_open > base + horizon:
-            err("cron_expression", f"never fires within {lookahead_days} days")
-            return errors
+            errors.append(FieldError("cron_expression", f"never fires within {lookahead_days} days"))
+            return
     if end_at is not None and first is None:
-        err("end_at", "the schedule never fires before end_at")
-    return errors
+        errors.append(FieldError("end_at", "the schedule never fires before end_at"))

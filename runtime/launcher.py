@@ -119,26 +119,11 @@ class Launcher:
         port, note = api_port(dict(os.environ))
         if note:
             print(note, flush=True)
-        if plan.servers:
-            embedded.ensure_installed([server.kind for server in plan.servers])
-            embedded.refresh_binaries(plan.servers)
-        for server in plan.servers:
-            if self.stopping:
-                return 0
-            self.servers.append(server)
-            server.start(should_stop=lambda: self.stopping)
-            print(f"embedded {server.kind} listening on 127.0.0.1:{server.port} (data: {server.directory})", flush=True)
+        self._start_servers(plan)
         if self.stopping:
             return 0
 
-        metrics_dir = self.data_dir / "metrics"
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        metrics_dir.mkdir(parents=True)
-        env = child_environment(metrics_dir)
-        env.update(plan.urls)
-        env["API_PORT"] = str(port)
-        env["DATA_DIR"] = str(self.data_dir)
-
+        env = self._environment(plan, port)
         if not self.migrate(env):
             return 1 if not self.stopping else 0
 
@@ -150,6 +135,34 @@ class Launcher:
         for name in specs:
             self.children[name] = self.spawn(name, specs[name], env)
 
+        self._supervise(plan, port, specs, env, started)
+        return 0
+
+    def _start_servers(self, plan) -> None:
+        """Installs and starts the plan's embedded servers, stopping early when asked to stop."""
+        if plan.servers:
+            embedded.ensure_installed([server.kind for server in plan.servers])
+            embedded.refresh_binaries(plan.servers)
+        for server in plan.servers:
+            if self.stopping:
+                return
+            self.servers.append(server)
+            server.start(should_stop=lambda: self.stopping)
+            print(f"embedded {server.kind} listening on 127.0.0.1:{server.port} (data: {server.directory})", flush=True)
+
+    def _environment(self, plan, port: int) -> dict[str, str]:
+        """The children's environment: the plan's URLs, the API port, DATA_DIR and an emptied metrics directory."""
+        metrics_dir = self.data_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env = child_environment(metrics_dir)
+        env.update(plan.urls)
+        env["API_PORT"] = str(port)
+        env["DATA_DIR"] = str(self.data_dir)
+        return env
+
+    def _supervise(self, plan, port: int, specs: dict[str, list[str]], env: dict[str, str], started: float) -> None:
+        """Until asked to stop: announces readiness once, and restarts servers and children that exit."""
         api = f"http://localhost:{port}"
         self.write_state(plan, api, port, ready=False)
         announced = False
@@ -162,25 +175,30 @@ class Launcher:
                     announced = True
                     self.banner(plan, api, elapsed, ready=ready)
                     self.write_state(plan, api, port, ready=ready)
-            for server in self.servers:
-                if not server.running and not self.stopping:
-                    print(
-                        f"embedded {server.kind} exited with {server.process.returncode}; restarting "
-                        f"(log: {server.log_path})",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    server.wait_stopped(1)
-                    time.sleep(RESTART_PAUSE_SECONDS)
-                    server.start(should_stop=lambda: self.stopping)
-            for name, process in list(self.children.items()):
-                if process.poll() is not None and not self.stopping:
-                    print(f"{name} exited with {process.returncode}; restarting", file=sys.stderr, flush=True)
-                    stop_group(process, 0)
-                    time.sleep(RESTART_PAUSE_SECONDS)
-                    if not self.stopping:
-                        self.children[name] = self.spawn(name, specs[name], env)
-        return 0
+            self._restart_exited_servers()
+            self._restart_exited_children(specs, env)
+
+    def _restart_exited_servers(self) -> None:
+        for server in self.servers:
+            if not server.running and not self.stopping:
+                print(
+                    f"embedded {server.kind} exited with {server.process.returncode}; restarting "
+                    f"(log: {server.log_path})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                server.wait_stopped(1)
+                time.sleep(RESTART_PAUSE_SECONDS)
+                server.start(should_stop=lambda: self.stopping)
+
+    def _restart_exited_children(self, specs: dict[str, list[str]], env: dict[str, str]) -> None:
+        for name, process in list(self.children.items()):
+            if process.poll() is not None and not self.stopping:
+                print(f"{name} exited with {process.returncode}; restarting", file=sys.stderr, flush=True)
+                stop_group(process, 0)
+                time.sleep(RESTART_PAUSE_SECONDS)
+                if not self.stopping:
+                    self.children[name] = self.spawn(name, specs[name], env)
 
     # ---------------------------------------------------------------------------------------------
     def spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen:

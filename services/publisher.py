@@ -200,38 +200,8 @@ class CommandPublisher:
                 )
                 continue
             written[index] = time.time()
-            try:
-                if item.mode == "request":
-                    waits.append(asyncio.ensure_future(self._request(client, item, index, results)))
-                    continue
-                stream = await self.stream_for(item.subject)
-                if stream is None:
-                    await client.publish(item.subject, item.body, headers=item.headers)
-                    core_indexes.append(index)
-                    continue
-                headers = {**item.headers, "Nats-Expected-Stream": stream}
-                acks.append((index, stream, await self._acks.publish(client, item.subject, item.body, headers)))
-            except Exception as error:
-                results[index] = Delivery(
-                    False,
-                    item.mode,
-                    error=f"{type(error).__name__}: {error}"[:500],
-                    may_have_published=isinstance(error, TimeoutError),
-                )
-        if acks:
-            waits.append(
-                asyncio.ensure_future(
-                    self._await_acks(acks, max(batch[i].timeout_seconds for i, _, _ in acks), results)
-                )
-            )
-        if core_indexes:
-            waits.append(
-                asyncio.ensure_future(
-                    self._confirm_core(
-                        client, core_indexes, max(batch[i].timeout_seconds for i in core_indexes), results
-                    )
-                )
-            )
+            await self._write(client, item, index, results, acks, waits, core_indexes)
+        waits.extend(self._confirmations(client, batch, acks, core_indexes, results))
         if waits:
             await asyncio.gather(*waits)
         lost = not client.is_connected
@@ -241,6 +211,63 @@ class CommandPublisher:
             else Delivery(False, "none", error="not attempted")
             for i, r in enumerate(results)
         ]
+
+    async def _write(
+        self,
+        client: Any,
+        item: Outgoing,
+        index: int,
+        results: list[Delivery | None],
+        acks: list[tuple[int, str, tuple[str, asyncio.Future]]],
+        waits: list[asyncio.Task],
+        core_indexes: list[int],
+    ) -> None:
+        """Writes one command: a request starts as a task in `waits`, a core publish joins `core_indexes`,
+        a JetStream publish adds its pending ack to `acks`; a failure to write is the command's result."""
+        try:
+            if item.mode == "request":
+                waits.append(asyncio.ensure_future(self._request(client, item, index, results)))
+                return
+            stream = await self.stream_for(item.subject)
+            if stream is None:
+                await client.publish(item.subject, item.body, headers=item.headers)
+                core_indexes.append(index)
+                return
+            headers = {**item.headers, "Nats-Expected-Stream": stream}
+            acks.append((index, stream, await self._acks.publish(client, item.subject, item.body, headers)))
+        except Exception as error:
+            results[index] = Delivery(
+                False,
+                item.mode,
+                error=f"{type(error).__name__}: {error}"[:500],
+                may_have_published=isinstance(error, TimeoutError),
+            )
+
+    def _confirmations(
+        self,
+        client: Any,
+        batch: list[Outgoing],
+        acks: list[tuple[int, str, tuple[str, asyncio.Future]]],
+        core_indexes: list[int],
+        results: list[Delivery | None],
+    ) -> list[asyncio.Task]:
+        """Tasks awaiting the JetStream acks and the core barrier, each bounded by its commands' longest timeout."""
+        tasks = []
+        if acks:
+            tasks.append(
+                asyncio.ensure_future(
+                    self._await_acks(acks, max(batch[i].timeout_seconds for i, _, _ in acks), results)
+                )
+            )
+        if core_indexes:
+            tasks.append(
+                asyncio.ensure_future(
+                    self._confirm_core(
+                        client, core_indexes, max(batch[i].timeout_seconds for i in core_indexes), results
+                    )
+                )
+            )
+        return tasks
 
     async def _request(self, client: Any, item: Outgoing, index: int, results: list[Delivery | None]) -> None:
         try:

@@ -94,27 +94,8 @@ def validate_schedule(
     """
     values = dict(values)
     errors: list[FieldError] = []
-    values["timezone"] = values.get("timezone") or settings.DEFAULT_TIMEZONE
-    zone = _zone_or_none(values["timezone"])
-    for name in DATETIME_FIELDS:
-        values[name] = _to_utc(values.get(name), zone)
-    schedule_type = ScheduleType(values["schedule_type"])
-    if schedule_type is ScheduleType.IMMEDIATE:
-        if values.get("run_at") is not None:
-            errors.append(FieldError("run_at", "is only valid for once schedules (immediate fires now)"))
-        values["run_at"] = now
-    if schedule_type is ScheduleType.INTERVAL and values.get("start_at") is None:
-        values["start_at"] = now.replace(microsecond=0)
-
-    defaults = {
-        "max_retries": settings.DEFAULT_MAX_RETRIES,
-        "retry_delay": settings.DEFAULT_RETRY_DELAY,
-        "misfire_grace_seconds": settings.DEFAULT_MISFIRE_GRACE_SECONDS,
-        "max_concurrent": settings.DEFAULT_MAX_CONCURRENT,
-    }
-    for name, default in defaults.items():
-        if values.get(name) is None:
-            values[name] = default
+    schedule_type = _normalize_timing(values, settings, now, errors)
+    _fill_defaults(values, settings)
 
     rule = Rule(
         schedule_type=schedule_type,
@@ -133,6 +114,51 @@ def validate_schedule(
         rule_errors = [e for e in rule_errors if e.field != "run_at"]
     errors.extend(rule_errors)
 
+    errors.extend(_command_problems(values, settings, payload_schemas))
+    tags = values.get("tags") or []
+    values["tags"] = sorted(set(tags), key=tags.index)
+    if errors:
+        raise ValidationFailed(errors)
+    return ValidatedSchedule(values=values, rule=rule)
+
+
+def _normalize_timing(
+    values: dict[str, Any], settings: Settings, now: datetime, errors: list[FieldError]
+) -> ScheduleType:
+    """Sets the time zone default, datetimes in UTC, run_at = now for immediate schedules and an interval's
+    default anchor in `values`; returns the schedule type."""
+    values["timezone"] = values.get("timezone") or settings.DEFAULT_TIMEZONE
+    zone = _zone_or_none(values["timezone"])
+    for name in DATETIME_FIELDS:
+        values[name] = _to_utc(values.get(name), zone)
+    schedule_type = ScheduleType(values["schedule_type"])
+    if schedule_type is ScheduleType.IMMEDIATE:
+        if values.get("run_at") is not None:
+            errors.append(FieldError("run_at", "is only valid for once schedules (immediate fires now)"))
+        values["run_at"] = now
+    if schedule_type is ScheduleType.INTERVAL and values.get("start_at") is None:
+        values["start_at"] = now.replace(microsecond=0)
+    return schedule_type
+
+
+def _fill_defaults(values: dict[str, Any], settings: Settings) -> None:
+    """Retry, misfire and concurrency fields left unset take the settings' defaults."""
+    defaults = {
+        "max_retries": settings.DEFAULT_MAX_RETRIES,
+        "retry_delay": settings.DEFAULT_RETRY_DELAY,
+        "misfire_grace_seconds": settings.DEFAULT_MISFIRE_GRACE_SECONDS,
+        "max_concurrent": settings.DEFAULT_MAX_CONCURRENT,
+    }
+    for name, default in defaults.items():
+        if values.get(name) is None:
+            values[name] = default
+
+
+def _command_problems(
+    values: dict[str, Any], settings: Settings, payload_schemas: PayloadSchemas | None
+) -> list[FieldError]:
+    """Problems with the target subject (syntax, whitelist) and the payload (limits, templates, schema)."""
+    errors: list[FieldError] = []
     target = values.get("target_command") or ""
     problem = subject_problem(target)
     if problem:
@@ -145,11 +171,7 @@ def validate_schedule(
     errors.extend(payload_errors)
     if payload_schemas is not None and not payload_errors and not problem:
         errors.extend(payload_schemas.problems(target, values.get("command_payload", {})))
-    tags = values.get("tags") or []
-    values["tags"] = sorted(set(tags), key=tags.index)
-    if errors:
-        raise ValidationFailed(errors)
-    return ValidatedSchedule(values=values, rule=rule)
+    return errors
 
 
 def rule_of(schedule: Any) -> Rule:

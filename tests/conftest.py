@@ -15,22 +15,9 @@ from core.settings import Settings
 from models.db import make_engine, make_session_factory
 from services.events import RecordingEvents
 from services.lifecycle import LifecycleService
+from tests.support.database import admin, url_for
 
-ADMIN_DSN = os.environ.get("TEST_ADMIN_DSN", "postgresql://postgres@localhost:5432/postgres")
 TEST_DB = f"sched_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-
-
-def _url_for(database: str) -> str:
-    base = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    return f"{base}/{database}"
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="session")
@@ -38,11 +25,11 @@ def database_url() -> str:
     """A fresh database migrated to head, dropped at the end of the run."""
     from runtime.migrations import upgrade
 
-    asyncio.run(_admin(f'CREATE DATABASE "{TEST_DB}"'))
-    url = _url_for(TEST_DB)
+    asyncio.run(admin(f'CREATE DATABASE "{TEST_DB}"'))
+    url = url_for(TEST_DB)
     upgrade(url)
     yield url
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)'))
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)'))
 
 
 @pytest.fixture

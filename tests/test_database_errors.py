@@ -1,6 +1,6 @@
 """Which PostgreSQL errors mean "unreachable, try later" (503, retry) rather than a bad request.
 
-Against a private PostgreSQL (tests/chaos/servers.py), because the case that mattered needs a server
+Against a private PostgreSQL (tests/support/postgres.py), because the case that mattered needs a server
 that is shutting down: a smart shutdown waits for its open sessions and meanwhile answers every new
 connection "the database system is shutting down", which SQLAlchemy wraps as a plain DBAPIError.
 """
@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from models.db import database_unreachable, make_engine
-from tests.chaos.servers import PG_BIN, PrivatePostgres, _as_postgres
+from tests.support.postgres import PG_BIN, PrivatePostgres, as_postgres
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ async def test_a_server_shutting_down_is_unreachable_and_a_constraint_error_is_n
     await engine.dispose()
 
     session = await asyncpg.connect(server.admin_dsn)  # keeps the smart shutdown waiting
-    _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(server.data), "-m", "smart", "-W", "stop"])  # returns at once
+    as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(server.data), "-m", "smart", "-W", "stop"])  # returns at once
     try:
         engine = make_engine(server.url("postgres"), pool_size=1)
         refused = None

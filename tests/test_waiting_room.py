@@ -11,7 +11,7 @@ import time
 
 from actors.waiting_room import WaitingRoom
 from runtime.nats_client import NatsConnection
-from tests.pipeline.servers import PrivateNats
+from tests.support.servers import PrivateNats
 
 
 async def wait_until(condition, timeout: float = 30) -> None:

@@ -1,6 +1,6 @@
 """While PostgreSQL is down the API answers 503 with Retry-After, and the request ends there.
 
-Against a private PostgreSQL (tests/chaos/servers.py) that the test stops. The client does not
+Against a private PostgreSQL (tests/support/postgres.py) that the test stops. The client does not
 swallow app exceptions: an error the app re-raised after answering (as Starlette does for a handler of
 `Exception`, which made the server log a traceback per 503) fails the test.
 """
@@ -14,7 +14,7 @@ import httpx
 from core.settings import Settings
 from runtime.http import create_app
 from runtime.migrations import upgrade
-from tests.chaos.servers import PrivatePostgres
+from tests.support.postgres import PrivatePostgres
 
 
 async def test_reads_and_writes_get_503_with_retry_after_while_postgresql_is_down():

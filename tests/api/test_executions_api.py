@@ -6,26 +6,25 @@ import statistics
 import uuid
 from datetime import timedelta
 
-from tests.api.helpers import create, cron_body
+from tests.support import factories
+from tests.support.http import create, cron_body
 
 
 async def insert_execution(db, schedule_id, slot, status, started_after_ms=None, duration_ms=None, reason=None):
+    """A finished-or-not scheduled run at `slot`, started `started_after_ms` after it and lasting `duration_ms`."""
     started = slot + timedelta(milliseconds=started_after_ms) if started_after_ms is not None else None
     finished = started + timedelta(milliseconds=duration_ms) if started and duration_ms is not None else None
-    execution_id = uuid.uuid4()
-    await db.execute(
-        """INSERT INTO executions (id, schedule_id, scheduled_for, trigger_type, status, reason, priority,
-               attempts, attempt_log, started_at, finished_at, created_at)
-           VALUES ($1, $2, $3, 'scheduled', $4, $5, 5, 1, '[]', $6, $7, $3)""",
-        execution_id,
-        uuid.UUID(schedule_id),
-        slot,
-        status,
-        reason,
-        started,
-        finished,
+    row = await factories.insert_execution(
+        db,
+        schedule_id,
+        scheduled_for=slot,
+        status=status,
+        reason=reason,
+        attempts=1,
+        started_at=started,
+        finished_at=finished,
     )
-    return execution_id
+    return row["id"]
 
 
 async def test_stats_count_rates_and_percentiles(client, db, clock):

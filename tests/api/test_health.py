@@ -7,7 +7,7 @@ import httpx
 
 from core.settings import Settings
 from runtime.http import create_app
-from tests.conftest import ADMIN_DSN, _url_for
+from tests.support.database import ADMIN_DSN, url_for
 
 
 async def test_probes_report_each_dependency(client):
@@ -27,7 +27,7 @@ async def test_not_ready_until_migrated_and_degraded_without_redis():
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        settings = Settings(DATABASE_URL=_url_for(name), REDIS_URL="redis://127.0.0.1:1/0", _env_file=None)
+        settings = Settings(DATABASE_URL=url_for(name), REDIS_URL="redis://127.0.0.1:1/0", _env_file=None)
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:

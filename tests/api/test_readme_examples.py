@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_DSN, _url_for
+from tests.support.database import ADMIN_DSN, url_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,7 +46,7 @@ def served_api():
     # As `make run` does: the local development run has no API keys.
     env = {
         **os.environ,
-        "DATABASE_URL": _url_for(database),
+        "DATABASE_URL": url_for(database),
         "API_PORT": str(port),
         "PYTHONPATH": str(ROOT),
         "AUTH_ENABLED": "false",

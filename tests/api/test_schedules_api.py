@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from tests.api.helpers import create, cron_body, interval_body
+from tests.support.http import create, cron_body, interval_body
 
 NY = ZoneInfo("America/New_York")
 

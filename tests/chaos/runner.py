@@ -21,7 +21,7 @@ reason; no Nats-Msg-Id stored twice in the stream; core-NATS duplicates counted 
 between two publishes of one execution id; the publish time of slots due during a fault relative to its
 end; processes that died without being killed. Beside the JSON: `<ledger>.slots.tsv` (every run: due,
 first publish, publishes), `<ledger>.faults.tsv` (every fault's start and end) and `<ledger>.cpu.tsv`
-(CPU seconds per process and second, tests/chaos/cpu.py), for looking into a run after the fact.
+(CPU seconds per process and second, tests/support/cpu.py), for looking into a run after the fact.
 """
 
 from __future__ import annotations
@@ -48,10 +48,10 @@ import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
 from core.settings import Settings
-from tests.chaos.cpu import CpuSampler
-from tests.chaos.servers import PrivatePostgres
-from tests.pipeline.harness import ROOT, VENV_BIN, Stack, free_port
-from tests.pipeline.servers import PrivateNats, PrivateRedis
+from tests.support.cpu import CpuSampler
+from tests.support.harness import ROOT, VENV_BIN, Stack, free_port
+from tests.support.postgres import PrivatePostgres
+from tests.support.servers import PrivateNats, PrivateRedis
 
 ACTIVE = ("pending", "running", "retrying")
 ACCEPTED_REASONS = {"missed", "paused", "deleted", "lock_conflict"}
@@ -271,6 +271,74 @@ def check_recovery(due: list[tuple[float, str, float]], all_faults: list[Fault],
         if not blocking or p_ > max((f.end or f.start) for f in blocking) + RECOVERY_BOUND_SECONDS:
             late.append((e, datetime.fromtimestamp(d, timezone.utc).isoformat(), round(p_ - d, 1)))
     return recovery, by_kind, covered, over, late
+
+
+@dataclass
+class _Publishes:
+    """What the observer and the stream saw of the runs: first publishes, duplicates, the worst redelivery gap."""
+
+    first_publish: dict[str, float] = field(default_factory=dict)
+    core_unobserved: list[str] = field(default_factory=list)
+    core_dupes: int = 0
+    js_core_view_dupes: int = 0
+    lost_dupes: int = 0
+    worst_gap: float = 0.0
+    worst_gap_id: str | None = None
+
+    def count_duplicate(self, eid: str, arrivals: list[float], is_js: bool, lost: bool) -> None:
+        gap = max(arrivals) - min(arrivals)
+        if gap > self.worst_gap:
+            self.worst_gap, self.worst_gap_id = gap, eid
+        if is_js:
+            self.js_core_view_dupes += 1
+        else:
+            self.core_dupes += 1
+            self.lost_dupes += lost
+
+
+def _lag_summary(lags: list[float]) -> dict[str, float | None]:
+    """p50, p99 and max of sorted lags (seconds)."""
+    return {
+        "p50": round(lags[len(lags) // 2], 3) if lags else None,
+        "p99": round(lags[int(len(lags) * 0.99)], 3) if lags else None,
+        "max": round(lags[-1], 3) if lags else None,
+    }
+
+
+async def _ledger_rows(db: asyncpg.Connection) -> tuple[list, dict[str, dict], set[str]]:
+    """Every execution row, every schedule by id, and the ids of schedules publishing to JetStream subjects."""
+    rows = await db.fetch(
+        "SELECT id::text AS id, schedule_id::text AS sid, scheduled_for, trigger_type, status, reason, attempts, "
+        'created_at, finished_at, attempt_log @> \'[{"status": '
+        '"lost"}]\'::jsonb AS lost, last_error FROM executions'
+    )
+    sched = {
+        str(r["id"]): dict(r)
+        for r in await db.fetch(
+            "SELECT id, name, status, deleted_at, interval_seconds, cron_expression, start_at, schedule_type, "
+            "updated_at, version FROM schedules"
+        )
+    }
+    subj = {str(r["id"]): r["target_command"] for r in await db.fetch("SELECT id, target_command FROM schedules")}
+    js_sched = {sid for sid, t in subj.items() if ".js." in t}
+    return rows, sched, js_sched
+
+
+async def _core_missing_evidence(db: asyncpg.Connection, ids: list[str]) -> list[dict[str, Any]]:
+    """The rows of runs missing on core NATS, with their attempt logs."""
+    return [
+        {
+            "id": str(d["id"]),
+            "due": d["scheduled_for"].isoformat(),
+            "finished_at": d["finished_at"].isoformat(),
+            "attempt_log": json.loads(d["attempt_log"]) if isinstance(d["attempt_log"], str) else d["attempt_log"],
+        }
+        for d in await db.fetch(
+            "SELECT id, scheduled_for, finished_at, attempt_log FROM executions "
+            "WHERE id = ANY($1::uuid[]) ORDER BY scheduled_for",
+            ids,
+        )
+    ]
 
 
 class Run:
@@ -825,93 +893,19 @@ class Run:
     # ---------------------------------------------------------------- the check
     async def ledger(self, db: asyncpg.Connection) -> dict[str, Any]:
         log("checking the ledger")
-        rows = await db.fetch(
-            "SELECT id::text AS id, schedule_id::text AS sid, scheduled_for, trigger_type, status, reason, attempts, "
-            'created_at, finished_at, attempt_log @> \'[{"status": '
-            '"lost"}]\'::jsonb AS lost, last_error FROM executions'
-        )
-        sched = {
-            str(r["id"]): dict(r)
-            for r in await db.fetch(
-                "SELECT id, name, status, deleted_at, interval_seconds, cron_expression, start_at, schedule_type, "
-                "updated_at, version FROM schedules"
-            )
-        }
+        rows, sched, js_sched = await _ledger_rows(db)
         stream_total, stream_ids, stored_at = await self.read_stream()
-        rec = self.recorder
-        cutoff = self.cutoff
-        gap_end = cutoff - 3
         problems: dict[str, list] = defaultdict(list)
-
         by_id = {r["id"]: r for r in rows}
-        statuses = Counter(r["status"] for r in rows)
-        reasons = Counter(f"{r['status']}:{r['reason']}" for r in rows if r["status"] != "succeeded")
-        subj = {str(r["id"]): r["target_command"] for r in await db.fetch("SELECT id, target_command FROM schedules")}
-        js_sched = {sid for sid, t in subj.items() if ".js." in t}
 
         # 1. every row: published exactly once (JetStream) / at least once (core), or an accepted reason
-        core_dupes, js_core_view_dupes, lost_dupes = 0, 0, 0
-        core_unobserved: list[str] = []
-        first_publish: dict[str, float] = {}
-        worst_gap, worst_gap_id = 0.0, None
-        for r in rows:
-            eid, is_js = r["id"], r["sid"] in js_sched
-            seen = rec.arrivals.get(eid, [])
-            times = list(seen)
-            if is_js and eid in stored_at:
-                times.append(stored_at[eid])
-            if times:
-                first_publish[eid] = min(times)
-            if len(seen) > 1:
-                gap = max(seen) - min(seen)
-                if gap > worst_gap:
-                    worst_gap, worst_gap_id = gap, eid
-                if is_js:
-                    js_core_view_dupes += 1
-                else:
-                    core_dupes += 1
-                    lost_dupes += bool(r["lost"])
-            if r["status"] == "succeeded":
-                if is_js:
-                    if stream_ids.get(eid, 0) != 1:
-                        problems["js_not_exactly_once" if stream_ids.get(eid) else "js_missing"].append(eid)
-                elif not seen:
-                    fin = r["finished_at"].timestamp() if r["finished_at"] else 0
-                    if any(f.kind == "nats_outage" and f.end and f.end - 1 <= fin <= f.end + 10 for f in self.faults):
-                        # Published (the server echoed the worker's barrier, so it had the command) while
-                        # this observer was still re-subscribing after the restart: core NATS drops a
-                        # message nobody is subscribed to. Not a service fault (every consumer reconnecting
-                        # has this gap); JetStream subjects have none.
-                        core_unobserved.append(eid)
-                    else:
-                        problems["core_missing"].append(eid)
-            elif r["status"] in ACTIVE:
-                if r["scheduled_for"].timestamp() <= cutoff:
-                    problems["still_active"].append((eid, r["status"], r["last_error"]))
-            elif r["status"] == "failed" or r["reason"] not in ACCEPTED_REASONS:
-                problems["not_sent_without_accepted_reason"].append((eid, r["status"], r["reason"], r["last_error"]))
-            if r["status"] != "succeeded" and (stream_ids.get(eid) or seen):
-                problems["published_but_recorded_not_sent"].append((eid, r["status"], r["reason"], len(seen)))
+        seen = self._check_publishes(rows, js_sched, stream_ids, stored_at, problems)
         if problems.get("core_missing"):  # keep the evidence: the private database is dropped after the run
-            problems["core_missing"] = [
-                {
-                    "id": str(d["id"]),
-                    "due": d["scheduled_for"].isoformat(),
-                    "finished_at": d["finished_at"].isoformat(),
-                    "attempt_log": json.loads(d["attempt_log"])
-                    if isinstance(d["attempt_log"], str)
-                    else d["attempt_log"],
-                }
-                for d in await db.fetch(
-                    "SELECT id, scheduled_for, finished_at, attempt_log FROM executions "
-                    "WHERE id = ANY($1::uuid[]) ORDER BY scheduled_for",
-                    problems["core_missing"],
-                )
-            ]
+            problems["core_missing"] = await _core_missing_evidence(db, problems["core_missing"])
         stream_dupes = {k: v for k, v in stream_ids.items() if v > 1}
         if stream_dupes:
             problems["jetstream_duplicates"] = list(stream_dupes.items())
-        unknown = [e for e in stream_ids if e not in by_id] + [e for e in rec.arrivals if e not in by_id]
+        unknown = [e for e in stream_ids if e not in by_id] + [e for e in self.recorder.arrivals if e not in by_id]
         if unknown:
             problems["commands_without_row"] = unknown[:50]
 
@@ -921,40 +915,124 @@ class Run:
                 problems["trigger_without_row"].append(a.execution_id)
 
         # 3. slots: every slot of each schedule's rule in [start_at, end] has a row
+        expected_total = self._check_slots(rows, sched, problems)
+
+        # 4. recovery (see check_recovery)
+        due = sorted(
+            (r["scheduled_for"].timestamp(), r["id"], seen.first_publish[r["id"]])
+            for r in rows
+            if r["trigger_type"] == "scheduled" and r["status"] == "succeeded" and r["id"] in seen.first_publish
+        )
+        recovery, by_kind, covered, over, late = check_recovery(due, self.faults, self.load_start)
+        if over:
+            problems["recovery_over_30s"] = over
+        if late:
+            problems["late_without_fault"] = late
+
+        self._write_artifacts(rows, seen.first_publish)
+        self._check_processes_and_answers(seen, problems)
+
+        result = {
+            **self._counts_report(rows, sched, expected_total),
+            "stream": self._stream_report(stream_total, stream_ids, stream_dupes),
+            **self._publishes_report(rows, seen),
+            **self._faults_report(),
+            "recovery_worst_by_fault_kind_s": by_kind,
+            "slots_due_during_a_fault": len(covered),
+            "recovery_per_fault": recovery,
+            "publish_lag_all_s": _lag_summary(sorted(p_ - d for d, _, p_ in due)),
+            "publish_lag_outside_faults_s": _lag_summary(sorted(p_ - d for d, e, p_ in due if e not in covered)),
+            "drain_after_cutoff_s": round(self.drain_seconds, 1),
+            "unexpected_exits": self.unexpected_exits,
+            "core_missing_detail": problems.get("core_missing", [])[:50],
+            "problems": {k: {"count": len(v), "examples": [str(x) for x in v[:5]]} for k, v in problems.items()},
+            "ok": not problems,
+        }
+        return result
+
+    def _stream_report(
+        self, stream_total: int, stream_ids: dict[str, int], stream_dupes: dict[str, int]
+    ) -> dict[str, Any]:
+        return {
+            "name": self.stream,
+            "duplicate_window_s": self.duplicate_window,
+            "stored": stream_total,
+            "distinct_msg_ids": len(stream_ids),
+            "duplicates": len(stream_dupes),
+        }
+
+    def _check_publishes(
+        self,
+        rows: list,
+        js_sched: set[str],
+        stream_ids: dict[str, int],
+        stored_at: dict[str, float],
+        problems: dict[str, list],
+    ) -> _Publishes:
+        """Every row was published exactly once (JetStream) / at least once (core), or has an accepted reason;
+        also counts duplicates and finds each run's first publish and the worst redelivery gap."""
+        seen = _Publishes()
+        for r in rows:
+            eid, is_js = r["id"], r["sid"] in js_sched
+            arrivals = self.recorder.arrivals.get(eid, [])
+            times = list(arrivals)
+            if is_js and eid in stored_at:
+                times.append(stored_at[eid])
+            if times:
+                seen.first_publish[eid] = min(times)
+            if len(arrivals) > 1:
+                seen.count_duplicate(eid, arrivals, is_js, bool(r["lost"]))
+            self._check_outcome(r, is_js, arrivals, stream_ids, seen, problems)
+        return seen
+
+    def _check_outcome(
+        self,
+        r,
+        is_js: bool,
+        arrivals: list[float],
+        stream_ids: dict[str, int],
+        seen: _Publishes,
+        problems: dict[str, list],
+    ) -> None:
+        """One row's status agrees with what was published."""
+        eid = r["id"]
+        if r["status"] == "succeeded":
+            if is_js:
+                if stream_ids.get(eid, 0) != 1:
+                    problems["js_not_exactly_once" if stream_ids.get(eid) else "js_missing"].append(eid)
+            elif not arrivals:
+                fin = r["finished_at"].timestamp() if r["finished_at"] else 0
+                if any(f.kind == "nats_outage" and f.end and f.end - 1 <= fin <= f.end + 10 for f in self.faults):
+                    # Published (the server echoed the worker's barrier, so it had the command) while
+                    # this observer was still re-subscribing after the restart: core NATS drops a
+                    # message nobody is subscribed to. Not a service fault (every consumer reconnecting
+                    # has this gap); JetStream subjects have none.
+                    seen.core_unobserved.append(eid)
+                else:
+                    problems["core_missing"].append(eid)
+        elif r["status"] in ACTIVE:
+            if r["scheduled_for"].timestamp() <= self.cutoff:
+                problems["still_active"].append((eid, r["status"], r["last_error"]))
+        elif r["status"] == "failed" or r["reason"] not in ACCEPTED_REASONS:
+            problems["not_sent_without_accepted_reason"].append((eid, r["status"], r["reason"], r["last_error"]))
+        if r["status"] != "succeeded" and (stream_ids.get(eid) or arrivals):
+            problems["published_but_recorded_not_sent"].append((eid, r["status"], r["reason"], len(arrivals)))
+
+    def _check_slots(self, rows: list, sched: dict[str, dict], problems: dict[str, list]) -> int:
+        """Every slot of each schedule's rule in [start_at, end] has a row and no row is off the rule;
+        returns the number of slots expected."""
+        gap_end = self.cutoff - 3
         slots_by_sched: dict[str, set[float]] = defaultdict(set)
         for r in rows:
             if r["trigger_type"] == "scheduled":
                 slots_by_sched[r["sid"]].add(r["scheduled_for"].timestamp())
         expected_total = 0
-        lead = int(self.settings.get("DISPATCH_LEAD_MS", Settings.model_fields["DISPATCH_LEAD_MS"].default)) / 1000
         edit_at = {a.schedule_id: a.at for a in self.actions if a.kind == "rule_edit"}
-        edit_done = {a.schedule_id: a.done for a in self.actions if a.kind == "rule_edit"}
         for sid, s in sched.items():
-            start = s["start_at"].timestamp()
             end = gap_end
             if s["deleted_at"] is not None:
                 end = min(end, s["deleted_at"].timestamp())
-            allowed: set[float] | None = None
-            if s["schedule_type"] == "interval":
-                grid5 = []
-                t = start
-                while t <= end:
-                    grid5.append(t)
-                    t += 5
-                if sid in edit_at and s["interval_seconds"] == 10:
-                    # every 5 s slot before the edit request was sent, every 10 s slot after it committed;
-                    # a 5 s slot between the two may or may not fire, and so may one within the dispatch
-                    # lead after the commit (recorded up to DISPATCH_LEAD_MS ahead: README, "On time")
-                    sent = edit_at[sid]
-                    done = edit_done.get(sid) or end
-                    grid_set = {t for t in grid5 if t < sent or (t > done + lead and round(t - start) % 10 == 0)}
-                    allowed = grid_set | {t for t in grid5 if sent <= t <= done + lead}
-                else:
-                    grid_set = set(grid5)
-            else:
-                step = int(s["cron_expression"].split()[0].split("/")[1])
-                first = int(start) + (-int(start)) % step
-                grid_set = {float(t) for t in range(first, int(end) + 1, step) if t <= end}
+            grid_set, allowed = self._expected_slots(sid, s, end)
             expected_total += len(grid_set)
             have = slots_by_sched[sid]
             missing = sorted(t for t in grid_set if t not in have)
@@ -979,22 +1057,39 @@ class Run:
                 problems["slots_off_rule"].append(
                     (sid, len(extra), [datetime.fromtimestamp(t, timezone.utc).isoformat() for t in extra[:3]])
                 )
+        return expected_total
 
-        # 4. recovery (see check_recovery)
-        due = sorted(
-            (r["scheduled_for"].timestamp(), r["id"], first_publish[r["id"]])
-            for r in rows
-            if r["trigger_type"] == "scheduled" and r["status"] == "succeeded" and r["id"] in first_publish
-        )
-        recovery, by_kind, covered, over, late = check_recovery(due, self.faults, self.load_start)
-        if over:
-            problems["recovery_over_30s"] = over
-        if late:
-            problems["late_without_fault"] = late
-        in_fault = len(covered)
-        lags_all = sorted(p_ - d for d, _, p_ in due)
-        lags = sorted(p_ - d for d, e, p_ in due if e not in covered)
+    def _expected_slots(self, sid: str, s: dict, end: float) -> tuple[set[float], set[float] | None]:
+        """The slots schedule `sid` must have up to `end`, and (after a rule edit) the wider set it may have."""
+        start = s["start_at"].timestamp()
+        lead = int(self.settings.get("DISPATCH_LEAD_MS", Settings.model_fields["DISPATCH_LEAD_MS"].default)) / 1000
+        edit_at = {a.schedule_id: a.at for a in self.actions if a.kind == "rule_edit"}
+        edit_done = {a.schedule_id: a.done for a in self.actions if a.kind == "rule_edit"}
+        allowed: set[float] | None = None
+        if s["schedule_type"] == "interval":
+            grid5 = []
+            t = start
+            while t <= end:
+                grid5.append(t)
+                t += 5
+            if sid in edit_at and s["interval_seconds"] == 10:
+                # every 5 s slot before the edit request was sent, every 10 s slot after it committed;
+                # a 5 s slot between the two may or may not fire, and so may one within the dispatch
+                # lead after the commit (recorded up to DISPATCH_LEAD_MS ahead: README, "On time")
+                sent = edit_at[sid]
+                done = edit_done.get(sid) or end
+                grid_set = {t for t in grid5 if t < sent or (t > done + lead and round(t - start) % 10 == 0)}
+                allowed = grid_set | {t for t in grid5 if sent <= t <= done + lead}
+            else:
+                grid_set = set(grid5)
+        else:
+            step = int(s["cron_expression"].split()[0].split("/")[1])
+            first = int(start) + (-int(start)) % step
+            grid_set = {float(t) for t in range(first, int(end) + 1, step) if t <= end}
+        return grid_set, allowed
 
+    def _write_artifacts(self, rows: list, first_publish: dict[str, float]) -> None:
+        """The per-row TSV, the CPU samples and the faults TSV next to the ledger."""
         raw = self.out.with_suffix(".slots.tsv")
         with open(raw, "w") as fh:
             fh.write(
@@ -1004,12 +1099,15 @@ class Run:
                 fh.write(
                     f"{r['id']}\t{r['sid']}\t{r['trigger_type']}\t{r['status']}\t{r['reason'] or ''}\t"
                     f"{r['scheduled_for'].timestamp():.3f}\t{first_publish.get(r['id'], 0):.3f}\t"
-                    f"{len(rec.arrivals.get(r['id'], []))}\t{int(bool(r['lost']))}\n"
+                    f"{len(self.recorder.arrivals.get(r['id'], []))}\t{int(bool(r['lost']))}\n"
                 )
         self.cpu.save()
         with open(self.out.with_suffix(".faults.tsv"), "w") as fh:
             for f in self.faults:
                 fh.write(f"{f.kind}\t{f.target}\t{f.start:.3f}\t{(f.end or f.start):.3f}\n")
+
+    def _check_processes_and_answers(self, seen: _Publishes, problems: dict[str, list]) -> None:
+        """No process exited unasked, the API answered no 5xx but 503, and no redelivery outlived the window."""
         if self.unexpected_exits:
             problems["processes_exited_unasked"] = self.unexpected_exits
         # 503 (PostgreSQL down, with Retry-After) and 429 are answers; a 500 is a bug.
@@ -1020,13 +1118,14 @@ class Run:
         ]
         if server_errors:
             problems["api_answered_5xx"] = server_errors
-        if worst_gap > self.duplicate_window:
-            problems["redelivery_gap_beyond_duplicate_window"].append((worst_gap_id, worst_gap))
+        if seen.worst_gap > self.duplicate_window:
+            problems["redelivery_gap_beyond_duplicate_window"].append((seen.worst_gap_id, seen.worst_gap))
 
+    def _counts_report(self, rows: list, sched: dict[str, dict], expected_total: int) -> dict[str, Any]:
+        """The ledger's seed, profile and row counts."""
         load_seconds = self.cutoff - self.load_start
         scheduled_rows = sum(1 for r in rows if r["trigger_type"] == "scheduled")
-        kills = [f for f in self.faults if f.kind == "kill"]
-        result = {
+        return {
             "seed": self.seed,
             "profile": {
                 "fires_per_second_nominal": round(self.p.fires_per_second),
@@ -1050,29 +1149,35 @@ class Run:
                 / load_seconds,
                 1,
             ),
-            "statuses": dict(statuses),
-            "not_sent_reasons": dict(reasons),
-            "commands_received_core_view": rec.total,
-            "distinct_ids_received": len(rec.arrivals),
-            "stream": {
-                "name": self.stream,
-                "duplicate_window_s": self.duplicate_window,
-                "stored": stream_total,
-                "distinct_msg_ids": len(stream_ids),
-                "duplicates": len(stream_dupes),
-            },
-            "core_published_while_observer_resubscribing": core_unobserved[:20],
-            "duplicates_core_nats": core_dupes,
-            "duplicates_core_nats_of_reaped_runs": lost_dupes,
-            "republished_js_ids_dropped_by_stream": js_core_view_dupes,
+            "statuses": dict(Counter(r["status"] for r in rows)),
+            "not_sent_reasons": dict(
+                Counter(f"{r['status']}:{r['reason']}" for r in rows if r["status"] != "succeeded")
+            ),
+            "commands_received_core_view": self.recorder.total,
+            "distinct_ids_received": len(self.recorder.arrivals),
+        }
+
+    def _publishes_report(self, rows: list, seen: _Publishes) -> dict[str, Any]:
+        """The ledger's duplicate, reaping and logged-error figures."""
+        return {
+            "core_published_while_observer_resubscribing": seen.core_unobserved[:20],
+            "duplicates_core_nats": seen.core_dupes,
+            "duplicates_core_nats_of_reaped_runs": seen.lost_dupes,
+            "republished_js_ids_dropped_by_stream": seen.js_core_view_dupes,
             "reaped_runs": sum(1 for r in rows if r["lost"]),
             "ticker_recoveries_logged": self.stack.ticker_log_events(("ticker.reaped", "ticker.rescued")),
             # A deadlock aborts a batch's claim or record (its runs then wait for the sweep).
             "errors_logged": self.stack.log_lines_with(
                 {"deadlock_detected": "deadlock detected", "api_unhandled_error": '"api.unhandled_error"'}
             ),
-            "worst_gap_between_publishes_of_one_id_s": round(worst_gap, 1),
-            "worst_gap_id": worst_gap_id,
+            "worst_gap_between_publishes_of_one_id_s": round(seen.worst_gap, 1),
+            "worst_gap_id": seen.worst_gap_id,
+        }
+
+    def _faults_report(self) -> dict[str, Any]:
+        """The ledger's kills, other faults and the load's actions."""
+        kills = [f for f in self.faults if f.kind == "kill"]
+        return {
             "kills": {
                 "total": len(kills),
                 "by_kind": dict(Counter(f.target.split("-")[0] for f in kills)),
@@ -1093,26 +1198,7 @@ class Run:
             "action_errors": sorted(
                 {f"{a.kind} {a.status}: {a.error}" for a in self.actions if not a.ok and a.status and a.status < 500}
             )[:10],
-            "recovery_worst_by_fault_kind_s": by_kind,
-            "slots_due_during_a_fault": in_fault,
-            "recovery_per_fault": recovery,
-            "publish_lag_all_s": {
-                "p50": round(lags_all[len(lags_all) // 2], 3) if lags_all else None,
-                "p99": round(lags_all[int(len(lags_all) * 0.99)], 3) if lags_all else None,
-                "max": round(lags_all[-1], 3) if lags_all else None,
-            },
-            "publish_lag_outside_faults_s": {
-                "p50": round(lags[len(lags) // 2], 3) if lags else None,
-                "p99": round(lags[int(len(lags) * 0.99)], 3) if lags else None,
-                "max": round(lags[-1], 3) if lags else None,
-            },
-            "drain_after_cutoff_s": round(self.drain_seconds, 1),
-            "unexpected_exits": self.unexpected_exits,
-            "core_missing_detail": problems.get("core_missing", [])[:50],
-            "problems": {k: {"count": len(v), "examples": [str(x) for x in v[:5]]} for k, v in problems.items()},
-            "ok": not problems,
         }
-        return result
 
     def cleanup(self) -> None:
         self.stopping = True

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.harness import ROOT
+from tests.support.harness import ROOT
 
 pytestmark = pytest.mark.slow
 

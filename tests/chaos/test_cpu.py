@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from tests.chaos.cpu import CpuSampler, charge
+from tests.support.cpu import CpuSampler, charge
 
 
 def test_a_process_is_charged_to_its_nearest_named_ancestor():

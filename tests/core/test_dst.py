@@ -1,41 +1,17 @@
-"""DST behaviour of cron rules, checked against a brute-force oracle.
-
-The oracle is deliberately slow and simple: it walks every UTC minute of a window around each
-offset transition, converts it to the local wall time, asks `croniter.match` whether the naive
-wall time matches, and then applies the documented rules:
-
-* a matching wall time that an EARLIER instant already showed is a repeat (fall back); it fires
-  only when repeats are allowed (twice, or auto with hour field exactly "*");
-* wall times skipped by the clock (spring forward) that match fire at the first instant after the
-  gap when dst_gap=shift (merged with a regular fire at that instant), never with skip.
-
-Assumption of the oracle: transitions happen on whole UTC minutes (true for every zone tested).
-"""
+"""DST behaviour of cron rules, checked against the brute-force oracle of tests/support/dst_oracle.py."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from functools import cache, lru_cache
-from zoneinfo import ZoneInfo
 
 import pytest
-from croniter import croniter
 
 from core.rules import DstGap, DstRepeat, Rule, ScheduleType, fires_between, next_fire, preview
+from tests.support.dst_oracle import ZONES, oracle, window_centers
 
 UTC = timezone.utc
-MINUTE = timedelta(minutes=1)
 HALF_WINDOW = timedelta(hours=10)
 
-ZONES = [
-    "America/New_York",
-    "Europe/London",
-    "Europe/Berlin",
-    "Australia/Sydney",
-    "Asia/Kolkata",
-    "Pacific/Chatham",
-    "America/Sao_Paulo",
-]
 CRONS = ["0 * * * *", "30 1 * * *", "30 2 * * *", "*/15 * * * *"]
 YEARS = [2026, 2027]
 OPTIONS = [
@@ -50,78 +26,13 @@ def _utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-@cache
-def _window_centers(zone_name: str, year: int) -> tuple[datetime, datetime]:
-    """The two offset changes of `year` (hour precision), or two fixed dates for zones without DST."""
-    zone = ZoneInfo(zone_name)
-    t = _utc(year, 1, 1)
-    changes = []
-    while t.year == year:
-        if t.astimezone(zone).utcoffset() != (t - timedelta(hours=1)).astimezone(zone).utcoffset():
-            changes.append(t)
-        t += timedelta(hours=1)
-    if not changes:  # Kolkata; Sao Paulo since 2019: windows on Brazil's former DST dates
-        return _utc(year, 2, 15, 3), _utc(year, 11, 1, 3)
-    assert len(changes) == 2, (zone_name, year, changes)
-    return changes[0], changes[1]
-
-
-@lru_cache(maxsize=4096)
-def _match(expr: str, wall: datetime) -> bool:
-    return croniter.match(expr, wall)
-
-
-def _wall(zone: ZoneInfo, instant: datetime) -> datetime:
-    return instant.astimezone(zone).replace(tzinfo=None, fold=0)
-
-
-@cache
-def _walk(zone_name: str, expr: str, start: datetime, end: datetime):
-    """Per UTC minute m in (start, end]: (m, regular match, is a repeat, a skipped wall matches)."""
-    zone = ZoneInfo(zone_name)
-    offsets = set()
-    t = start - timedelta(days=1)
-    while t <= end:
-        offsets.add(t.astimezone(zone).utcoffset())
-        t += timedelta(minutes=15)
-    rows = []
-    m = start.replace(second=0, microsecond=0) + MINUTE  # first whole minute after start
-    while m <= end:
-        wall = _wall(zone, m)
-        regular = _match(expr, wall)
-        # A repeat: some earlier instant showed the same wall time (it had another offset).
-        repeat = any(
-            (wall - o).replace(tzinfo=UTC) < m and _wall(zone, (wall - o).replace(tzinfo=UTC)) == wall for o in offsets
-        )
-        # Skipped wall times: the clock jumped from prev_wall to wall by more than a minute.
-        prev_wall = _wall(zone, m - MINUTE)
-        skipped_match = False
-        w = prev_wall + MINUTE
-        while w < wall:
-            skipped_match = skipped_match or _match(expr, w)
-            w += MINUTE
-        rows.append((m, regular, repeat, skipped_match))
-        m += MINUTE
-    return tuple(rows)
-
-
-def oracle(zone_name: str, expr: str, gap: DstGap, repeat: DstRepeat, start: datetime, end: datetime):
-    hour_star = expr.split()[1] == "*"
-    allow_repeat = repeat is DstRepeat.TWICE or (repeat is DstRepeat.AUTO and hour_star)
-    fires = []
-    for m, regular, is_repeat, skipped_match in _walk(zone_name, expr, start, end):
-        if (regular and (not is_repeat or allow_repeat)) or (skipped_match and gap is DstGap.SHIFT):
-            fires.append(m)
-    return fires
-
-
 @pytest.mark.parametrize("gap,repeat", OPTIONS)
 @pytest.mark.parametrize("expr", CRONS)
 @pytest.mark.parametrize("which", [0, 1], ids=["first-change", "second-change"])
 @pytest.mark.parametrize("year", YEARS)
 @pytest.mark.parametrize("zone_name", ZONES)
 def test_matches_oracle_around_transitions(zone_name, year, which, expr, gap, repeat):
-    center = _window_centers(zone_name, year)[which]
+    center = window_centers(zone_name, year)[which]
     start, end = center - HALF_WINDOW, center + HALF_WINDOW
     rule = Rule(ScheduleType.CRON, zone_name, expr, dst_gap=gap, dst_repeat=repeat)
     expected = oracle(zone_name, expr, gap, repeat, start, end)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from core.backoff import retry_delay_seconds
 from core.misfire import Catchup, MisfirePolicy, plan_due
 from core.rules import DstGap, DstRepeat, Rule, ScheduleType, fires_between, next_fire
-from tests.core.test_dst import ZONES, _window_centers, oracle
+from tests.support.dst_oracle import ZONES, oracle, window_centers
 
 UTC = timezone.utc
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -36,7 +36,7 @@ repeats = st.sampled_from(list(DstRepeat))
 def near_transition(draw):
     """An instant within 12 h of an offset change (or of a fixed date for zones without DST)."""
     zone = draw(st.sampled_from(ZONES))
-    center = _window_centers(zone, draw(st.sampled_from([2026, 2027])))[draw(st.integers(0, 1))]
+    center = window_centers(zone, draw(st.sampled_from([2026, 2027])))[draw(st.integers(0, 1))]
     minutes = draw(st.integers(-12 * 60, 12 * 60))
     seconds = draw(st.integers(0, 59))
     return zone, center + timedelta(minutes=minutes, seconds=seconds)

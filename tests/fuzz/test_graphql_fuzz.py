@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.specs.graphql import nodes
 
-from tests.fuzz.conftest import FuzzServer, seed_data
+from tests.support.fuzz import FuzzServer, seed_data
 
 REQUEST_TIMEOUT_SECONDS = 10.0
 EXAMPLES = {GenerationMode.POSITIVE: 80, GenerationMode.NEGATIVE: 25}  # per operation

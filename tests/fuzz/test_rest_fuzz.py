@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.fuzz.conftest import FuzzServer, seed_data
+from tests.support.fuzz import FuzzServer, seed_data
 
 PROBLEM = "application/problem+json"
 REQUEST_TIMEOUT_SECONDS = 10.0  # a response slower than this is a hang: the case fails

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from tests.api.helpers import create, cron_body, interval_body
-from tests.gql.helpers import SCHEDULE_FIELDS, camel, gql
+from tests.support.factories import insert_execution
+from tests.support.http import SCHEDULE_FIELDS, camel, create, cron_body, gql, interval_body
 
 CREATE = f"mutation($input: CreateScheduleInput!) {{ createSchedule(input: $input) {{ {SCHEDULE_FIELDS} }} }}"
 
@@ -88,7 +88,6 @@ async def test_bulk_create_names_invalid_items_by_index(client, db):
 
 
 async def test_page_of_fifty_with_last_execution_costs_constant_queries(client, settings):
-    import uuid as _uuid
     from datetime import datetime, timezone
 
     created = [await create(client, cron_body(f"n{i}"), creator=f"c{i % 10}") for i in range(50)]
@@ -97,13 +96,7 @@ async def test_page_of_fifty_with_last_execution_costs_constant_queries(client, 
 
     conn = await asyncpg.connect(settings.DATABASE_URL.replace("+asyncpg", ""))
     for schedule in created:
-        await conn.execute(
-            "INSERT INTO executions (id, schedule_id, scheduled_for, trigger_type, status, created_at) "
-            "VALUES ($1, $2, $3, 'scheduled', 'succeeded', $3)",
-            _uuid.uuid4(),
-            _uuid.UUID(schedule["id"]),
-            datetime.now(timezone.utc),
-        )
+        await insert_execution(conn, schedule["id"], scheduled_for=datetime.now(timezone.utc), status="succeeded")
     await conn.close()
     statements: list[str] = []
 

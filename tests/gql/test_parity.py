@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.helpers import cron_body, interval_body
-from tests.gql.helpers import SCHEDULE_FIELDS, camel, gql
+from tests.support.http import SCHEDULE_FIELDS, camel, cron_body, gql, interval_body
 
 ACTOR = "parity-actor"
 MISSING = "00000000-0000-0000-0000-000000000000"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.pipeline.harness import Stack
+from tests.support.harness import Stack
 
 
 @pytest.fixture

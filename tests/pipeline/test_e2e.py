@@ -28,7 +28,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.pipeline.harness import Stack, free_port, unique_subject, wait_for, wait_until
+from tests.support.harness import Stack, free_port, unique_subject, wait_for, wait_until
 
 DEADLINE = 30  # seconds: generous upper bound for any awaited condition
 

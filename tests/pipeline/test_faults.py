@@ -35,8 +35,8 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from core.settings import Settings
-from tests.pipeline.harness import ROOT, Stack, unique_subject, wait_for
-from tests.pipeline.servers import PrivateNats, PrivateRedis
+from tests.support.harness import ROOT, Stack, unique_subject, wait_for
+from tests.support.servers import PrivateNats, PrivateRedis
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import json
 import httpx
 import nats
 
-from tests.pipeline.harness import unique_subject, wait_for
+from tests.support.harness import unique_subject, wait_for
 
 
 async def test_cron_with_seconds_reaches_nats_with_headers_and_history(stack):

@@ -44,7 +44,3 @@ async def secure_client(auth_settings, keys):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             yield http
-
-
-def bearer(keys: dict[str, str], who: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {keys[who]}"} if who in keys else {}

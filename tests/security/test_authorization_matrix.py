@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from tests.security.conftest import bearer
+from tests.support.auth import bearer
 
 WHO = ["anonymous", "reader", "owner", "other", "admin"]
 SCHEDULE = {"name": "owned", "schedule_type": "interval", "interval_seconds": 3600, "target_command": "cmd.test.authz"}

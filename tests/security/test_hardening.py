@@ -22,7 +22,7 @@ from services.locks import ScheduleLocks
 from services.publisher import CommandPublisher
 from services.schemas import ScheduleCreate
 from services.ticking import tick
-from tests.api.helpers import cron_body
+from tests.support.http import cron_body
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from runtime.http import create_app
-from tests.security.conftest import bearer
+from tests.support.auth import bearer
 
 
 @pytest.fixture

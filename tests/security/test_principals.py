@@ -15,7 +15,7 @@ from api import nats_commands
 from core.errors import ValidationFailed
 from services.principals import PRINCIPAL_HEADERS, HeaderMap, named_principal, resolve_principal
 from services.problems import problem, problem_of, status_of
-from tests.api.helpers import cron_body
+from tests.support.http import cron_body
 
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
 

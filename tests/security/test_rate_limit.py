@@ -6,7 +6,7 @@ import uuid
 
 import httpx
 
-from tests.pipeline.harness import Stack, free_port
+from tests.support.harness import Stack, free_port
 
 
 def test_two_api_instances_share_one_write_limit():

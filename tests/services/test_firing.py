@@ -19,7 +19,8 @@ from services.locks import ScheduleLocks
 from services.publisher import CommandPublisher
 from services.schemas import ScheduleCreate
 from services.ticking import tick
-from tests.services.test_ticking import ACTOR, rows
+from tests.support.database import rows
+from tests.support.factories import ACTOR
 
 NATS_URL = "nats://localhost:4222"
 
@@ -430,7 +431,7 @@ async def test_outcomes_wait_for_postgresql_to_come_back_instead_of_being_droppe
     from sqlalchemy.engine import make_url
 
     from models.db import make_engine
-    from tests.tcp_proxy import TcpProxy
+    from tests.support.tcp_proxy import TcpProxy
 
     url = make_url(clean_db)
     proxy = TcpProxy(url.host or "localhost", url.port or 5432)

@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as redis
 
 from services.liveness import Heartbeat, WorkerRegistry
-from tests.pipeline.harness import ROOT
+from tests.support.harness import ROOT
 
 REDIS_URL = "redis://localhost:6379/0"
 DEAD_AFTER = 3.0

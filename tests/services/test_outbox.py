@@ -8,7 +8,8 @@ import sqlalchemy as sa
 
 from services.outbox import release_hand_over, sweep
 from services.ticking import tick
-from tests.services.test_ticking import ACTOR, T0, interval, rows
+from tests.support.database import rows
+from tests.support.factories import ACTOR, T0, interval
 
 
 async def test_manual_trigger_is_handed_over_once(engine, schedules, settings):

@@ -12,7 +12,7 @@ import pytest
 
 from runtime.nats_client import NatsConnection
 from services.publisher import CommandPublisher, Outgoing
-from tests.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import TcpProxy
 
 NATS_HOST, NATS_PORT = "127.0.0.1", 4222
 

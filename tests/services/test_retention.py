@@ -4,26 +4,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import sqlalchemy as sa
-
 from services.retention import purge_old_executions
-from services.ticking import tick
-from tests.services.test_ticking import ACTOR, T0, interval, rows
+from tests.support.database import rows
+from tests.support.factories import ACTOR, T0, insert_execution, interval
 
 
-async def test_purge_keeps_recent_and_unfinished_runs(engine, schedules, settings):
-    created = await schedules.create(interval("r", 60), ACTOR, T0)
-    await tick(engine, created.next_run_at + timedelta(minutes=3), settings)  # 4 slots: pending
-    async with engine.begin() as conn:
-        await conn.execute(sa.text("SET LOCAL session_replication_role = replica"))  # a state no transition reaches
-        await conn.execute(
-            sa.text(
-                "UPDATE executions SET status='succeeded', finished_at=scheduled_for "
-                "WHERE scheduled_for < (SELECT max(scheduled_for) FROM executions)"
-            )
-        )
-    now = created.next_run_at + timedelta(days=30, minutes=2)  # the first two slots are older than 30 days
+async def test_purge_keeps_recent_and_unfinished_runs(engine, schedules):
+    created = await schedules.create(interval("r", 60), ACTOR, T0)  # its creation is in the audit trail
+    slots = [created.next_run_at + timedelta(minutes=m) for m in range(4)]
+    for slot in slots[:-1]:
+        await insert_execution(engine, created.id, scheduled_for=slot, status="succeeded", finished_at=slot)
+    await insert_execution(engine, created.id, scheduled_for=slots[-1], status="pending")
+    now = slots[0] + timedelta(days=30, minutes=2)  # the first two slots are older than 30 days
+
     deleted = await purge_old_executions(engine, now, 30, batch=1)
+
     assert deleted == 2
     remaining = await rows(engine, "SELECT status FROM executions ORDER BY scheduled_for")
     assert [r.status for r in remaining] == ["succeeded", "pending"]

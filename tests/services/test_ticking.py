@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import sqlalchemy as sa
 
 from core.rules import Rule, ScheduleType, next_fire
 from models.db import make_engine
-from services.context import Actor
 from services.outbox import next_due_at, sweep
 from services.schemas import ScheduleCreate
 from services.schemas import ScheduleUpdate as ScheduleUpdateBody
 from services.ticking import tick
-
-T0 = datetime(2030, 1, 7, 12, 0, 0, tzinfo=timezone.utc)
-ACTOR = Actor("tests")
-
-
-def interval(name: str, seconds: int = 60, **extra) -> ScheduleCreate:
-    return ScheduleCreate(
-        name=name, schedule_type="interval", interval_seconds=seconds, target_command="cmd.test.tick", **extra
-    )
-
-
-async def rows(engine, sql: str, **params):
-    async with engine.connect() as conn:
-        return (await conn.execute(sa.text(sql), params)).all()
+from tests.support.database import rows
+from tests.support.factories import ACTOR, T0, interval
 
 
 async def test_due_schedule_gets_one_pending_row_and_advances(engine, schedules, settings):

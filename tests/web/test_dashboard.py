@@ -10,8 +10,8 @@ import uuid
 
 from playwright.sync_api import Page, expect
 
-from tests.pipeline.harness import unique_subject
-from tests.web.conftest import create_schedule, graphql, shot
+from tests.support.browser import create_schedule, graphql, shot
+from tests.support.harness import unique_subject
 
 LIVE = 30_000  # generous deadline for anything that needs the pipeline to fire
 

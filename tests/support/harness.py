@@ -21,7 +21,7 @@ import asyncpg
 import httpx
 import redis
 
-from tests.conftest import ADMIN_DSN, _url_for
+from tests.support.database import ADMIN_DSN, url_for
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -66,7 +66,7 @@ class Stack:
         self, redis_url: str = "redis://localhost:6379/0", nats_url: str = "nats://localhost:4222", **settings: str
     ) -> None:
         self.database = f"sched_stack_{uuid.uuid4().hex[:10]}"
-        self.database_url = _url_for(self.database)
+        self.database_url = url_for(self.database)
         self.namespace = f"scheduler-test-{uuid.uuid4().hex[:10]}"
         self.redis_url = redis_url
         self.nats_url = nats_url

@@ -1,4 +1,4 @@
-"""A private PostgreSQL for the chaos runner (never the shared one on 5432).
+"""A private PostgreSQL for the chaos runner and the database-fault tests (never the shared one on 5432).
 
 Debian's binaries (/usr/lib/postgresql/15/bin). initdb refuses to run as root, so initdb, pg_ctl and
 the server run as user `postgres` (`runuser -u postgres --`) in a temp directory chowned to it;
@@ -15,13 +15,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.pipeline.harness import free_port
+from tests.support.harness import free_port
 
 PG_BIN = Path(os.environ.get("CHAOS_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PG_USER = os.environ.get("CHAOS_PG_OS_USER", "postgres")
 
 
-def _as_postgres(args: list[str], **kw) -> subprocess.CompletedProcess:
+def as_postgres(args: list[str], **kw) -> subprocess.CompletedProcess:
     prefix = ["runuser", "-u", PG_USER, "--"] if os.geteuid() == 0 else []
     return subprocess.run(prefix + args, check=True, capture_output=True, text=True, **kw)
 
@@ -40,7 +40,7 @@ class PrivatePostgres:
             shutil.chown(self.dir, PG_USER, PG_USER)
             shutil.chown(self.sockets, PG_USER, PG_USER)
         self.starts = 0
-        _as_postgres(
+        as_postgres(
             [
                 str(PG_BIN / "initdb"),
                 "-D",
@@ -84,14 +84,14 @@ class PrivatePostgres:
 
     def start(self, timeout: float = 60) -> None:
         self.starts += 1
-        _as_postgres(
+        as_postgres(
             [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", str(int(timeout)), "start"]
         )
 
     def stop(self, mode: str = "fast") -> None:
         """`fast`: roll back open transactions, disconnect clients, checkpoint, exit."""
         if (self.data / "postmaster.pid").exists():
-            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop"])
+            as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop"])
 
     def cleanup(self) -> None:
         try:

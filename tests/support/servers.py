@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.pipeline.harness import free_port
+from tests.support.harness import free_port
 
 NATS_SERVER = os.environ.get("NATS_SERVER_BIN", "/usr/sbin/nats-server")
 REDIS_SERVER = os.environ.get("REDIS_SERVER_BIN", shutil.which("redis-server") or "/usr/bin/redis-server")
