@@ -110,6 +110,29 @@ def validation_errors_of(error: ValidationError, prefix: str = "") -> list[Field
     return result
 
 
+NULLABLE_FIELDS = ("description", "end_at", "start_at", "max_runs", "cron_expression", "interval_seconds", "run_at")
+
+
+def _merged(row: Schedule, changes: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The stored schedule with `changes` applied, and whether its timing rule changed."""
+    merged = {name: getattr(row, name) for name in ScheduleCreate.model_fields}
+    if "schedule_type" in changes and changes["schedule_type"] != row.schedule_type:
+        # Switching type drops the fields of the old type rather than rejecting them.
+        for name in ("cron_expression", "interval_seconds", "run_at"):
+            merged[name] = None
+    merged.update(changes)
+    if merged["schedule_type"] == ScheduleType.IMMEDIATE:
+        merged["run_at"] = None  # an immediate schedule's run_at is set by the service, never given
+    return merged, any(name in changes for name in (*RULE_FIELDS, "dst_gap", "dst_repeat"))
+
+
+def _checked(merged: dict[str, Any]) -> ScheduleCreate:
+    try:
+        return ScheduleCreate.model_validate(merged)
+    except ValidationError as error:
+        raise ValidationFailed(validation_errors_of(error)) from None
+
+
 def schedule_conditions(filters: ScheduleFilter) -> list[Any]:
     """SQL conditions of a schedule filter (shared by the REST page and the GraphQL connection)."""
     conditions: list[Any] = [col(Schedule.deleted_at).is_(None)]
@@ -344,13 +367,7 @@ class ScheduleService:
         await self._begin_write(actor)
         changes = body.model_dump(exclude_unset=True)
         expected_version = changes.pop("version", None)
-        nulls = [
-            name
-            for name, value in changes.items()
-            if value is None
-            and name
-            not in ("description", "end_at", "start_at", "max_runs", "cron_expression", "interval_seconds", "run_at")
-        ]
+        nulls = [name for name, value in changes.items() if value is None and name not in NULLABLE_FIELDS]
         if nulls:
             raise ValidationFailed([FieldError(n, "may not be null") for n in nulls])
         async with self.sessions() as session, session.begin():
@@ -359,47 +376,16 @@ class ScheduleService:
                 raise VersionConflict(expected_version, row.version)
             before = schedule_snapshot(row)
             old_rule = rule_of(row)
-            merged = {name: getattr(row, name) for name in ScheduleCreate.model_fields}
-            if "schedule_type" in changes and changes["schedule_type"] != row.schedule_type:
-                # Switching type drops the fields of the old type instead of rejecting them.
-                for name in ("cron_expression", "interval_seconds", "run_at"):
-                    merged[name] = None
-            merged.update(changes)
-            retimed = any(name in changes for name in (*RULE_FIELDS, "dst_gap", "dst_repeat"))
-            if merged["schedule_type"] == ScheduleType.IMMEDIATE:
-                merged["run_at"] = None  # an immediate schedule's run_at is set by the service, never given
-            try:
-                checked = ScheduleCreate.model_validate(merged)
-            except ValidationError as error:
-                raise ValidationFailed(validation_errors_of(error)) from None
-            validated = self._validate(checked.model_dump(), now, check_rule=retimed)
+            merged, retimed = _merged(row, changes)
+            validated = self._validate(_checked(merged).model_dump(), now, check_rule=retimed)
             if merged.get("name") != row.name:
                 await self._check_names_free(session, row.created_by, [merged["name"]], ["name"])
             for name, value in validated.values.items():
                 if retimed or name not in RULE_FIELDS:
                     setattr(row, name, value)
-            if (
-                retimed
-                and row.status == ScheduleStatus.ACTIVE
-                and row.next_run_at is not None
-                and row.next_run_at <= now
-            ):
-                # Slots of the old rule that fell due before this edit but were not recorded yet (no
-                # ticker has claimed them): they follow the misfire rules like any late slot.
-                policy = misfire_policy_of(row, self.settings)
-                plan = plan_due(old_rule, row.next_run_at, now, policy, row.run_count, row.max_runs)
-                await insert_slots(session, row, plan, now, Reason.MISSED, actor.correlation_id)
-                row.run_count += len(plan.fire)
-            if retimed and row.status in (ScheduleStatus.ACTIVE, ScheduleStatus.COMPLETED):
-                next_run = first_fire(validated.rule, now)
-                if next_run is None:
-                    raise ValidationFailed.single("schedule_type", "this schedule would never fire again")
-                row.next_run_at = next_run
-                row.status = ScheduleStatus.ACTIVE.value
-                row.status_reason = None
-            row.updated_at = now
-            row.updated_by = actor.name
-            row.version += 1
+            if retimed:
+                await self._retime(session, row, old_rule, validated.rule, actor, now)
+            row.updated_at, row.updated_by, row.version = now, actor.name, row.version + 1
             try:
                 await session.flush()
             except IntegrityError:
@@ -411,6 +397,25 @@ class ScheduleService:
         out = schedule_out(row)
         await self.announce(ScheduleEvent.UPDATED, out, actor, now)
         return out
+
+    async def _retime(
+        self, session: AsyncSession, row: Schedule, old_rule: Rule, new_rule: Rule, actor: Actor, now: datetime
+    ) -> None:
+        """A changed rule: record the old rule's late slots, then plan from the new rule's first slot."""
+        if row.status == ScheduleStatus.ACTIVE and row.next_run_at is not None and row.next_run_at <= now:
+            # Slots of the old rule that fell due before this edit but were not recorded yet (no
+            # ticker has claimed them): they follow the misfire rules like any late slot.
+            policy = misfire_policy_of(row, self.settings)
+            plan = plan_due(old_rule, row.next_run_at, now, policy, row.run_count, row.max_runs)
+            await insert_slots(session, row, plan, now, Reason.MISSED, actor.correlation_id)
+            row.run_count += len(plan.fire)
+        if row.status in (ScheduleStatus.ACTIVE, ScheduleStatus.COMPLETED):
+            next_run = first_fire(new_rule, now)
+            if next_run is None:
+                raise ValidationFailed.single("schedule_type", "this schedule would never fire again")
+            row.next_run_at = next_run
+            row.status = ScheduleStatus.ACTIVE.value
+            row.status_reason = None
 
     async def delete(self, schedule_id: uuid.UUID, actor: Actor, now: datetime, reason: str | None = None) -> None:
         """Soft delete: the row stays (hidden) so its executions and audit trail keep their schedule."""
