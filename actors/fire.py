@@ -3,7 +3,8 @@
 `fire_batch` publishes a batch handed over by the ticker. Runs that fail are recorded `retrying`
 with their next attempt time (the core backoff; the attempt count lives in PostgreSQL) and go back to
 the queue together as delayed `fire_overdue` messages, until they succeed or run out of attempts; runs
-that failed because NATS was unreachable go back when it is reachable again (actors.waiting_room).
+that failed because NATS was unreachable go back when it is reachable again (actors.handoff). Metrics
+and events of a batch are one function each (`_observe`, `_emit_events`).
 Safe to run twice: the claim is a conditional UPDATE.
 """
 
@@ -20,13 +21,11 @@ from dramatiq import Retry
 
 from actors.broker import FIRE_QUEUE, OVERDUE_QUEUE
 from actors.resources import WorkerResources, resources
-from actors.waiting_room import WaitingRoom
-from core.backoff import whole_seconds_ms
 from core.states import NOT_FIRED_STATUSES, ExecutionEvent, ExecutionStatus, Reason, ScheduleEvent, event_of
 from core.tuning import FIRE_PRIORITY, OVERDUE_PRIORITY, TIME_LIMIT_MS
 from runtime import metrics
 from services.events import EXECUTION_EVENT_PREFIX, SCHEDULE_EVENT_PREFIX
-from services.firing import WHITELIST_DISABLE_REASON, FireResult, Outcome
+from services.firing import WHITELIST_DISABLE_REASON, FireResult
 
 log = logging.getLogger("actors.fire")
 
@@ -83,66 +82,12 @@ async def _emit_events(res: WorkerResources, result: FireResult) -> None:
     await res.events.emit_many(events)
 
 
-def _send_retries(outcomes: list[Outcome], batch_size: int, actor: dramatiq.Actor | None = None) -> None:
-    """Queue the runs to retry as delayed `fire_overdue` messages (or `actor`'s) of up to `batch_size` ids.
-
-    A run to retry is past its instant, so it goes to the overdue lane, ahead of a catch-up's backlog
-    of fresh slots.
-
-    Runs are grouped by their backoff rounded UP to the whole second, and a group's message is delayed
-    by that rounded value: every run waits at least its own backoff (at most a second more), and a
-    batch that failed together retries together, in one claim, not one message, claim and outcome
-    UPDATE per run.
-    """
-    groups: dict[int, list[str]] = {}
-    for outcome in outcomes:
-        delay_ms = whole_seconds_ms(outcome.retry_in_ms or 0)
-        groups.setdefault(delay_ms, []).append(str(outcome.execution_id))
-    for delay_ms, ids in groups.items():
-        _send_in_batches(ids, batch_size, delay_ms, actor or fire_overdue)
-
-
-def _send_in_batches(
-    execution_ids: list[str], batch_size: int, delay_ms: int = 0, actor: dramatiq.Actor | None = None
-) -> None:
-    """Queue runs as messages of `actor` (the overdue lane by default) of up to `batch_size` ids,
-    delayed by `delay_ms` (0: at once, straight onto the queue: Dramatiq sends even a 0 ms delay through
-    its delay queue, which workers prefetch and hold)."""
-    for start in range(0, len(execution_ids), batch_size):
-        (actor or fire_overdue).send_with_options(
-            args=(execution_ids[start : start + batch_size],), delay=delay_ms or None
-        )
-
-
-async def _nats_is_up(res: WorkerResources) -> bool:
-    try:
-        return (await res.nats.connection()).is_connected
-    except Exception:
-        return False
-
-
-_waiting_room: WaitingRoom | None = None
-
-
-async def _waiting_for_nats() -> WaitingRoom:
-    """This worker process's room for runs waiting on NATS (see actors.waiting_room)."""
-    global _waiting_room
-    if _waiting_room is None:
-        res = await resources()
-        _waiting_room = WaitingRoom(
-            lambda: _nats_is_up(res), lambda ids: _send_in_batches(ids, res.settings.DISPATCH_BATCH_SIZE)
-        )
-    return _waiting_room
-
-
 async def _retry_later(result: FireResult) -> None:
-    # If this enqueue is lost (or this worker dies with runs waiting for NATS), the rows stay
-    # `retrying` and the ticker's sweep hands them over.
     if result.retries:
         res = await resources()
-        await asyncio.to_thread(_send_retries, result.retries, res.settings.DISPATCH_BATCH_SIZE)
+        await asyncio.to_thread(res.hand_off.retries_of, result)
     if result.waiting_for_nats:
-        (await _waiting_for_nats()).park(str(o.execution_id) for o in result.waiting_for_nats)
+        (await resources()).hand_off.park_nats_waiters(result)
 
 
 async def _run(execution_ids: list[str]) -> FireResult:

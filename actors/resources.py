@@ -7,6 +7,7 @@ import asyncio
 import redis.asyncio as redis
 
 from actors import heartbeat
+from actors.handoff import HandOff
 from core.settings import Settings, get_settings
 from core.tuning import REDIS_CONNECT_TIMEOUT_SECONDS, WORKER_REDIS_SOCKET_TIMEOUT_SECONDS
 from models.db import make_engine
@@ -35,6 +36,13 @@ class WorkerResources:
             settings,
             worker_id=heartbeat.worker_id(),
         )
+        self.hand_off = HandOff(self.nats_is_up, settings.DISPATCH_BATCH_SIZE)
+
+    async def nats_is_up(self) -> bool:
+        try:
+            return (await self.nats.connection()).is_connected
+        except Exception:
+            return False
 
 
 _resources: WorkerResources | None = None

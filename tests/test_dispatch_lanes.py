@@ -91,7 +91,7 @@ def test_retries_go_to_the_overdue_lane_grouped_by_their_backoff_rounded_up(monk
     """A retry is past its instant: it must not come back behind a catch-up's backlog of fresh slots."""
     from datetime import datetime, timezone
 
-    from actors import fire
+    from actors import fire, handoff
     from services.firing import Outcome
 
     sent: list[tuple[str, list[str], int]] = []
@@ -105,7 +105,7 @@ def test_retries_go_to_the_overdue_lane_grouped_by_their_backoff_rounded_up(monk
         return Outcome(uuid.uuid4(), uuid.uuid4(), "interval", 1, now, now, Decision.retry_at(ms, "failed"))
 
     outcomes = [retrying(ms) for ms in (1000, 400, 1000, 2500, 1001)]
-    fire._send_retries(outcomes, batch_size=2)
+    handoff.send_retries(outcomes, batch_size=2)
     ids = [str(o.execution_id) for o in outcomes]
     assert {name for name, _, _ in sent} == {"fire_overdue"}
     assert sorted((delay, tuple(batch)) for _, batch, delay in sent) == sorted(
