@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-# --- Firing: claim, concurrency slots, publish, record (services.firing) -------------------------
+# --- Firing: claim, concurrency slots, publish, record (services.firing, core.outcomes) ---------
 
 # A retry message may arrive a little before its run's next_attempt_at, because the worker's and the
 # ticker's clocks differ. Within this slack the retry is on time. 5 s covers NTP-synchronised hosts
