@@ -274,6 +274,21 @@ def assert_processes_alive(stack: Stack, names: list[str]) -> None:
 # ------------------------------------------------------------------------------ 1. two of everything
 
 
+def load_items(prefix: str) -> list[dict]:
+    """2000 interval schedules (2-5 s, seeded) on 20 subjects, first slots spread over 5 s from 4 s on."""
+    rng = random.Random(20240601)
+    anchor = utcnow() + timedelta(seconds=4)
+    return [
+        interval_item(
+            f"load-{i}",
+            f"{prefix}.s{i % 20}",
+            rng.randint(2, 5),
+            anchor + timedelta(milliseconds=rng.randrange(0, 5000)),
+        )
+        for i in range(2000)
+    ]
+
+
 async def test_two_tickers_two_workers_2000_schedules_fire_every_slot_exactly_once():
     prefix = unique_subject("cmd.test.load")
     ledger = Ledger()
@@ -283,17 +298,7 @@ async def test_two_tickers_two_workers_2000_schedules_fire_every_slot_exactly_on
         try:
             await start(stack, "api", "worker-1", "worker-2", "ticker-1", "ticker-2")
             db = await connect_db(stack)
-            rng = random.Random(20240601)
-            anchor = utcnow() + timedelta(seconds=4)
-            items = [
-                interval_item(
-                    f"load-{i}",
-                    f"{prefix}.s{i % 20}",
-                    rng.randint(2, 5),
-                    anchor + timedelta(milliseconds=rng.randrange(0, 5000)),
-                )
-                for i in range(2000)
-            ]
+            items = load_items(prefix)
             async with httpx.AsyncClient(base_url=stack.api) as http:
                 created_at = time.monotonic()
                 schedule_ids = await create_schedules(http, items)
