@@ -347,6 +347,152 @@ async def test_two_tickers_two_workers_2000_schedules_fire_every_slot_exactly_on
 # ----------------------------------------------------------------- 2. SIGKILL of a worker and a ticker
 
 
+@dataclass(frozen=True)
+class KillWindow:
+    running_at_kill: int
+    killed_at: datetime
+    restarted_at: datetime
+    restart_clock: float  # time.monotonic() at the restart
+
+
+@dataclass(frozen=True)
+class KillLedger:
+    """What the database, the stream and the core subscription hold once the kill test has drained."""
+
+    statuses: dict[str, int]
+    lost: set[str]
+    reap_reasons: set[str]
+    retried: int
+    js_rows: set[str]
+    core_rows: set[str]
+    stored: int
+    in_stream: list[Received]
+    stream_ids: Counter
+    core_counts: Counter
+    core_dupes: dict[str, int]
+    js_core_view_dupes: int
+
+
+def kill_items(js_prefix: str, core_prefix: str) -> list[dict]:
+    """300 interval schedules (1 or 2 s), half on JetStream subjects, first slots spread over 2 s from 3 s on."""
+    rng = random.Random(7)
+    anchor = utcnow() + timedelta(seconds=3)
+    return [
+        interval_item(
+            f"kill-{i}",
+            f"{js_prefix if i % 2 else core_prefix}.s{i % 10}",
+            1 + i % 2,
+            anchor + timedelta(milliseconds=rng.randrange(0, 2000)),
+        )
+        for i in range(300)
+    ]
+
+
+async def kill_worker_and_ticker_in_flight(stack: Stack, db: asyncpg.Connection) -> KillWindow:
+    """kill -9 of worker-1 and ticker-1 while runs are being claimed/published and batches ticked; 5 s
+    later worker-2 and ticker-3 start."""
+    await wait_for(
+        lambda: db.fetchval("SELECT count(*) FROM executions WHERE status IN ('running','pending')"),
+        5,
+        interval=0.01,
+        message="runs in flight",
+    )
+    running_at_kill = await db.fetchval("SELECT count(*) FROM executions WHERE status = 'running'")
+    await kill(stack, "worker-1")
+    await kill(stack, "ticker-1")
+    killed_at = utcnow()
+    await asyncio.sleep(5)
+    await start(stack, "worker-2", "ticker-3")
+    restarted_at = utcnow()
+    restart_clock = time.monotonic()
+    return KillWindow(running_at_kill, killed_at, restarted_at, restart_clock)
+
+
+async def await_outage_slots_published(
+    db: asyncpg.Connection, ledger: Ledger, window: KillWindow
+) -> tuple[float, list, float]:
+    """Waits (30 s) until every slot due up to the restart is published; returns the seconds that took,
+    the rows of the slots due during the outage, and the latest first arrival of one of them after the
+    restart (seconds)."""
+
+    async def outage_slots_published():
+        due = await db.fetch("SELECT id FROM executions WHERE scheduled_for <= $1", window.restarted_at)
+        return due and {str(r["id"]) for r in due} <= ledger.ids()
+
+    await wait_for(
+        outage_slots_published,
+        30,
+        interval=0.25,
+        message="every slot due up to the restart to be published within 30 s of it",
+    )
+    recovery = time.monotonic() - window.restart_clock
+    outage_rows = await db.fetch(
+        "SELECT id, scheduled_for FROM executions WHERE scheduled_for > $1 AND scheduled_for <= $2",
+        window.killed_at,
+        window.restarted_at,
+    )
+    first_arrival = ledger.first_arrival()
+    outage_latest = max((first_arrival[str(r["id"])] - window.restarted_at).total_seconds() for r in outage_rows)
+    return recovery, outage_rows, outage_latest
+
+
+async def kill_ledger(
+    db: asyncpg.Connection, ledger: Ledger, js, stream: str, js_prefix: str, core_prefix: str
+) -> KillLedger:
+    statuses = await status_counts(db)
+    lost_rows = await db.fetch(
+        'SELECT id, attempt_log FROM executions WHERE attempt_log @> \'[{"status": "lost"}]\'::jsonb'
+    )
+    lost = {str(r["id"]) for r in lost_rows}
+    reap_reasons = {
+        entry["error"] for r in lost_rows for entry in json.loads(r["attempt_log"]) if entry["status"] == "lost"
+    }
+    retried = await db.fetchval("SELECT count(*) FROM executions WHERE attempts > 1")
+    js_rows = await succeeded_ids(db, js_prefix)
+    core_rows = await succeeded_ids(db, core_prefix)
+    stored, in_stream = await stored_messages(js, stream, f"{js_prefix}.>")
+    stream_ids = Counter(m.msg_id for m in in_stream)
+    core_counts = ledger.counts(core_prefix)
+    core_dupes = {k: v for k, v in core_counts.items() if v > 1}
+    js_core_view_dupes = sum(1 for v in ledger.counts(js_prefix).values() if v > 1)
+    return KillLedger(
+        statuses=statuses,
+        lost=lost,
+        reap_reasons=reap_reasons,
+        retried=retried,
+        js_rows=js_rows,
+        core_rows=core_rows,
+        stored=stored,
+        in_stream=in_stream,
+        stream_ids=stream_ids,
+        core_counts=core_counts,
+        core_dupes=core_dupes,
+        js_core_view_dupes=js_core_view_dupes,
+    )
+
+
+def report_kill(
+    found: KillLedger, window: KillWindow, recovery: float, outage_rows: list, outage_latest: float, drain: float
+) -> None:
+    report(
+        "kill_9_worker_and_ticker",
+        rows=sum(found.statuses.values()),
+        statuses=found.statuses,
+        running_at_kill=window.running_at_kill,
+        reaped=len(found.lost),
+        attempts_gt_1=found.retried,
+        outage_slots=len(outage_rows),
+        all_due_published_after_s=round(recovery, 1),
+        last_outage_slot_published_s_after_restart=round(outage_latest, 1),
+        stream_stored=found.stored,
+        stream_distinct_ids=len(found.stream_ids),
+        js_rows=len(found.js_rows),
+        core_duplicates=len(found.core_dupes),
+        js_subject_core_view_duplicates=found.js_core_view_dupes,
+        drain_s=round(drain, 1),
+    )
+
+
 async def test_kill_9_of_worker_and_ticker_mid_load_recovers_every_slot():
     js_prefix = unique_subject("cmd.test.kjs")
     core_prefix = unique_subject("cmd.test.kcore")
@@ -363,106 +509,42 @@ async def test_kill_9_of_worker_and_ticker_mid_load_recovers_every_slot():
         async with running_stack(LOCK_TIMEOUT_SECONDS="300", REENQUEUE_AFTER_SECONDS="5") as stack:
             await start(stack, "api", "ticker-1", "ticker-2", "worker-1")
             db = await connect_db(stack)
-            rng = random.Random(7)
-            anchor = utcnow() + timedelta(seconds=3)
-            items = [
-                interval_item(
-                    f"kill-{i}",
-                    f"{js_prefix if i % 2 else core_prefix}.s{i % 10}",
-                    1 + i % 2,
-                    anchor + timedelta(milliseconds=rng.randrange(0, 2000)),
-                )
-                for i in range(300)
-            ]
+            items = kill_items(js_prefix, core_prefix)
             async with httpx.AsyncClient(base_url=stack.api) as http:
                 schedule_ids = await create_schedules(http, items)
             await wait_for(lambda: len(ledger) > 300, 30, message="load flowing")
             await asyncio.sleep(3)
 
-            # kill -9 while runs are being claimed/published and batches ticked
-            await wait_for(
-                lambda: db.fetchval("SELECT count(*) FROM executions WHERE status IN ('running','pending')"),
-                5,
-                interval=0.01,
-                message="runs in flight",
-            )
-            running_at_kill = await db.fetchval("SELECT count(*) FROM executions WHERE status = 'running'")
-            await kill(stack, "worker-1")
-            await kill(stack, "ticker-1")
-            killed_at = utcnow()
-            await asyncio.sleep(5)
-            await start(stack, "worker-2", "ticker-3")
-            restarted_at = utcnow()
-            restart_clock = time.monotonic()
-
-            async def outage_slots_published():
-                due = await db.fetch("SELECT id FROM executions WHERE scheduled_for <= $1", restarted_at)
-                return due and {str(r["id"]) for r in due} <= ledger.ids()
-
-            await wait_for(
-                outage_slots_published,
-                30,
-                interval=0.25,
-                message="every slot due up to the restart to be published within 30 s of it",
-            )
-            recovery = time.monotonic() - restart_clock
-            outage_rows = await db.fetch(
-                "SELECT id, scheduled_for FROM executions WHERE scheduled_for > $1 AND scheduled_for <= $2",
-                killed_at,
-                restarted_at,
-            )
-            first_arrival = ledger.first_arrival()
-            outage_latest = max((first_arrival[str(r["id"])] - restarted_at).total_seconds() for r in outage_rows)
-
-            await asyncio.sleep(max(0.0, 35 - (time.monotonic() - restart_clock)))
+            window = await kill_worker_and_ticker_in_flight(stack, db)
+            recovery, outage_rows, outage_latest = await await_outage_slots_published(db, ledger, window)
+            await asyncio.sleep(max(0.0, 35 - (time.monotonic() - window.restart_clock)))
             assert_processes_alive(stack, ["api", "worker-2", "ticker-2", "ticker-3"])
             drain = await stop_tickers_and_drain(stack, db, ["ticker-2", "ticker-3"], 60)
 
-            statuses = await status_counts(db)
-            lost_rows = await db.fetch(
-                'SELECT id, attempt_log FROM executions WHERE attempt_log @> \'[{"status": "lost"}]\'::jsonb'
-            )
-            lost = {str(r["id"]) for r in lost_rows}
-            reap_reasons = {
-                entry["error"] for r in lost_rows for entry in json.loads(r["attempt_log"]) if entry["status"] == "lost"
-            }
-            retried = await db.fetchval("SELECT count(*) FROM executions WHERE attempts > 1")
-            js_rows = await succeeded_ids(db, js_prefix)
-            core_rows = await succeeded_ids(db, core_prefix)
-            stored, in_stream = await stored_messages(js, stream, f"{js_prefix}.>")
-            stream_ids = Counter(m.msg_id for m in in_stream)
-            core_counts = ledger.counts(core_prefix)
-            core_dupes = {k: v for k, v in core_counts.items() if v > 1}
-            js_core_view_dupes = sum(1 for v in ledger.counts(js_prefix).values() if v > 1)
-            report(
-                "kill_9_worker_and_ticker",
-                rows=sum(statuses.values()),
-                statuses=statuses,
-                running_at_kill=running_at_kill,
-                reaped=len(lost),
-                attempts_gt_1=retried,
-                outage_slots=len(outage_rows),
-                all_due_published_after_s=round(recovery, 1),
-                last_outage_slot_published_s_after_restart=round(outage_latest, 1),
-                stream_stored=stored,
-                stream_distinct_ids=len(stream_ids),
-                js_rows=len(js_rows),
-                core_duplicates=len(core_dupes),
-                js_subject_core_view_duplicates=js_core_view_dupes,
-                drain_s=round(drain, 1),
-            )
+            found = await kill_ledger(db, ledger, js, stream, js_prefix, core_prefix)
+            report_kill(found, window, recovery, outage_rows, outage_latest, drain)
 
-            assert set(statuses) == {"succeeded"}, f"every run must end succeeded (reaped runs retried): {statuses}"
+            assert set(found.statuses) == {"succeeded"}, (
+                f"every run must end succeeded (reaped runs retried): {found.statuses}"
+            )
             # Reaped because the worker's heartbeat stopped, not after the (300 s) lock timeout.
-            assert reap_reasons and all("stopped heartbeating" in reason for reason in reap_reasons), reap_reasons
+            assert found.reap_reasons and all("stopped heartbeating" in reason for reason in found.reap_reasons), (
+                found.reap_reasons
+            )
             assert outage_rows, "no slot fell due during the outage: the test proved nothing"
             # JetStream: one stored message per execution, whatever was redelivered.
-            assert all(v == 1 for v in stream_ids.values()), [k for k, v in stream_ids.items() if v > 1][:5]
-            assert stored == len(in_stream) == len(stream_ids) == len(js_rows), (stored, len(in_stream), len(js_rows))
-            assert set(stream_ids) == js_rows
+            assert all(v == 1 for v in found.stream_ids.values()), [k for k, v in found.stream_ids.items() if v > 1][:5]
+            assert found.stored == len(found.in_stream) == len(found.stream_ids) == len(found.js_rows), (
+                found.stored,
+                len(found.in_stream),
+                len(found.js_rows),
+            )
+            assert set(found.stream_ids) == found.js_rows
             # Core NATS: every run arrived; a repeat is only legitimate for a run whose worker was killed.
-            assert set(core_counts) == core_rows
-            assert set(core_dupes) <= lost, f"duplicates of runs that were never lost: {set(core_dupes) - lost}"
+            assert set(found.core_counts) == found.core_rows
+            assert set(found.core_dupes) <= found.lost, (
+                f"duplicates of runs that were never lost: {set(found.core_dupes) - found.lost}"
+            )
             problems = await gap_problems(db, ledger.messages, schedule_ids)
             assert not problems, f"{len(problems)} schedules skipped slots across the kills: {problems[:5]}"
             await db.close()
