@@ -576,6 +576,40 @@ async def held_queue_messages(stack: Stack) -> dict[str, set[str]]:
     return held
 
 
+def prefetch_items(core_prefix: str) -> list[dict]:
+    """200 interval schedules (2 s) on 10 core subjects, first slots 10 ms apart from 2 s on."""
+    anchor = utcnow() + timedelta(seconds=2)
+    return [
+        interval_item(f"prefetch-{i}", f"{core_prefix}.s{i % 10}", 2, anchor + timedelta(milliseconds=10 * i))
+        for i in range(200)
+    ]
+
+
+async def stranded_runs(stack: Stack, db: asyncpg.Connection) -> set[str]:
+    """The pending runs among those in the queue messages the workers hold (fetched, not started)."""
+    held = set().union(*(await held_queue_messages(stack)).values())
+    if not held:
+        return set()
+    pending = await db.fetch("SELECT id FROM executions WHERE status = 'pending' AND id = ANY($1::uuid[])", list(held))
+    return {str(r["id"]) for r in pending}
+
+
+async def await_stranded_published(db: asyncpg.Connection, ledger: Ledger, stranded: set[str]) -> None:
+    """Waits (60 s) until every stranded run has been received."""
+
+    async def published() -> bool:
+        return stranded <= ledger.ids()
+
+    await wait_or_explain(
+        db,
+        published,
+        60,
+        "the killed worker's prefetched runs to be published",
+        "id = ANY($1::uuid[])",
+        list(stranded),
+    )
+
+
 async def test_a_killed_workers_prefetched_messages_come_back_at_once():
     """kill -9 of a worker holding queue messages it fetched but had not started: no claim names it,
     so only the heartbeat census can tell the ticker, which marks the worker's Dramatiq consumer dead
@@ -597,43 +631,23 @@ async def test_a_killed_workers_prefetched_messages_come_back_at_once():
             stack.worker_threads = 1
             await start(stack, "api", "ticker-1", "worker-1")
             db = await connect_db(stack)
-            anchor = utcnow() + timedelta(seconds=2)
-            items = [
-                interval_item(f"prefetch-{i}", f"{core_prefix}.s{i % 10}", 2, anchor + timedelta(milliseconds=10 * i))
-                for i in range(200)
-            ]
+            items = prefetch_items(core_prefix)
             async with httpx.AsyncClient(base_url=stack.api) as http:
                 await create_schedules(http, items)
 
-            async def stranded_now() -> set[str]:
-                held = set().union(*(await held_queue_messages(stack)).values())
-                if not held:
-                    return set()
-                pending = await db.fetch(
-                    "SELECT id FROM executions WHERE status = 'pending' AND id = ANY($1::uuid[])", list(held)
-                )
-                return {str(r["id"]) for r in pending}
-
             stranded = await wait_for(
-                stranded_now, 30, interval=0.1, message="the worker to hold a fetched message it has not started"
+                lambda: stranded_runs(stack, db),
+                30,
+                interval=0.1,
+                message="the worker to hold a fetched message it has not started",
             )
             await kill(stack, "worker-1")
-            stranded = await stranded_now()  # what it held when it died
+            stranded = await stranded_runs(stack, db)  # what it held when it died
             killed_at = time.monotonic()
             stack.worker_threads = 16
             await start(stack, "worker-2")
 
-            async def published() -> bool:
-                return stranded <= ledger.ids()
-
-            await wait_or_explain(
-                db,
-                published,
-                60,
-                "the killed worker's prefetched runs to be published",
-                "id = ANY($1::uuid[])",
-                list(stranded),
-            )
+            await await_stranded_published(db, ledger, stranded)
             recovery = time.monotonic() - killed_at
             rescues = (stack.logs / "ticker-1.log").read_text().count("ticker.rescued")
             report(
