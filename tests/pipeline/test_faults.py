@@ -666,6 +666,105 @@ async def test_a_killed_workers_prefetched_messages_come_back_at_once():
 # ----------------------------------------------------------------------------- 3. NATS down for 60 s
 
 
+@dataclass(frozen=True)
+class NatsDownLedger:
+    """What the database, the stream and the core subscription hold once the NATS test has drained."""
+
+    statuses: dict[str, int]
+    succeeded: set[str]
+    total: int
+    in_stream: list[Received]
+    stream_ids: Counter
+    core_counts: Counter
+
+
+def natsdown_items(prefix: str) -> list[dict]:
+    """10 interval schedules (2 s), first slots 100 ms apart from 3 s on."""
+    anchor = utcnow() + timedelta(seconds=3)
+    # max_retries: enough backoff steps (2, 4, 8, 16, 20, 20, ...) to outlast a 60 s outage.
+    return [
+        interval_item(f"natsdown-{i}", f"{prefix}.s{i}", 2, anchor + timedelta(milliseconds=100 * i), max_retries=12)
+        for i in range(10)
+    ]
+
+
+async def await_outage_runs_succeeded(db: asyncpg.Connection, stopped_at: datetime, restarted_at: datetime) -> None:
+    """Waits (60 s) until every run created while NATS was down has succeeded."""
+
+    async def outage_runs_succeeded():
+        rows = await db.fetch(
+            "SELECT status FROM executions WHERE created_at >= $1 AND created_at <= $2",
+            stopped_at,
+            restarted_at,
+        )
+        return rows and all(r["status"] == "succeeded" for r in rows)
+
+    await wait_or_explain(
+        db,
+        outage_runs_succeeded,
+        60,
+        "every run created during the outage to succeed within 60 s of the restart",
+        "created_at >= $1 AND created_at <= $2",
+        stopped_at,
+        restarted_at,
+    )
+
+
+async def outage_runs(db: asyncpg.Connection, stopped_at: datetime, restarted_at: datetime) -> list:
+    """The runs created while NATS was down, with their attempts and attempt log."""
+    return await db.fetch(
+        "SELECT id, attempts, jsonb_array_length(attempt_log) AS tries, attempt_log FROM executions "
+        "WHERE created_at >= $1 AND created_at <= $2",
+        stopped_at,
+        restarted_at,
+    )
+
+
+async def nats_down_ledger(db: asyncpg.Connection, ledger: Ledger, js, stream: str, prefix: str) -> NatsDownLedger:
+    statuses = await status_counts(db)
+    succeeded = await succeeded_ids(db)
+    total, in_stream = await stored_messages(js, stream, f"{prefix}.>")
+    stream_ids = Counter(m.msg_id for m in in_stream)
+    core_counts = ledger.counts()
+    return NatsDownLedger(statuses, succeeded, total, in_stream, stream_ids, core_counts)
+
+
+def report_nats_down(
+    found: NatsDownLedger, ledger: Ledger, during: dict[str, int], outage: list, recovery: float, drain: float
+) -> None:
+    report(
+        "nats_down_60s",
+        rows=sum(found.statuses.values()),
+        statuses=found.statuses,
+        during_outage=during,
+        outage_runs=len(outage),
+        max_tries=max(r["tries"] for r in outage),
+        all_outage_runs_succeeded_after_s=round(recovery, 1),
+        stream_stored=found.total,
+        core_view_received=len(ledger),
+        core_view_duplicates=sum(v > 1 for v in found.core_counts.values()),
+        core_view_missed=len(found.succeeded - set(found.core_counts)),
+        drain_s=round(drain, 1),
+    )
+
+
+def assert_outage_runs_waited_for_nats(outage: list) -> None:
+    """The runs created during the outage were retried, but few times and without spending a retry."""
+    assert len(outage) >= 10 * 60 / 2 * 0.8, f"too few runs recorded during the outage: {len(outage)}"
+    assert any(r["tries"] > 1 for r in outage), "no run was retried during the outage"
+    # A run waits in its worker for NATS to come back (actors.waiting_room); while NATS stays
+    # down only the sweep's copy, after REENQUEUE_AFTER_SECONDS, tries it again: a handful of
+    # attempts in 60 s, where a retry on its 1-2 s timer made dozens.
+    reenqueue_after = Settings.model_fields["REENQUEUE_AFTER_SECONDS"].default
+    worst = max(outage, key=lambda r: r["tries"])
+    assert worst["tries"] <= 60 / reenqueue_after + 4, (
+        Counter(r["tries"] for r in outage),
+        [(a["started_at"][14:23], a.get("error", "")[:30]) for a in json.loads(worst["attempt_log"])],
+    )
+    # NATS being down is our outage, not a failure of the target: it spends no retries.
+    assert {r["attempts"] for r in outage} == {1}, Counter(r["attempts"] for r in outage)
+
+
 async def test_nats_down_60s_then_back_every_run_created_meanwhile_succeeds():
     prefix = unique_subject("cmd.test.natsdown")
     stream = f"FAULTS_{uuid.uuid4().hex[:10].upper()}"
@@ -682,14 +781,7 @@ async def test_nats_down_60s_then_back_every_run_created_meanwhile_succeeds():
                 names = ["api", "ticker", "worker"]
                 await start(stack, *names)
                 db = await connect_db(stack)
-                anchor = utcnow() + timedelta(seconds=3)
-                # max_retries: enough backoff steps (2, 4, 8, 16, 20, 20, ...) to outlast a 60 s outage.
-                items = [
-                    interval_item(
-                        f"natsdown-{i}", f"{prefix}.s{i}", 2, anchor + timedelta(milliseconds=100 * i), max_retries=12
-                    )
-                    for i in range(10)
-                ]
+                items = natsdown_items(prefix)
                 async with httpx.AsyncClient(base_url=stack.api) as http:
                     schedule_ids = await create_schedules(http, items)
 
@@ -703,76 +795,28 @@ async def test_nats_down_60s_then_back_every_run_created_meanwhile_succeeds():
                 restarted_at = utcnow()
                 restart_clock = time.monotonic()
 
-                async def outage_runs_succeeded():
-                    rows = await db.fetch(
-                        "SELECT status FROM executions WHERE created_at >= $1 AND created_at <= $2",
-                        stopped_at,
-                        restarted_at,
-                    )
-                    return rows and all(r["status"] == "succeeded" for r in rows)
-
-                await wait_or_explain(
-                    db,
-                    outage_runs_succeeded,
-                    60,
-                    "every run created during the outage to succeed within 60 s of the restart",
-                    "created_at >= $1 AND created_at <= $2",
-                    stopped_at,
-                    restarted_at,
-                )
+                await await_outage_runs_succeeded(db, stopped_at, restarted_at)
                 recovery = time.monotonic() - restart_clock
-                outage = await db.fetch(
-                    "SELECT id, attempts, jsonb_array_length(attempt_log) AS tries, attempt_log FROM executions "
-                    "WHERE created_at >= $1 AND created_at <= $2",
-                    stopped_at,
-                    restarted_at,
-                )
+                outage = await outage_runs(db, stopped_at, restarted_at)
                 assert_processes_alive(stack, names)
                 drain = await stop_tickers_and_drain(stack, db, ["ticker"], 60)
                 assert_processes_alive(stack, ["api", "worker"])
 
-                statuses = await status_counts(db)
-                succeeded = await succeeded_ids(db)
-                total, in_stream = await stored_messages(js, stream, f"{prefix}.>")
-                stream_ids = Counter(m.msg_id for m in in_stream)
-                core_counts = ledger.counts()
-                report(
-                    "nats_down_60s",
-                    rows=sum(statuses.values()),
-                    statuses=statuses,
-                    during_outage=during,
-                    outage_runs=len(outage),
-                    max_tries=max(r["tries"] for r in outage),
-                    all_outage_runs_succeeded_after_s=round(recovery, 1),
-                    stream_stored=total,
-                    core_view_received=len(ledger),
-                    core_view_duplicates=sum(v > 1 for v in core_counts.values()),
-                    core_view_missed=len(succeeded - set(core_counts)),
-                    drain_s=round(drain, 1),
-                )
+                found = await nats_down_ledger(db, ledger, js, stream, prefix)
+                report_nats_down(found, ledger, during, outage, recovery, drain)
 
-                assert len(outage) >= 10 * 60 / 2 * 0.8, f"too few runs recorded during the outage: {len(outage)}"
-                assert any(r["tries"] > 1 for r in outage), "no run was retried during the outage"
-                # A run waits in its worker for NATS to come back (actors.waiting_room); while NATS stays
-                # down only the sweep's copy, after REENQUEUE_AFTER_SECONDS, tries it again: a handful of
-                # attempts in 60 s, where a retry on its 1-2 s timer made dozens.
-                reenqueue_after = Settings.model_fields["REENQUEUE_AFTER_SECONDS"].default
-                worst = max(outage, key=lambda r: r["tries"])
-                assert worst["tries"] <= 60 / reenqueue_after + 4, (
-                    Counter(r["tries"] for r in outage),
-                    [(a["started_at"][14:23], a.get("error", "")[:30]) for a in json.loads(worst["attempt_log"])],
+                assert_outage_runs_waited_for_nats(outage)
+                assert set(found.statuses) == {"succeeded"}, found.statuses
+                assert all(v == 1 for v in found.stream_ids.values()), [
+                    k for k, v in found.stream_ids.items() if v > 1
+                ][:5]
+                assert found.total == len(found.in_stream) == len(found.stream_ids) == len(found.succeeded), (
+                    found.total,
+                    len(found.in_stream),
+                    len(found.succeeded),
                 )
-                # NATS being down is our outage, not a failure of the target: it spends no retries.
-                assert {r["attempts"] for r in outage} == {1}, Counter(r["attempts"] for r in outage)
-                assert set(statuses) == {"succeeded"}, statuses
-                assert all(v == 1 for v in stream_ids.values()), [k for k, v in stream_ids.items() if v > 1][:5]
-                assert total == len(in_stream) == len(stream_ids) == len(succeeded), (
-                    total,
-                    len(in_stream),
-                    len(succeeded),
-                )
-                assert set(stream_ids) == succeeded
-                problems = await gap_problems(db, in_stream, schedule_ids)
+                assert set(found.stream_ids) == found.succeeded
+                problems = await gap_problems(db, found.in_stream, schedule_ids)
                 assert not problems, f"slots skipped across the NATS outage: {problems[:5]}"
                 await db.close()
         finally:
