@@ -834,6 +834,104 @@ async def stored_at_least(js, stream: str, n: int) -> bool:
 # ------------------------------------------------------------------------- 4. Redis restarted empty
 
 
+@dataclass(frozen=True)
+class RedisLedger:
+    """What the database and the subscription hold once the Redis test has drained."""
+
+    statuses: dict[str, int]
+    succeeded: set[str]
+    counts: Counter
+    duplicates: dict[str, int]
+    outage_rows: int
+    retried: int
+
+
+def redis_items(prefix: str) -> list[dict]:
+    """40 interval schedules (1 or 2 s), first slots 50 ms apart from 3 s on."""
+    anchor = utcnow() + timedelta(seconds=3)
+    return [
+        interval_item(f"redis-{i}", f"{prefix}.s{i}", 1 + i % 2, anchor + timedelta(milliseconds=50 * i))
+        for i in range(40)
+    ]
+
+
+async def restart_redis_empty(redis_server: PrivateRedis) -> tuple[datetime, datetime, float]:
+    """Kills Redis, restarts it 5 s later with nothing in it; returns (killed at, restarted at,
+    time.monotonic() at the restart)."""
+    await asyncio.to_thread(redis_server.kill)
+    killed_at = utcnow()
+    await asyncio.sleep(5)
+    await asyncio.to_thread(redis_server.start)  # no persistence: the queue, delayed retries and locks are gone
+    restarted_at = utcnow()
+    restart_clock = time.monotonic()
+    return killed_at, restarted_at, restart_clock
+
+
+async def await_new_slots_published(ledger: Ledger, schedule_ids: list[str], restarted_at: datetime) -> None:
+    """Waits (60 s) until every schedule has published a slot due more than 1 s after the restart."""
+
+    def new_slots_published():
+        fresh = {m.schedule_id for m in ledger.messages if m.slot > restarted_at + timedelta(seconds=1)}
+        return len(fresh) == len(schedule_ids)
+
+    await wait_for(
+        new_slots_published,
+        60,
+        interval=0.25,
+        message="every schedule to publish a slot due after the Redis restart",
+    )
+
+
+async def await_earlier_runs_succeeded(db: asyncpg.Connection, restarted_at: datetime, timeout: float) -> None:
+    """Waits until every run created up to the restart has succeeded."""
+
+    async def earlier_runs_succeeded():
+        rows = await db.fetch("SELECT status FROM executions WHERE created_at <= $1", restarted_at)
+        return rows and all(r["status"] == "succeeded" for r in rows)
+
+    await wait_or_explain(
+        db,
+        earlier_runs_succeeded,
+        timeout,
+        "runs pending in the lost queue to be re-enqueued and succeed within 60 s",
+        "created_at <= $1",
+        restarted_at,
+    )
+
+
+async def redis_ledger(
+    db: asyncpg.Connection, ledger: Ledger, killed_at: datetime, restarted_at: datetime
+) -> RedisLedger:
+    statuses = await status_counts(db)
+    succeeded = await succeeded_ids(db)
+    counts = ledger.counts()
+    duplicates = {k: v for k, v in counts.items() if v > 1}
+    outage_rows = await db.fetchval(
+        "SELECT count(*) FROM executions WHERE scheduled_for > $1 AND scheduled_for <= $2",
+        killed_at,
+        restarted_at,
+    )
+    retried = await db.fetchval("SELECT count(*) FROM executions WHERE attempts > 1")
+    return RedisLedger(statuses, succeeded, counts, duplicates, outage_rows, retried)
+
+
+def report_redis(
+    found: RedisLedger, ledger: Ledger, new_slots_after: float, old_runs_after: float, drain: float
+) -> None:
+    report(
+        "redis_restarted_empty",
+        rows=sum(found.statuses.values()),
+        statuses=found.statuses,
+        outage_slots=found.outage_rows,
+        attempts_gt_1=found.retried,
+        new_slots_published_after_s=round(new_slots_after, 1),
+        old_runs_succeeded_after_s=round(old_runs_after, 1),
+        messages=len(ledger),
+        duplicates=len(found.duplicates),
+        drain_s=round(drain, 1),
+    )
+
+
 async def test_redis_killed_and_restarted_empty_service_recovers_in_place():
     prefix = unique_subject("cmd.test.redis")
     ledger = Ledger()
@@ -845,80 +943,28 @@ async def test_redis_killed_and_restarted_empty_service_recovers_in_place():
                 names = ["api", "ticker-1", "worker-1"]
                 await start(stack, *names)
                 db = await connect_db(stack)
-                anchor = utcnow() + timedelta(seconds=3)
-                items = [
-                    interval_item(f"redis-{i}", f"{prefix}.s{i}", 1 + i % 2, anchor + timedelta(milliseconds=50 * i))
-                    for i in range(40)
-                ]
+                items = redis_items(prefix)
                 async with httpx.AsyncClient(base_url=stack.api) as http:
                     schedule_ids = await create_schedules(http, items)
                 await wait_for(lambda: len(ledger) > 100, 30, message="load flowing")
                 await asyncio.sleep(3)
 
-                await asyncio.to_thread(redis_server.kill)
-                killed_at = utcnow()
-                await asyncio.sleep(5)
-                await asyncio.to_thread(
-                    redis_server.start
-                )  # no persistence: the queue, delayed retries and locks are gone
-                restarted_at = utcnow()
-                restart_clock = time.monotonic()
+                killed_at, restarted_at, restart_clock = await restart_redis_empty(redis_server)
 
-                def new_slots_published():
-                    fresh = {m.schedule_id for m in ledger.messages if m.slot > restarted_at + timedelta(seconds=1)}
-                    return len(fresh) == len(schedule_ids)
-
-                await wait_for(
-                    new_slots_published,
-                    60,
-                    interval=0.25,
-                    message="every schedule to publish a slot due after the Redis restart",
-                )
+                await await_new_slots_published(ledger, schedule_ids, restarted_at)
                 new_slots_after = time.monotonic() - restart_clock
-
-                async def earlier_runs_succeeded():
-                    rows = await db.fetch("SELECT status FROM executions WHERE created_at <= $1", restarted_at)
-                    return rows and all(r["status"] == "succeeded" for r in rows)
-
-                await wait_or_explain(
-                    db,
-                    earlier_runs_succeeded,
-                    max(1.0, 60 - new_slots_after),
-                    "runs pending in the lost queue to be re-enqueued and succeed within 60 s",
-                    "created_at <= $1",
-                    restarted_at,
-                )
+                await await_earlier_runs_succeeded(db, restarted_at, max(1.0, 60 - new_slots_after))
                 old_runs_after = time.monotonic() - restart_clock
                 assert_processes_alive(stack, names)
                 drain = await stop_tickers_and_drain(stack, db, ["ticker-1"], 60, lambda: len(ledger))
                 assert_processes_alive(stack, ["api", "worker-1"])
 
-                statuses = await status_counts(db)
-                succeeded = await succeeded_ids(db)
-                counts = ledger.counts()
-                duplicates = {k: v for k, v in counts.items() if v > 1}
-                outage_rows = await db.fetchval(
-                    "SELECT count(*) FROM executions WHERE scheduled_for > $1 AND scheduled_for <= $2",
-                    killed_at,
-                    restarted_at,
-                )
-                retried = await db.fetchval("SELECT count(*) FROM executions WHERE attempts > 1")
-                report(
-                    "redis_restarted_empty",
-                    rows=sum(statuses.values()),
-                    statuses=statuses,
-                    outage_slots=outage_rows,
-                    attempts_gt_1=retried,
-                    new_slots_published_after_s=round(new_slots_after, 1),
-                    old_runs_succeeded_after_s=round(old_runs_after, 1),
-                    messages=len(ledger),
-                    duplicates=len(duplicates),
-                    drain_s=round(drain, 1),
-                )
+                found = await redis_ledger(db, ledger, killed_at, restarted_at)
+                report_redis(found, ledger, new_slots_after, old_runs_after, drain)
 
-                assert set(statuses) == {"succeeded"}, statuses
-                assert not duplicates, f"commands received twice: {list(duplicates.items())[:5]}"
-                assert set(counts) == succeeded and len(ledger) == len(succeeded)
+                assert set(found.statuses) == {"succeeded"}, found.statuses
+                assert not found.duplicates, f"commands received twice: {list(found.duplicates.items())[:5]}"
+                assert set(found.counts) == found.succeeded and len(ledger) == len(found.succeeded)
                 problems = await gap_problems(db, ledger.messages, schedule_ids)
                 assert not problems, f"slots skipped across the Redis restart: {problems[:5]}"
                 await db.close()
