@@ -271,6 +271,79 @@ def check_command(received: Received, schedule: dict) -> None:
 # ---- 1. the four schedule types ---------------------------------------------------------------
 
 
+async def create_one_of_each_type(
+    http: httpx.AsyncClient, subjects: dict[str, str]
+) -> tuple[dict[str, dict], datetime, datetime, datetime]:
+    """A cron (every 2 s, seconds field), an interval (2 s), a once (in 4 s) and an immediate schedule,
+    each on its own subject with TEMPLATE_PAYLOAD. Returns (schedules by kind, the once's run_at, the
+    instants just before and just after the immediate one's creation)."""
+    run_at = utc_now() + timedelta(seconds=4)
+    common = {"command_payload": TEMPLATE_PAYLOAD}
+    schedules = {
+        "cron": await create(
+            http,
+            {
+                "name": "e2e-cron",
+                "schedule_type": "cron",
+                "cron_expression": "*/2 * * * * *",
+                "target_command": subjects["cron"],
+                **common,
+            },
+        ),
+        "interval": await create(
+            http,
+            {
+                "name": "e2e-interval",
+                "schedule_type": "interval",
+                "interval_seconds": 2,
+                "target_command": subjects["interval"],
+                **common,
+            },
+        ),
+        "once": await create(
+            http,
+            {
+                "name": "e2e-once",
+                "schedule_type": "once",
+                "run_at": run_at.isoformat(),
+                "target_command": subjects["once"],
+                **common,
+            },
+        ),
+    }
+    before_immediate = utc_now()
+    schedules["immediate"] = await create(
+        http,
+        {"name": "e2e-immediate", "schedule_type": "immediate", "target_command": subjects["immediate"], **common},
+    )
+    after_immediate = utc_now()
+    return schedules, run_at, before_immediate, after_immediate
+
+
+def assert_interval_slots_on_its_grid(inbox: Inbox, schedule: dict) -> None:
+    """Every published slot is start_at + k*2 s (k >= 1), consecutive ones 2 s apart."""
+    anchor = ts(schedule["start_at"])
+    interval_slots = sorted(inbox.slots())
+    for slot in interval_slots:
+        steps, rest_ = divmod(slot - anchor, timedelta(seconds=2))
+        assert rest_ == timedelta(0) and steps >= 1, (anchor, slot)
+    assert {b - a for a, b in zip(interval_slots, interval_slots[1:])} == {timedelta(seconds=2)}
+
+
+async def assert_one_shots_completed(
+    http: httpx.AsyncClient, schedules: dict[str, dict], inbox: dict[str, Inbox], subjects: dict[str, str]
+) -> None:
+    """The once and immediate schedules are `completed` after one run, recorded `succeeded` under the id
+    and subject of the command received."""
+    for kind in ("once", "immediate"):
+        stored = await get_schedule(http, schedules[kind]["id"])
+        assert stored["status"] == "completed" and stored["run_count"] == 1, stored
+        runs = await executions_of(http, schedules[kind]["id"])
+        assert [r["status"] for r in runs] == ["succeeded"], runs
+        assert runs[0]["id"] == inbox[kind].items[0].headers["Scheduler-Execution-Id"]
+        assert runs[0]["published_subject"] == subjects[kind]
+
+
 async def test_each_schedule_type_publishes_its_slots_with_rendered_body_and_headers(stack):
     # Proves: cron (with seconds), interval, once and immediate schedules created over REST each publish
     # to their own subject at exactly the slots their rule implies, with templates rendered and the
@@ -279,46 +352,7 @@ async def test_each_schedule_type_publishes_its_slots_with_rendered_body_and_hea
     subjects = {kind: unique_subject() for kind in ("cron", "interval", "once", "immediate")}
     async with nats_client(stack) as nc, rest(stack) as http:
         inbox = {kind: await listen(nc, subject) for kind, subject in subjects.items()}
-        run_at = utc_now() + timedelta(seconds=4)
-        common = {"command_payload": TEMPLATE_PAYLOAD}
-        schedules = {
-            "cron": await create(
-                http,
-                {
-                    "name": "e2e-cron",
-                    "schedule_type": "cron",
-                    "cron_expression": "*/2 * * * * *",
-                    "target_command": subjects["cron"],
-                    **common,
-                },
-            ),
-            "interval": await create(
-                http,
-                {
-                    "name": "e2e-interval",
-                    "schedule_type": "interval",
-                    "interval_seconds": 2,
-                    "target_command": subjects["interval"],
-                    **common,
-                },
-            ),
-            "once": await create(
-                http,
-                {
-                    "name": "e2e-once",
-                    "schedule_type": "once",
-                    "run_at": run_at.isoformat(),
-                    "target_command": subjects["once"],
-                    **common,
-                },
-            ),
-        }
-        before_immediate = utc_now()
-        schedules["immediate"] = await create(
-            http,
-            {"name": "e2e-immediate", "schedule_type": "immediate", "target_command": subjects["immediate"], **common},
-        )
-        after_immediate = utc_now()
+        schedules, run_at, before_immediate, after_immediate = await create_one_of_each_type(http, subjects)
 
         await wait_for(
             lambda: (
@@ -341,12 +375,7 @@ async def test_each_schedule_type_publishes_its_slots_with_rendered_body_and_hea
         assert all(s.microsecond == 0 and s.second % 2 == 0 for s in cron_slots), cron_slots
         assert {b - a for a, b in zip(cron_slots, cron_slots[1:])} == {timedelta(seconds=2)}, cron_slots
 
-        anchor = ts(schedules["interval"]["start_at"])
-        interval_slots = sorted(inbox["interval"].slots())
-        for slot in interval_slots:
-            steps, rest_ = divmod(slot - anchor, timedelta(seconds=2))
-            assert rest_ == timedelta(0) and steps >= 1, (anchor, slot)
-        assert {b - a for a, b in zip(interval_slots, interval_slots[1:])} == {timedelta(seconds=2)}
+        assert_interval_slots_on_its_grid(inbox["interval"], schedules["interval"])
 
         assert ts(schedules["once"]["run_at"]) == run_at
         assert inbox["once"].slots() == [run_at]
@@ -355,13 +384,7 @@ async def test_each_schedule_type_publishes_its_slots_with_rendered_body_and_hea
         assert before_immediate - timedelta(seconds=1) <= immediate_at <= after_immediate + timedelta(seconds=1)
         assert inbox["immediate"].slots() == [immediate_at]
 
-        for kind in ("once", "immediate"):
-            stored = await get_schedule(http, schedules[kind]["id"])
-            assert stored["status"] == "completed" and stored["run_count"] == 1, stored
-            runs = await executions_of(http, schedules[kind]["id"])
-            assert [r["status"] for r in runs] == ["succeeded"], runs
-            assert runs[0]["id"] == inbox[kind].items[0].headers["Scheduler-Execution-Id"]
-            assert runs[0]["published_subject"] == subjects[kind]
+        await assert_one_shots_completed(http, schedules, inbox, subjects)
 
 
 # ---- 2. pause, resume, update -----------------------------------------------------------------
