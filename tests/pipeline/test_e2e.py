@@ -425,6 +425,45 @@ async def test_zero_misfire_grace_still_fires_slots_seen_on_time(stack):
         assert len(inbox) >= 3, f"{len(inbox)} published; recorded outcomes {outcomes} over {len(runs)} slots"
 
 
+async def create_pause_schedule(http: httpx.AsyncClient, subject: str) -> dict:
+    """An interval schedule (2 s) with a 1 s misfire grace and catchup `none`."""
+    return await create(
+        http,
+        {
+            "name": "e2e-pause",
+            "schedule_type": "interval",
+            "interval_seconds": 2,
+            "misfire_grace_seconds": 1,
+            "catchup": "none",
+            "target_command": subject,
+            "command_payload": {"slot": "{{scheduled_for}}"},
+        },
+    )
+
+
+async def pause_over_rest(http: httpx.AsyncClient, sid: str) -> datetime:
+    """Pauses the schedule over REST; returns its paused_at."""
+    paused = await http.post(f"/api/v1/schedules/{sid}/pause", headers={"X-Paused-By": "e2e"})
+    assert paused.status_code == 200, paused.text
+    assert paused.json()["status"] == "paused"
+    return ts(paused.json()["paused_at"])
+
+
+async def resume_over_rest(http: httpx.AsyncClient, sid: str) -> datetime:
+    """Resumes the schedule over REST; returns its updated_at (the resume instant)."""
+    resumed = await http.post(f"/api/v1/schedules/{sid}/resume", headers={"X-Resumed-By": "e2e"})
+    assert resumed.status_code == 200, resumed.text
+    assert resumed.json()["status"] == "active"
+    return ts(resumed.json()["updated_at"])
+
+
+async def set_interval_seconds(http: httpx.AsyncClient, sid: str, seconds: int) -> datetime:
+    """PUTs a new interval_seconds; returns the schedule's updated_at."""
+    updated = await http.put(f"/api/v1/schedules/{sid}", json={"interval_seconds": seconds})
+    assert updated.status_code == 200, updated.text
+    return ts(updated.json()["updated_at"])
+
+
 async def test_pause_stops_resume_records_paused_slots_and_update_retimes_at_once(stack):
     # Proves: after a pause is acknowledged no later slot is published; on resume every slot that fell
     # due during the pause is recorded `missed` with reason `paused` except the ones the misfire policy
@@ -436,25 +475,11 @@ async def test_pause_stops_resume_records_paused_slots_and_update_retimes_at_onc
     step, grace = timedelta(seconds=2), timedelta(seconds=1)
     async with nats_client(stack) as nc, rest(stack) as http:
         inbox = await listen(nc, subject)
-        schedule = await create(
-            http,
-            {
-                "name": "e2e-pause",
-                "schedule_type": "interval",
-                "interval_seconds": 2,
-                "misfire_grace_seconds": 1,
-                "catchup": "none",
-                "target_command": subject,
-                "command_payload": {"slot": "{{scheduled_for}}"},
-            },
-        )
+        schedule = await create_pause_schedule(http, subject)
         sid, anchor = schedule["id"], ts(schedule["start_at"])
         await wait_for(lambda: len(inbox) >= 2, DEADLINE, message="two runs before the pause")
 
-        paused = await http.post(f"/api/v1/schedules/{sid}/pause", headers={"X-Paused-By": "e2e"})
-        assert paused.status_code == 200, paused.text
-        assert paused.json()["status"] == "paused"
-        paused_at = ts(paused.json()["paused_at"])
+        paused_at = await pause_over_rest(http, sid)
         before_pause = sorted(inbox.slots())
         await asyncio.sleep(4.5)
         # Resume mid-way between two slots, so usually no slot of the window is within the grace.
@@ -462,10 +487,7 @@ async def test_pause_stops_resume_records_paused_slots_and_update_retimes_at_onc
         late = [s for s in inbox.slots() if s > paused_at + timedelta(seconds=1)]
         assert late == [], f"published while paused: {late}"
 
-        resumed = await http.post(f"/api/v1/schedules/{sid}/resume", headers={"X-Resumed-By": "e2e"})
-        assert resumed.status_code == 200, resumed.text
-        assert resumed.json()["status"] == "active"
-        resumed_at = ts(resumed.json()["updated_at"])
+        resumed_at = await resume_over_rest(http, sid)
         await wait_for(lambda: any(s > resumed_at for s in inbox.slots()), DEADLINE, message="a run after resume")
 
         window = interval_slots(anchor, step, paused_at, resumed_at)
@@ -479,9 +501,7 @@ async def test_pause_stops_resume_records_paused_slots_and_update_retimes_at_onc
                 assert (by_slot[slot]["status"], by_slot[slot]["reason"]) == ("missed", "paused"), by_slot[slot]
         assert set(window) & set(inbox.slots()) == catch_up, "pause-window slots published other than the catch-up"
 
-        updated = await http.put(f"/api/v1/schedules/{sid}", json={"interval_seconds": 1})
-        assert updated.status_code == 200, updated.text
-        updated_at = ts(updated.json()["updated_at"])
+        updated_at = await set_interval_seconds(http, sid, 1)
         await wait_for(
             lambda: sum(s > updated_at for s in inbox.slots()) >= 4, DEADLINE, message="four runs after the update"
         )
