@@ -565,6 +565,30 @@ async def test_trigger_publishes_one_manual_run_with_override_payload(stack):
 # ---- 4. retries in request mode ---------------------------------------------------------------
 
 
+async def create_flaky_and_broken(
+    http: httpx.AsyncClient, flaky_subject: str, broken_subject: str
+) -> tuple[dict, dict]:
+    """Two once schedules in request mode due in 2 s (retry_delay 1 s): one with 3 retries on the flaky
+    subject, one with 2 on the broken subject."""
+    run_at = (utc_now() + timedelta(seconds=2)).isoformat()
+    base = {
+        "schedule_type": "once",
+        "run_at": run_at,
+        "delivery_mode": "request",
+        "retry_delay": 1,
+        "request_timeout_seconds": 5,
+        "command_payload": {"run": "{{execution_id}}"},
+    }
+    s_flaky = await create(http, {**base, "name": "e2e-flaky", "target_command": flaky_subject, "max_retries": 3})
+    s_broken = await create(http, {**base, "name": "e2e-broken", "target_command": broken_subject, "max_retries": 2})
+    return s_flaky, s_broken
+
+
+def failed_events_of(events: Inbox, execution_id: str) -> list:
+    """The execution events received that report the execution `failed`."""
+    return [e for e in events.bodies() if e.get("execution_id") == execution_id and e.get("status") == "failed"]
+
+
 async def test_request_mode_retries_with_growing_backoff_until_success_or_failure(stack):
     # Proves: in request mode an error reply is a failed attempt that is retried: a responder that fails
     # twice then succeeds yields `succeeded` after 3 attempts with a 3-entry attempt log; one that always
@@ -576,19 +600,7 @@ async def test_request_mode_retries_with_growing_backoff_until_success_or_failur
         events = await listen(nc, "evt.scheduler.execution.>")
         flaky = await listen(nc, flaky_subject, reply=lambda n, msg: {"error": "boom"} if n <= 2 else {"ok": True})
         broken = await listen(nc, broken_subject, reply=lambda n, msg: {"error": "boom"})
-        run_at = (utc_now() + timedelta(seconds=2)).isoformat()
-        base = {
-            "schedule_type": "once",
-            "run_at": run_at,
-            "delivery_mode": "request",
-            "retry_delay": 1,
-            "request_timeout_seconds": 5,
-            "command_payload": {"run": "{{execution_id}}"},
-        }
-        s_flaky = await create(http, {**base, "name": "e2e-flaky", "target_command": flaky_subject, "max_retries": 3})
-        s_broken = await create(
-            http, {**base, "name": "e2e-broken", "target_command": broken_subject, "max_retries": 2}
-        )
+        s_flaky, s_broken = await create_flaky_and_broken(http, flaky_subject, broken_subject)
 
         await wait_for(lambda: len(flaky) >= 3 and len(broken) >= 3, DEADLINE, message="three requests each")
         [flaky_run] = await executions_of(http, s_flaky["id"])
@@ -621,12 +633,9 @@ async def test_request_mode_retries_with_growing_backoff_until_success_or_failur
         wait1, wait2 = (ts(log[i + 1]["started_at"]) - ts(log[i]["finished_at"]) for i in (0, 1))
         assert wait2 > wait1 * 1.0, (wait1, wait2, gap1, gap2)
 
-        def final_failed_event():
-            return [
-                e for e in events.bodies() if e.get("execution_id") == broken_run["id"] and e.get("status") == "failed"
-            ]
-
-        await wait_for(final_failed_event, DEADLINE, message="the execution.failed event")
+        await wait_for(
+            lambda: failed_events_of(events, broken_run["id"]), DEADLINE, message="the execution.failed event"
+        )
         assert any(
             r.msg.subject == "evt.scheduler.execution.failed"
             and r.body.get("execution_id") == broken_run["id"]
