@@ -647,6 +647,29 @@ async def test_request_mode_retries_with_growing_backoff_until_success_or_failur
 # ---- 5. NATS request/reply commands -----------------------------------------------------------
 
 
+async def assert_bad_bodies_rejected_as_over_rest(nc, http: httpx.AsyncClient, body: dict) -> None:
+    """A bad priority and a bad cron expression are rejected over NATS with a 422 problem naming the
+    field, and over REST with the same errors."""
+    for bad, field in (
+        ({**body, "name": "bad-1", "priority": 42}, "priority"),
+        ({**body, "name": "bad-2", "cron_expression": "61 * * * *"}, "cron_expression"),
+    ):
+        status, problem = await command(nc, "create", bad, **{"X-Created-By": "svc-x"})
+        assert status == 422 and problem["status"] == 422 and problem["code"] == "validation_error", problem
+        assert field in [e["field"] for e in problem["errors"]], problem
+        via_rest = await http.post("/api/v1/schedules", json=bad, headers={"X-Created-By": "svc-x"})
+        assert via_rest.status_code == 422
+        assert via_rest.json()["errors"] == problem["errors"]
+
+
+async def audit_trail(stack: Stack, sid: str) -> list:
+    """The schedule's audit rows (actor, action, reason), oldest first."""
+    async with database(stack) as db:
+        return await db.fetch(
+            "SELECT actor, action, reason FROM audit_log WHERE schedule_id = $1 ORDER BY at, id", uuid.UUID(sid)
+        )
+
+
 async def test_nats_commands_mirror_rest_and_are_audited(isolated_stack):
     # Proves: cmd.scheduler.schedule.* over NATS answers the same JSON as REST with a Scheduler-Status
     # header, rejects bad bodies with the same problem document (422, fields named), and pause/resume/
@@ -670,16 +693,7 @@ async def test_nats_commands_mirror_rest_and_are_audited(isolated_stack):
         assert created == fetched
         assert created["created_by"] == "svc-x" and created["target_command"] == subject
 
-        for bad, field in (
-            ({**body, "name": "bad-1", "priority": 42}, "priority"),
-            ({**body, "name": "bad-2", "cron_expression": "61 * * * *"}, "cron_expression"),
-        ):
-            status, problem = await command(nc, "create", bad, **{"X-Created-By": "svc-x"})
-            assert status == 422 and problem["status"] == 422 and problem["code"] == "validation_error", problem
-            assert field in [e["field"] for e in problem["errors"]], problem
-            via_rest = await http.post("/api/v1/schedules", json=bad, headers={"X-Created-By": "svc-x"})
-            assert via_rest.status_code == 422
-            assert via_rest.json()["errors"] == problem["errors"]
+        await assert_bad_bodies_rejected_as_over_rest(nc, http, body)
 
         sid = created["id"]
         status, paused = await command(
@@ -701,10 +715,7 @@ async def test_nats_commands_mirror_rest_and_are_audited(isolated_stack):
         status, problem = await command(nc, "pause", {"schedule_id": sid})
         assert status == 404 and problem["code"] == "not_found", problem
 
-        async with database(stack) as db:
-            rows = await db.fetch(
-                "SELECT actor, action, reason FROM audit_log WHERE schedule_id = $1 ORDER BY at, id", uuid.UUID(sid)
-            )
+        rows = await audit_trail(stack, sid)
         assert [(r["action"], r["actor"]) for r in rows] == [
             ("schedule.created", "svc-x"),
             ("schedule.paused", "svc-y"),
