@@ -349,6 +349,9 @@ async def test_two_tickers_two_workers_2000_schedules_fire_every_slot_exactly_on
 
 @dataclass(frozen=True)
 class KillWindow:
+    """The kill test's fault: runs `running` at the kill, when the processes died and when their
+    replacements started."""
+
     running_at_kill: int
     killed_at: datetime
     restarted_at: datetime
@@ -439,6 +442,7 @@ async def await_outage_slots_published(
 async def kill_ledger(
     db: asyncpg.Connection, ledger: Ledger, js, stream: str, js_prefix: str, core_prefix: str
 ) -> KillLedger:
+    """Reads the kill test's ledger (database rows, stream contents, core NATS counts by prefix)."""
     statuses = await status_counts(db)
     lost_rows = await db.fetch(
         'SELECT id, attempt_log FROM executions WHERE attempt_log @> \'[{"status": "lost"}]\'::jsonb'
@@ -721,6 +725,7 @@ async def outage_runs(db: asyncpg.Connection, stopped_at: datetime, restarted_at
 
 
 async def nats_down_ledger(db: asyncpg.Connection, ledger: Ledger, js, stream: str, prefix: str) -> NatsDownLedger:
+    """Reads the NATS test's ledger (database rows, stream contents, core NATS counts)."""
     statuses = await status_counts(db)
     succeeded = await succeeded_ids(db)
     total, in_stream = await stored_messages(js, stream, f"{prefix}.>")
@@ -902,6 +907,7 @@ async def await_earlier_runs_succeeded(db: asyncpg.Connection, restarted_at: dat
 async def redis_ledger(
     db: asyncpg.Connection, ledger: Ledger, killed_at: datetime, restarted_at: datetime
 ) -> RedisLedger:
+    """Reads the Redis test's ledger (database rows and the commands received)."""
     statuses = await status_counts(db)
     succeeded = await succeeded_ids(db)
     counts = ledger.counts()
