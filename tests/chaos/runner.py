@@ -417,6 +417,15 @@ class Run:
     async def create_schedules(self) -> None:
         anchor = utcnow() + timedelta(seconds=12)
         anchor = anchor.replace(microsecond=0)
+        items = self._interval_items(anchor) + self._cron_items(anchor)
+        self.rng.shuffle(items)
+        self.anchor = anchor
+        await self._post_schedules(items, anchor)
+        await self._load_schedules()
+        self._assign_action_sets()
+
+    def _interval_items(self, anchor: datetime) -> list[dict]:
+        """The 5 s interval schedules, first slots spread over 5 s from the anchor; 40 % on JetStream subjects."""
         items = []
         for i in range(self.p.interval_schedules):
             kind = "js" if i % 5 < 2 else "core"
@@ -432,6 +441,11 @@ class Run:
                     "priority": i % 11,
                 }
             )
+        return items
+
+    def _cron_items(self, anchor: datetime) -> list[dict]:
+        """The cron schedules with a seconds field (`*/step`) in one of three time zones; 40 % on JetStream subjects."""
+        items = []
         j = 0
         for step, count in self.p.cron_schedules.items():
             for _ in range(count):
@@ -449,8 +463,10 @@ class Run:
                     }
                 )
                 j += 1
-        self.rng.shuffle(items)
-        self.anchor = anchor
+        return items
+
+    async def _post_schedules(self, items: list[dict], anchor: datetime) -> None:
+        """Creates the schedules through the bulk endpoint, 1000 at a time."""
         started = time.monotonic()
         for chunk in range(0, len(items), 1000):
             r = await self.request(
@@ -461,12 +477,18 @@ class Run:
             )
             assert r is not None and r.status_code == 201, r.text if r is not None else "API unreachable"
         log(f"created {len(items)} schedules in {time.monotonic() - started:.1f}s; first slots at {anchor.isoformat()}")
+
+    async def _load_schedules(self) -> None:
+        """self.schedules: every created schedule's rule, by id, as the database holds it."""
         db = await self.db()
         rows = await db.fetch(
             "SELECT id, name, schedule_type, interval_seconds, cron_expression, start_at FROM schedules"
         )
         await db.close()
         self.schedules = {str(r["id"]): dict(r) for r in rows}
+
+    def _assign_action_sets(self) -> None:
+        """The schedules each kind of API action aims at (self.sets) and the ones still deletable."""
         ids = sorted(self.schedules, key=lambda k: (self.schedules[k]["schedule_type"] != "interval", k))
         interval_ids = [k for k in ids if self.schedules[k]["schedule_type"] == "interval"]
         ids = sorted(self.schedules)
@@ -550,75 +572,104 @@ class Run:
         while not self.stopping:
             await asyncio.sleep(self.rng.expovariate(self.p.actions_per_second))
             try:
-                for sid, until in list(paused.items()):
-                    if time.time() >= until:
-                        a = await self.act(
-                            "resume", sid, "POST", f"/api/v1/schedules/{sid}/resume", headers={"X-Resumed-By": "chaos"}
-                        )
-                        if a.ok or a.status == 404:
-                            paused.pop(sid)
-                roll = self.rng.random()
-                if roll < 0.45:
-                    sid = self.in_flight(self.sets["trigger"])
-                    if sid:
-                        await self.act(
-                            "trigger",
-                            sid,
-                            "POST",
-                            f"/api/v1/schedules/{sid}/trigger",
-                            headers={"X-Triggered-By": "chaos"},
-                        )
-                elif roll < 0.70:
-                    sid = self.in_flight(self.sets["edit"])
-                    if sid:
-                        await self.act(
-                            "edit",
-                            sid,
-                            "PUT",
-                            f"/api/v1/schedules/{sid}",
-                            headers={"X-Updated-By": "chaos"},
-                            json={
-                                "priority": self.rng.randrange(11),
-                                "description": f"edit {time.time()}",
-                                "command_payload": {"slot": "{{scheduled_for}}", "v": self.rng.random()},
-                            },
-                        )
-                elif roll < 0.78:
-                    todo = [s for s in self.sets["rule_edit"] if self.schedules[s].get("edited_at") is None]
-                    sid = self.in_flight(todo) if todo else None
-                    if sid:
-                        a = await self.act(
-                            "rule_edit",
-                            sid,
-                            "PUT",
-                            f"/api/v1/schedules/{sid}",
-                            headers={"X-Updated-By": "chaos"},
-                            json={"interval_seconds": 10},
-                        )
-                        # Unknown outcome (API unreachable) is resolved from the DB at the end.
-                        self.schedules[sid]["edited_at"] = a.at
-                elif roll < 0.93:
-                    free = [s for s in self.sets["pause"] if s not in paused]
-                    sid = self.in_flight(free) if free else None
-                    if sid:
-                        a = await self.act(
-                            "pause",
-                            sid,
-                            "POST",
-                            f"/api/v1/schedules/{sid}/pause",
-                            headers={"X-Paused-By": "chaos"},
-                            json={"reason": "chaos"},
-                        )
-                        paused[sid] = time.time() + self.rng.uniform(3, 20)
-                elif self.deletable:
-                    sid = self.in_flight(self.deletable)
-                    if sid:
-                        self.deletable.remove(sid)
-                        await self.act(
-                            "delete", sid, "DELETE", f"/api/v1/schedules/{sid}", headers={"X-Deleted-By": "chaos"}
-                        )
+                await self._resume_due(paused)
+                await self._random_action(paused)
             except Exception as error:  # the load must go on through every fault
                 log(f"action error: {type(error).__name__}: {error}")
+        await self._resume_all(paused)
+
+    async def _resume_due(self, paused: dict[str, float]) -> None:
+        """Resumes every paused schedule whose pause is over (forgotten once resumed or gone)."""
+        for sid, until in list(paused.items()):
+            if time.time() >= until:
+                a = await self.act(
+                    "resume", sid, "POST", f"/api/v1/schedules/{sid}/resume", headers={"X-Resumed-By": "chaos"}
+                )
+                if a.ok or a.status == 404:
+                    paused.pop(sid)
+
+    async def _random_action(self, paused: dict[str, float]) -> None:
+        """One action on a schedule whose slot is in flight: 45 % trigger, 25 % edit, 8 % rule edit,
+        15 % pause, 7 % delete (while a schedule of the delete set is left)."""
+        roll = self.rng.random()
+        if roll < 0.45:
+            await self._trigger_in_flight()
+        elif roll < 0.70:
+            await self._edit_in_flight()
+        elif roll < 0.78:
+            await self._rule_edit_in_flight()
+        elif roll < 0.93:
+            await self._pause_in_flight(paused)
+        elif self.deletable:
+            await self._delete_in_flight()
+
+    async def _trigger_in_flight(self) -> None:
+        sid = self.in_flight(self.sets["trigger"])
+        if sid:
+            await self.act(
+                "trigger",
+                sid,
+                "POST",
+                f"/api/v1/schedules/{sid}/trigger",
+                headers={"X-Triggered-By": "chaos"},
+            )
+
+    async def _edit_in_flight(self) -> None:
+        """A new priority, description and payload (not the rule)."""
+        sid = self.in_flight(self.sets["edit"])
+        if sid:
+            await self.act(
+                "edit",
+                sid,
+                "PUT",
+                f"/api/v1/schedules/{sid}",
+                headers={"X-Updated-By": "chaos"},
+                json={
+                    "priority": self.rng.randrange(11),
+                    "description": f"edit {time.time()}",
+                    "command_payload": {"slot": "{{scheduled_for}}", "v": self.rng.random()},
+                },
+            )
+
+    async def _rule_edit_in_flight(self) -> None:
+        """interval 5 s -> 10 s, at most once per schedule of the rule_edit set."""
+        todo = [s for s in self.sets["rule_edit"] if self.schedules[s].get("edited_at") is None]
+        sid = self.in_flight(todo) if todo else None
+        if sid:
+            a = await self.act(
+                "rule_edit",
+                sid,
+                "PUT",
+                f"/api/v1/schedules/{sid}",
+                headers={"X-Updated-By": "chaos"},
+                json={"interval_seconds": 10},
+            )
+            # Unknown outcome (API unreachable) is resolved from the DB at the end.
+            self.schedules[sid]["edited_at"] = a.at
+
+    async def _pause_in_flight(self, paused: dict[str, float]) -> None:
+        """Pauses a schedule not paused yet, to be resumed 3-20 s later."""
+        free = [s for s in self.sets["pause"] if s not in paused]
+        sid = self.in_flight(free) if free else None
+        if sid:
+            await self.act(
+                "pause",
+                sid,
+                "POST",
+                f"/api/v1/schedules/{sid}/pause",
+                headers={"X-Paused-By": "chaos"},
+                json={"reason": "chaos"},
+            )
+            paused[sid] = time.time() + self.rng.uniform(3, 20)
+
+    async def _delete_in_flight(self) -> None:
+        sid = self.in_flight(self.deletable)
+        if sid:
+            self.deletable.remove(sid)
+            await self.act("delete", sid, "DELETE", f"/api/v1/schedules/{sid}", headers={"X-Deleted-By": "chaos"})
+
+    async def _resume_all(self, paused: dict[str, float]) -> None:
+        """At the end of the load: every schedule still paused is resumed (20 tries, 1 s apart)."""
         for sid in list(paused):
             for _ in range(20):
                 a = await self.act(

@@ -271,6 +271,79 @@ def check_command(received: Received, schedule: dict) -> None:
 # ---- 1. the four schedule types ---------------------------------------------------------------
 
 
+async def create_one_of_each_type(
+    http: httpx.AsyncClient, subjects: dict[str, str]
+) -> tuple[dict[str, dict], datetime, datetime, datetime]:
+    """A cron (every 2 s, seconds field), an interval (2 s), a once (in 4 s) and an immediate schedule,
+    each on its own subject with TEMPLATE_PAYLOAD. Returns (schedules by kind, the once's run_at, the
+    instants just before and just after the immediate one's creation)."""
+    run_at = utc_now() + timedelta(seconds=4)
+    common = {"command_payload": TEMPLATE_PAYLOAD}
+    schedules = {
+        "cron": await create(
+            http,
+            {
+                "name": "e2e-cron",
+                "schedule_type": "cron",
+                "cron_expression": "*/2 * * * * *",
+                "target_command": subjects["cron"],
+                **common,
+            },
+        ),
+        "interval": await create(
+            http,
+            {
+                "name": "e2e-interval",
+                "schedule_type": "interval",
+                "interval_seconds": 2,
+                "target_command": subjects["interval"],
+                **common,
+            },
+        ),
+        "once": await create(
+            http,
+            {
+                "name": "e2e-once",
+                "schedule_type": "once",
+                "run_at": run_at.isoformat(),
+                "target_command": subjects["once"],
+                **common,
+            },
+        ),
+    }
+    before_immediate = utc_now()
+    schedules["immediate"] = await create(
+        http,
+        {"name": "e2e-immediate", "schedule_type": "immediate", "target_command": subjects["immediate"], **common},
+    )
+    after_immediate = utc_now()
+    return schedules, run_at, before_immediate, after_immediate
+
+
+def assert_interval_slots_on_its_grid(inbox: Inbox, schedule: dict) -> None:
+    """Every published slot is start_at + k*2 s (k >= 1), consecutive ones 2 s apart."""
+    anchor = ts(schedule["start_at"])
+    interval_slots = sorted(inbox.slots())
+    for slot in interval_slots:
+        steps, rest_ = divmod(slot - anchor, timedelta(seconds=2))
+        assert rest_ == timedelta(0) and steps >= 1, (anchor, slot)
+    assert {b - a for a, b in zip(interval_slots, interval_slots[1:])} == {timedelta(seconds=2)}
+
+
+async def assert_one_shots_completed(
+    http: httpx.AsyncClient, schedules: dict[str, dict], inbox: dict[str, Inbox], subjects: dict[str, str]
+) -> None:
+    """The once and immediate schedules are `completed` after one run, recorded `succeeded` under the id
+    and subject of the command received."""
+    for kind in ("once", "immediate"):
+        stored = await get_schedule(http, schedules[kind]["id"])
+        assert stored["status"] == "completed" and stored["run_count"] == 1, stored
+        runs = await executions_of(http, schedules[kind]["id"])
+        assert [r["status"] for r in runs] == ["succeeded"], runs
+        assert runs[0]["id"] == inbox[kind].items[0].headers["Scheduler-Execution-Id"]
+        assert runs[0]["published_subject"] == subjects[kind]
+
+
 async def test_each_schedule_type_publishes_its_slots_with_rendered_body_and_headers(stack):
     # Proves: cron (with seconds), interval, once and immediate schedules created over REST each publish
     # to their own subject at exactly the slots their rule implies, with templates rendered and the
@@ -279,46 +352,7 @@ async def test_each_schedule_type_publishes_its_slots_with_rendered_body_and_hea
     subjects = {kind: unique_subject() for kind in ("cron", "interval", "once", "immediate")}
     async with nats_client(stack) as nc, rest(stack) as http:
         inbox = {kind: await listen(nc, subject) for kind, subject in subjects.items()}
-        run_at = utc_now() + timedelta(seconds=4)
-        common = {"command_payload": TEMPLATE_PAYLOAD}
-        schedules = {
-            "cron": await create(
-                http,
-                {
-                    "name": "e2e-cron",
-                    "schedule_type": "cron",
-                    "cron_expression": "*/2 * * * * *",
-                    "target_command": subjects["cron"],
-                    **common,
-                },
-            ),
-            "interval": await create(
-                http,
-                {
-                    "name": "e2e-interval",
-                    "schedule_type": "interval",
-                    "interval_seconds": 2,
-                    "target_command": subjects["interval"],
-                    **common,
-                },
-            ),
-            "once": await create(
-                http,
-                {
-                    "name": "e2e-once",
-                    "schedule_type": "once",
-                    "run_at": run_at.isoformat(),
-                    "target_command": subjects["once"],
-                    **common,
-                },
-            ),
-        }
-        before_immediate = utc_now()
-        schedules["immediate"] = await create(
-            http,
-            {"name": "e2e-immediate", "schedule_type": "immediate", "target_command": subjects["immediate"], **common},
-        )
-        after_immediate = utc_now()
+        schedules, run_at, before_immediate, after_immediate = await create_one_of_each_type(http, subjects)
 
         await wait_for(
             lambda: (
@@ -341,12 +375,7 @@ async def test_each_schedule_type_publishes_its_slots_with_rendered_body_and_hea
         assert all(s.microsecond == 0 and s.second % 2 == 0 for s in cron_slots), cron_slots
         assert {b - a for a, b in zip(cron_slots, cron_slots[1:])} == {timedelta(seconds=2)}, cron_slots
 
-        anchor = ts(schedules["interval"]["start_at"])
-        interval_slots = sorted(inbox["interval"].slots())
-        for slot in interval_slots:
-            steps, rest_ = divmod(slot - anchor, timedelta(seconds=2))
-            assert rest_ == timedelta(0) and steps >= 1, (anchor, slot)
-        assert {b - a for a, b in zip(interval_slots, interval_slots[1:])} == {timedelta(seconds=2)}
+        assert_interval_slots_on_its_grid(inbox["interval"], schedules["interval"])
 
         assert ts(schedules["once"]["run_at"]) == run_at
         assert inbox["once"].slots() == [run_at]
@@ -355,13 +384,7 @@ async def test_each_schedule_type_publishes_its_slots_with_rendered_body_and_hea
         assert before_immediate - timedelta(seconds=1) <= immediate_at <= after_immediate + timedelta(seconds=1)
         assert inbox["immediate"].slots() == [immediate_at]
 
-        for kind in ("once", "immediate"):
-            stored = await get_schedule(http, schedules[kind]["id"])
-            assert stored["status"] == "completed" and stored["run_count"] == 1, stored
-            runs = await executions_of(http, schedules[kind]["id"])
-            assert [r["status"] for r in runs] == ["succeeded"], runs
-            assert runs[0]["id"] == inbox[kind].items[0].headers["Scheduler-Execution-Id"]
-            assert runs[0]["published_subject"] == subjects[kind]
+        await assert_one_shots_completed(http, schedules, inbox, subjects)
 
 
 # ---- 2. pause, resume, update -----------------------------------------------------------------
@@ -402,6 +425,45 @@ async def test_zero_misfire_grace_still_fires_slots_seen_on_time(stack):
         assert len(inbox) >= 3, f"{len(inbox)} published; recorded outcomes {outcomes} over {len(runs)} slots"
 
 
+async def create_pause_schedule(http: httpx.AsyncClient, subject: str) -> dict:
+    """An interval schedule (2 s) with a 1 s misfire grace and catchup `none`."""
+    return await create(
+        http,
+        {
+            "name": "e2e-pause",
+            "schedule_type": "interval",
+            "interval_seconds": 2,
+            "misfire_grace_seconds": 1,
+            "catchup": "none",
+            "target_command": subject,
+            "command_payload": {"slot": "{{scheduled_for}}"},
+        },
+    )
+
+
+async def pause_over_rest(http: httpx.AsyncClient, sid: str) -> datetime:
+    """Pauses the schedule over REST; returns its paused_at."""
+    paused = await http.post(f"/api/v1/schedules/{sid}/pause", headers={"X-Paused-By": "e2e"})
+    assert paused.status_code == 200, paused.text
+    assert paused.json()["status"] == "paused"
+    return ts(paused.json()["paused_at"])
+
+
+async def resume_over_rest(http: httpx.AsyncClient, sid: str) -> datetime:
+    """Resumes the schedule over REST; returns its updated_at (the resume instant)."""
+    resumed = await http.post(f"/api/v1/schedules/{sid}/resume", headers={"X-Resumed-By": "e2e"})
+    assert resumed.status_code == 200, resumed.text
+    assert resumed.json()["status"] == "active"
+    return ts(resumed.json()["updated_at"])
+
+
+async def set_interval_seconds(http: httpx.AsyncClient, sid: str, seconds: int) -> datetime:
+    """PUTs a new interval_seconds; returns the schedule's updated_at."""
+    updated = await http.put(f"/api/v1/schedules/{sid}", json={"interval_seconds": seconds})
+    assert updated.status_code == 200, updated.text
+    return ts(updated.json()["updated_at"])
+
+
 async def test_pause_stops_resume_records_paused_slots_and_update_retimes_at_once(stack):
     # Proves: after a pause is acknowledged no later slot is published; on resume every slot that fell
     # due during the pause is recorded `missed` with reason `paused` except the ones the misfire policy
@@ -413,25 +475,11 @@ async def test_pause_stops_resume_records_paused_slots_and_update_retimes_at_onc
     step, grace = timedelta(seconds=2), timedelta(seconds=1)
     async with nats_client(stack) as nc, rest(stack) as http:
         inbox = await listen(nc, subject)
-        schedule = await create(
-            http,
-            {
-                "name": "e2e-pause",
-                "schedule_type": "interval",
-                "interval_seconds": 2,
-                "misfire_grace_seconds": 1,
-                "catchup": "none",
-                "target_command": subject,
-                "command_payload": {"slot": "{{scheduled_for}}"},
-            },
-        )
+        schedule = await create_pause_schedule(http, subject)
         sid, anchor = schedule["id"], ts(schedule["start_at"])
         await wait_for(lambda: len(inbox) >= 2, DEADLINE, message="two runs before the pause")
 
-        paused = await http.post(f"/api/v1/schedules/{sid}/pause", headers={"X-Paused-By": "e2e"})
-        assert paused.status_code == 200, paused.text
-        assert paused.json()["status"] == "paused"
-        paused_at = ts(paused.json()["paused_at"])
+        paused_at = await pause_over_rest(http, sid)
         before_pause = sorted(inbox.slots())
         await asyncio.sleep(4.5)
         # Resume mid-way between two slots, so usually no slot of the window is within the grace.
@@ -439,10 +487,7 @@ async def test_pause_stops_resume_records_paused_slots_and_update_retimes_at_onc
         late = [s for s in inbox.slots() if s > paused_at + timedelta(seconds=1)]
         assert late == [], f"published while paused: {late}"
 
-        resumed = await http.post(f"/api/v1/schedules/{sid}/resume", headers={"X-Resumed-By": "e2e"})
-        assert resumed.status_code == 200, resumed.text
-        assert resumed.json()["status"] == "active"
-        resumed_at = ts(resumed.json()["updated_at"])
+        resumed_at = await resume_over_rest(http, sid)
         await wait_for(lambda: any(s > resumed_at for s in inbox.slots()), DEADLINE, message="a run after resume")
 
         window = interval_slots(anchor, step, paused_at, resumed_at)
@@ -456,9 +501,7 @@ async def test_pause_stops_resume_records_paused_slots_and_update_retimes_at_onc
                 assert (by_slot[slot]["status"], by_slot[slot]["reason"]) == ("missed", "paused"), by_slot[slot]
         assert set(window) & set(inbox.slots()) == catch_up, "pause-window slots published other than the catch-up"
 
-        updated = await http.put(f"/api/v1/schedules/{sid}", json={"interval_seconds": 1})
-        assert updated.status_code == 200, updated.text
-        updated_at = ts(updated.json()["updated_at"])
+        updated_at = await set_interval_seconds(http, sid, 1)
         await wait_for(
             lambda: sum(s > updated_at for s in inbox.slots()) >= 4, DEADLINE, message="four runs after the update"
         )
@@ -522,6 +565,30 @@ async def test_trigger_publishes_one_manual_run_with_override_payload(stack):
 # ---- 4. retries in request mode ---------------------------------------------------------------
 
 
+async def create_flaky_and_broken(
+    http: httpx.AsyncClient, flaky_subject: str, broken_subject: str
+) -> tuple[dict, dict]:
+    """Two once schedules in request mode due in 2 s (retry_delay 1 s): one with 3 retries on the flaky
+    subject, one with 2 on the broken subject."""
+    run_at = (utc_now() + timedelta(seconds=2)).isoformat()
+    base = {
+        "schedule_type": "once",
+        "run_at": run_at,
+        "delivery_mode": "request",
+        "retry_delay": 1,
+        "request_timeout_seconds": 5,
+        "command_payload": {"run": "{{execution_id}}"},
+    }
+    s_flaky = await create(http, {**base, "name": "e2e-flaky", "target_command": flaky_subject, "max_retries": 3})
+    s_broken = await create(http, {**base, "name": "e2e-broken", "target_command": broken_subject, "max_retries": 2})
+    return s_flaky, s_broken
+
+
+def failed_events_of(events: Inbox, execution_id: str) -> list:
+    """The execution events received that report the execution `failed`."""
+    return [e for e in events.bodies() if e.get("execution_id") == execution_id and e.get("status") == "failed"]
+
+
 async def test_request_mode_retries_with_growing_backoff_until_success_or_failure(stack):
     # Proves: in request mode an error reply is a failed attempt that is retried: a responder that fails
     # twice then succeeds yields `succeeded` after 3 attempts with a 3-entry attempt log; one that always
@@ -533,19 +600,7 @@ async def test_request_mode_retries_with_growing_backoff_until_success_or_failur
         events = await listen(nc, "evt.scheduler.execution.>")
         flaky = await listen(nc, flaky_subject, reply=lambda n, msg: {"error": "boom"} if n <= 2 else {"ok": True})
         broken = await listen(nc, broken_subject, reply=lambda n, msg: {"error": "boom"})
-        run_at = (utc_now() + timedelta(seconds=2)).isoformat()
-        base = {
-            "schedule_type": "once",
-            "run_at": run_at,
-            "delivery_mode": "request",
-            "retry_delay": 1,
-            "request_timeout_seconds": 5,
-            "command_payload": {"run": "{{execution_id}}"},
-        }
-        s_flaky = await create(http, {**base, "name": "e2e-flaky", "target_command": flaky_subject, "max_retries": 3})
-        s_broken = await create(
-            http, {**base, "name": "e2e-broken", "target_command": broken_subject, "max_retries": 2}
-        )
+        s_flaky, s_broken = await create_flaky_and_broken(http, flaky_subject, broken_subject)
 
         await wait_for(lambda: len(flaky) >= 3 and len(broken) >= 3, DEADLINE, message="three requests each")
         [flaky_run] = await executions_of(http, s_flaky["id"])
@@ -578,12 +633,9 @@ async def test_request_mode_retries_with_growing_backoff_until_success_or_failur
         wait1, wait2 = (ts(log[i + 1]["started_at"]) - ts(log[i]["finished_at"]) for i in (0, 1))
         assert wait2 > wait1 * 1.0, (wait1, wait2, gap1, gap2)
 
-        def final_failed_event():
-            return [
-                e for e in events.bodies() if e.get("execution_id") == broken_run["id"] and e.get("status") == "failed"
-            ]
-
-        await wait_for(final_failed_event, DEADLINE, message="the execution.failed event")
+        await wait_for(
+            lambda: failed_events_of(events, broken_run["id"]), DEADLINE, message="the execution.failed event"
+        )
         assert any(
             r.msg.subject == "evt.scheduler.execution.failed"
             and r.body.get("execution_id") == broken_run["id"]
@@ -593,6 +645,29 @@ async def test_request_mode_retries_with_growing_backoff_until_success_or_failur
 
 
 # ---- 5. NATS request/reply commands -----------------------------------------------------------
+
+
+async def assert_bad_bodies_rejected_as_over_rest(nc, http: httpx.AsyncClient, body: dict) -> None:
+    """A bad priority and a bad cron expression are rejected over NATS with a 422 problem naming the
+    field, and over REST with the same errors."""
+    for bad, field in (
+        ({**body, "name": "bad-1", "priority": 42}, "priority"),
+        ({**body, "name": "bad-2", "cron_expression": "61 * * * *"}, "cron_expression"),
+    ):
+        status, problem = await command(nc, "create", bad, **{"X-Created-By": "svc-x"})
+        assert status == 422 and problem["status"] == 422 and problem["code"] == "validation_error", problem
+        assert field in [e["field"] for e in problem["errors"]], problem
+        via_rest = await http.post("/api/v1/schedules", json=bad, headers={"X-Created-By": "svc-x"})
+        assert via_rest.status_code == 422
+        assert via_rest.json()["errors"] == problem["errors"]
+
+
+async def audit_trail(stack: Stack, sid: str) -> list:
+    """The schedule's audit rows (actor, action, reason), oldest first."""
+    async with database(stack) as db:
+        return await db.fetch(
+            "SELECT actor, action, reason FROM audit_log WHERE schedule_id = $1 ORDER BY at, id", uuid.UUID(sid)
+        )
 
 
 async def test_nats_commands_mirror_rest_and_are_audited(isolated_stack):
@@ -618,16 +693,7 @@ async def test_nats_commands_mirror_rest_and_are_audited(isolated_stack):
         assert created == fetched
         assert created["created_by"] == "svc-x" and created["target_command"] == subject
 
-        for bad, field in (
-            ({**body, "name": "bad-1", "priority": 42}, "priority"),
-            ({**body, "name": "bad-2", "cron_expression": "61 * * * *"}, "cron_expression"),
-        ):
-            status, problem = await command(nc, "create", bad, **{"X-Created-By": "svc-x"})
-            assert status == 422 and problem["status"] == 422 and problem["code"] == "validation_error", problem
-            assert field in [e["field"] for e in problem["errors"]], problem
-            via_rest = await http.post("/api/v1/schedules", json=bad, headers={"X-Created-By": "svc-x"})
-            assert via_rest.status_code == 422
-            assert via_rest.json()["errors"] == problem["errors"]
+        await assert_bad_bodies_rejected_as_over_rest(nc, http, body)
 
         sid = created["id"]
         status, paused = await command(
@@ -649,10 +715,7 @@ async def test_nats_commands_mirror_rest_and_are_audited(isolated_stack):
         status, problem = await command(nc, "pause", {"schedule_id": sid})
         assert status == 404 and problem["code"] == "not_found", problem
 
-        async with database(stack) as db:
-            rows = await db.fetch(
-                "SELECT actor, action, reason FROM audit_log WHERE schedule_id = $1 ORDER BY at, id", uuid.UUID(sid)
-            )
+        rows = await audit_trail(stack, sid)
         assert [(r["action"], r["actor"]) for r in rows] == [
             ("schedule.created", "svc-x"),
             ("schedule.paused", "svc-y"),

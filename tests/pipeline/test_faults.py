@@ -274,6 +274,21 @@ def assert_processes_alive(stack: Stack, names: list[str]) -> None:
 # ------------------------------------------------------------------------------ 1. two of everything
 
 
+def load_items(prefix: str) -> list[dict]:
+    """2000 interval schedules (2-5 s, seeded) on 20 subjects, first slots spread over 5 s from 4 s on."""
+    rng = random.Random(20240601)
+    anchor = utcnow() + timedelta(seconds=4)
+    return [
+        interval_item(
+            f"load-{i}",
+            f"{prefix}.s{i % 20}",
+            rng.randint(2, 5),
+            anchor + timedelta(milliseconds=rng.randrange(0, 5000)),
+        )
+        for i in range(2000)
+    ]
+
+
 async def test_two_tickers_two_workers_2000_schedules_fire_every_slot_exactly_once():
     prefix = unique_subject("cmd.test.load")
     ledger = Ledger()
@@ -283,17 +298,7 @@ async def test_two_tickers_two_workers_2000_schedules_fire_every_slot_exactly_on
         try:
             await start(stack, "api", "worker-1", "worker-2", "ticker-1", "ticker-2")
             db = await connect_db(stack)
-            rng = random.Random(20240601)
-            anchor = utcnow() + timedelta(seconds=4)
-            items = [
-                interval_item(
-                    f"load-{i}",
-                    f"{prefix}.s{i % 20}",
-                    rng.randint(2, 5),
-                    anchor + timedelta(milliseconds=rng.randrange(0, 5000)),
-                )
-                for i in range(2000)
-            ]
+            items = load_items(prefix)
             async with httpx.AsyncClient(base_url=stack.api) as http:
                 created_at = time.monotonic()
                 schedule_ids = await create_schedules(http, items)
@@ -342,6 +347,156 @@ async def test_two_tickers_two_workers_2000_schedules_fire_every_slot_exactly_on
 # ----------------------------------------------------------------- 2. SIGKILL of a worker and a ticker
 
 
+@dataclass(frozen=True)
+class KillWindow:
+    """The kill test's fault: runs `running` at the kill, when the processes died and when their
+    replacements started."""
+
+    running_at_kill: int
+    killed_at: datetime
+    restarted_at: datetime
+    restart_clock: float  # time.monotonic() at the restart
+
+
+@dataclass(frozen=True)
+class KillLedger:
+    """What the database, the stream and the core subscription hold once the kill test has drained."""
+
+    statuses: dict[str, int]
+    lost: set[str]
+    reap_reasons: set[str]
+    retried: int
+    js_rows: set[str]
+    core_rows: set[str]
+    stored: int
+    in_stream: list[Received]
+    stream_ids: Counter
+    core_counts: Counter
+    core_dupes: dict[str, int]
+    js_core_view_dupes: int
+
+
+def kill_items(js_prefix: str, core_prefix: str) -> list[dict]:
+    """300 interval schedules (1 or 2 s), half on JetStream subjects, first slots spread over 2 s from 3 s on."""
+    rng = random.Random(7)
+    anchor = utcnow() + timedelta(seconds=3)
+    return [
+        interval_item(
+            f"kill-{i}",
+            f"{js_prefix if i % 2 else core_prefix}.s{i % 10}",
+            1 + i % 2,
+            anchor + timedelta(milliseconds=rng.randrange(0, 2000)),
+        )
+        for i in range(300)
+    ]
+
+
+async def kill_worker_and_ticker_in_flight(stack: Stack, db: asyncpg.Connection) -> KillWindow:
+    """kill -9 of worker-1 and ticker-1 while runs are being claimed/published and batches ticked; 5 s
+    later worker-2 and ticker-3 start."""
+    await wait_for(
+        lambda: db.fetchval("SELECT count(*) FROM executions WHERE status IN ('running','pending')"),
+        5,
+        interval=0.01,
+        message="runs in flight",
+    )
+    running_at_kill = await db.fetchval("SELECT count(*) FROM executions WHERE status = 'running'")
+    await kill(stack, "worker-1")
+    await kill(stack, "ticker-1")
+    killed_at = utcnow()
+    await asyncio.sleep(5)
+    await start(stack, "worker-2", "ticker-3")
+    restarted_at = utcnow()
+    restart_clock = time.monotonic()
+    return KillWindow(running_at_kill, killed_at, restarted_at, restart_clock)
+
+
+async def await_outage_slots_published(
+    db: asyncpg.Connection, ledger: Ledger, window: KillWindow
+) -> tuple[float, list, float]:
+    """Waits (30 s) until every slot due up to the restart is published; returns the seconds that took,
+    the rows of the slots due during the outage, and the latest first arrival of one of them after the
+    restart (seconds)."""
+
+    async def outage_slots_published():
+        due = await db.fetch("SELECT id FROM executions WHERE scheduled_for <= $1", window.restarted_at)
+        return due and {str(r["id"]) for r in due} <= ledger.ids()
+
+    await wait_for(
+        outage_slots_published,
+        30,
+        interval=0.25,
+        message="every slot due up to the restart to be published within 30 s of it",
+    )
+    recovery = time.monotonic() - window.restart_clock
+    outage_rows = await db.fetch(
+        "SELECT id, scheduled_for FROM executions WHERE scheduled_for > $1 AND scheduled_for <= $2",
+        window.killed_at,
+        window.restarted_at,
+    )
+    first_arrival = ledger.first_arrival()
+    outage_latest = max((first_arrival[str(r["id"])] - window.restarted_at).total_seconds() for r in outage_rows)
+    return recovery, outage_rows, outage_latest
+
+
+async def kill_ledger(
+    db: asyncpg.Connection, ledger: Ledger, js, stream: str, js_prefix: str, core_prefix: str
+) -> KillLedger:
+    """Reads the kill test's ledger (database rows, stream contents, core NATS counts by prefix)."""
+    statuses = await status_counts(db)
+    lost_rows = await db.fetch(
+        'SELECT id, attempt_log FROM executions WHERE attempt_log @> \'[{"status": "lost"}]\'::jsonb'
+    )
+    lost = {str(r["id"]) for r in lost_rows}
+    reap_reasons = {
+        entry["error"] for r in lost_rows for entry in json.loads(r["attempt_log"]) if entry["status"] == "lost"
+    }
+    retried = await db.fetchval("SELECT count(*) FROM executions WHERE attempts > 1")
+    js_rows = await succeeded_ids(db, js_prefix)
+    core_rows = await succeeded_ids(db, core_prefix)
+    stored, in_stream = await stored_messages(js, stream, f"{js_prefix}.>")
+    stream_ids = Counter(m.msg_id for m in in_stream)
+    core_counts = ledger.counts(core_prefix)
+    core_dupes = {k: v for k, v in core_counts.items() if v > 1}
+    js_core_view_dupes = sum(1 for v in ledger.counts(js_prefix).values() if v > 1)
+    return KillLedger(
+        statuses=statuses,
+        lost=lost,
+        reap_reasons=reap_reasons,
+        retried=retried,
+        js_rows=js_rows,
+        core_rows=core_rows,
+        stored=stored,
+        in_stream=in_stream,
+        stream_ids=stream_ids,
+        core_counts=core_counts,
+        core_dupes=core_dupes,
+        js_core_view_dupes=js_core_view_dupes,
+    )
+
+
+def report_kill(
+    found: KillLedger, window: KillWindow, recovery: float, outage_rows: list, outage_latest: float, drain: float
+) -> None:
+    report(
+        "kill_9_worker_and_ticker",
+        rows=sum(found.statuses.values()),
+        statuses=found.statuses,
+        running_at_kill=window.running_at_kill,
+        reaped=len(found.lost),
+        attempts_gt_1=found.retried,
+        outage_slots=len(outage_rows),
+        all_due_published_after_s=round(recovery, 1),
+        last_outage_slot_published_s_after_restart=round(outage_latest, 1),
+        stream_stored=found.stored,
+        stream_distinct_ids=len(found.stream_ids),
+        js_rows=len(found.js_rows),
+        core_duplicates=len(found.core_dupes),
+        js_subject_core_view_duplicates=found.js_core_view_dupes,
+        drain_s=round(drain, 1),
+    )
+
+
 async def test_kill_9_of_worker_and_ticker_mid_load_recovers_every_slot():
     js_prefix = unique_subject("cmd.test.kjs")
     core_prefix = unique_subject("cmd.test.kcore")
@@ -358,106 +513,42 @@ async def test_kill_9_of_worker_and_ticker_mid_load_recovers_every_slot():
         async with running_stack(LOCK_TIMEOUT_SECONDS="300", REENQUEUE_AFTER_SECONDS="5") as stack:
             await start(stack, "api", "ticker-1", "ticker-2", "worker-1")
             db = await connect_db(stack)
-            rng = random.Random(7)
-            anchor = utcnow() + timedelta(seconds=3)
-            items = [
-                interval_item(
-                    f"kill-{i}",
-                    f"{js_prefix if i % 2 else core_prefix}.s{i % 10}",
-                    1 + i % 2,
-                    anchor + timedelta(milliseconds=rng.randrange(0, 2000)),
-                )
-                for i in range(300)
-            ]
+            items = kill_items(js_prefix, core_prefix)
             async with httpx.AsyncClient(base_url=stack.api) as http:
                 schedule_ids = await create_schedules(http, items)
             await wait_for(lambda: len(ledger) > 300, 30, message="load flowing")
             await asyncio.sleep(3)
 
-            # kill -9 while runs are being claimed/published and batches ticked
-            await wait_for(
-                lambda: db.fetchval("SELECT count(*) FROM executions WHERE status IN ('running','pending')"),
-                5,
-                interval=0.01,
-                message="runs in flight",
-            )
-            running_at_kill = await db.fetchval("SELECT count(*) FROM executions WHERE status = 'running'")
-            await kill(stack, "worker-1")
-            await kill(stack, "ticker-1")
-            killed_at = utcnow()
-            await asyncio.sleep(5)
-            await start(stack, "worker-2", "ticker-3")
-            restarted_at = utcnow()
-            restart_clock = time.monotonic()
-
-            async def outage_slots_published():
-                due = await db.fetch("SELECT id FROM executions WHERE scheduled_for <= $1", restarted_at)
-                return due and {str(r["id"]) for r in due} <= ledger.ids()
-
-            await wait_for(
-                outage_slots_published,
-                30,
-                interval=0.25,
-                message="every slot due up to the restart to be published within 30 s of it",
-            )
-            recovery = time.monotonic() - restart_clock
-            outage_rows = await db.fetch(
-                "SELECT id, scheduled_for FROM executions WHERE scheduled_for > $1 AND scheduled_for <= $2",
-                killed_at,
-                restarted_at,
-            )
-            first_arrival = ledger.first_arrival()
-            outage_latest = max((first_arrival[str(r["id"])] - restarted_at).total_seconds() for r in outage_rows)
-
-            await asyncio.sleep(max(0.0, 35 - (time.monotonic() - restart_clock)))
+            window = await kill_worker_and_ticker_in_flight(stack, db)
+            recovery, outage_rows, outage_latest = await await_outage_slots_published(db, ledger, window)
+            await asyncio.sleep(max(0.0, 35 - (time.monotonic() - window.restart_clock)))
             assert_processes_alive(stack, ["api", "worker-2", "ticker-2", "ticker-3"])
             drain = await stop_tickers_and_drain(stack, db, ["ticker-2", "ticker-3"], 60)
 
-            statuses = await status_counts(db)
-            lost_rows = await db.fetch(
-                'SELECT id, attempt_log FROM executions WHERE attempt_log @> \'[{"status": "lost"}]\'::jsonb'
-            )
-            lost = {str(r["id"]) for r in lost_rows}
-            reap_reasons = {
-                entry["error"] for r in lost_rows for entry in json.loads(r["attempt_log"]) if entry["status"] == "lost"
-            }
-            retried = await db.fetchval("SELECT count(*) FROM executions WHERE attempts > 1")
-            js_rows = await succeeded_ids(db, js_prefix)
-            core_rows = await succeeded_ids(db, core_prefix)
-            stored, in_stream = await stored_messages(js, stream, f"{js_prefix}.>")
-            stream_ids = Counter(m.msg_id for m in in_stream)
-            core_counts = ledger.counts(core_prefix)
-            core_dupes = {k: v for k, v in core_counts.items() if v > 1}
-            js_core_view_dupes = sum(1 for v in ledger.counts(js_prefix).values() if v > 1)
-            report(
-                "kill_9_worker_and_ticker",
-                rows=sum(statuses.values()),
-                statuses=statuses,
-                running_at_kill=running_at_kill,
-                reaped=len(lost),
-                attempts_gt_1=retried,
-                outage_slots=len(outage_rows),
-                all_due_published_after_s=round(recovery, 1),
-                last_outage_slot_published_s_after_restart=round(outage_latest, 1),
-                stream_stored=stored,
-                stream_distinct_ids=len(stream_ids),
-                js_rows=len(js_rows),
-                core_duplicates=len(core_dupes),
-                js_subject_core_view_duplicates=js_core_view_dupes,
-                drain_s=round(drain, 1),
-            )
+            found = await kill_ledger(db, ledger, js, stream, js_prefix, core_prefix)
+            report_kill(found, window, recovery, outage_rows, outage_latest, drain)
 
-            assert set(statuses) == {"succeeded"}, f"every run must end succeeded (reaped runs retried): {statuses}"
+            assert set(found.statuses) == {"succeeded"}, (
+                f"every run must end succeeded (reaped runs retried): {found.statuses}"
+            )
             # Reaped because the worker's heartbeat stopped, not after the (300 s) lock timeout.
-            assert reap_reasons and all("stopped heartbeating" in reason for reason in reap_reasons), reap_reasons
+            assert found.reap_reasons and all("stopped heartbeating" in reason for reason in found.reap_reasons), (
+                found.reap_reasons
+            )
             assert outage_rows, "no slot fell due during the outage: the test proved nothing"
             # JetStream: one stored message per execution, whatever was redelivered.
-            assert all(v == 1 for v in stream_ids.values()), [k for k, v in stream_ids.items() if v > 1][:5]
-            assert stored == len(in_stream) == len(stream_ids) == len(js_rows), (stored, len(in_stream), len(js_rows))
-            assert set(stream_ids) == js_rows
+            assert all(v == 1 for v in found.stream_ids.values()), [k for k, v in found.stream_ids.items() if v > 1][:5]
+            assert found.stored == len(found.in_stream) == len(found.stream_ids) == len(found.js_rows), (
+                found.stored,
+                len(found.in_stream),
+                len(found.js_rows),
+            )
+            assert set(found.stream_ids) == found.js_rows
             # Core NATS: every run arrived; a repeat is only legitimate for a run whose worker was killed.
-            assert set(core_counts) == core_rows
-            assert set(core_dupes) <= lost, f"duplicates of runs that were never lost: {set(core_dupes) - lost}"
+            assert set(found.core_counts) == found.core_rows
+            assert set(found.core_dupes) <= found.lost, (
+                f"duplicates of runs that were never lost: {set(found.core_dupes) - found.lost}"
+            )
             problems = await gap_problems(db, ledger.messages, schedule_ids)
             assert not problems, f"{len(problems)} schedules skipped slots across the kills: {problems[:5]}"
             await db.close()
@@ -489,6 +580,40 @@ async def held_queue_messages(stack: Stack) -> dict[str, set[str]]:
     return held
 
 
+def prefetch_items(core_prefix: str) -> list[dict]:
+    """200 interval schedules (2 s) on 10 core subjects, first slots 10 ms apart from 2 s on."""
+    anchor = utcnow() + timedelta(seconds=2)
+    return [
+        interval_item(f"prefetch-{i}", f"{core_prefix}.s{i % 10}", 2, anchor + timedelta(milliseconds=10 * i))
+        for i in range(200)
+    ]
+
+
+async def stranded_runs(stack: Stack, db: asyncpg.Connection) -> set[str]:
+    """The pending runs among those in the queue messages the workers hold (fetched, not started)."""
+    held = set().union(*(await held_queue_messages(stack)).values())
+    if not held:
+        return set()
+    pending = await db.fetch("SELECT id FROM executions WHERE status = 'pending' AND id = ANY($1::uuid[])", list(held))
+    return {str(r["id"]) for r in pending}
+
+
+async def await_stranded_published(db: asyncpg.Connection, ledger: Ledger, stranded: set[str]) -> None:
+    """Waits (60 s) until every stranded run has been received."""
+
+    async def published() -> bool:
+        return stranded <= ledger.ids()
+
+    await wait_or_explain(
+        db,
+        published,
+        60,
+        "the killed worker's prefetched runs to be published",
+        "id = ANY($1::uuid[])",
+        list(stranded),
+    )
+
+
 async def test_a_killed_workers_prefetched_messages_come_back_at_once():
     """kill -9 of a worker holding queue messages it fetched but had not started: no claim names it,
     so only the heartbeat census can tell the ticker, which marks the worker's Dramatiq consumer dead
@@ -510,43 +635,23 @@ async def test_a_killed_workers_prefetched_messages_come_back_at_once():
             stack.worker_threads = 1
             await start(stack, "api", "ticker-1", "worker-1")
             db = await connect_db(stack)
-            anchor = utcnow() + timedelta(seconds=2)
-            items = [
-                interval_item(f"prefetch-{i}", f"{core_prefix}.s{i % 10}", 2, anchor + timedelta(milliseconds=10 * i))
-                for i in range(200)
-            ]
+            items = prefetch_items(core_prefix)
             async with httpx.AsyncClient(base_url=stack.api) as http:
                 await create_schedules(http, items)
 
-            async def stranded_now() -> set[str]:
-                held = set().union(*(await held_queue_messages(stack)).values())
-                if not held:
-                    return set()
-                pending = await db.fetch(
-                    "SELECT id FROM executions WHERE status = 'pending' AND id = ANY($1::uuid[])", list(held)
-                )
-                return {str(r["id"]) for r in pending}
-
             stranded = await wait_for(
-                stranded_now, 30, interval=0.1, message="the worker to hold a fetched message it has not started"
+                lambda: stranded_runs(stack, db),
+                30,
+                interval=0.1,
+                message="the worker to hold a fetched message it has not started",
             )
             await kill(stack, "worker-1")
-            stranded = await stranded_now()  # what it held when it died
+            stranded = await stranded_runs(stack, db)  # what it held when it died
             killed_at = time.monotonic()
             stack.worker_threads = 16
             await start(stack, "worker-2")
 
-            async def published() -> bool:
-                return stranded <= ledger.ids()
-
-            await wait_or_explain(
-                db,
-                published,
-                60,
-                "the killed worker's prefetched runs to be published",
-                "id = ANY($1::uuid[])",
-                list(stranded),
-            )
+            await await_stranded_published(db, ledger, stranded)
             recovery = time.monotonic() - killed_at
             rescues = (stack.logs / "ticker-1.log").read_text().count("ticker.rescued")
             report(
@@ -565,6 +670,106 @@ async def test_a_killed_workers_prefetched_messages_come_back_at_once():
 # ----------------------------------------------------------------------------- 3. NATS down for 60 s
 
 
+@dataclass(frozen=True)
+class NatsDownLedger:
+    """What the database, the stream and the core subscription hold once the NATS test has drained."""
+
+    statuses: dict[str, int]
+    succeeded: set[str]
+    total: int
+    in_stream: list[Received]
+    stream_ids: Counter
+    core_counts: Counter
+
+
+def natsdown_items(prefix: str) -> list[dict]:
+    """10 interval schedules (2 s), first slots 100 ms apart from 3 s on."""
+    anchor = utcnow() + timedelta(seconds=3)
+    # max_retries: enough backoff steps (2, 4, 8, 16, 20, 20, ...) to outlast a 60 s outage.
+    return [
+        interval_item(f"natsdown-{i}", f"{prefix}.s{i}", 2, anchor + timedelta(milliseconds=100 * i), max_retries=12)
+        for i in range(10)
+    ]
+
+
+async def await_outage_runs_succeeded(db: asyncpg.Connection, stopped_at: datetime, restarted_at: datetime) -> None:
+    """Waits (60 s) until every run created while NATS was down has succeeded."""
+
+    async def outage_runs_succeeded():
+        rows = await db.fetch(
+            "SELECT status FROM executions WHERE created_at >= $1 AND created_at <= $2",
+            stopped_at,
+            restarted_at,
+        )
+        return rows and all(r["status"] == "succeeded" for r in rows)
+
+    await wait_or_explain(
+        db,
+        outage_runs_succeeded,
+        60,
+        "every run created during the outage to succeed within 60 s of the restart",
+        "created_at >= $1 AND created_at <= $2",
+        stopped_at,
+        restarted_at,
+    )
+
+
+async def outage_runs(db: asyncpg.Connection, stopped_at: datetime, restarted_at: datetime) -> list:
+    """The runs created while NATS was down, with their attempts and attempt log."""
+    return await db.fetch(
+        "SELECT id, attempts, jsonb_array_length(attempt_log) AS tries, attempt_log FROM executions "
+        "WHERE created_at >= $1 AND created_at <= $2",
+        stopped_at,
+        restarted_at,
+    )
+
+
+async def nats_down_ledger(db: asyncpg.Connection, ledger: Ledger, js, stream: str, prefix: str) -> NatsDownLedger:
+    """Reads the NATS test's ledger (database rows, stream contents, core NATS counts)."""
+    statuses = await status_counts(db)
+    succeeded = await succeeded_ids(db)
+    total, in_stream = await stored_messages(js, stream, f"{prefix}.>")
+    stream_ids = Counter(m.msg_id for m in in_stream)
+    core_counts = ledger.counts()
+    return NatsDownLedger(statuses, succeeded, total, in_stream, stream_ids, core_counts)
+
+
+def report_nats_down(
+    found: NatsDownLedger, ledger: Ledger, during: dict[str, int], outage: list, recovery: float, drain: float
+) -> None:
+    report(
+        "nats_down_60s",
+        rows=sum(found.statuses.values()),
+        statuses=found.statuses,
+        during_outage=during,
+        outage_runs=len(outage),
+        max_tries=max(r["tries"] for r in outage),
+        all_outage_runs_succeeded_after_s=round(recovery, 1),
+        stream_stored=found.total,
+        core_view_received=len(ledger),
+        core_view_duplicates=sum(v > 1 for v in found.core_counts.values()),
+        core_view_missed=len(found.succeeded - set(found.core_counts)),
+        drain_s=round(drain, 1),
+    )
+
+
+def assert_outage_runs_waited_for_nats(outage: list) -> None:
+    """The runs created during the outage were retried, but few times and without spending a retry."""
+    assert len(outage) >= 10 * 60 / 2 * 0.8, f"too few runs recorded during the outage: {len(outage)}"
+    assert any(r["tries"] > 1 for r in outage), "no run was retried during the outage"
+    # A run waits in its worker for NATS to come back (actors.waiting_room); while NATS stays
+    # down only the sweep's copy, after REENQUEUE_AFTER_SECONDS, tries it again: a handful of
+    # attempts in 60 s, where a retry on its 1-2 s timer made dozens.
+    reenqueue_after = Settings.model_fields["REENQUEUE_AFTER_SECONDS"].default
+    worst = max(outage, key=lambda r: r["tries"])
+    assert worst["tries"] <= 60 / reenqueue_after + 4, (
+        Counter(r["tries"] for r in outage),
+        [(a["started_at"][14:23], a.get("error", "")[:30]) for a in json.loads(worst["attempt_log"])],
+    )
+    # NATS being down is our outage, not a failure of the target: it spends no retries.
+    assert {r["attempts"] for r in outage} == {1}, Counter(r["attempts"] for r in outage)
+
+
 async def test_nats_down_60s_then_back_every_run_created_meanwhile_succeeds():
     prefix = unique_subject("cmd.test.natsdown")
     stream = f"FAULTS_{uuid.uuid4().hex[:10].upper()}"
@@ -581,14 +786,7 @@ async def test_nats_down_60s_then_back_every_run_created_meanwhile_succeeds():
                 names = ["api", "ticker", "worker"]
                 await start(stack, *names)
                 db = await connect_db(stack)
-                anchor = utcnow() + timedelta(seconds=3)
-                # max_retries: enough backoff steps (2, 4, 8, 16, 20, 20, ...) to outlast a 60 s outage.
-                items = [
-                    interval_item(
-                        f"natsdown-{i}", f"{prefix}.s{i}", 2, anchor + timedelta(milliseconds=100 * i), max_retries=12
-                    )
-                    for i in range(10)
-                ]
+                items = natsdown_items(prefix)
                 async with httpx.AsyncClient(base_url=stack.api) as http:
                     schedule_ids = await create_schedules(http, items)
 
@@ -602,76 +800,28 @@ async def test_nats_down_60s_then_back_every_run_created_meanwhile_succeeds():
                 restarted_at = utcnow()
                 restart_clock = time.monotonic()
 
-                async def outage_runs_succeeded():
-                    rows = await db.fetch(
-                        "SELECT status FROM executions WHERE created_at >= $1 AND created_at <= $2",
-                        stopped_at,
-                        restarted_at,
-                    )
-                    return rows and all(r["status"] == "succeeded" for r in rows)
-
-                await wait_or_explain(
-                    db,
-                    outage_runs_succeeded,
-                    60,
-                    "every run created during the outage to succeed within 60 s of the restart",
-                    "created_at >= $1 AND created_at <= $2",
-                    stopped_at,
-                    restarted_at,
-                )
+                await await_outage_runs_succeeded(db, stopped_at, restarted_at)
                 recovery = time.monotonic() - restart_clock
-                outage = await db.fetch(
-                    "SELECT id, attempts, jsonb_array_length(attempt_log) AS tries, attempt_log FROM executions "
-                    "WHERE created_at >= $1 AND created_at <= $2",
-                    stopped_at,
-                    restarted_at,
-                )
+                outage = await outage_runs(db, stopped_at, restarted_at)
                 assert_processes_alive(stack, names)
                 drain = await stop_tickers_and_drain(stack, db, ["ticker"], 60)
                 assert_processes_alive(stack, ["api", "worker"])
 
-                statuses = await status_counts(db)
-                succeeded = await succeeded_ids(db)
-                total, in_stream = await stored_messages(js, stream, f"{prefix}.>")
-                stream_ids = Counter(m.msg_id for m in in_stream)
-                core_counts = ledger.counts()
-                report(
-                    "nats_down_60s",
-                    rows=sum(statuses.values()),
-                    statuses=statuses,
-                    during_outage=during,
-                    outage_runs=len(outage),
-                    max_tries=max(r["tries"] for r in outage),
-                    all_outage_runs_succeeded_after_s=round(recovery, 1),
-                    stream_stored=total,
-                    core_view_received=len(ledger),
-                    core_view_duplicates=sum(v > 1 for v in core_counts.values()),
-                    core_view_missed=len(succeeded - set(core_counts)),
-                    drain_s=round(drain, 1),
-                )
+                found = await nats_down_ledger(db, ledger, js, stream, prefix)
+                report_nats_down(found, ledger, during, outage, recovery, drain)
 
-                assert len(outage) >= 10 * 60 / 2 * 0.8, f"too few runs recorded during the outage: {len(outage)}"
-                assert any(r["tries"] > 1 for r in outage), "no run was retried during the outage"
-                # A run waits in its worker for NATS to come back (actors.waiting_room); while NATS stays
-                # down only the sweep's copy, after REENQUEUE_AFTER_SECONDS, tries it again: a handful of
-                # attempts in 60 s, where a retry on its 1-2 s timer made dozens.
-                reenqueue_after = Settings.model_fields["REENQUEUE_AFTER_SECONDS"].default
-                worst = max(outage, key=lambda r: r["tries"])
-                assert worst["tries"] <= 60 / reenqueue_after + 4, (
-                    Counter(r["tries"] for r in outage),
-                    [(a["started_at"][14:23], a.get("error", "")[:30]) for a in json.loads(worst["attempt_log"])],
+                assert_outage_runs_waited_for_nats(outage)
+                assert set(found.statuses) == {"succeeded"}, found.statuses
+                assert all(v == 1 for v in found.stream_ids.values()), [
+                    k for k, v in found.stream_ids.items() if v > 1
+                ][:5]
+                assert found.total == len(found.in_stream) == len(found.stream_ids) == len(found.succeeded), (
+                    found.total,
+                    len(found.in_stream),
+                    len(found.succeeded),
                 )
-                # NATS being down is our outage, not a failure of the target: it spends no retries.
-                assert {r["attempts"] for r in outage} == {1}, Counter(r["attempts"] for r in outage)
-                assert set(statuses) == {"succeeded"}, statuses
-                assert all(v == 1 for v in stream_ids.values()), [k for k, v in stream_ids.items() if v > 1][:5]
-                assert total == len(in_stream) == len(stream_ids) == len(succeeded), (
-                    total,
-                    len(in_stream),
-                    len(succeeded),
-                )
-                assert set(stream_ids) == succeeded
-                problems = await gap_problems(db, in_stream, schedule_ids)
+                assert set(found.stream_ids) == found.succeeded
+                problems = await gap_problems(db, found.in_stream, schedule_ids)
                 assert not problems, f"slots skipped across the NATS outage: {problems[:5]}"
                 await db.close()
         finally:
@@ -689,6 +839,105 @@ async def stored_at_least(js, stream: str, n: int) -> bool:
 # ------------------------------------------------------------------------- 4. Redis restarted empty
 
 
+@dataclass(frozen=True)
+class RedisLedger:
+    """What the database and the subscription hold once the Redis test has drained."""
+
+    statuses: dict[str, int]
+    succeeded: set[str]
+    counts: Counter
+    duplicates: dict[str, int]
+    outage_rows: int
+    retried: int
+
+
+def redis_items(prefix: str) -> list[dict]:
+    """40 interval schedules (1 or 2 s), first slots 50 ms apart from 3 s on."""
+    anchor = utcnow() + timedelta(seconds=3)
+    return [
+        interval_item(f"redis-{i}", f"{prefix}.s{i}", 1 + i % 2, anchor + timedelta(milliseconds=50 * i))
+        for i in range(40)
+    ]
+
+
+async def restart_redis_empty(redis_server: PrivateRedis) -> tuple[datetime, datetime, float]:
+    """Kills Redis, restarts it 5 s later with nothing in it; returns (killed at, restarted at,
+    time.monotonic() at the restart)."""
+    await asyncio.to_thread(redis_server.kill)
+    killed_at = utcnow()
+    await asyncio.sleep(5)
+    await asyncio.to_thread(redis_server.start)  # no persistence: the queue, delayed retries and locks are gone
+    restarted_at = utcnow()
+    restart_clock = time.monotonic()
+    return killed_at, restarted_at, restart_clock
+
+
+async def await_new_slots_published(ledger: Ledger, schedule_ids: list[str], restarted_at: datetime) -> None:
+    """Waits (60 s) until every schedule has published a slot due more than 1 s after the restart."""
+
+    def new_slots_published():
+        fresh = {m.schedule_id for m in ledger.messages if m.slot > restarted_at + timedelta(seconds=1)}
+        return len(fresh) == len(schedule_ids)
+
+    await wait_for(
+        new_slots_published,
+        60,
+        interval=0.25,
+        message="every schedule to publish a slot due after the Redis restart",
+    )
+
+
+async def await_earlier_runs_succeeded(db: asyncpg.Connection, restarted_at: datetime, timeout: float) -> None:
+    """Waits until every run created up to the restart has succeeded."""
+
+    async def earlier_runs_succeeded():
+        rows = await db.fetch("SELECT status FROM executions WHERE created_at <= $1", restarted_at)
+        return rows and all(r["status"] == "succeeded" for r in rows)
+
+    await wait_or_explain(
+        db,
+        earlier_runs_succeeded,
+        timeout,
+        "runs pending in the lost queue to be re-enqueued and succeed within 60 s",
+        "created_at <= $1",
+        restarted_at,
+    )
+
+
+async def redis_ledger(
+    db: asyncpg.Connection, ledger: Ledger, killed_at: datetime, restarted_at: datetime
+) -> RedisLedger:
+    """Reads the Redis test's ledger (database rows and the commands received)."""
+    statuses = await status_counts(db)
+    succeeded = await succeeded_ids(db)
+    counts = ledger.counts()
+    duplicates = {k: v for k, v in counts.items() if v > 1}
+    outage_rows = await db.fetchval(
+        "SELECT count(*) FROM executions WHERE scheduled_for > $1 AND scheduled_for <= $2",
+        killed_at,
+        restarted_at,
+    )
+    retried = await db.fetchval("SELECT count(*) FROM executions WHERE attempts > 1")
+    return RedisLedger(statuses, succeeded, counts, duplicates, outage_rows, retried)
+
+
+def report_redis(
+    found: RedisLedger, ledger: Ledger, new_slots_after: float, old_runs_after: float, drain: float
+) -> None:
+    report(
+        "redis_restarted_empty",
+        rows=sum(found.statuses.values()),
+        statuses=found.statuses,
+        outage_slots=found.outage_rows,
+        attempts_gt_1=found.retried,
+        new_slots_published_after_s=round(new_slots_after, 1),
+        old_runs_succeeded_after_s=round(old_runs_after, 1),
+        messages=len(ledger),
+        duplicates=len(found.duplicates),
+        drain_s=round(drain, 1),
+    )
+
+
 async def test_redis_killed_and_restarted_empty_service_recovers_in_place():
     prefix = unique_subject("cmd.test.redis")
     ledger = Ledger()
@@ -700,80 +949,28 @@ async def test_redis_killed_and_restarted_empty_service_recovers_in_place():
                 names = ["api", "ticker-1", "worker-1"]
                 await start(stack, *names)
                 db = await connect_db(stack)
-                anchor = utcnow() + timedelta(seconds=3)
-                items = [
-                    interval_item(f"redis-{i}", f"{prefix}.s{i}", 1 + i % 2, anchor + timedelta(milliseconds=50 * i))
-                    for i in range(40)
-                ]
+                items = redis_items(prefix)
                 async with httpx.AsyncClient(base_url=stack.api) as http:
                     schedule_ids = await create_schedules(http, items)
                 await wait_for(lambda: len(ledger) > 100, 30, message="load flowing")
                 await asyncio.sleep(3)
 
-                await asyncio.to_thread(redis_server.kill)
-                killed_at = utcnow()
-                await asyncio.sleep(5)
-                await asyncio.to_thread(
-                    redis_server.start
-                )  # no persistence: the queue, delayed retries and locks are gone
-                restarted_at = utcnow()
-                restart_clock = time.monotonic()
+                killed_at, restarted_at, restart_clock = await restart_redis_empty(redis_server)
 
-                def new_slots_published():
-                    fresh = {m.schedule_id for m in ledger.messages if m.slot > restarted_at + timedelta(seconds=1)}
-                    return len(fresh) == len(schedule_ids)
-
-                await wait_for(
-                    new_slots_published,
-                    60,
-                    interval=0.25,
-                    message="every schedule to publish a slot due after the Redis restart",
-                )
+                await await_new_slots_published(ledger, schedule_ids, restarted_at)
                 new_slots_after = time.monotonic() - restart_clock
-
-                async def earlier_runs_succeeded():
-                    rows = await db.fetch("SELECT status FROM executions WHERE created_at <= $1", restarted_at)
-                    return rows and all(r["status"] == "succeeded" for r in rows)
-
-                await wait_or_explain(
-                    db,
-                    earlier_runs_succeeded,
-                    max(1.0, 60 - new_slots_after),
-                    "runs pending in the lost queue to be re-enqueued and succeed within 60 s",
-                    "created_at <= $1",
-                    restarted_at,
-                )
+                await await_earlier_runs_succeeded(db, restarted_at, max(1.0, 60 - new_slots_after))
                 old_runs_after = time.monotonic() - restart_clock
                 assert_processes_alive(stack, names)
                 drain = await stop_tickers_and_drain(stack, db, ["ticker-1"], 60, lambda: len(ledger))
                 assert_processes_alive(stack, ["api", "worker-1"])
 
-                statuses = await status_counts(db)
-                succeeded = await succeeded_ids(db)
-                counts = ledger.counts()
-                duplicates = {k: v for k, v in counts.items() if v > 1}
-                outage_rows = await db.fetchval(
-                    "SELECT count(*) FROM executions WHERE scheduled_for > $1 AND scheduled_for <= $2",
-                    killed_at,
-                    restarted_at,
-                )
-                retried = await db.fetchval("SELECT count(*) FROM executions WHERE attempts > 1")
-                report(
-                    "redis_restarted_empty",
-                    rows=sum(statuses.values()),
-                    statuses=statuses,
-                    outage_slots=outage_rows,
-                    attempts_gt_1=retried,
-                    new_slots_published_after_s=round(new_slots_after, 1),
-                    old_runs_succeeded_after_s=round(old_runs_after, 1),
-                    messages=len(ledger),
-                    duplicates=len(duplicates),
-                    drain_s=round(drain, 1),
-                )
+                found = await redis_ledger(db, ledger, killed_at, restarted_at)
+                report_redis(found, ledger, new_slots_after, old_runs_after, drain)
 
-                assert set(statuses) == {"succeeded"}, statuses
-                assert not duplicates, f"commands received twice: {list(duplicates.items())[:5]}"
-                assert set(counts) == succeeded and len(ledger) == len(succeeded)
+                assert set(found.statuses) == {"succeeded"}, found.statuses
+                assert not found.duplicates, f"commands received twice: {list(found.duplicates.items())[:5]}"
+                assert set(found.counts) == found.succeeded and len(ledger) == len(found.succeeded)
                 problems = await gap_problems(db, ledger.messages, schedule_ids)
                 assert not problems, f"slots skipped across the Redis restart: {problems[:5]}"
                 await db.close()
