@@ -80,7 +80,9 @@ class Decision:
         return cls(ExecutionStatus.RETRYING, reason=reason, error=error, retry_in_ms=delay_ms, counts_as_attempt=False)
 
     @classmethod
-    def gave_back(cls, delay_ms: int, error: str, waits_for_nats: bool = False) -> Decision:
+    def gave_back(
+        cls, delay_ms: int, error: str, waits_for_nats: bool = False, may_have_published: bool = False
+    ) -> Decision:
         """Our own dependency was down: tried again soon, attempt given back."""
         return cls(
             ExecutionStatus.RETRYING,
@@ -88,6 +90,7 @@ class Decision:
             retry_in_ms=delay_ms,
             counts_as_attempt=False,
             waits_for_nats=waits_for_nats,
+            may_have_published=may_have_published,
         )
 
     @classmethod
@@ -148,7 +151,7 @@ class RetryPolicy:
             return Decision.succeeded(delivered.via)
         error = delivered.error or "publish failed"
         if delivered.unreachable:
-            return self.on_outage(run, now, error, jitter, nats=True)
+            return self.on_outage(run, now, error, jitter, nats=True, may_have_published=delivered.may_have_published)
         return self.on_failure(run, error, jitter, may_have_published=delivered.may_have_published)
 
     def on_failure(self, run: RunFacts, error: str, jitter: float, may_have_published: bool = False) -> Decision:
@@ -159,14 +162,23 @@ class RetryPolicy:
         delay = retry_delay_seconds(retries_used + 1, run.retry_delay, self.backoff_cap_seconds, jitter)
         return Decision.retry_at(int(delay * 1000), error, may_have_published=may_have_published)
 
-    def on_outage(self, run: RunFacts, now: datetime, error: str, jitter: float, nats: bool = False) -> Decision:
-        """Our own dependency (Redis, or NATS with `nats`) was unreachable: nothing was published."""
+    def on_outage(
+        self,
+        run: RunFacts,
+        now: datetime,
+        error: str,
+        jitter: float,
+        nats: bool = False,
+        may_have_published: bool = False,
+    ) -> Decision:
+        """Our own dependency (Redis, or NATS with `nats`) was unreachable. `may_have_published`: the
+        connection broke after the command was written, so the server may have it."""
         if not self.within_grace(run, now):
-            return self.on_failure(run, error, jitter)
+            return self.on_failure(run, error, jitter, may_have_published=may_have_published)
         # The first backoff step, capped: the attempt is given back, so the step never grows.
         cap = min(self.outage_retry_cap_seconds, self.backoff_cap_seconds)
         delay = retry_delay_seconds(1, max(1, run.retry_delay), cap, jitter)
-        return Decision.gave_back(int(delay * 1000), error, waits_for_nats=nats)
+        return Decision.gave_back(int(delay * 1000), error, waits_for_nats=nats, may_have_published=may_have_published)
 
     def on_busy(self, run: RunFacts, now: datetime) -> Decision:
         """Every concurrency slot of the schedule was taken."""

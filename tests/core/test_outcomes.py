@@ -79,6 +79,14 @@ def test_a_lost_run_may_have_published():
     assert out.status is S.FAILED and out.may_have_published
 
 
+def test_a_connection_lost_after_writing_gives_back_and_may_have_published():
+    delivered = Delivered(False, "core", "flush failed: connection lost", unreachable=True, may_have_published=True)
+
+    decision = POLICY.after_delivery(Run(), T0, delivered, 0)
+
+    assert decision.status is S.RETRYING and not decision.counts_as_attempt and decision.may_have_published
+
+
 def test_an_unconfirmed_publish_is_a_failure_that_may_have_published():
     decision = POLICY.after_delivery(Run(), T0, Delivered(False, "core", "flush failed", may_have_published=True), 0)
 
