@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from core.settings import Settings, old_names
+from tests.support.settings import load_settings_in_a_process
 
 ROOT = Path(__file__).resolve().parents[1]
 ORIGINAL_DEFAULTS = {
@@ -61,14 +60,7 @@ def test_defaults_are_the_original_service_values(monkeypatch):
 )
 def test_bad_value_stops_startup_with_one_line(variable, value, reason):
     env = {**os.environ, variable: value, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-c", "from core.settings import load_settings; load_settings()"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = load_settings_in_a_process(env)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("invalid configuration: ")

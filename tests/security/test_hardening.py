@@ -23,6 +23,7 @@ from services.publisher import CommandPublisher
 from services.schemas import ScheduleCreate
 from services.ticking import tick
 from tests.support.http import cron_body
+from tests.support.settings import load_settings_in_a_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -179,14 +180,7 @@ def test_configuration_errors_never_print_secrets():
         "DATABASE_URL": "mysql://admin:hunter2@db/x",
         "NATS_URL": "http://u:s3cret@n",
     }
-    result = subprocess.run(
-        [sys.executable, "-c", "from core.settings import load_settings; load_settings()"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = load_settings_in_a_process(env)
     assert result.returncode == 2 and "DATABASE_URL" in result.stderr and "NATS_URL" in result.stderr
     assert "hunter2" not in result.stderr and "s3cret" not in result.stderr
 
