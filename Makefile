@@ -44,6 +44,16 @@ format: install
 test-fast: install
 	$(PY) -m pytest tests/core
 
+# The Prometheus configuration, alert rules and their unit tests (ops/prometheus); CI runs it after
+# `make lint`. Needs promtool: Debian's `prometheus` package, or PROMTOOL=/path/to/promtool.
+PROMTOOL ?= promtool
+.PHONY: rules
+rules:
+	@command -v $(PROMTOOL) >/dev/null 2>&1 || { echo "$(PROMTOOL) not found: apt-get install prometheus (Debian), or set PROMTOOL" >&2; exit 1; }
+	$(PROMTOOL) check config ops/prometheus/prometheus.yml
+	$(PROMTOOL) check rules ops/prometheus/rules.yml
+	$(PROMTOOL) test rules ops/prometheus/tests.yml
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
 

@@ -4,6 +4,8 @@ The structure (every service has an image or a build, health checks where others
 127.0.0.1 only, a scalable worker, valid depends_on conditions) and that every command the containers
 run exists in this project: `python -m X` resolves to a module or package here, `dramatiq`/`periodiq`
 are installed next to this interpreter, and the modules they load are packages of the repository.
+The monitoring services (Prometheus, Grafana): their mounts exist in the repository and are read-only,
+the files land where the configuration looks for them, and every scrape target names a compose service.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 import shlex
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -20,6 +23,14 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 APP_SERVICES = {"migrate", "api", "ticker", "worker", "housekeeping"}
+MONITORING_SERVICES = {"prometheus", "grafana"}
+PROMETHEUS_CONFIG = ROOT / "ops" / "prometheus" / "prometheus.yml"
+# Scrape job -> (compose service, port); the worker's and ticker's are WORKER_METRICS_PORT, TICKER_METRICS_PORT.
+SCRAPE_PORTS = {
+    "scheduler-api": ("api", 8008),
+    "scheduler-worker": ("worker", 9191),
+    "scheduler-ticker": ("ticker", 9192),
+}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +71,7 @@ def runnable_module(dotted: str) -> bool:
 
 
 def test_expected_services(services):
-    assert {"postgres", "redis", "nats", *APP_SERVICES} <= set(services)
+    assert {"postgres", "redis", "nats", *APP_SERVICES, *MONITORING_SERVICES} <= set(services)
 
 
 def test_every_service_has_an_image_or_a_build(services):
@@ -195,3 +206,123 @@ def test_dockerignore_keeps_local_state_out():
     }
     assert {".venv", ".data", ".git", ".env"} <= ignored
     assert not {"core", "api", "runtime", "migrations", "pyproject.toml", "README.md"} & ignored
+
+
+def bind_mounts(service: dict) -> list[tuple[str, str, str]]:
+    """(source, target, mode) of a service's short-form volumes; mode is "" when none is given."""
+    mounts = []
+    for volume in service.get("volumes", []):
+        source, target, *mode = str(volume).split(":")
+        mounts.append((source, target, mode[0] if mode else ""))
+    return mounts
+
+
+def mounted_at(service: dict, container_path: str) -> Path | None:
+    """The repository path a container path of the service comes from (through a bind mount), or None."""
+    for source, target, _ in bind_mounts(service):
+        if source.startswith("./") and (container_path == target or container_path.startswith(target + "/")):
+            return ROOT / source[2:] / container_path[len(target) :].lstrip("/")
+    return None
+
+
+def flag(command: list[str], name: str) -> str:
+    """The value of a `--name=value` flag of a command."""
+    values = [word.split("=", 1)[1] for word in command if word.startswith(f"--{name}=")]
+    assert len(values) == 1, (name, command)
+    return values[0]
+
+
+def test_monitoring_images_ports_and_health(services):
+    assert services["prometheus"]["image"].startswith("prom/prometheus:v2.")
+    assert services["grafana"]["image"].startswith("grafana/grafana:")
+    assert services["prometheus"]["ports"] == ["127.0.0.1:${PROMETHEUS_HOST_PORT:-9090}:9090"]
+    assert services["grafana"]["ports"] == ["127.0.0.1:${GRAFANA_HOST_PORT:-3000}:3000"]
+    assert "/-/ready" in " ".join(health_words(services["prometheus"]))
+    assert "/api/health" in " ".join(health_words(services["grafana"]))
+    assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    # Monitoring must not hold the application back: no app service waits for it.
+    for name in APP_SERVICES:
+        assert not MONITORING_SERVICES & set(services[name].get("depends_on", {})), name
+
+
+def test_monitoring_mounts_exist_and_are_read_only(compose, services):
+    for name in MONITORING_SERVICES:
+        mounts = bind_mounts(services[name])
+        assert mounts, name
+        for source, target, mode in mounts:
+            if source.startswith("./"):
+                assert (ROOT / source[2:]).exists(), (name, source)
+                assert mode == "ro", (name, source)
+            else:
+                assert source in compose["volumes"], (name, source)
+            assert target.startswith("/"), (name, target)
+
+
+def test_prometheus_loads_the_repository_config_and_rules(services):
+    prometheus = services["prometheus"]
+    config_path = flag(argv(prometheus["command"]), "config.file")
+    assert mounted_at(prometheus, config_path) == PROMETHEUS_CONFIG
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    rule_files = config["rule_files"]
+    assert rule_files
+    for rule_file in rule_files:
+        in_container = rule_file if rule_file.startswith("/") else f"{Path(config_path).parent}/{rule_file}"
+        source = mounted_at(prometheus, in_container)
+        assert source is not None and source.is_file(), rule_file
+        assert source == ROOT / "ops" / "prometheus" / "rules.yml"
+    # Its data is a named volume, at the storage path it is told to use.
+    storage = flag(argv(prometheus["command"]), "storage.tsdb.path")
+    assert any(target == storage and not src.startswith(".") for src, target, _ in bind_mounts(prometheus))
+
+
+def scrape_targets(job: dict) -> list[tuple[str, int]]:
+    """(host, port) of a scrape job's static targets and DNS names."""
+    targets = []
+    for static in job.get("static_configs", []):
+        for target in static["targets"]:
+            host, port = target.rsplit(":", 1)
+            targets.append((host, int(port)))
+    for dns in job.get("dns_sd_configs", []):
+        targets.extend((name, int(dns["port"])) for name in dns["names"])
+    return targets
+
+
+def test_scrape_targets_name_compose_services(services):
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == set(SCRAPE_PORTS)
+    for name, job in jobs.items():
+        assert job.get("metrics_path", "/metrics") == "/metrics", name
+        assert scrape_targets(job) == [SCRAPE_PORTS[name]], name
+        for host, _ in scrape_targets(job):
+            assert host in services, (name, host)
+    assert str(services["api"]["environment"]["API_PORT"]) == str(SCRAPE_PORTS["scheduler-api"][1])
+    # Scaled services are found through DNS (every container of the service), not as one static name.
+    for name in ("scheduler-worker", "scheduler-ticker"):
+        assert jobs[name]["dns_sd_configs"] and "static_configs" not in jobs[name], name
+
+
+def test_grafana_provisioning_lands_where_grafana_reads_it(services):
+    grafana = services["grafana"]
+    env = grafana["environment"]
+    assert env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    assert "GRAFANA_ADMIN_PASSWORD" in env["GF_SECURITY_ADMIN_PASSWORD"]
+    datasources = mounted_at(grafana, "/etc/grafana/provisioning/datasources")
+    providers = mounted_at(grafana, "/etc/grafana/provisioning/dashboards")
+    assert datasources is not None and list(datasources.glob("*.yml")), datasources
+    assert providers is not None and list(providers.glob("*.yml")), providers
+    # The datasource is the compose prometheus service, on the port its container listens on.
+    for path in datasources.glob("*.yml"):
+        for source in yaml.safe_load(path.read_text())["datasources"]:
+            url = urlsplit(source["url"])
+            assert url.hostname == "prometheus" and url.hostname in services, (path, source["url"])
+            container_ports = {str(port).rsplit(":", 1)[1] for port in services[url.hostname]["ports"]}
+            assert str(url.port) in container_ports, (path, source["url"])
+    # Every dashboard provider reads a mounted directory that holds the repository's dashboards.
+    for path in providers.glob("*.yml"):
+        for provider in yaml.safe_load(path.read_text())["providers"]:
+            folder = mounted_at(grafana, provider["options"]["path"])
+            assert folder == ROOT / "ops" / "grafana" / "dashboards", (path, folder)
+            assert list(folder.glob("*.json")), folder
+    home = mounted_at(grafana, env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"])
+    assert home is not None and home.is_file(), home
