@@ -14,6 +14,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AsyncIO, CurrentMessage
 
 from actors.heartbeat import WorkerHeartbeat
+from actors.probes import WorkerProbes
 from core.settings import Settings
 
 FIRE_QUEUE = "scheduler-fire"
@@ -33,6 +34,7 @@ def make_broker(settings: Settings) -> RedisBroker:
     broker.add_middleware(AsyncIO())
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(WorkerHeartbeat(settings))
+    broker.add_middleware(WorkerProbes(settings))
     return broker
 
 

@@ -10,6 +10,11 @@ from services.liveness import Heartbeat, prefix_for
 _current: Heartbeat | None = None
 
 
+def current() -> Heartbeat | None:
+    """This process's heartbeat, or None when it runs none (an API process, a test)."""
+    return _current
+
+
 def worker_id() -> str | None:
     """This process's heartbeat name, or None when it runs no heartbeat (an API process, a test)."""
     return _current.worker_id if _current is not None else None

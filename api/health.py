@@ -1,5 +1,9 @@
-"""Health probes: /live (process up), /health, /health/detailed (each dependency with latency),
-/ready (503 until PostgreSQL answers and the schema is at the migrations' head)."""
+"""Health probes: /live (process up), /health, /health/detailed (each dependency with latency, and
+the tickers and workers whose heartbeat is live), /ready (503 until PostgreSQL answers and the schema
+is at the migrations' head).
+
+The process list is information: an API with no live worker or ticker is still healthy itself (the
+worker's and the ticker's own probes, runtime.probes, tell an orchestrator about them)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from core.tuning import CHECK_TIMEOUT_SECONDS
+from services.liveness import prefix_for
+from services.presence import live_processes
 
 router = APIRouter(tags=["health"])
 
@@ -50,6 +56,17 @@ async def check_nats(request: Request) -> dict[str, Any]:
     return await _timed(run)
 
 
+async def check_processes(request: Request) -> dict[str, Any]:
+    """The live tickers and workers (services.presence), each with its id and last beat."""
+
+    async def run():
+        prefix = prefix_for(request.app.state.settings.BROKER_NAMESPACE)
+        found = await live_processes(request.app.state.redis, prefix)
+        return {kind + "s": [p.as_dict() for p in found if p.kind == kind] for kind in ("ticker", "worker")}
+
+    return await _timed(run)
+
+
 async def schema_at_head(request: Request) -> tuple[bool, str | None]:
     async with request.app.state.engine.connect() as conn:
         current = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar()
@@ -67,9 +84,13 @@ async def health(request: Request) -> dict[str, str]:
     return {"status": "healthy", "service": settings.SERVICE_NAME, "version": settings.SERVICE_VERSION}
 
 
-@router.get("/health/detailed", summary="Health of PostgreSQL, Redis and NATS, with latency")
+@router.get(
+    "/health/detailed", summary="Health of PostgreSQL, Redis and NATS, with latency; the live tickers and workers"
+)
 async def health_detailed(request: Request) -> JSONResponse:
-    database, redis, nats = await asyncio.gather(check_database(request), check_redis(request), check_nats(request))
+    database, redis, nats, processes = await asyncio.gather(
+        check_database(request), check_redis(request), check_nats(request), check_processes(request)
+    )
     checks = {"postgresql": database, "redis": redis, "nats": nats}
     healthy = all(c["status"] == "up" for c in checks.values())
     settings = request.app.state.settings
@@ -78,6 +99,7 @@ async def health_detailed(request: Request) -> JSONResponse:
         "service": settings.SERVICE_NAME,
         "version": settings.SERVICE_VERSION,
         "checks": checks,
+        "processes": processes,
     }
     return JSONResponse(body, status_code=200 if healthy else 503)
 

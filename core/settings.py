@@ -206,6 +206,22 @@ class Settings(BaseSettings):
 
     # --- Observability ---------------------------------------------------------------------------
     LOG_LEVEL: str = Field("INFO", description="level of the JSON logs on stderr (DEBUG, INFO, WARNING, ERROR)")
+    # The worker and the ticker serve /metrics, /live and /ready on ports of their own (runtime.probes);
+    # the API serves them on API_PORT. A worker started with `-p N` serves one port per process, from
+    # WORKER_METRICS_PORT upwards; the ticker's default lies below that range.
+    METRICS_HOST: str = Field(
+        "127.0.0.1", description="address the worker's and the ticker's metrics and probe servers listen on"
+    )
+    WORKER_METRICS_PORT: int = Field(
+        9191,
+        ge=0,
+        le=65535,
+        description="TCP port of the first worker process's /metrics, /live and /ready; process i of "
+        "`dramatiq -p N` listens on this + i; 0 = no server",
+    )
+    TICKER_METRICS_PORT: int = Field(
+        9190, ge=0, le=65535, description="TCP port of the ticker's /metrics, /live and /ready; 0 = no server"
+    )
 
     @field_validator("DEFAULT_TIMEZONE")
     @classmethod

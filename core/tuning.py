@@ -169,6 +169,18 @@ HOUSEKEEPING_SKIP_DELAY_SECONDS = 60
 # Histogram buckets of the lag and duration metrics (seconds): millisecond resolution where the
 # service runs when healthy, then coarse steps up to 5 min for outages and catch-ups.
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+# Histogram buckets of the API's request durations (seconds): sub-millisecond reads up to the 10 s of
+# a slow bulk request; a request slower than that is an incident whatever its exact time.
+HTTP_DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# The schedules gauge counts schedules by type and status with one GROUP BY over the table; a scrape
+# within this many seconds of the previous count reuses it (seconds). 5 s is below any usual scrape
+# interval (15 s or more), so a single scraper always sees a fresh count, while many scrapers, or a
+# scrape storm, cost at most one count per API process per 5 s.
+SCHEDULES_GAUGE_CACHE_SECONDS = 5.0
+# The ticker's /live answers 503 once its loop has ended no pass for this long (seconds). An idle pass
+# ends at least every SWEEP_EVERY_SECONDS and a catch-up pass of many batches in seconds; a loop
+# silent for 60 s is stuck, and an orchestrator may restart it.
+TICKER_STALL_SECONDS = 60.0
 
 # --- Local run (runtime.launcher, `make run`) ----------------------------------------------------
 

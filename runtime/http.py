@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from contextlib import asynccontextmanager
+from typing import Any
 
 import redis.asyncio as redis
 from fastapi import FastAPI
@@ -22,6 +24,7 @@ from core.settings import Settings
 from core.tuning import NATS_LISTENER_RETRY_SECONDS, REDIS_CONNECT_TIMEOUT_SECONDS, REDIS_SOCKET_TIMEOUT_SECONDS
 from gql.schema import graphql_router
 from models.db import ReadPool, make_engine, make_session_factory
+from runtime import metrics
 from runtime.migrations import migration_head
 from runtime.nats_client import NatsConnection
 from services.audit import AuditService
@@ -33,6 +36,9 @@ from services.payload_schemas import PayloadSchemas
 from services.ratelimit import WriteLimiter
 
 CORRELATION_HEADER = "X-Correlation-ID"
+# The methods the HTTP metrics name; any other is counted as OTHER, so that a client cannot add series.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED_ROUTE = "(unmatched)"
 _CORRELATION_KEY = CORRELATION_HEADER.lower().encode()
 log = logging.getLogger("api")
 
@@ -81,6 +87,52 @@ class CorrelationId:
         await self.app(scope, receive, with_header)
 
 
+class RequestMetrics:
+    """Count and time each HTTP request (`http_requests_total`, `http_request_duration_seconds`) by the
+    route template the router matched (`/api/v1/schedules/{schedule_id}`, a mount's prefix such as
+    `/dramatiq`, or `(unmatched)`), the method and the status.
+
+    A pure ASGI middleware, outermost, so the time covers every other middleware and the whole
+    response body (seconds, monotonic clock). Per request it reads the clock twice and looks up one
+    counter and one histogram child in dicts; each label set's children are created once. A request
+    whose handler raises is counted with status 500. WebSocket and lifespan scopes pass untouched.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._timers: dict[tuple[str, str], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 500
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed)
+        finally:
+            self._observe(scope, status, time.perf_counter() - started)
+
+    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+        route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+        method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+        counter = self._counters.get((route, method, status))
+        if counter is None:
+            counter = self._counters[(route, method, status)] = metrics.HTTP_REQUESTS.labels(route, method, str(status))
+        counter.inc()
+        timer = self._timers.get((route, method))
+        if timer is None:
+            timer = self._timers[(route, method)] = metrics.HTTP_DURATION.labels(route, method)
+        timer.observe(seconds)
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the app; connections open in the lifespan so importing this module does no I/O."""
 
@@ -123,6 +175,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
 
+    metrics.install(metrics.API)
     app.add_middleware(CorrelationId)
     install_problem_handlers(app)
     install_hardening(app, settings)
@@ -133,4 +186,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics_route.router)
     mount_dashboards(app, settings)
+    app.add_middleware(RequestMetrics)  # added last: the outermost of the app's middleware
     return app

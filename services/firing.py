@@ -86,6 +86,7 @@ class Outcome:
     decision: Decision
     subject: str | None = None  # the target subject, when the run got as far as publishing
     published_at: datetime | None = None  # when its publish began (UTC); None when nothing was sent
+    settled_at: datetime | None = None  # when its publish's outcome was known (UTC); None when nothing was sent
 
     @classmethod
     def of(cls, run: Claimed, now: datetime, decision: Decision, subject: str | None = None) -> Outcome:
@@ -370,7 +371,10 @@ class FiringService:
         outcome = Outcome.of(run, now, decision, run.target_command)
         if delivery.written_at is None:
             return outcome
-        return replace(outcome, published_at=datetime.fromtimestamp(delivery.written_at, timezone.utc))
+        settled = datetime.fromtimestamp(delivery.settled_at, timezone.utc) if delivery.settled_at else None
+        return replace(
+            outcome, published_at=datetime.fromtimestamp(delivery.written_at, timezone.utc), settled_at=settled
+        )
 
     def _outage(self, run: Claimed, now: datetime, error: str, jitter: float, nats: bool = False) -> Outcome:
         decision = self.policy.on_outage(run, now, error, jitter, nats=nats)

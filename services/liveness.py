@@ -38,6 +38,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,9 +62,11 @@ KEY_PREFIX = "scheduler:"  # keys: <prefix>worker:<id>, <prefix>workers (a hash)
 DRAMATIQ_HEARTBEATS = "__heartbeats__"
 
 # KEYS: the worker's key, the epoch key, the hash of workers. ARGV: the worker id, the TTL in ms,
-# the process's Dramatiq consumer id ("" when unknown).
+# the process's Dramatiq consumer id ("" when unknown). The key holds the beat's Redis time in ms
+# (services.presence lists it); only its existence says whether the worker is alive.
 _BEAT = """
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local now = redis.call('TIME')
+redis.call('SET', KEYS[1], now[1] .. string.format('%03d', math.floor(now[2] / 1000)), 'PX', ARGV[2])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
 if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('SET', KEYS[2], redis.call('TIME')[1])
@@ -133,7 +136,14 @@ class Heartbeat:
     """Keeps one worker process's key alive from a daemon thread.
 
     `interval_seconds` between beats; the key lives `dead_after_seconds` after each beat.
+    `beaten_at`: the monotonic time of the last beat Redis took (None before one); `running`: the
+    thread beats. A subclass names other keys (`kind`, `members`) and its own script (`script`,
+    `keys`, `args`).
     """
+
+    kind = "worker"
+    members = "workers"
+    script = _BEAT
 
     def __init__(
         self,
@@ -151,6 +161,7 @@ class Heartbeat:
         self.interval = interval_seconds
         self.ttl_ms = int(dead_after_seconds * 1000)
         self.worker_id: str | None = None
+        self.beaten_at: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._client: redis.Redis | None = None
@@ -158,7 +169,17 @@ class Heartbeat:
 
     @property
     def key(self) -> str:
-        return f"{self.prefix}worker:{self.worker_id}"
+        return f"{self.prefix}{self.kind}:{self.worker_id}"
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def keys(self) -> list[str]:
+        return [self.key, f"{self.prefix}workers:epoch", f"{self.prefix}workers"]
+
+    def args(self) -> list[Any]:
+        return [self.worker_id, self.ttl_ms, self.consumer_id]
 
     def start(self) -> str:
         """Name this process, beat once before it takes any work, then keep beating; returns the id.
@@ -171,10 +192,10 @@ class Heartbeat:
             socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
             socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
         )
-        self._script = self._client.register_script(_BEAT)
+        self._script = self._client.register_script(self.script)
         self._stop.clear()
         self.beat()
-        self._thread = threading.Thread(target=self._run, name="worker-heartbeat", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"{self.kind}-heartbeat", daemon=True)
         self._thread.start()
         return self.worker_id
 
@@ -182,13 +203,11 @@ class Heartbeat:
         if self._script is None:
             raise RuntimeError("Heartbeat.beat() before start()")
         try:
-            self._script(
-                keys=[self.key, f"{self.prefix}workers:epoch", f"{self.prefix}workers"],
-                args=[self.worker_id, self.ttl_ms, self.consumer_id],
-            )
+            self._script(keys=self.keys(), args=self.args())
+            self.beaten_at = time.monotonic()
             return True
         except redis.RedisError as error:  # Redis down: the runs fall back to LOCK_TIMEOUT_SECONDS
-            log.warning("heartbeat failed", extra={"action": "worker.heartbeat_failed", "error": str(error)})
+            log.warning("heartbeat failed", extra={"action": f"{self.kind}.heartbeat_failed", "error": str(error)})
             return False
 
     def _run(self) -> None:
@@ -204,7 +223,7 @@ class Heartbeat:
         if self._client is not None:
             try:
                 self._client.delete(self.key)
-                self._client.hdel(f"{self.prefix}workers", self.worker_id)
+                self._client.hdel(f"{self.prefix}{self.members}", self.worker_id)
             except redis.RedisError:
                 pass  # the key expires on its own
             self._client.close()

@@ -44,6 +44,9 @@ class Delivery:
     duplicate: bool = False
     error: str | None = None
     written_at: float | None = None  # when its publish began (epoch seconds); None if never attempted
+    # When its outcome was known (epoch seconds): the PubAck, barrier echo or reply arrived, or the
+    # attempt failed or timed out; None if never attempted.
+    settled_at: float | None = None
     # The failure is ours, not the target's: NATS was unreachable, or the connection was down when the
     # attempt ended (the command may or may not have reached the server).
     unreachable: bool = False
@@ -93,20 +96,20 @@ class AckInbox:
     async def _on_reply(self, msg: Any) -> None:
         future = self._pending.pop(msg.subject[len(self._prefix) + 1 :], None)
         if future is not None and not future.done():
-            future.set_result(msg)
+            future.set_result((msg, time.time()))
 
     async def publish(
         self, client: Any, subject: str, body: bytes, headers: dict[str, str]
     ) -> tuple[str, asyncio.Future]:
         """Publish; returns (token, future), the future resolving to the server's reply (a PubAck, an
-        error or a status)."""
+        error or a status) and its arrival (epoch seconds)."""
         return await self._expect(
             client, lambda token: client.publish(subject, body, reply=f"{self._prefix}.{token}", headers=headers)
         )
 
     async def barrier(self, client: Any) -> tuple[str, asyncio.Future]:
         """Publish an empty message to our own inbox; returns (token, future), the future resolving when
-        the server echoes it back.
+        the server echoes it back (to the echo and its arrival, epoch seconds).
 
         A NATS server processes one connection's messages in order, so the echo proves that every
         publish written before the barrier on this connection reached the server and was routed to
@@ -241,6 +244,7 @@ class CommandPublisher:
                 item.mode,
                 error=f"{type(error).__name__}: {error}"[:500],
                 may_have_published=isinstance(error, TimeoutError),
+                settled_at=time.time(),
             )
 
     def _confirmations(
@@ -273,11 +277,15 @@ class CommandPublisher:
         try:
             reply = await client.request(item.subject, item.body, timeout=item.timeout_seconds, headers=item.headers)
             problem = reply_error(reply.headers, reply.data)
-            results[index] = Delivery(problem is None, "request", error=problem)
+            results[index] = Delivery(problem is None, "request", error=problem, settled_at=time.time())
         except Exception as error:
             timed_out = isinstance(error, TimeoutError)
             results[index] = Delivery(
-                False, "request", error=f"{type(error).__name__}: {error}"[:500], may_have_published=timed_out
+                False,
+                "request",
+                error=f"{type(error).__name__}: {error}"[:500],
+                may_have_published=timed_out,
+                settled_at=time.time(),
             )
 
     async def _await_acks(
@@ -287,12 +295,17 @@ class CommandPublisher:
         late: list[str] = []
         for index, stream, (token, future) in acks:
             if future.done():
-                results[index] = pub_ack(future.result(), stream)
+                reply, arrived_at = future.result()
+                results[index] = replace(pub_ack(reply, stream), settled_at=arrived_at)
             else:
                 future.cancel()
                 late.append(token)
                 results[index] = Delivery(
-                    False, "jetstream", error="TimeoutError: no PubAck in time", may_have_published=True
+                    False,
+                    "jetstream",
+                    error="TimeoutError: no PubAck in time",
+                    may_have_published=True,
+                    settled_at=time.time(),
                 )
         self._acks.forget(late)
 
@@ -303,15 +316,19 @@ class CommandPublisher:
         token = None
         try:
             token, echo = await self._acks.barrier(client)
-            await asyncio.wait_for(echo, timeout)
-            confirmed = Delivery(True, "core")
+            _, echoed_at = await asyncio.wait_for(echo, timeout)
+            confirmed = Delivery(True, "core", settled_at=echoed_at)
         except Exception as error:
             if token is not None:
                 self._acks.forget([token])
             if isinstance(error, asyncio.TimeoutError):
                 error = TimeoutError(f"NATS did not confirm within {timeout:g} s")
             confirmed = Delivery(
-                False, "core", error=f"flush failed: {type(error).__name__}: {error}"[:500], may_have_published=True
+                False,
+                "core",
+                error=f"flush failed: {type(error).__name__}: {error}"[:500],
+                may_have_published=True,
+                settled_at=time.time(),
             )
         for index in indexes:
             results[index] = confirmed

@@ -29,7 +29,7 @@ PROMETHEUS_CONFIG = ROOT / "ops" / "prometheus" / "prometheus.yml"
 SCRAPE_PORTS = {
     "scheduler-api": ("api", 8008),
     "scheduler-worker": ("worker", 9191),
-    "scheduler-ticker": ("ticker", 9192),
+    "scheduler-ticker": ("ticker", 9190),
 }
 
 
@@ -94,11 +94,35 @@ def test_ports_bound_to_loopback_only(services):
     assert any(p.endswith(":8008") for p in services["api"]["ports"])
 
 
+def host_side(port: str) -> str:
+    """The host part of `127.0.0.1:HOST:CONTAINER`, a ${VAR:-default} replaced by its default."""
+    host = str(port).split(":", 1)[1].rsplit(":", 1)[0]
+    return re.sub(r"\$\{[^:}]*:-([^}]*)\}", lambda m: m.group(1), host)
+
+
 def test_worker_scales(services):
     worker = services["worker"]
-    assert "ports" not in worker and "container_name" not in worker
+    assert "container_name" not in worker
+    # Its one published port is a host range: every replica gets a port of its own.
+    [port] = worker["ports"]
+    first, last = (int(p) for p in host_side(port).split("-"))
+    assert last - first >= 2 and str(port).endswith(":9191")
     assert worker["environment"]["dramatiq_worker_timeout"] == "20"
     assert argv(worker["command"]) == ["dramatiq", "actors", "housekeeping", "-p", "1", "-t", "16"]
+
+
+def test_worker_and_ticker_publish_their_metrics_port_and_probe_it():
+    """Each container's metrics port is the one its process listens on, and its health check asks it."""
+    from core.settings import Settings
+
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    for name, setting in (("worker", "WORKER_METRICS_PORT"), ("ticker", "TICKER_METRICS_PORT")):
+        service = services[name]
+        port = str(service["environment"][setting])
+        assert port == str(Settings.model_fields[setting].default), (name, port)
+        assert [str(p).rsplit(":", 1)[1] for p in service["ports"]] == [port], name
+        assert f"http://127.0.0.1:{port}/live" in " ".join(health_words(service)), name
+        assert service["environment"]["METRICS_HOST"] == "0.0.0.0", name
 
 
 def test_health_checks(services):

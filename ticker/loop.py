@@ -1,9 +1,13 @@
-"""The ticker's loop: tick, then sleep until the next due instant (capped) or a NOTIFY wakes it."""
+"""The ticker's loop: tick, then sleep until the next due instant (capped) or a NOTIFY wakes it.
+
+The loop reports each pass to a `Pulse`, which the ticker's probes read (ticker.__main__).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
@@ -12,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
-from core.tuning import ERROR_BACKOFF_SECONDS, LISTEN_CONNECT_TIMEOUT_SECONDS, SWEEP_EVERY_SECONDS
+from core.tuning import ERROR_BACKOFF_SECONDS, LISTEN_CONNECT_TIMEOUT_SECONDS, SWEEP_EVERY_SECONDS, TICKER_STALL_SECONDS
 from services.events import EventSink
 from services.liveness import WorkerRegistry
 from services.locks import ScheduleLocks
@@ -26,6 +30,31 @@ log = logging.getLogger("ticker")
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class Pulse:
+    """When the loop last ended a pass, and whether that pass succeeded (monotonic seconds).
+
+    Written by the loop, read by the probe server's threads (single attribute writes). Live: a pass
+    ended within TICKER_STALL_SECONDS (the process start counts as one). Ready: besides, the last pass
+    succeeded (the database answered).
+    """
+
+    def __init__(self) -> None:
+        self.passed_at = time.monotonic()
+        self.succeeded: bool | None = None  # None before the first pass
+
+    def mark(self, succeeded: bool) -> None:
+        self.passed_at = time.monotonic()
+        self.succeeded = succeeded
+
+    def live(self) -> tuple[bool, dict]:
+        age = time.monotonic() - self.passed_at
+        return age < TICKER_STALL_SECONDS, {"last_pass_age_seconds": round(age, 3), "last_pass_ok": self.succeeded}
+
+    def ready(self) -> tuple[bool, dict]:
+        alive, details = self.live()
+        return alive and self.succeeded is True, details
 
 
 class Wakeups:
@@ -70,7 +99,9 @@ async def run_loop(
     clock: Callable[[], datetime] = utc_now,
     workers: WorkerRegistry | None = None,
     locks: ScheduleLocks | None = None,
+    pulse: Pulse | None = None,
 ) -> None:
+    pulse = pulse or Pulse()
     wakeups = Wakeups(settings.DATABASE_URL)
     last_sweep = 0.0
     woken = True
@@ -108,11 +139,13 @@ async def run_loop(
                 sleep = min(sleep, SWEEP_EVERY_SECONDS)
                 if report.enqueue_failed:  # the queue is down: its released runs are due again at once
                     sleep = ERROR_BACKOFF_SECONDS
+                pulse.mark(True)
             except Exception as error:  # database down: keep trying, never exit
                 log.warning(
                     "tick failed", extra={"action": "ticker.tick_failed", "error": f"{type(error).__name__}: {error}"}
                 )
                 sleep = ERROR_BACKOFF_SECONDS
+                pulse.mark(False)
             woken = await wakeups.wait(sleep) if sleep > 0 else False
     finally:
         await wakeups.close()

@@ -119,3 +119,26 @@ async def test_a_command_held_while_the_connection_drops_fails_and_is_not_sent_o
     assert later.ok
     await wait_until(lambda: (f"{subject}.x", b"later") in received)
     assert (f"{subject}.x", b"held") not in received
+
+
+async def test_each_delivery_says_when_its_outcome_was_known_a_reply_included(connection):
+    """settled_at - written_at is the publish's duration: a request's covers the responder's wait."""
+    responder = await nats.connect(f"nats://{NATS_HOST}:{NATS_PORT}")
+    subject = f"test.publisher.{uuid.uuid4().hex}"
+
+    async def slow_reply(msg) -> None:
+        await asyncio.sleep(0.3)
+        await msg.respond(b'{"ok": true}')
+
+    await responder.subscribe(f"{subject}.rpc", cb=slow_reply)
+    await responder.flush()
+    try:
+        publisher = CommandPublisher(connection)
+        core, request = await publisher.deliver_many(
+            [command(f"{subject}.core", b"c"), command(f"{subject}.rpc", b"r", mode="request", timeout_seconds=5)]
+        )
+        assert core.ok and request.ok and request.via == "request"
+        assert 0 <= core.settled_at - core.written_at < 0.3
+        assert 0.3 <= request.settled_at - request.written_at < 5
+    finally:
+        await responder.close()

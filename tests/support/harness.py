@@ -73,6 +73,7 @@ class Stack:
         self.api_port = free_port()
         self.processes: dict[str, subprocess.Popen] = {}
         self.worker_threads = 16
+        self.worker_processes = 1
         self.logs = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts")) / self.database
         self.env = {
             **os.environ,
@@ -86,6 +87,9 @@ class Stack:
             "AUTH_ENABLED": "false",
             "RATE_LIMIT_WRITES": "",
             "LOG_LEVEL": "INFO",
+            # No metrics and probe servers unless a test asks for them: stacks run side by side.
+            "WORKER_METRICS_PORT": "0",
+            "TICKER_METRICS_PORT": "0",
             **settings,
         }
 
@@ -108,7 +112,14 @@ class Stack:
         return {
             "api": [sys.executable, "-m", "api"],
             "ticker": [sys.executable, "-m", "ticker"],
-            "worker": [str(VENV_BIN / "dramatiq"), "actors", "-p", "1", "-t", str(self.worker_threads)],
+            "worker": [
+                str(VENV_BIN / "dramatiq"),
+                "actors",
+                "-p",
+                str(self.worker_processes),
+                "-t",
+                str(self.worker_threads),
+            ],
         }[kind]
 
     def start(self, name: str, kind: str | None = None, port: int | None = None) -> subprocess.Popen:
