@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from functools import lru_cache
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
@@ -205,7 +206,16 @@ class Settings(BaseSettings):
     )
 
     # --- Observability ---------------------------------------------------------------------------
-    LOG_LEVEL: str = Field("INFO", description="level of the JSON logs on stderr (DEBUG, INFO, WARNING, ERROR)")
+    LOG_LEVEL: str = Field("INFO", description="level of the logs on stderr (DEBUG, INFO, WARNING, ERROR)")
+    LOG_FORMAT: Literal["json", "console"] = Field(
+        "json",
+        description="log lines on stderr: 'json' (one JSON object per line) or 'console' (readable, for a terminal)",
+    )
+    OTEL_EXPORTER_OTLP_ENDPOINT: str = Field(
+        "",
+        description="OTLP/HTTP endpoint receiving OpenTelemetry spans (e.g. http://localhost:4318); empty = "
+        "tracing off (traceparent headers still travel with the runs)",
+    )
 
     @field_validator("DEFAULT_TIMEZONE")
     @classmethod
