@@ -9,7 +9,7 @@ import actors  # noqa: F401  (installs the broker the actors send through)
 from core.settings import get_settings
 from core.tuning import REDIS_CONNECT_TIMEOUT_SECONDS, REDIS_SOCKET_TIMEOUT_SECONDS, TICKER_DATABASE_POOL_SIZE
 from models.db import make_engine
-from runtime.logging import configure_logging
+from runtime.logging import configure_process
 from runtime.nats_client import NatsConnection
 from services.events import NatsEvents
 from services.liveness import WorkerRegistry, prefix_for
@@ -20,7 +20,7 @@ from ticker.loop import run_loop
 
 async def main() -> None:
     settings = get_settings()
-    configure_logging(settings.LOG_LEVEL, f"{settings.SERVICE_NAME}-ticker")
+    configure_process("ticker")
     engine = make_engine(settings.DATABASE_URL, pool_size=TICKER_DATABASE_POOL_SIZE)
     nats = NatsConnection.from_settings(settings, name=f"{settings.SERVICE_NAME}-ticker")
     # Short timeouts: a Redis outage must not hold up the tick (the sweep then reaps by LOCK_TIMEOUT only).
