@@ -73,6 +73,7 @@ def configure_logging(
     )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
+    handler.setLevel(level.upper())  # holds where a library resets the root logger's level (periodiq does)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

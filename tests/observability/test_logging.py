@@ -140,3 +140,11 @@ async def test_a_request_s_valid_traceparent_stays_with_its_actor():
     assert ignored.traceparent is None
     absent = await resolve_principal(HeaderMap({}), (), None, False, "c")
     assert absent.traceparent is None
+
+
+def test_log_level_holds_when_a_library_resets_the_root_level(stream):
+    configure_logging("WARNING", "svc", "housekeeping", "json", stream)
+    logging.getLogger().setLevel(logging.INFO)  # what periodiq does with its default verbosity
+    logging.getLogger("periodiq").info("chatty")
+    logging.getLogger("periodiq").warning("worth seeing")
+    assert [json.loads(line)["message"] for line in lines(stream)] == ["worth seeing"]
