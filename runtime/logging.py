@@ -4,14 +4,15 @@ This module owns the log format. Every line carries `timestamp`, `level`, `logge
 `service` (SERVICE_NAME), `process` (one of PROCESSES) and a stable `action` key where the caller
 gives one, plus the ids it knows: `correlation_id` (bound per HTTP request and NATS command, or
 given per run by the worker), `schedule_id`, `execution_id`. Records of other libraries (uvicorn,
-Dramatiq, periodiq, Python warnings) go through the same renderer. `LOG_FORMAT=json` renders one JSON
-object per line; `LOG_FORMAT=console` a readable line for a terminal.
+Dramatiq, periodiq), Python warnings and uncaught exceptions go through the same renderer.
+`LOG_FORMAT=json` renders one JSON object per line; `LOG_FORMAT=console` a readable line for a terminal.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 from typing import IO, Any
 
 import structlog
@@ -44,6 +45,19 @@ def _renderers(fmt: str, stream: IO[str]) -> list[Any]:
     ]
 
 
+def _log_uncaught(exc_type, exc, traceback) -> None:
+    logging.getLogger("uncaught").critical("uncaught exception", exc_info=(exc_type, exc, traceback))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("uncaught").error(
+        "uncaught exception in thread %s", name, exc_info=(args.exc_type, args.exc_value, args.exc_traceback)
+    )
+
+
 def configure_logging(
     level: str = "INFO",
     service: str = "scheduler-service",
@@ -51,7 +65,8 @@ def configure_logging(
     fmt: str = "json",
     stream: IO[str] | None = None,
 ) -> None:
-    """Route structlog, the standard library's logging and Python warnings through one renderer on
+    """Route structlog, the standard library's logging, Python warnings and uncaught exceptions (of the
+    main thread and of other threads) through one renderer on
     `stream` (default: the current `sys.stderr`). Calling it again replaces the configuration (a
     Dramatiq worker process does so after its stderr becomes the pipe to its parent)."""
     if process not in PROCESSES:
@@ -78,6 +93,7 @@ def configure_logging(
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.captureWarnings(True)
+    sys.excepthook, threading.excepthook = _log_uncaught, _log_uncaught_in_thread
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
+import threading
 import warnings
 
 import httpx
@@ -26,8 +28,10 @@ def stream():
     """Configure logging onto a buffer; the root logger and structlog are put back afterwards."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    hooks = sys.excepthook, threading.excepthook
     buffer = io.StringIO()
     yield buffer
+    sys.excepthook, threading.excepthook = hooks
     root.handlers[:] = handlers
     root.setLevel(level)
     logging.captureWarnings(False)
@@ -148,3 +152,17 @@ def test_log_level_holds_when_a_library_resets_the_root_level(stream):
     logging.getLogger("periodiq").info("chatty")
     logging.getLogger("periodiq").warning("worth seeing")
     assert [json.loads(line)["message"] for line in lines(stream)] == ["worth seeing"]
+
+
+def test_an_uncaught_exception_in_a_thread_is_a_json_line(stream):
+    configure_logging("INFO", "svc", "worker", "json", stream)
+
+    def fail() -> None:
+        raise RuntimeError("thread broke")
+
+    thread = threading.Thread(target=fail, name="doomed")
+    thread.start()
+    thread.join()
+    [record] = [json.loads(line) for line in lines(stream)]
+    assert record["level"] == "error" and "doomed" in record["message"]
+    assert "RuntimeError: thread broke" in record["exception"]
