@@ -4,8 +4,9 @@ housekeeping through `runtime.worker` and `runtime.periodic`).
 Proves: every line every process writes is one JSON object naming the service, the process and the
 level; a triggered run's worker lines carry the correlation id its request sent; the request's
 traceparent reaches the published command (same trace, the run's own span as parent), over REST and
-over NATS; the API writes an access line per request; LOG_FORMAT=console is not JSON; with
-OTEL_EXPORTER_OTLP_ENDPOINT set, the API's and the worker's spans reach an OTLP collector in one trace.
+over NATS, and the run's events carry it; the API writes an access line per request;
+LOG_FORMAT=console is not JSON; with OTEL_EXPORTER_OTLP_ENDPOINT set, the API's and the worker's spans
+reach an OTLP collector in one trace.
 """
 
 from __future__ import annotations
@@ -119,6 +120,16 @@ async def trigger_over_nats(nc, schedule_id: str, headers: dict[str, str]) -> di
     return await wait_for(answered, DEADLINE, interval=0.3, message="the NATS trigger's reply")
 
 
+def mine(events: list, execution_ids: set[str]) -> dict:
+    """The events received about these runs, by execution id."""
+    found = {}
+    for event in events:
+        execution_id = json.loads(event.data).get("execution_id")
+        if execution_id in execution_ids:
+            found[execution_id] = event
+    return found
+
+
 async def recorded_line(stack: LoggedStack, execution_id: str) -> dict:
     """The worker's `execution.recorded` line of a run."""
 
@@ -164,6 +175,7 @@ async def test_a_triggered_run_carries_its_request_s_correlation_id_and_trace(st
     nc = await nats.connect(stack.nats_url)
     try:
         received = await listen(nc, subject)
+        events = await listen(nc, "evt.scheduler.execution.succeeded")
         async with httpx.AsyncClient(base_url=stack.api, timeout=15) as http:
             schedule_id = await create_yearly(http, subject)
             triggered = await http.post(
@@ -178,11 +190,16 @@ async def test_a_triggered_run_carries_its_request_s_correlation_id_and_trace(st
             )
         )["execution_id"]
         await wait_for(lambda: len(received) >= 2, DEADLINE, message="both manual runs")
+        await wait_for(lambda: len(mine(events, {by_rest, by_nats})) >= 2, DEADLINE, message="their events")
     finally:
         await nc.close()
     messages = {m.headers["Scheduler-Execution-Id"]: m for m in received}
     assert_command_continues(messages[by_rest], rest_trace, "corr-rest-trigger", by_rest)
     assert_command_continues(messages[by_nats], nats_trace, "corr-nats-trigger", by_nats)
+    for execution_id, event in mine(events, {by_rest, by_nats}).items():
+        body = json.loads(event.data)
+        assert body["traceparent"] == event.headers["traceparent"] == messages[execution_id].headers["traceparent"]
+        assert body["correlation_id"] == messages[execution_id].headers["Scheduler-Correlation-Id"]
     assert await stored_traceparents(stack, [by_rest, by_nats]) == {by_rest: rest_trace, by_nats: nats_trace}
 
     for execution_id, correlation_id in ((by_rest, "corr-rest-trigger"), (by_nats, "corr-nats-trigger")):
