@@ -34,6 +34,12 @@ class _Identity:
         return event
 
 
+def _drop_color_message(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """uvicorn passes a terminal-coloured copy of its message as an extra: the message says it already."""
+    event.pop("color_message", None)
+    return event
+
+
 def _renderers(fmt: str, stream: IO[str]) -> list[Any]:
     if fmt == "console":
         colors = bool(getattr(stream, "isatty", lambda: False)())
@@ -80,6 +86,7 @@ def configure_logging(
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.stdlib.ExtraAdder(),
+        _drop_color_message,
         _Identity(service, process),
     ]
     formatter = structlog.stdlib.ProcessorFormatter(
