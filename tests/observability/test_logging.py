@@ -166,3 +166,12 @@ def test_an_uncaught_exception_in_a_thread_is_a_json_line(stream):
     [record] = [json.loads(line) for line in lines(stream)]
     assert record["level"] == "error" and "doomed" in record["message"]
     assert "RuntimeError: thread broke" in record["exception"]
+
+
+def test_the_launcher_s_own_lines_name_it_and_an_unknown_format_falls_back_to_json(stream, capsys):
+    from runtime.launcher import configure_launcher_logging
+
+    configure_launcher_logging({"LOG_FORMAT": "fancy", "SERVICE_NAME": "svc-l"})
+    logging.getLogger("launcher").warning("api exited with 1; restarting", extra={"action": "launcher.child_restart"})
+    record = json.loads(capsys.readouterr().err.strip())
+    assert (record["process"], record["service"], record["action"]) == ("launcher", "svc-l", "launcher.child_restart")
