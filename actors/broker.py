@@ -11,17 +11,28 @@ from __future__ import annotations
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import AsyncIO, CurrentMessage
+from dramatiq.middleware import AsyncIO, CurrentMessage, Middleware
 
 from actors.heartbeat import WorkerHeartbeat
 from actors.probes import WorkerProbes
-from core.settings import Settings
+from core.settings import Settings, get_settings
+from runtime import tracing
+from runtime.logging import configure_process
 
 FIRE_QUEUE = "scheduler-fire"
 # Runs that are already late and were handed over once before (lost hand-overs, overdue retries, runs
 # reaped from a dead worker). Their own queue and a better actor priority: a worker takes them before
 # the fresh slots it has prefetched, instead of after a catch-up backlog that may take tens of seconds.
 OVERDUE_QUEUE = "scheduler-fire-overdue"
+
+
+class ProcessSetup(Middleware):
+    """Configures the service's log format and tracing in each Dramatiq worker process once it has
+    booted (its stderr is then the pipe through which Dramatiq's parent process writes its lines)."""
+
+    def after_process_boot(self, broker: dramatiq.Broker) -> None:
+        configure_process("worker")
+        tracing.setup(get_settings(), "worker")
 
 
 def make_broker(settings: Settings) -> RedisBroker:
@@ -35,6 +46,7 @@ def make_broker(settings: Settings) -> RedisBroker:
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(WorkerHeartbeat(settings))
     broker.add_middleware(WorkerProbes(settings))
+    broker.add_middleware(ProcessSetup())
     return broker
 
 

@@ -4,7 +4,8 @@
 with their next attempt time (the core backoff; the attempt count lives in PostgreSQL) and go back to
 the queue together as delayed `fire_overdue` messages, until they succeed or run out of attempts; runs
 that failed because NATS was unreachable go back when it is reachable again (actors.handoff). Metrics
-and events of a batch are one function each (`_observe`, `_emit_events`).
+and events of a batch are one function each (`_observe`, `_emit_events`); each recorded attempt is
+one log line (`_log_outcomes`) carrying its run's ids and the correlation id of the request behind it.
 Safe to run twice: the claim is a conditional UPDATE.
 """
 
@@ -77,6 +78,8 @@ async def _emit_events(res: WorkerResources, result: FireResult) -> None:
             "attempt": o.attempt,
             "scheduled_for": o.scheduled_for.isoformat(),
             "at": at,
+            "correlation_id": o.correlation_id,
+            "traceparent": o.traceparent,
         }
         events.append((EXECUTION_EVENT_PREFIX + ExecutionEvent.STARTED, {**body, "status": ExecutionStatus.RUNNING}))
         kind = event_of(o.status)
@@ -84,6 +87,26 @@ async def _emit_events(res: WorkerResources, result: FireResult) -> None:
             (EXECUTION_EVENT_PREFIX + kind, {**body, "status": o.status, "reason": o.reason, "error": o.error})
         )
     await res.events.emit_many(events)
+
+
+def _log_outcomes(result: FireResult) -> None:
+    """One line per recorded attempt, with the ids and the correlation id of the run's request."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    for o in result.outcomes:
+        log.info(
+            "execution recorded",
+            extra={
+                "action": "execution.recorded",
+                "execution_id": str(o.execution_id),
+                "schedule_id": str(o.schedule_id),
+                "correlation_id": o.correlation_id,
+                "traceparent": o.traceparent,
+                "attempt": o.attempt,
+                "status": o.status.value,
+                "reason": o.reason,
+            },
+        )
 
 
 async def _retry_later(result: FireResult) -> None:
@@ -99,6 +122,7 @@ async def _run(execution_ids: list[str]) -> FireResult:
     ids = [uuid.UUID(i) for i in execution_ids]
     result = await res.firing.fire(ids, utc_now, random.random())
     _observe(result)
+    _log_outcomes(result)
     await _emit_events(res, result)
     return result
 

@@ -11,6 +11,7 @@ from actors.handoff import HandOff
 from core.settings import Settings, get_settings
 from core.tuning import REDIS_CONNECT_TIMEOUT_SECONDS, WORKER_REDIS_SOCKET_TIMEOUT_SECONDS
 from models.db import make_engine
+from runtime import tracing
 from runtime.nats_client import NatsConnection
 from services.events import NatsEvents
 from services.firing import FiringService
@@ -35,6 +36,7 @@ class WorkerResources:
             CommandPublisher(self.nats, settings.NATS_STREAM_CACHE_SECONDS),
             settings,
             worker_id=heartbeat.worker_id(),
+            traces=tracing.SpanTraces() if tracing.enabled() else None,
         )
         self.hand_off = HandOff(self.nats_is_up, settings.DISPATCH_BATCH_SIZE)
 

@@ -5,7 +5,8 @@ the same JSON the REST route answers; failures are the same problem documents, a
 carries a `Scheduler-Status` header with the HTTP-equivalent status. Credentials and the acting
 principal come from the same headers, in the same order per operation, as REST (Authorization,
 X-Created-By, X-Performed-By, ...; see `services.principals.PRINCIPAL_HEADERS`); header names are
-matched without regard to case.
+matched without regard to case. A `traceparent` header is stored with the runs a command creates, and
+`X-Correlation-ID` names the command in logs, the audit trail and the runs.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+import structlog
 from pydantic import ValidationError
 
 from core.errors import DomainError, ValidationFailed
@@ -106,9 +108,23 @@ async def handle(
     api_keys: ApiKeyService,
     auth_enabled: bool,
 ) -> tuple[int, bytes]:
-    """Run one command; returns (status, reply body). Never raises."""
+    """Run one command; returns (status, reply body). Never raises. Its log lines carry its correlation id."""
     found = HeaderMap(headers)
     correlation_id = (found.get("X-Correlation-ID") or str(uuid.uuid4()))[:64]
+    with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
+        return await _run(service, subject, data, found, correlation_id, now, api_keys, auth_enabled)
+
+
+async def _run(
+    service: LifecycleService,
+    subject: str,
+    data: bytes,
+    found: HeaderMap,
+    correlation_id: str,
+    now: datetime,
+    api_keys: ApiKeyService,
+    auth_enabled: bool,
+) -> tuple[int, bytes]:
     operation = subject.removeprefix(SUBJECT_PREFIX)
     try:
         header_names = PRINCIPAL_HEADERS.get(operation, PRINCIPAL_HEADERS["request"])

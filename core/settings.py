@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from functools import lru_cache
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
@@ -205,7 +206,7 @@ class Settings(BaseSettings):
     )
 
     # --- Observability ---------------------------------------------------------------------------
-    LOG_LEVEL: str = Field("INFO", description="level of the JSON logs on stderr (DEBUG, INFO, WARNING, ERROR)")
+    LOG_LEVEL: str = Field("INFO", description="level of the logs on stderr (DEBUG, INFO, WARNING, ERROR)")
     # The worker and the ticker serve /metrics, /live and /ready on ports of their own (runtime.probes);
     # the API serves them on API_PORT. A worker started with `-p N` serves one port per process, from
     # WORKER_METRICS_PORT upwards; the ticker's default lies below that range.
@@ -221,6 +222,15 @@ class Settings(BaseSettings):
     )
     TICKER_METRICS_PORT: int = Field(
         9190, ge=0, le=65535, description="TCP port of the ticker's /metrics, /live and /ready; 0 = no server"
+    )
+    LOG_FORMAT: Literal["json", "console"] = Field(
+        "json",
+        description="log lines on stderr: 'json' (one JSON object per line) or 'console' (readable, for a terminal)",
+    )
+    OTEL_EXPORTER_OTLP_ENDPOINT: str = Field(
+        "",
+        description="OTLP/HTTP endpoint receiving OpenTelemetry spans (e.g. http://localhost:4318); empty = "
+        "tracing off (traceparent headers still travel with the runs)",
     )
 
     @field_validator("DEFAULT_TIMEZONE")

@@ -171,6 +171,8 @@ class Execution(SQLModel, table=True):
     published_subject: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
     message_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
     correlation_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
+    # The W3C traceparent of the request that created or triggered the run (None for the ticker's slots).
+    traceparent: str | None = Field(default=None, sa_column=sa.Column(sa.String(55)))
     created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
 
 

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import redis.asyncio as redis
+import structlog
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,7 +25,8 @@ from core.settings import Settings
 from core.tuning import NATS_LISTENER_RETRY_SECONDS, REDIS_CONNECT_TIMEOUT_SECONDS, REDIS_SOCKET_TIMEOUT_SECONDS
 from gql.schema import graphql_router
 from models.db import ReadPool, make_engine, make_session_factory
-from runtime import metrics
+from runtime import metrics, tracing
+from runtime.access_log import AccessLog
 from runtime.migrations import migration_head
 from runtime.nats_client import NatsConnection
 from services.audit import AuditService
@@ -59,8 +61,9 @@ async def _serve_nats_commands(app: FastAPI) -> None:
 
 
 class CorrelationId:
-    """Take X-Correlation-ID from the request (or make one), keep it in `request.state.correlation_id`
-    and echo it on the response. A pure ASGI middleware: no task or stream per request."""
+    """Take X-Correlation-ID from the request (or make one), keep it in `request.state.correlation_id`,
+    bind it to the request's log lines and echo it on the response. A pure ASGI middleware: no task or
+    stream per request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -84,7 +87,8 @@ class CorrelationId:
                 message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, with_header)
+        with structlog.contextvars.bound_contextvars(correlation_id=correlation):
+            await self.app(scope, receive, with_header)
 
 
 class RequestMetrics:
@@ -177,8 +181,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     metrics.install(metrics.API)
     app.add_middleware(CorrelationId)
+    if tracing.enabled():
+        app.add_middleware(tracing.ServerSpans)
     install_problem_handlers(app)
     install_hardening(app, settings)
+    app.add_middleware(AccessLog)  # outermost: every response, with the correlation id CorrelationId chose
     app.include_router(routes_schedules.router)
     app.include_router(routes_executions.router)
     app.include_router(routes_audit.router)

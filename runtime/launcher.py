@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import signal
@@ -31,10 +32,12 @@ from pathlib import Path
 from core.settings import Settings
 from core.tuning import READY_TIMEOUT_SECONDS, RESTART_PAUSE_SECONDS, SERVER_STOP_SECONDS, STOP_GRACE_SECONDS
 from runtime import embedded
+from runtime.logging import FORMATS, configure_logging
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 DEFAULT_API_PORT: int = Settings.model_fields["API_PORT"].default
+log = logging.getLogger("launcher")
 
 
 def commands(worker_processes: int, worker_threads: int) -> dict[str, list[str]]:
@@ -42,7 +45,9 @@ def commands(worker_processes: int, worker_threads: int) -> dict[str, list[str]]
         "api": [sys.executable, "-m", "api"],
         "ticker": [sys.executable, "-m", "ticker"],
         "worker": [
-            str(VENV_BIN / "dramatiq"),
+            sys.executable,
+            "-m",
+            "runtime.worker",
             "actors",
             "housekeeping",
             "-p",
@@ -50,7 +55,7 @@ def commands(worker_processes: int, worker_threads: int) -> dict[str, list[str]]
             "-t",
             str(worker_threads),
         ],
-        "housekeeping": [str(VENV_BIN / "periodiq"), "actors", "housekeeping"],
+        "housekeeping": [sys.executable, "-m", "runtime.periodic", "actors", "housekeeping"],
     }
 
 
@@ -108,7 +113,7 @@ class Launcher:
         try:
             return self._run()
         except embedded.EmbeddedError as error:
-            print(f"error: {error}", file=sys.stderr, flush=True)
+            log.error(f"error: {error}", extra={"action": "launcher.embedded_failed"})
             return 1
         finally:
             self.shutdown()
@@ -118,7 +123,7 @@ class Launcher:
         plan = embedded.resolve()
         port, note = api_port(dict(os.environ))
         if note:
-            print(note, flush=True)
+            log.warning(note, extra={"action": "launcher.api_port_busy"})
         self._start_servers(plan)
         if self.stopping:
             return 0
@@ -148,7 +153,10 @@ class Launcher:
                 return
             self.servers.append(server)
             server.start(should_stop=lambda: self.stopping)
-            print(f"embedded {server.kind} listening on 127.0.0.1:{server.port} (data: {server.directory})", flush=True)
+            log.info(
+                f"embedded {server.kind} listening on 127.0.0.1:{server.port} (data: {server.directory})",
+                extra={"action": "launcher.server_started", "server": server.kind, "port": server.port},
+            )
 
     def _environment(self, plan, port: int) -> dict[str, str]:
         """The children's environment: the plan's URLs, the API port, DATA_DIR and an emptied metrics directory."""
@@ -181,11 +189,10 @@ class Launcher:
     def _restart_exited_servers(self) -> None:
         for server in self.servers:
             if not server.running and not self.stopping:
-                print(
+                log.warning(
                     f"embedded {server.kind} exited with {server.process.returncode}; restarting "
                     f"(log: {server.log_path})",
-                    file=sys.stderr,
-                    flush=True,
+                    extra={"action": "launcher.server_restart", "server": server.kind},
                 )
                 server.wait_stopped(1)
                 time.sleep(RESTART_PAUSE_SECONDS)
@@ -194,7 +201,10 @@ class Launcher:
     def _restart_exited_children(self, specs: dict[str, list[str]], env: dict[str, str]) -> None:
         for name, process in list(self.children.items()):
             if process.poll() is not None and not self.stopping:
-                print(f"{name} exited with {process.returncode}; restarting", file=sys.stderr, flush=True)
+                log.warning(
+                    f"{name} exited with {process.returncode}; restarting",
+                    extra={"action": "launcher.child_restart", "child": name, "exit_code": process.returncode},
+                )
                 stop_group(process, 0)
                 time.sleep(RESTART_PAUSE_SECONDS)
                 if not self.stopping:
@@ -205,10 +215,10 @@ class Launcher:
         """A child in its own process group; in demo mode the services' logs go to DATA_DIR/logs."""
         kwargs: dict = {}
         if self.demo and name != "demo":
-            log = self.logs.get(name)
-            if log is None:
-                log = self.logs[name] = open(self.data_dir / "logs" / f"{name}.log", "ab")
-            kwargs = {"stdout": log, "stderr": subprocess.STDOUT}
+            file = self.logs.get(name)
+            if file is None:
+                file = self.logs[name] = open(self.data_dir / "logs" / f"{name}.log", "ab")
+            kwargs = {"stdout": file, "stderr": subprocess.STDOUT}
         return subprocess.Popen(
             command,
             cwd=ROOT,
@@ -239,7 +249,10 @@ class Launcher:
             if process.poll() is not None:
                 self.children.pop("migrate", None)
         if process.returncode != 0:
-            print(f"error: migrations failed (exit code {process.returncode})", file=sys.stderr, flush=True)
+            log.error(
+                f"error: migrations failed (exit code {process.returncode})",
+                extra={"action": "launcher.migrations_failed", "exit_code": process.returncode},
+            )
             return False
         return True
 
@@ -264,7 +277,7 @@ class Launcher:
         if self.demo:
             lines.append(f"  service logs {self.data_dir / 'logs'}/{{api,ticker,worker,housekeeping}}.log")
         lines.append("")
-        print("\n".join(lines), flush=True)
+        log.info("\n".join(lines), extra={"action": "launcher.ready" if ready else "launcher.not_ready", "api": api})
 
     def write_state(self, plan: embedded.Plan, api: str, port: int, ready: bool) -> None:
         state = {
@@ -307,11 +320,11 @@ class Launcher:
             for server in reversed(self.servers):
                 server.wait_stopped(SERVER_STOP_SECONDS)
             if self.servers:
-                print("embedded servers stopped", flush=True)
+                log.info("embedded servers stopped", extra={"action": "launcher.servers_stopped"})
             self.servers.clear()
         finally:
-            for log in self.logs.values():
-                log.close()
+            for file in self.logs.values():
+                file.close()
             self.state_file.unlink(missing_ok=True)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -331,7 +344,10 @@ def stop_group(process: subprocess.Popen, timeout: float) -> None:
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        print(f"pid {pgid} did not stop in time; killing its process group", file=sys.stderr, flush=True)
+        log.warning(
+            f"pid {pgid} did not stop in time; killing its process group",
+            extra={"action": "launcher.kill_group", "pid": pgid},
+        )
         embedded.kill_group(pgid)
     deadline = time.monotonic() + 2
     # Members of the group (e.g. Dramatiq's worker processes) may outlive the leader for a moment.
@@ -353,12 +369,26 @@ def group_alive(pgid: int) -> bool:
         return False
 
 
+def configure_launcher_logging(environ: dict[str, str]) -> None:
+    """The launcher's own lines in the services' format (process `launcher`): LOG_LEVEL, LOG_FORMAT and
+    SERVICE_NAME from the environment or `.env` (the launcher reads no other setting)."""
+    fields = Settings.model_fields
+    fmt = environ.get("LOG_FORMAT") or fields["LOG_FORMAT"].default
+    configure_logging(
+        environ.get("LOG_LEVEL") or fields["LOG_LEVEL"].default,
+        environ.get("SERVICE_NAME") or fields["SERVICE_NAME"].default,
+        "launcher",
+        fmt if fmt in FORMATS else fields["LOG_FORMAT"].default,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m runtime.launcher", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--demo", action="store_true", help="also create example schedules and print the commands they send"
     )
     args = parser.parse_args(argv)
+    configure_launcher_logging({**embedded.dotenv_keys(), **os.environ})
     sys.exit(Launcher(demo=args.demo).run())
 
 

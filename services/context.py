@@ -1,4 +1,5 @@
-"""Who is acting, with which role, and the correlation id that ties their request to logs and audit."""
+"""Who is acting, with which role, and the correlation id and traceparent that tie their request to logs,
+audit and traces."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ class Actor:
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     role: Role = Role.ADMIN
     acting_for: str | None = None
+    # The W3C traceparent of the request (validated; None when it sent none): stored with the runs it creates.
+    traceparent: str | None = None
 
     @property
     def owner(self) -> str:

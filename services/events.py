@@ -1,7 +1,8 @@
 """Domain events on NATS: `evt.scheduler.schedule.*` and `evt.scheduler.execution.*`.
 
 Events are notifications, not the record (PostgreSQL is): they go out on core NATS after the change
-commits, fire-and-forget, and a lost event never blocks or undoes a change.
+commits, fire-and-forget, and a lost event never blocks or undoes a change. An execution event carries
+the run's `correlation_id` and `traceparent` (also as a `traceparent` header).
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
+def _headers_of(body: dict[str, Any]) -> dict[str, str] | None:
+    """An event about a run carries the run's W3C traceparent as a header too (None: no headers)."""
+    traceparent = body.get("traceparent")
+    return {"traceparent": traceparent} if traceparent else None
+
+
 def encode(body: dict[str, Any]) -> bytes:
     return json.dumps(body, default=_default, separators=(",", ":")).encode()
 
@@ -73,7 +80,7 @@ class NatsEvents:
         try:
             client = await self.nats.connection()
             for subject, body in events:
-                await client.publish(subject, encode(body))
+                await client.publish(subject, encode(body), headers=_headers_of(body))
         except Exception as error:  # events are best effort by design
             log.warning(
                 "events not published",

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -27,6 +27,8 @@ from core.settings import Settings
 from core.states import ExecutionStatus
 from core.subjects import allowed_by
 from core.templates import render
+from core.traceparent import HEADER as TRACEPARENT
+from core.traceparent import for_run as trace_for_run
 from core.tuning import (
     EARLY_RETRY_SLACK,
     RECORD_RETRY_FIRST_PAUSE_SECONDS,
@@ -71,6 +73,8 @@ class Claimed:
     # An earlier attempt may have reached NATS (executions.may_have_published).
     may_have_published: bool = False
     due: datetime | None = None  # when it may be published (slot + jitter, UTC); None = at once
+    traceparent: str | None = None  # the request's W3C traceparent (executions.traceparent)
+    span: str | None = None  # this attempt's traceparent: the run's trace, its own span as parent
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ class Outcome:
     subject: str | None = None  # the target subject, when the run got as far as publishing
     published_at: datetime | None = None  # when its publish began (UTC); None when nothing was sent
     settled_at: datetime | None = None  # when its publish's outcome was known (UTC); None when nothing was sent
+    correlation_id: str | None = None  # of the request that created or triggered the run
+    traceparent: str | None = None  # the attempt's span (Claimed.span)
 
     @classmethod
     def of(cls, run: Claimed, now: datetime, decision: Decision, subject: str | None = None) -> Outcome:
@@ -100,6 +106,8 @@ class Outcome:
             started,
             decision,
             subject,
+            correlation_id=run.correlation_id,
+            traceparent=run.span,
         )
 
     @property
@@ -172,11 +180,13 @@ def _claimed(row: Any) -> Claimed:
         misfire_grace_seconds=row.misfire_grace_seconds,
         may_have_published=row.may_have_published,
         due=getattr(row, "due", None),
+        traceparent=getattr(row, "traceparent", None),
     )
 
 
 def render_command(run: Claimed) -> Outgoing:
-    """The NATS message of one run: templated body, metadata headers, execution id as Nats-Msg-Id."""
+    """The NATS message of one run: templated body, metadata headers, execution id as Nats-Msg-Id, and
+    a W3C `traceparent` naming the attempt's span (`run.span`, else derived from the stored one)."""
     values = {
         "scheduled_for": run.scheduled_for.isoformat(),
         "execution_id": str(run.execution_id),
@@ -192,6 +202,7 @@ def render_command(run: Claimed) -> Outgoing:
         "Scheduler-Scheduled-For": run.scheduled_for.isoformat(),
         "Scheduler-Attempt": str(run.attempt),
         "Scheduler-Correlation-Id": run.correlation_id or str(run.execution_id),
+        TRACEPARENT: run.span or trace_for_run(run.traceparent, run.execution_id, run.attempt).header(),
     }
     return Outgoing(
         execution_id=str(run.execution_id),
@@ -201,6 +212,25 @@ def render_command(run: Claimed) -> Outgoing:
         mode=run.delivery_mode,
         timeout_seconds=float(run.request_timeout_seconds),
     )
+
+
+class RunTraces(Protocol):
+    """Opens a span for each claimed attempt (returning its traceparent header) and closes the spans
+    with their outcomes."""
+
+    def open(self, run: Claimed) -> str: ...
+
+    def close(self, outcomes: list[Outcome]) -> None: ...
+
+
+class DerivedTraces:
+    """Tracing off: each attempt's span id is derived (`core.traceparent.for_run`); nothing is exported."""
+
+    def open(self, run: Claimed) -> str:
+        return trace_for_run(run.traceparent, run.execution_id, run.attempt).header()
+
+    def close(self, outcomes: list[Outcome]) -> None:
+        return None
 
 
 def _delivered(delivery: Delivery) -> Delivered:
@@ -215,16 +245,19 @@ class FiringService:
         publisher: CommandPublisher,
         settings: Settings,
         worker_id: str | None = None,
+        traces: RunTraces | None = None,
     ) -> None:
         """`worker_id` is this process's heartbeat name (services.liveness). Each batch's claim is
         recorded as `<worker_id>#<nonce>` (`executions.claimed_by`): the sweep reaps the runs of a dead
         worker at once, and only this batch may record their outcomes. None: no heartbeat, the runs are
-        reaped after LOCK_TIMEOUT_SECONDS only."""
+        reaped after LOCK_TIMEOUT_SECONDS only. `traces` names each attempt's span (default: derived ids,
+        nothing exported; runtime.tracing exports them)."""
         self.engine = engine
         self.locks = locks
         self.publisher = publisher
         self.settings = settings
         self.worker_id = worker_id
+        self.traces: RunTraces = traces or DerivedTraces()
         self.policy = RetryPolicy(settings.RETRY_BACKOFF_CAP_SECONDS, settings.MISFIRE_ON_TIME_SECONDS)
 
     def new_claim(self) -> str | None:
@@ -252,10 +285,14 @@ class FiringService:
         result.claimed = len(runs)
         if not runs:
             return result
-        to_publish = self._screen(runs, now, result)
-        await self._publish_in_rounds(to_publish, claim, now, clock, jitter, result)
-        finished = clock()
-        await self.record_when_possible(result.outcomes, finished, claim, clock)
+        runs = [replace(run, span=self.traces.open(run)) for run in runs]
+        try:
+            to_publish = self._screen(runs, now, result)
+            await self._publish_in_rounds(to_publish, claim, now, clock, jitter, result)
+            finished = clock()
+            await self.record_when_possible(result.outcomes, finished, claim, clock)
+        finally:
+            self.traces.close(result.outcomes)
         if result.disabled:
             await self.disable(result.disabled, WHITELIST_DISABLE_REASON, finished)
         return result

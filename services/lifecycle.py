@@ -84,7 +84,9 @@ class LifecycleService(ScheduleService):
         next_run = row.next_run_at or next_fire(rule, now)
         if next_run is not None and next_run <= now:
             plan = plan_due(rule, next_run, now, misfire_policy_of(row, self.settings), row.run_count, row.max_runs)
-            await insert_slots(session, row, plan, now, Reason.PAUSED, actor.correlation_id)
+            await insert_slots(
+                session, row, plan, now, Reason.PAUSED, actor.correlation_id, traceparent=actor.traceparent
+            )
             row.run_count += len(plan.fire)
             next_run = None if plan.exhausted else plan.next_run_at
         if next_run is None:
@@ -124,6 +126,7 @@ class LifecycleService(ScheduleService):
                 actor.name,
                 override_payload,
                 actor.correlation_id,
+                actor.traceparent,
             )
             schedule_store.audit(
                 session,

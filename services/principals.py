@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Protocol
 
 from core.errors import ValidationFailed
+from core.traceparent import HEADER as TRACEPARENT
+from core.traceparent import normalized
 from services.auth import ApiKeyService, bearer_token, resolve_actor
 from services.context import Actor
 
@@ -87,8 +90,10 @@ async def resolve_principal(
     correlation_id: str,
 ) -> Actor:
     """The acting principal of one request: the named header is validated, the key taken from
-    `Authorization: Bearer` or `X-API-Key`, and `resolve_actor` applied. Raises `ValidationFailed`,
-    `Unauthenticated` or `Forbidden`."""
+    `Authorization: Bearer` or `X-API-Key`, and `resolve_actor` applied; a valid `traceparent` header
+    is kept with the actor. Raises `ValidationFailed`, `Unauthenticated` or `Forbidden`."""
     named, header = named_principal(headers, header_names)
     token = bearer_token(headers.get("Authorization"), headers.get("X-API-Key"))
-    return await resolve_actor(api_keys, auth_enabled, token, named, header, correlation_id)
+    actor = await resolve_actor(api_keys, auth_enabled, token, named, header, correlation_id)
+    traceparent = normalized(headers.get(TRACEPARENT))
+    return replace(actor, traceparent=traceparent) if traceparent else actor

@@ -407,7 +407,9 @@ class ScheduleService:
             # ticker has claimed them): they follow the misfire rules like any late slot.
             policy = misfire_policy_of(row, self.settings)
             plan = plan_due(old_rule, row.next_run_at, now, policy, row.run_count, row.max_runs)
-            await insert_slots(session, row, plan, now, Reason.MISSED, actor.correlation_id)
+            await insert_slots(
+                session, row, plan, now, Reason.MISSED, actor.correlation_id, traceparent=actor.traceparent
+            )
             row.run_count += len(plan.fire)
         if row.status in (ScheduleStatus.ACTIVE, ScheduleStatus.COMPLETED):
             next_run = first_fire(new_rule, now)
@@ -454,6 +456,7 @@ class ScheduleService:
                 Reason.PAUSED if paused else Reason.DELETED,
                 actor.correlation_id,
                 ExecutionStatus.MISSED if paused else ExecutionStatus.CANCELLED,
+                traceparent=actor.traceparent,
             )
         row.status = ScheduleStatus.DELETED.value
         row.deleted_at = now

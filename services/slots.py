@@ -25,9 +25,10 @@ async def insert_slots(
     missed_reason: Reason,
     correlation_id: str | None = None,
     missed_status: ExecutionStatus = ExecutionStatus.MISSED,
+    traceparent: str | None = None,
 ) -> list[uuid.UUID]:
     """Insert pending rows for `plan.fire` and `missed_status` rows for `plan.missed` in the session's
-    transaction; return the ids of the new pending rows."""
+    transaction, with the request's correlation id and traceparent; return the ids of the new pending rows."""
     slots = [(slot, False) for slot in plan.fire] + [(slot, True) for slot in plan.missed]
     if not slots:
         return []
@@ -42,5 +43,5 @@ async def insert_slots(
         "enqueued": [None] * len(slots),
         "finished": [now if missed else None for _, missed in slots],
     }
-    inserted = await store.insert_slots(await session.connection(), columns, now, correlation_id)
+    inserted = await store.insert_slots(await session.connection(), columns, now, correlation_id, traceparent)
     return [row.id for row in inserted if row.status == ExecutionStatus.PENDING]

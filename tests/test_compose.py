@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,7 +19,6 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 APP_SERVICES = {"migrate", "api", "ticker", "worker", "housekeeping"}
 MONITORING_SERVICES = {"prometheus", "grafana"}
@@ -108,7 +106,17 @@ def test_worker_scales(services):
     first, last = (int(p) for p in host_side(port).split("-"))
     assert last - first >= 2 and str(port).endswith(":9191")
     assert worker["environment"]["dramatiq_worker_timeout"] == "20"
-    assert argv(worker["command"]) == ["dramatiq", "actors", "housekeeping", "-p", "1", "-t", "16"]
+    assert argv(worker["command"]) == [
+        "python",
+        "-m",
+        "runtime.worker",
+        "actors",
+        "housekeeping",
+        "-p",
+        "1",
+        "-t",
+        "16",
+    ]
 
 
 def test_worker_and_ticker_publish_their_metrics_port_and_probe_it():
@@ -174,21 +182,24 @@ def test_app_environment(services):
 
 
 def test_commands_exist_in_the_project(services):
-    expected = {"migrate": "runtime.migrate", "api": "api", "ticker": "ticker"}
+    expected = {
+        "migrate": "runtime.migrate",
+        "api": "api",
+        "ticker": "ticker",
+        "worker": "runtime.worker",
+        "housekeeping": "runtime.periodic",
+    }
     for name in APP_SERVICES:
         command = argv(services[name]["command"])
-        if command[0] == "python":
-            assert command[1] == "-m", (name, command)
-            assert runnable_module(command[2]), (name, command)
-            assert expected[name] == command[2]
-        else:
-            assert command[0] in ("dramatiq", "periodiq"), (name, command)
-            assert (VENV_BIN / command[0]).is_file(), f"{command[0]} is not installed in {VENV_BIN}"
-            modules = [word for word in command[1:] if not word.startswith("-") and not word.isdigit()]
+        assert command[:2] == ["python", "-m"], (name, command)
+        assert runnable_module(command[2]), (name, command)
+        assert expected[name] == command[2]
+        if name in ("worker", "housekeeping"):  # Dramatiq's and periodiq's arguments: the actor modules
+            modules = [word for word in command[3:] if not word.startswith("-") and not word.isdigit()]
             assert modules, (name, command)
             for module in modules:
                 assert module_exists(module), (name, module)
-    assert argv(services["housekeeping"]["command"]) == ["periodiq", "actors", "housekeeping"]
+    assert argv(services["housekeeping"]["command"]) == ["python", "-m", "runtime.periodic", "actors", "housekeeping"]
 
 
 def test_dockerfile():

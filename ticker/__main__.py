@@ -14,7 +14,7 @@ from core.settings import Settings, get_settings
 from core.tuning import REDIS_CONNECT_TIMEOUT_SECONDS, REDIS_SOCKET_TIMEOUT_SECONDS, TICKER_DATABASE_POOL_SIZE
 from models.db import make_engine
 from runtime import metrics
-from runtime.logging import configure_logging
+from runtime.logging import configure_process
 from runtime.nats_client import NatsConnection
 from runtime.probes import Check, serve_probes
 from services.events import NatsEvents
@@ -49,7 +49,7 @@ def probes_of(pulse: Pulse, beat: TickerHeartbeat) -> tuple[Check, Check]:
 
 async def main() -> None:
     settings = get_settings()
-    configure_logging(settings.LOG_LEVEL, f"{settings.SERVICE_NAME}-ticker")
+    configure_process("ticker")
     metrics.install(metrics.TICKER)
     pulse = Pulse()
     beat = ticker_heartbeat(settings)

@@ -8,6 +8,7 @@ All instants are UTC.
 
 Statements:
 - CLAIM            take `pending` runs, and `retrying` runs whose next attempt is due, as `running`
+                   (returning each run's correlation id and traceparent with its schedule's fields)
 - RECORD           write the outcomes of the runs one claim still holds
 - SELECT_STALE     lock the `running` runs of dead or silent workers (the reaper decides their fate)
 - RECORD_LOST      write the reaper's decisions for them
@@ -55,7 +56,7 @@ CLAIM = sa.text(
       AND (e.status = '{S.PENDING}' OR (e.status = '{S.RETRYING}' AND coalesce(e.next_attempt_at, :now) <= :early))
     RETURNING e.id, e.schedule_id, e.scheduled_for, coalesce(e.not_before, e.scheduled_for) AS due, e.attempts,
               e.trigger_type, e.payload_override, e.may_have_published,
-              e.correlation_id, e.priority, s.name, s.status AS schedule_status, s.target_command,
+              e.correlation_id, e.traceparent, e.priority, s.name, s.status AS schedule_status, s.target_command,
               s.command_payload, s.delivery_mode, s.request_timeout_seconds, s.max_retries, s.retry_delay,
               s.max_concurrent, s.schedule_type, s.misfire_grace_seconds
     """
@@ -158,9 +159,9 @@ INSERT_SLOTS = sa.text(
     f"""
     INSERT INTO executions (id, schedule_id, scheduled_for, trigger_type, status, reason, priority,
                             attempts, attempt_log, not_before, enqueued_at, finished_at, created_at,
-                            correlation_id)
+                            correlation_id, traceparent)
     SELECT v.id, v.schedule_id, v.scheduled_for, '{TriggerType.SCHEDULED}', v.status, v.reason, v.priority,
-           0, '[]'::jsonb, v.not_before, v.enqueued_at, v.finished_at, :now, :correlation_id
+           0, '[]'::jsonb, v.not_before, v.enqueued_at, v.finished_at, :now, :correlation_id, :traceparent
     FROM unnest(CAST(:ids AS uuid[]), CAST(:schedule_ids AS uuid[]), CAST(:slots AS timestamptz[]),
                 CAST(:statuses AS text[]), CAST(:reasons AS text[]), CAST(:priorities AS int[]),
                 CAST(:not_befores AS timestamptz[]), CAST(:enqueued AS timestamptz[]),
@@ -173,9 +174,9 @@ INSERT_SLOTS = sa.text(
 INSERT_MANUAL = sa.text(
     f"""
     INSERT INTO executions (id, schedule_id, scheduled_for, trigger_type, triggered_by, status, priority,
-                            attempts, attempt_log, payload_override, correlation_id, created_at)
+                            attempts, attempt_log, payload_override, correlation_id, traceparent, created_at)
     VALUES (:id, :schedule_id, :now, '{TriggerType.MANUAL}', :triggered_by, '{S.PENDING}', :priority,
-            0, '[]'::jsonb, CAST(:payload_override AS jsonb), :correlation_id, :now)
+            0, '[]'::jsonb, CAST(:payload_override AS jsonb), :correlation_id, :traceparent, :now)
     """
 )
 PURGE = sa.text(
@@ -319,15 +320,20 @@ async def release(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> None:
 
 
 async def insert_slots(
-    conn: AsyncConnection, columns: dict[str, list[Any]], now: datetime, correlation_id: str | None = None
+    conn: AsyncConnection,
+    columns: dict[str, list[Any]],
+    now: datetime,
+    correlation_id: str | None = None,
+    traceparent: str | None = None,
 ):
     """INSERT_SLOTS: record slots given as column arrays (`ids`, `schedule_ids`, `slots`, `statuses`,
     `reasons`, `priorities`, `not_befores`, `enqueued`, `finished`); returns the new rows' (id, status,
-    priority, enqueued_at, not_before). A slot already recorded is skipped."""
+    priority, enqueued_at, not_before). A slot already recorded is skipped. `correlation_id` and
+    `traceparent` name the request that recorded the slots (None for the ticker's slots)."""
     for status in columns["statuses"]:
         if ExecutionStatus(status) not in INITIAL_STATUSES:
             raise InvalidTransition(ExecutionStatus.PENDING, ExecutionStatus(status))
-    params = {**columns, "now": now, "correlation_id": correlation_id}
+    params = {**columns, "now": now, "correlation_id": correlation_id, "traceparent": traceparent}
     return (await conn.execute(INSERT_SLOTS, params)).all()
 
 
@@ -339,8 +345,10 @@ async def insert_manual(
     triggered_by: str,
     payload_override: dict | None,
     correlation_id: str | None,
+    traceparent: str | None = None,
 ) -> uuid.UUID:
-    """INSERT_MANUAL: a `pending` manual run at `now`; returns its id."""
+    """INSERT_MANUAL: a `pending` manual run at `now`, with the request's correlation id and W3C
+    traceparent; returns its id."""
     execution_id = uuid.uuid4()
     params = {
         "id": execution_id,
@@ -350,6 +358,7 @@ async def insert_manual(
         "priority": priority,
         "payload_override": json.dumps(payload_override) if payload_override is not None else None,
         "correlation_id": correlation_id,
+        "traceparent": traceparent,
     }
     await conn.execute(INSERT_MANUAL, params)
     return execution_id
