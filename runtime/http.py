@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import health, metrics_route, nats_commands, routes_audit, routes_executions, routes_schedules
 from api.dashboard import mount_dashboards
+from api.docs import install_api_docs
 from api.hardening import install_hardening
 from api.problems import install_problem_handlers
 from core.settings import Settings
@@ -121,6 +122,7 @@ def create_app(settings: Settings) -> FastAPI:
         version=settings.SERVICE_VERSION,
         description="Schedules (cron, interval, once, immediate) that publish commands to NATS, exactly once per slot.",
         lifespan=lifespan,
+        docs_url=None,  # api/docs.py serves /docs from local files
     )
 
     app.add_middleware(CorrelationId)
@@ -133,4 +135,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics_route.router)
     mount_dashboards(app, settings)
+    install_api_docs(app)
     return app
