@@ -1,4 +1,6 @@
-"""The web dashboard (static files from web/, served at /) and the Dramatiq dashboard (/dramatiq).
+"""The web dashboard (static files from web/, served at /), the Dramatiq dashboard (/dramatiq), and
+the vendored browser assets of GraphiQL and Swagger UI (web/vendor/, served at /vendor/) that the
+/graphql and /docs pages load instead of a CDN.
 
 The Dramatiq dashboard can delete and requeue queue messages, so with authentication on it is an
 admin surface: every request to it needs an admin's API key, from the `Authorization` or
@@ -26,6 +28,7 @@ from services.context import Role
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 KEY_COOKIE = "scheduler_api_key"
+VENDORED = ("graphiql", "swagger-ui")  # the asset folders under web/vendor/ (not its update script)
 
 
 class AdminOnly:
@@ -53,13 +56,16 @@ class AdminOnly:
 
 
 def mount_dashboards(app: FastAPI, settings: Settings) -> None:
-    """`/` and `/static/*` serve the dashboard; `/dramatiq/` the workers' queues (read from Redis)."""
+    """`/` and `/static/*` serve the dashboard; `/dramatiq/` the workers' queues (read from Redis);
+    `/vendor/<name>/*` the vendored assets."""
     from dramatiq_dashboard import DashboardApp  # installed without its stale pins (see Makefile)
 
     broker = make_broker(settings)
     queues = WSGIMiddleware(DashboardApp(broker=broker, prefix="/dramatiq"))
     app.mount("/dramatiq", AdminOnly(queues, settings), name="dramatiq")
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+    for name in VENDORED:
+        app.mount(f"/vendor/{name}", StaticFiles(directory=WEB / "vendor" / name), name=f"vendor-{name}")
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -16,6 +16,13 @@ DASHBOARD_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+# GraphiQL (/graphql) and Swagger UI (/docs): scripts, styles, images and connections from this origin
+# only (their bundles need no eval and no inline script); images also as data: URIs (Swagger UI's icons).
+TOOLS_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+TOOLS_PATHS = ("/graphql", "/docs")
 COMMON_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -76,7 +83,8 @@ class BodyLimit:
 
 
 class SecurityHeaders:
-    """nosniff, no referrer and no framing everywhere; a strict CSP on the dashboard's own pages."""
+    """nosniff, no referrer and no framing everywhere; a strict CSP on the dashboard's own pages and on
+    the GraphiQL and Swagger UI pages."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -85,18 +93,27 @@ class SecurityHeaders:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
-        dashboard = path == "/" or path.startswith("/static/")
+        csp = _policy_for(path)
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers.extend(COMMON_HEADERS)
-                if dashboard:
-                    headers.append((b"content-security-policy", DASHBOARD_CSP.encode()))
+                if csp:
+                    headers.append((b"content-security-policy", csp))
                 message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+def _policy_for(path: str) -> bytes | None:
+    """The Content-Security-Policy of a path: the dashboard's, the tools', or none (JSON APIs)."""
+    if path == "/" or path.startswith("/static/"):
+        return DASHBOARD_CSP.encode()
+    if path.rstrip("/") in TOOLS_PATHS:
+        return TOOLS_CSP.encode()
+    return None
 
 
 def install_hardening(app: FastAPI, settings: Settings) -> None:

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import health, metrics_route, nats_commands, routes_audit, routes_executions, routes_schedules
 from api.dashboard import mount_dashboards
+from api.docs import install_api_docs
 from api.hardening import install_hardening
 from api.problems import install_problem_handlers
 from core.settings import Settings
@@ -177,6 +178,7 @@ def create_app(settings: Settings) -> FastAPI:
         version=settings.SERVICE_VERSION,
         description="Schedules (cron, interval, once, immediate) that publish commands to NATS, exactly once per slot.",
         lifespan=lifespan,
+        docs_url=None,  # api/docs.py serves /docs from local files
     )
 
     metrics.install(metrics.API)
@@ -185,7 +187,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.add_middleware(tracing.ServerSpans)
     install_problem_handlers(app)
     install_hardening(app, settings)
-    app.add_middleware(AccessLog)  # outermost: every response, with the correlation id CorrelationId chose
+    app.add_middleware(AccessLog)  # outside the others but metrics: every response, with its correlation id
     app.include_router(routes_schedules.router)
     app.include_router(routes_executions.router)
     app.include_router(routes_audit.router)
@@ -193,5 +195,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics_route.router)
     mount_dashboards(app, settings)
+    install_api_docs(app)
     app.add_middleware(RequestMetrics)  # added last: the outermost of the app's middleware
     return app
