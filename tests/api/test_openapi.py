@@ -83,3 +83,7 @@ async def test_docs_and_graphiql_pages_load_their_assets_from_this_server(client
             served = await client.get(asset)
             assert served.status_code == 200 and len(served.content) > 1000, asset
     assert (await client.get("/")).headers["content-security-policy"] == DASHBOARD_CSP
+
+
+async def test_no_page_loads_redoc_from_a_cdn(client):
+    assert (await client.get("/redoc")).status_code == 404
