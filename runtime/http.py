@@ -189,6 +189,13 @@ def create_app(settings: Settings) -> FastAPI:
     install_problem_handlers(app)
     install_hardening(app, settings)
     app.add_middleware(AccessLog)  # outside the others but metrics: every response, with its correlation id
+    _include_routes(app, settings)
+    app.add_middleware(RequestMetrics)  # added last: the outermost of the app's middleware
+    return app
+
+
+def _include_routes(app: FastAPI, settings: Settings) -> None:
+    """REST, GraphQL, health, metrics, the dashboards and /docs."""
     app.include_router(routes_schedules.router)
     app.include_router(routes_executions.router)
     app.include_router(routes_audit.router)
@@ -197,5 +204,3 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(metrics_route.router)
     mount_dashboards(app, settings)
     install_api_docs(app)
-    app.add_middleware(RequestMetrics)  # added last: the outermost of the app's middleware
-    return app

@@ -82,6 +82,14 @@ def _editor_input(page: Page, selector: str, text: str) -> None:
     page.keyboard.insert_text(text)
 
 
+def _query_taken(page: Page, fragment: str) -> None:
+    """Wait until GraphiQL has taken the edited query: it parses the editor's text (and picks the
+    operation to run) on a debounce, and stores its tabs once it has, so the stored tab state holding
+    `fragment` means a click on Execute runs the new operation, not the previous one."""
+    stored = "localStorage.getItem('graphiql:tabState') || ''"
+    _wait_until(page, lambda: fragment in page.evaluate(stored), "GraphiQL to take the edited query")
+
+
 def _wait_until(page: Page, condition, what: str, timeout_ms: int = LIVE) -> None:
     """Poll `condition` while Playwright delivers the page's events."""
     for _ in range(timeout_ms // 100):
@@ -108,6 +116,7 @@ def test_graphiql_runs_a_query_with_the_headers_tab_and_no_other_host(page: Page
     _editor_input(page, ".graphiql-editor-tool .graphiql-editor:not(.hidden)", '{"Authorization": "Bearer k-test"}')
     query = f'{{ schedule(id: "{schedule["id"]}") {{ id name status }} }}'
     _editor_input(page, ".graphiql-query-editor", query)
+    _query_taken(page, "id name status")
     page.get_by_role("button", name=re.compile(r"^Execute query")).click()
 
     result = page.locator("section.result-window")
@@ -127,6 +136,7 @@ def test_graphiql_subscription_over_the_websocket_carries_the_headers(page: Page
     _editor_input(page, ".graphiql-editor-tool .graphiql-editor:not(.hidden)", '{"Authorization": "Bearer k-ws"}')
     subscription = f'subscription {{ executionEvents(scheduleId: "{schedule["id"]}") {{ event scheduleId }} }}'
     _editor_input(page, ".graphiql-query-editor", subscription)
+    _query_taken(page, "executionEvents(scheduleId:")
     page.get_by_role("button", name=re.compile(r"^Execute query")).click()
     expect(page.get_by_role("button", name=re.compile(r"^Stop query"))).to_be_visible()
 
