@@ -53,7 +53,7 @@ class Reason(StrEnum):
     MISSED = "missed"  # the slot was older than the misfire grace and the catch-up policy dropped it
     PAUSED = "paused"  # the schedule was paused when the slot came
     LOCK_CONFLICT = "lock_conflict"  # every concurrency slot (max_concurrent) was busy
-    FORBIDDEN = "forbidden"  # the target is no longer allowed by COMMAND_WHITELIST
+    FORBIDDEN = "forbidden"  # the target is not allowed by COMMAND_WHITELIST at fire time
     DELETED = "deleted"  # the schedule was deleted before the run was published
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,7 +26,7 @@ from core.tuning import NATS_LISTENER_RETRY_SECONDS, REDIS_CONNECT_TIMEOUT_SECON
 from gql.schema import graphql_router
 from models.db import ReadPool, make_engine, make_session_factory
 from runtime import metrics, tracing
-from runtime.access_log import AccessLog
+from runtime.access_log import AccessLog, call_and_time
 from runtime.migrations import migration_head
 from runtime.nats_client import NatsConnection
 from services.audit import AuditService
@@ -111,19 +110,9 @@ class RequestMetrics:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        started = time.perf_counter()
-        status = 500
-
-        async def observed(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, observed)
-        finally:
-            self._observe(scope, status, time.perf_counter() - started)
+        await call_and_time(
+            self.app, scope, receive, send, lambda status, started, ended: self._observe(scope, status, ended - started)
+        )
 
     def _observe(self, scope: Scope, status: int, seconds: float) -> None:
         route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE

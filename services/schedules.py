@@ -403,8 +403,8 @@ class ScheduleService:
     ) -> None:
         """A changed rule: record the old rule's late slots, then plan from the new rule's first slot."""
         if row.status == ScheduleStatus.ACTIVE and row.next_run_at is not None and row.next_run_at <= now:
-            # Slots of the old rule that fell due before this edit but were not recorded yet (no
-            # ticker has claimed them): they follow the misfire rules like any late slot.
+            # Slots of the old rule that are due and not yet recorded (no ticker has claimed them)
+            # follow the misfire rules like any late slot.
             policy = misfire_policy_of(row, self.settings)
             plan = plan_due(old_rule, row.next_run_at, now, policy, row.run_count, row.max_runs)
             await insert_slots(

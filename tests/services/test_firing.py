@@ -30,13 +30,6 @@ def utc_now() -> datetime:
 
 
 @pytest.fixture
-async def redis_client():
-    client = redis.from_url("redis://localhost:6379/0")
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def nats_client():
     client = await nats.connect(NATS_URL)
     yield client

@@ -8,9 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 
-import pytest
 import redis.asyncio as redis
 
 from services.liveness import Heartbeat, WorkerRegistry
@@ -39,23 +37,6 @@ def beating_process(prefix: str, consumer_id: str = "") -> subprocess.Popen:
     )
 
 
-@pytest.fixture
-async def client():
-    c = redis.from_url(REDIS_URL)
-    yield c
-    await c.aclose()
-
-
-@pytest.fixture
-async def prefix(client):
-    """Keys of this test only (the epoch is per prefix), removed afterwards."""
-    p = f"test-liveness:{uuid.uuid4().hex[:8]}:"
-    yield p
-    keys = [k async for k in client.scan_iter(match=f"{p}*")]
-    if keys:
-        await client.delete(*keys)
-
-
 async def eventually(check, timeout: float = 15.0, message: str = ""):
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -66,8 +47,8 @@ async def eventually(check, timeout: float = 15.0, message: str = ""):
         await asyncio.sleep(0.1)
 
 
-async def test_a_killed_or_frozen_worker_is_named_dead_and_a_live_one_is_not(client, prefix):
-    registry = WorkerRegistry(client, DEAD_AFTER, prefix)
+async def test_a_killed_or_frozen_worker_is_named_dead_and_a_live_one_is_not(redis_client, prefix):
+    registry = WorkerRegistry(redis_client, DEAD_AFTER, prefix)
     alive = Heartbeat(REDIS_URL, BEAT, DEAD_AFTER, prefix)
     alive_id = alive.start()
     process = beating_process(prefix)
@@ -98,7 +79,7 @@ async def test_a_killed_or_frozen_worker_is_named_dead_and_a_live_one_is_not(cli
         process.wait()
         alive.stop()
     # A clean stop removes the key at once.
-    assert not await client.exists(alive.key)
+    assert not await redis_client.exists(alive.key)
     assert await registry.dead_among([alive_id]) == {alive_id}
 
 
@@ -106,15 +87,15 @@ async def _is_alive(registry: WorkerRegistry, worker_id: str) -> bool:
     return worker_id not in await registry.dead_among([worker_id])
 
 
-async def test_redis_losing_its_data_names_nobody_dead_until_the_heartbeats_are_back(client, prefix):
-    registry = WorkerRegistry(client, DEAD_AFTER, prefix)
+async def test_redis_losing_its_data_names_nobody_dead_until_the_heartbeats_are_back(redis_client, prefix):
+    registry = WorkerRegistry(redis_client, DEAD_AFTER, prefix)
     worker = Heartbeat(REDIS_URL, BEAT, DEAD_AFTER, prefix)
     worker_id = worker.start()
     try:
-        await client.set(f"{prefix}workers:epoch", 0)  # warm long ago
+        await redis_client.set(f"{prefix}workers:epoch", 0)  # warm long ago
         assert await registry.dead_among([worker_id, "gone"]) == {"gone"}
         # What a restart without persistence does to these keys:
-        await client.delete(f"{prefix}workers:epoch", worker.key)
+        await redis_client.delete(f"{prefix}workers:epoch", worker.key)
         for _ in range(5):  # 2 s into the warm-up (4 s) after the loss: nobody is named dead, though the
             # live worker's key is missing until its next beat and "gone" has none at all
             assert await registry.dead_among([worker_id, "gone"]) == set()
@@ -137,44 +118,46 @@ async def test_redis_unreachable_names_nobody_dead_and_a_heartbeat_survives_it(p
     worker.stop()
 
 
-async def test_the_census_reports_a_departed_worker_until_a_ticker_takes_it_and_never_a_clean_stop(client, prefix):
+async def test_the_census_reports_a_departed_worker_until_a_ticker_takes_it_and_never_a_clean_stop(
+    redis_client, prefix
+):
     """A killed worker may hold prefetched queue messages no claim names: the census reports it, with its
     Dramatiq consumer id, once its key is gone, until one ticker takes it out of the hash."""
-    registry = WorkerRegistry(client, DEAD_AFTER, prefix)
+    registry = WorkerRegistry(redis_client, DEAD_AFTER, prefix)
     stopped = Heartbeat(REDIS_URL, BEAT, DEAD_AFTER, prefix, consumer_id="consumer-stopped")
     stopped_id = stopped.start()
     process = beating_process(prefix, consumer_id="consumer-killed")
     try:
         victim_id = process.stdout.readline().strip()
-        await client.set(f"{prefix}workers:epoch", 0)  # warm long ago
+        await redis_client.set(f"{prefix}workers:epoch", 0)  # warm long ago
         assert (await registry.census()).departed == {}
         stopped.stop()  # a clean stop: Dramatiq requeued its messages itself, nothing to release
         process.kill()
         census = await eventually(lambda: _departed(registry), message="the killed worker departs")
         assert census.departed == {victim_id: "consumer-killed"} and not census.queues_lost
         assert (await registry.census()).departed == census.departed  # reported until taken
-        other_ticker = WorkerRegistry(client, DEAD_AFTER, prefix)
+        other_ticker = WorkerRegistry(redis_client, DEAD_AFTER, prefix)
         assert (await other_ticker.census()).departed == census.departed
         assert await registry.take(census.departed) == [victim_id]
         assert await other_ticker.take(census.departed) == []  # one ticker acts on a death, not each
         assert (await registry.census()).departed == {}
-        assert not await client.hexists(f"{prefix}workers", stopped_id)
+        assert not await redis_client.hexists(f"{prefix}workers", stopped_id)
     finally:
         process.kill()
         process.wait()
         stopped.stop()
 
 
-async def test_releasing_a_dead_consumer_marks_it_silent_in_dramatiqs_heartbeats(client, prefix):
+async def test_releasing_a_dead_consumer_marks_it_silent_in_dramatiqs_heartbeats(redis_client, prefix):
     """Dramatiq requeues the unacked messages of consumers whose heartbeat score is older than its
     timeout; the registry sets the score of a dead one to 0, and never adds one Dramatiq removed."""
     heartbeats = f"{prefix}__heartbeats__"
-    await client.zadd(heartbeats, {"dead-consumer": 1_800_000_000_000, "live-consumer": 1_800_000_000_000})
-    registry = WorkerRegistry(client, DEAD_AFTER, prefix)
+    await redis_client.zadd(heartbeats, {"dead-consumer": 1_800_000_000_000, "live-consumer": 1_800_000_000_000})
+    registry = WorkerRegistry(redis_client, DEAD_AFTER, prefix)
     assert await registry.release_consumers(["dead-consumer", "gone-consumer", ""]) == 1
-    assert await client.zscore(heartbeats, "dead-consumer") == 0
-    assert await client.zscore(heartbeats, "live-consumer") == 1_800_000_000_000
-    assert await client.zscore(heartbeats, "gone-consumer") is None
+    assert await redis_client.zscore(heartbeats, "dead-consumer") == 0
+    assert await redis_client.zscore(heartbeats, "live-consumer") == 1_800_000_000_000
+    assert await redis_client.zscore(heartbeats, "gone-consumer") is None
 
 
 async def _departed(registry: WorkerRegistry):
@@ -182,17 +165,17 @@ async def _departed(registry: WorkerRegistry):
     return census if census.departed else None
 
 
-async def test_the_census_reports_redis_losing_its_queues_once(client, prefix):
-    registry = WorkerRegistry(client, DEAD_AFTER, prefix)
+async def test_the_census_reports_redis_losing_its_queues_once(redis_client, prefix):
+    registry = WorkerRegistry(redis_client, DEAD_AFTER, prefix)
     worker = Heartbeat(REDIS_URL, BEAT, DEAD_AFTER, prefix)
     worker.start()
     try:
         first = await registry.census()  # the first census of a process cannot tell a loss
         assert not first.queues_lost and not first.departed
         assert not (await registry.census()).queues_lost
-        await client.delete(f"{prefix}workers:epoch", f"{prefix}workers", worker.key)  # a restart, empty
+        await redis_client.delete(f"{prefix}workers:epoch", f"{prefix}workers", worker.key)  # a restart, empty
         assert (await registry.census()).queues_lost
-        await eventually(lambda: client.exists(f"{prefix}workers:epoch"), message="the worker beats again")
+        await eventually(lambda: redis_client.exists(f"{prefix}workers:epoch"), message="the worker beats again")
         later = [await registry.census() for _ in range(3)]
         assert not any(c.queues_lost for c in later) and not any(c.departed for c in later)  # warming up
     finally:
