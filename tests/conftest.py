@@ -1,4 +1,7 @@
-"""Shared fixtures: one real PostgreSQL database per test run, emptied before each test that uses it."""
+"""Shared fixtures: one real PostgreSQL database per test run, emptied before each test that uses it.
+
+The suite's servers are found or started before the first test (tests/support/servers.py).
+"""
 
 from __future__ import annotations
 
@@ -15,9 +18,26 @@ from core.settings import Settings
 from models.db import make_engine, make_session_factory
 from services.events import RecordingEvents
 from services.lifecycle import LifecycleService
+from tests.support import servers
 from tests.support.database import admin, url_for
 
 TEST_DB = f"sched_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+SERVER_SOURCES = pytest.StashKey[dict]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Find or start the suite's PostgreSQL, Redis and NATS (tests/support/servers.py) before any test."""
+    sources = servers.start_suite_servers()
+    config.stash[SERVER_SOURCES] = sources
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    servers.stop_suite_servers()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    sources = config.stash.get(SERVER_SOURCES, {})
+    return [f"servers: {', '.join(f'{name} {source}' for name, source in sources.items())}"]
 
 
 @pytest.fixture(scope="session")

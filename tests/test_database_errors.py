@@ -14,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from models.db import database_unreachable, make_engine
-from tests.support.postgres import PG_BIN, PrivatePostgres, as_postgres
+from runtime.servers import PostgresServer
+from tests.support.servers import PrivatePostgres
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def server():
 
 
 async def test_a_server_shutting_down_is_unreachable_and_a_constraint_error_is_not(server):
-    engine = make_engine(server.url("postgres"), pool_size=1)
+    engine = make_engine(server.database_url("postgres"), pool_size=1)
     async with engine.begin() as conn:
         await conn.execute(sa.text("CREATE TABLE t (id int PRIMARY KEY)"))
         await conn.execute(sa.text("INSERT INTO t VALUES (1)"))
@@ -37,9 +38,9 @@ async def test_a_server_shutting_down_is_unreachable_and_a_constraint_error_is_n
     await engine.dispose()
 
     session = await asyncpg.connect(server.admin_dsn)  # keeps the smart shutdown waiting
-    as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(server.data), "-m", "smart", "-W", "stop"])  # returns at once
+    server.signal(PostgresServer.SHUTDOWN["smart"])  # returns at once
     try:
-        engine = make_engine(server.url("postgres"), pool_size=1)
+        engine = make_engine(server.database_url("postgres"), pool_size=1)
         refused = None
         for _ in range(100):  # until the postmaster has taken the signal
             try:

@@ -22,9 +22,10 @@ from actors.fire import FIRE_PRIORITY, OVERDUE_PRIORITY, fire_batch, fire_overdu
 from core.outcomes import Decision
 from core.settings import Settings
 from services.ticking import Dispatch
+from tests.support.servers import redis_url
 from ticker.dispatch import queue_enqueuer
 
-REDIS_URL = "redis://localhost:6379/0"
+REDIS_URL = redis_url()
 
 
 def test_the_real_actors_use_the_two_lanes():

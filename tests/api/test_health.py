@@ -11,7 +11,8 @@ from core.settings import Settings
 from runtime.http import create_app
 from services.liveness import Heartbeat, prefix_for
 from services.presence import TickerHeartbeat
-from tests.support.database import ADMIN_DSN, url_for
+from tests.support.database import url_for
+from tests.support.servers import admin_dsn
 
 
 async def test_probes_report_each_dependency(client):
@@ -27,7 +28,7 @@ async def test_probes_report_each_dependency(client):
 
 async def test_not_ready_until_migrated_and_degraded_without_redis():
     name = "sched_unmigrated_probe"
-    admin = await asyncpg.connect(ADMIN_DSN)
+    admin = await asyncpg.connect(admin_dsn())
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:

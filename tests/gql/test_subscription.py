@@ -11,6 +11,7 @@ import nats
 from fastapi.testclient import TestClient
 
 from runtime.http import create_app
+from tests.support.servers import nats_url
 
 SUBSCRIBE = (
     """subscription($id: UUID) { executionEvents(scheduleId: $id) { event executionId scheduleId status attempt } }"""
@@ -21,7 +22,7 @@ def publish_until(stop: threading.Event, events: list[tuple[str, dict]]) -> None
     """Publish the events every 200 ms until told to stop (the subscription starts asynchronously)."""
 
     async def run():
-        client = await nats.connect("nats://localhost:4222")
+        client = await nats.connect(nats_url())
         while not stop.is_set():
             for subject, body in events:
                 await client.publish(subject, json.dumps(body).encode())

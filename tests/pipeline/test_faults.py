@@ -36,7 +36,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from core.settings import Settings
 from tests.support.harness import ROOT, Stack, unique_subject, wait_for
-from tests.support.servers import PrivateNats, PrivateRedis
+from tests.support.servers import PrivateNats, PrivateRedis, nats_url
 
 pytestmark = pytest.mark.slow
 
@@ -292,7 +292,7 @@ def load_items(prefix: str) -> list[dict]:
 async def test_two_tickers_two_workers_2000_schedules_fire_every_slot_exactly_once():
     prefix = unique_subject("cmd.test.load")
     ledger = Ledger()
-    nc = await nats.connect("nats://localhost:4222")
+    nc = await nats.connect(nats_url())
     await nc.subscribe(f"{prefix}.>", cb=ledger.on_message)
     async with running_stack(MAX_SCHEDULES_PER_CREATOR="100000", MAX_BULK_ITEMS="100") as stack:
         try:
@@ -502,7 +502,7 @@ async def test_kill_9_of_worker_and_ticker_mid_load_recovers_every_slot():
     core_prefix = unique_subject("cmd.test.kcore")
     stream = f"FAULTS_{uuid.uuid4().hex[:10].upper()}"
     ledger = Ledger()
-    nc = await nats.connect("nats://localhost:4222")
+    nc = await nats.connect(nats_url())
     js = nc.jetstream()
     await js.add_stream(name=stream, subjects=[f"{js_prefix}.>"], duplicate_window=120.0)
     await nc.subscribe(f"{js_prefix}.>", cb=ledger.on_message)
@@ -621,7 +621,7 @@ async def test_a_killed_workers_prefetched_messages_come_back_at_once():
     silent consumer are set to 10 minutes, so without that these runs would wait that long."""
     core_prefix = unique_subject("cmd.test.prefetch")
     ledger = Ledger()
-    nc = await nats.connect("nats://localhost:4222")
+    nc = await nats.connect(nats_url())
     await nc.subscribe(f"{core_prefix}.>", cb=ledger.on_message)
     try:
         # A 10 s lead: a worker claims a batch 10 s ahead and holds its thread until the instants, so
@@ -941,7 +941,7 @@ def report_redis(
 async def test_redis_killed_and_restarted_empty_service_recovers_in_place():
     prefix = unique_subject("cmd.test.redis")
     ledger = Ledger()
-    nc = await nats.connect("nats://localhost:4222")
+    nc = await nats.connect(nats_url())
     await nc.subscribe(f"{prefix}.>", cb=ledger.on_message)
     try:
         with PrivateRedis() as redis_server:

@@ -23,6 +23,7 @@ from services.publisher import CommandPublisher
 from services.schemas import ScheduleCreate
 from services.ticking import tick
 from tests.support.http import cron_body
+from tests.support.servers import nats_url, redis_url
 from tests.support.settings import load_settings_in_a_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,12 +82,12 @@ async def test_whitelist_narrowed_after_save_stops_the_schedule_at_fire_time(eng
     )
     (dispatch,) = (await tick(engine, created.next_run_at, service_settings)).dispatch
     narrowed = service_settings.model_copy(update={"COMMAND_WHITELIST": "cmd.notification.>"})
-    client = redis.from_url("redis://localhost:6379/0")
-    connection = NatsConnection("nats://localhost:4222")
+    client = redis.from_url(redis_url())
+    connection = NatsConnection(nats_url())
     received = []
     import nats
 
-    listener = await nats.connect("nats://localhost:4222")
+    listener = await nats.connect(nats_url())
 
     async def on_message(msg):
         received.append(msg)

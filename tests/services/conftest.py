@@ -7,12 +7,12 @@ import uuid
 import pytest
 import redis.asyncio as redis
 
-REDIS_URL = "redis://localhost:6379/0"
+from tests.support.servers import redis_url
 
 
 @pytest.fixture
 async def redis_client():
-    c = redis.from_url(REDIS_URL)
+    c = redis.from_url(redis_url())
     yield c
     await c.aclose()
 

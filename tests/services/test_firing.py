@@ -21,8 +21,9 @@ from services.schemas import ScheduleCreate
 from services.ticking import tick
 from tests.support.database import rows
 from tests.support.factories import ACTOR
+from tests.support.servers import nats_url
 
-NATS_URL = "nats://localhost:4222"
+NATS_URL = nats_url()
 
 
 def utc_now() -> datetime:
@@ -269,7 +270,7 @@ async def test_a_run_blocked_by_unreachable_redis_retries_on_its_timer(
     firing = FiringService(
         engine,
         ScheduleLocks(unreachable, 30),
-        CommandPublisher(NatsConnection("nats://localhost:4222"), 0),
+        CommandPublisher(NatsConnection(NATS_URL), 0),
         service_settings,
     )
     execution_id = await due_execution(engine, schedules, service_settings, subject(), retry_delay=5)

@@ -13,8 +13,9 @@ import redis.asyncio as redis
 
 from services.liveness import Heartbeat, WorkerRegistry
 from tests.support.harness import ROOT
+from tests.support.servers import redis_url
 
-REDIS_URL = "redis://localhost:6379/0"
+REDIS_URL = redis_url()
 DEAD_AFTER = 3.0
 BEAT = 0.2
 

@@ -10,6 +10,7 @@ from services.outbox import release_hand_over, sweep
 from services.ticking import tick
 from tests.support.database import rows
 from tests.support.factories import ACTOR, T0, interval
+from tests.support.servers import redis_url
 
 
 async def test_manual_trigger_is_handed_over_once(engine, schedules, settings):
@@ -97,8 +98,8 @@ async def test_runs_of_a_worker_without_heartbeat_are_reaped_at_once_and_their_l
     from ticker.tick import run_tick
 
     prefix = f"test-reap:{uuid.uuid4().hex[:8]}:"
-    client = redis.from_url("redis://localhost:6379/0")
-    live = Heartbeat("redis://localhost:6379/0", 0.2, 3.0, prefix)
+    client = redis.from_url(redis_url())
+    live = Heartbeat(redis_url(), 0.2, 3.0, prefix)
     live_id, dead_id = live.start(), f"gone:{uuid.uuid4().hex[:8]}"
     try:
         await client.set(f"{prefix}workers:epoch", 0)  # the registry has been warm for long
@@ -197,7 +198,7 @@ async def test_a_departed_worker_has_its_consumer_released_once_and_a_lost_queue
     from ticker.tick import run_tick
 
     prefix = f"test-rescue:{uuid.uuid4().hex[:8]}:"
-    client = redis.from_url("redis://localhost:6379/0")
+    client = redis.from_url(redis_url())
     try:
         await client.set(f"{prefix}workers:epoch", 0)  # the registry has been warm for long
         await client.hset(f"{prefix}workers", "killed-worker", "its-consumer")  # it beat; its key expired

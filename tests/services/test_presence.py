@@ -9,8 +9,9 @@ from datetime import datetime, timezone
 
 from services.liveness import Heartbeat, WorkerRegistry
 from services.presence import TickerHeartbeat, live_processes
+from tests.support.servers import redis_url
 
-REDIS_URL = "redis://localhost:6379/0"
+REDIS_URL = redis_url()
 BEAT = 0.2
 DEAD_AFTER = 1.0
 

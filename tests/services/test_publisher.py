@@ -6,15 +6,17 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from urllib.parse import urlsplit
 
 import nats
 import pytest
 
 from runtime.nats_client import NatsConnection
 from services.publisher import CommandPublisher, Outgoing
+from tests.support.servers import nats_url
 from tests.support.tcp_proxy import TcpProxy
 
-NATS_HOST, NATS_PORT = "127.0.0.1", 4222
+NATS_HOST, NATS_PORT = urlsplit(nats_url()).hostname, urlsplit(nats_url()).port
 
 
 class NatsProxy(TcpProxy):

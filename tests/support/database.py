@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import os
-
 import asyncpg
 import sqlalchemy as sa
 
-ADMIN_DSN = os.environ.get("TEST_ADMIN_DSN", "postgresql://postgres@localhost:5432/postgres")
+from tests.support.servers import admin_dsn
 
 
 def url_for(database: str) -> str:
     """The SQLAlchemy (asyncpg) URL of `database` on the admin DSN's server."""
-    base = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    base = admin_dsn().rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     return f"{base}/{database}"
 
 
 async def admin(sql: str) -> None:
     """Run one statement (CREATE/DROP DATABASE) over the admin DSN."""
-    conn = await asyncpg.connect(ADMIN_DSN)
+    conn = await asyncpg.connect(admin_dsn())
     try:
         await conn.execute(sql)
     finally:

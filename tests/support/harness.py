@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,16 +20,12 @@ import asyncpg
 import httpx
 import redis
 
-from tests.support.database import ADMIN_DSN, url_for
+from runtime.servers import free_port
+from tests.support import servers
+from tests.support.database import url_for
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.1, message: str = "condition"):
@@ -62,9 +57,9 @@ async def wait_for(predicate, timeout: float, interval: float = 0.1, message: st
 class Stack:
     """The service's processes for one test. Use `start("ticker")`, `kill("worker-1")`, `stop()`."""
 
-    def __init__(
-        self, redis_url: str = "redis://localhost:6379/0", nats_url: str = "nats://localhost:4222", **settings: str
-    ) -> None:
+    def __init__(self, redis_url: str | None = None, nats_url: str | None = None, **settings: str) -> None:
+        redis_url = redis_url or servers.redis_url()
+        nats_url = nats_url or servers.nats_url()
         self.database = f"sched_stack_{uuid.uuid4().hex[:10]}"
         self.database_url = url_for(self.database)
         self.namespace = f"scheduler-test-{uuid.uuid4().hex[:10]}"
@@ -99,7 +94,7 @@ class Stack:
 
     def create_database(self) -> None:
         async def create():
-            conn = await asyncpg.connect(ADMIN_DSN)
+            conn = await asyncpg.connect(servers.admin_dsn())
             await conn.execute(f'CREATE DATABASE "{self.database}"')
             await conn.close()
 
@@ -178,7 +173,7 @@ class Stack:
             pass
 
         async def drop():
-            conn = await asyncpg.connect(ADMIN_DSN)
+            conn = await asyncpg.connect(servers.admin_dsn())
             await conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
             await conn.close()
 

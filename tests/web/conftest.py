@@ -1,8 +1,13 @@
-"""Fixtures for the browser tests: the real API, ticker and worker, and headless Debian Chromium via Playwright."""
+"""Fixtures for the browser tests: the real API, ticker and worker, and headless Chromium via Playwright.
+
+The browser is `CHROMIUM` when set, else the machine's Chromium (Debian's `chromium`), else the one
+`playwright install chromium` downloaded (`make test` tries that when no Chromium is found).
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,7 +15,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.support.harness import Stack
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -36,8 +41,11 @@ def stack():
 def browser(stack: Stack) -> Browser:
     # Depends on `stack` so the stack's asyncio.run() set-up and tear-down happen outside Playwright's
     # sync API, which keeps an event loop running while it is open.
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install -y chromium"
     with sync_playwright() as playwright:
+        bundled = playwright.chromium.executable_path
+        assert CHROMIUM or Path(bundled).exists(), (
+            "no Chromium: apt-get install chromium, or .venv/bin/playwright install chromium, or set CHROMIUM"
+        )
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield launched
         launched.close()
