@@ -55,6 +55,12 @@ TICKER_BATCH_DURATION = Histogram(
     "ticker_batch_duration_seconds", "Time of one ticker batch", buckets=LAG_BUCKETS, registry=None
 )
 ENQUEUED = Counter("scheduler_enqueued_total", "Execution ids handed to the queue", ["source"], registry=None)
+REAPED = Counter(
+    "schedule_runs_reaped_total",
+    "Running executions taken back from a lost worker, by what became of them (retrying or failed)",
+    ["status"],
+    registry=None,
+)
 HTTP_REQUESTS = Counter(
     "http_requests_total",
     "HTTP requests answered, by route template, method and status",
@@ -73,13 +79,15 @@ HTTP_DURATION = Histogram(
 ENQUEUE_SOURCES = ("ticker", "sweep")
 # The statuses a claimed run can end an attempt in: those `running` may move to.
 OUTCOME_STATUSES: tuple[ExecutionStatus, ...] = tuple(sorted(ALLOWED_TRANSITIONS[ExecutionStatus.RUNNING]))
+# What the sweep makes of a run whose worker was lost (core.outcomes.RetryPolicy.on_lost).
+REAPED_STATUSES: tuple[ExecutionStatus, ...] = (ExecutionStatus.RETRYING, ExecutionStatus.FAILED)
 
 WORKER = "worker"
 TICKER = "ticker"
 API = "api"
 ROLES: dict[str, tuple] = {
     WORKER: (EXECUTIONS, EXECUTION_DURATION, FIRE_LAG, MISFIRES, LOCKS_ACQUIRED),
-    TICKER: (TICKER_BATCH_SIZE, TICKER_BATCH_DURATION, ENQUEUED, MISFIRES),
+    TICKER: (TICKER_BATCH_SIZE, TICKER_BATCH_DURATION, ENQUEUED, REAPED, MISFIRES),
     API: (HTTP_REQUESTS, HTTP_DURATION),
 }
 # The metrics each registry holds already (by id; a registry's entry goes with it).
@@ -98,6 +106,8 @@ def precreate(role: str) -> None:
     if role == TICKER:
         for source in ENQUEUE_SOURCES:
             ENQUEUED.labels(source)
+        for status in REAPED_STATUSES:
+            REAPED.labels(status.value)
 
 
 def install(role: str, registry: CollectorRegistry = REGISTRY) -> None:

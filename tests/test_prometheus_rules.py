@@ -35,10 +35,7 @@ METRIC_SOURCES = ("runtime", "api", "actors", "ticker", "services", "housekeepin
 
 # Metrics being added alongside these rules and not exported yet: name -> kind.
 ANNOUNCED = {
-    "http_requests_total": "counter",  # {route, method, status}, the API's request metrics
-    "http_request_duration_seconds": "histogram",
     "schedule_dead_letters_total": "counter",  # the dead-letter feature
-    "schedule_runs_reaped_total": "counter",  # proposed: runs the sweep takes back from a lost worker
 }
 # Written by Prometheus itself for every scrape target.
 SCRAPE_SERIES = {"up"}

@@ -95,6 +95,8 @@ async def _sweep_pass(
             )
     report.swept = len(swept.dispatch)
     report.reaped = swept.reaped_retrying + swept.reaped_failed
+    metrics.REAPED.labels(ExecutionStatus.RETRYING.value).inc(swept.reaped_retrying)
+    metrics.REAPED.labels(ExecutionStatus.FAILED.value).inc(swept.reaped_failed)
     if report.reaped:
         log.warning(
             "reaped runs without an outcome",

@@ -37,6 +37,7 @@ OWNERS = {
     "ticker_batch_size": {"ticker"},
     "ticker_batch_duration_seconds": {"ticker"},
     "scheduler_enqueued": {"ticker"},
+    "schedule_runs_reaped": {"ticker"},
     "http_requests": {"api"},
     "http_request_duration_seconds": {"api"},
     "schedules_total": {"api"},
@@ -181,6 +182,7 @@ async def test_each_process_serves_the_metrics_it_owns_and_no_other(stack):
     assert value(ticker, "ticker_batch_size_count") >= 1 and value(ticker, "ticker_batch_size_sum") >= 2
     assert value(ticker, "ticker_batch_duration_seconds_count") >= 1
     assert value(ticker, "scheduler_enqueued_total") >= 2
+    assert value(ticker, "schedule_runs_reaped_total", status="failed") == 0  # pre-created, nothing lost
     assert value(api, "http_requests_total", route="/api/v1/schedules", method="POST", status="201") == 2
     assert value(api, "http_request_duration_seconds_count", route="/api/v1/schedules", method="POST") == 2
     assert value(api, "schedules_total", type="immediate", status="completed") == 2

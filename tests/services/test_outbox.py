@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import sqlalchemy as sa
+from prometheus_client import CollectorRegistry
 
+from runtime import metrics
 from services.outbox import release_hand_over, sweep
 from services.ticking import tick
 from tests.support.database import rows
@@ -127,10 +129,14 @@ async def test_runs_of_a_worker_without_heartbeat_are_reaped_at_once_and_their_l
 
         soon = slot + timedelta(seconds=2)
         assert settings.LOCK_TIMEOUT_SECONDS > 2  # so only the missing heartbeat can reap
+        exported = CollectorRegistry()
+        metrics.install(metrics.TICKER, exported)
+        reaped_before = exported.get_sample_value("schedule_runs_reaped_total", {"status": "retrying"})
         report = await run_tick(
             engine, soon, settings, enqueue, NullEvents(), workers=WorkerRegistry(client, 3.0, prefix), locks=locks
         )
         assert report.reaped == 1 and runs["dead"] in handed and runs["live"] not in handed
+        assert exported.get_sample_value("schedule_runs_reaped_total", {"status": "retrying"}) == reaped_before + 1
         state = {r.id: r for r in await rows(engine, "SELECT id, status, last_error FROM executions")}
         assert state[runs["dead"]].status == "retrying" and dead_id in state[runs["dead"]].last_error
         assert state[runs["live"]].status == "running"
