@@ -86,6 +86,23 @@ async def test_a_pass_hands_over_what_the_sweep_found_before_the_slots_it_record
     assert handed[0] == lost_run and len(handed) == 1 + report.fired
 
 
+async def _claimed_run(engine, schedules, settings, locks, name: str, worker: str):
+    """A run of a new schedule, claimed by `worker` at its slot and holding its lease: (slot, run id, lease key)."""
+    from services.locks import lease_token
+
+    created = await schedules.create(interval(f"w-{name}", 60), ACTOR, T0)
+    slot = created.next_run_at
+    (run,) = [d.execution_id for d in (await tick(engine, slot, settings)).dispatch]
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.text("UPDATE executions SET status='running', started_at=:t, attempts=1, claimed_by=:w WHERE id=:id"),
+            {"t": slot, "w": worker, "id": run},
+        )
+    (lease,) = await locks.acquire_many([(created.id, 1, lease_token(run, worker))])
+    assert lease is not None
+    return slot, run, lease.key
+
+
 async def test_runs_of_a_worker_without_heartbeat_are_reaped_at_once_and_their_leases_freed(
     engine, schedules, settings
 ):
@@ -96,7 +113,7 @@ async def test_runs_of_a_worker_without_heartbeat_are_reaped_at_once_and_their_l
 
     from services.events import NullEvents
     from services.liveness import Heartbeat, WorkerRegistry
-    from services.locks import ScheduleLocks, lease_token
+    from services.locks import ScheduleLocks
     from ticker.tick import run_tick
 
     prefix = f"test-reap:{uuid.uuid4().hex[:8]}:"
@@ -106,21 +123,10 @@ async def test_runs_of_a_worker_without_heartbeat_are_reaped_at_once_and_their_l
     try:
         await client.set(f"{prefix}workers:epoch", 0)  # the registry has been warm for long
         runs = {}
+        locks = ScheduleLocks(client, settings.LOCK_TIMEOUT_SECONDS)
         for name, worker in (("live", live_id), ("dead", dead_id)):
-            created = await schedules.create(interval(f"w-{name}", 60), ACTOR, T0)
-            slot = created.next_run_at
-            (runs[name],) = [d.execution_id for d in (await tick(engine, slot, settings)).dispatch]
-            async with engine.begin() as conn:
-                await conn.execute(
-                    sa.text(
-                        "UPDATE executions SET status='running', started_at=:t, attempts=1, claimed_by=:w WHERE id=:id"
-                    ),
-                    {"t": slot, "w": worker, "id": runs[name]},
-                )
-            locks = ScheduleLocks(client, settings.LOCK_TIMEOUT_SECONDS)
-            (lease,) = await locks.acquire_many([(created.id, 1, lease_token(runs[name], worker))])
-            assert lease is not None
-            runs[name + "-lease"] = lease.key
+            claimed = await _claimed_run(engine, schedules, settings, locks, name, worker)
+            slot, runs[name], runs[name + "-lease"] = claimed
         handed: list = []
 
         async def enqueue(dispatch):
