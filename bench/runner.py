@@ -77,25 +77,13 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
 
 
 class BenchStack(Stack):
-    """The harness's Stack with a configurable worker (processes × threads)."""
+    """The harness's Stack with the bench's settings and a configurable worker (processes × threads)."""
 
     def __init__(self, worker_processes: int = 1, worker_threads: int = 8, **settings: str) -> None:
         defaults = {"MAX_BULK_ITEMS": "1000", "MAX_SCHEDULES_PER_CREATOR": "2000000", "LOG_LEVEL": "WARNING"}
         super().__init__(**{**defaults, **settings})
         self.worker_processes = worker_processes
         self.worker_threads = worker_threads
-
-    def command(self, kind: str) -> list[str]:
-        if kind == "worker":
-            return [
-                str(VENV_BIN / "dramatiq"),
-                "actors",
-                "-p",
-                str(self.worker_processes),
-                "-t",
-                str(self.worker_threads),
-            ]
-        return super().command(kind)
 
     def start_all(self) -> None:
         for name in ("api", "ticker", "worker"):
