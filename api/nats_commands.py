@@ -27,7 +27,7 @@ from services.lifecycle import LifecycleService
 from services.principals import PRINCIPAL_HEADERS, HeaderMap, resolve_principal
 from services.problems import internal_problem, problem_of
 from services.schedules import validation_errors_of
-from services.schemas import ReasonRequest, ScheduleCreate, ScheduleUpdate, TriggerRequest
+from services.schemas import PauseRequest, ReasonRequest, ScheduleCreate, ScheduleUpdate, TriggerRequest
 
 log = logging.getLogger("api.nats")
 SUBJECT_PREFIX = "cmd.scheduler.schedule."
@@ -63,8 +63,8 @@ async def _delete(service, body, actor, now):
 
 async def _pause(service, body, actor, now):
     schedule_id = _schedule_id(body)
-    reason = ReasonRequest.model_validate(body).reason
-    return 200, (await service.pause(schedule_id, actor, now, reason)).model_dump(mode="json")
+    request = PauseRequest.model_validate(body)
+    return 200, (await service.pause(schedule_id, actor, now, request.reason, request.until)).model_dump(mode="json")
 
 
 async def _resume(service, body, actor, now):

@@ -28,6 +28,7 @@ from services.schemas import (
     BulkOperationOut,
     BulkOperationRequest,
     Page,
+    PauseRequest,
     PreviewOut,
     PreviewRequest,
     ReasonRequest,
@@ -121,16 +122,22 @@ async def delete_schedule(
     return Response(status_code=204)
 
 
-@router.post("/{schedule_id}/pause", response_model=ScheduleOut, summary="Pause a schedule")
+@router.post(
+    "/{schedule_id}/pause",
+    response_model=ScheduleOut,
+    summary="Pause a schedule",
+    description="With `until` in the body (a snooze), the schedule resumes by itself at that instant.",
+)
 async def pause_schedule(
     schedule_id: uuid.UUID,
     service: Schedules,
     actor: Pauser,
     now: Now,
     reason: Reason = None,
-    body: Annotated[ReasonRequest | None, Body()] = None,
+    body: Annotated[PauseRequest | None, Body()] = None,
 ) -> ScheduleOut:
-    return await service.pause(schedule_id, actor, now, reason or (body.reason if body else None))
+    until = body.until if body else None
+    return await service.pause(schedule_id, actor, now, reason or (body.reason if body else None), until)
 
 
 @router.post("/{schedule_id}/resume", response_model=ScheduleOut, summary="Resume a paused schedule")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, TypeVar, Union
 
 import strawberry
@@ -128,10 +129,12 @@ class Mutation:
 
         return await attempt(run, reason)
 
-    @strawberry.mutation
-    async def pause_schedule(self, info: strawberry.Info, id: uuid.UUID, reason: str | None = None) -> ScheduleResult:
+    @strawberry.mutation(description="Pause; with `until` (a snooze) the schedule resumes by itself at that instant.")
+    async def pause_schedule(
+        self, info: strawberry.Info, id: uuid.UUID, reason: str | None = None, until: datetime | None = None
+    ) -> ScheduleResult:
         ctx = info.context
-        return await attempt(lambda: _schedule(ctx.schedules.pause(id, ctx.actor, ctx.now, reason)), reason)
+        return await attempt(lambda: _schedule(ctx.schedules.pause(id, ctx.actor, ctx.now, reason, until)), reason)
 
     @strawberry.mutation
     async def resume_schedule(self, info: strawberry.Info, id: uuid.UUID, reason: str | None = None) -> ScheduleResult:

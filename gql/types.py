@@ -133,6 +133,9 @@ class Schedule:
     status_reason: str | None
     is_active: bool
     paused_at: datetime | None
+    paused_until: datetime | None = strawberry.field(
+        description="A snooze: when the paused schedule resumes by itself (null: until resumed)."
+    )
     next_run_at: datetime | None
     next_run_at_local: str | None
     last_run_at: datetime | None

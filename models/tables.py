@@ -40,6 +40,11 @@ class Schedule(SQLModel, table=True):
             "next_run_at",
             postgresql_where=sa.text("status = 'active' AND next_run_at IS NOT NULL"),
         ),
+        sa.Index(
+            "ix_schedules_snoozed",
+            "paused_until",
+            postgresql_where=sa.text("status = 'paused' AND paused_until IS NOT NULL"),
+        ),
         sa.Index("ix_schedules_status_created", "status", "created_at", "id"),
         sa.Index("ix_schedules_created_by", "created_by", "created_at", "id"),
         sa.Index("ix_schedules_created", "created_at", "id"),
@@ -92,6 +97,7 @@ class Schedule(SQLModel, table=True):
     status: str = Field(default=ScheduleStatus.ACTIVE.value, sa_column=sa.Column(sa.String(16), nullable=False))
     status_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     paused_at: datetime | None = _tz()
+    paused_until: datetime | None = _tz()  # a snooze: the instant the schedule resumes by itself
     next_run_at: datetime | None = _tz()
     last_run_at: datetime | None = _tz()
     run_count: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))

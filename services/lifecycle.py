@@ -1,7 +1,12 @@
-"""Schedule lifecycle: pause, resume, trigger, and the bulk pause/resume/delete operation."""
+"""Schedule lifecycle: pause (and snooze), resume, trigger, and the bulk pause/resume/delete operation.
+
+A snooze is a pause with an end (`paused_until`, UTC): the ticker calls `end_snoozes` each pass
+(at most SWEEP_EVERY_SECONDS apart), which resumes the schedule exactly as a resume by hand would.
+"""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
 
@@ -9,8 +14,9 @@ from core.errors import Conflict, DomainError, ValidationFailed
 from core.misfire import plan_due
 from core.rules import next_fire
 from core.states import ExecutionStatus, Reason, ScheduleEvent, ScheduleStatus
+from core.tuning import SNOOZES_PER_PASS
 from models import Schedule
-from services.context import Actor
+from services.context import Actor, Role
 from services.schedules import ScheduleService, notify_ticker
 from services.schemas import (
     BulkItemResult,
@@ -26,36 +32,91 @@ from services.ticking import EXHAUSTED_REASON
 from services.validation import misfire_policy_of, payload_problems, rule_of
 from services.views import schedule_out, schedule_snapshot
 
+log = logging.getLogger("services.lifecycle")
+
+
+def check_snooze(until: datetime | None, now: datetime) -> None:
+    """A snooze's end must be an instant (with an offset) after `now`."""
+    if until is None:
+        return
+    if until.tzinfo is None:
+        raise ValidationFailed.single("until", "must include a UTC offset (for example 2027-01-01T09:00:00Z)")
+    if until <= now:
+        raise ValidationFailed.single("until", "must be in the future")
+    if until.year > 9998:
+        raise ValidationFailed.single("until", "must be before the year 9999")
+
 
 class LifecycleService(ScheduleService):
     """State changes of existing schedules. Shares loading and audit with ScheduleService."""
 
     async def pause(
-        self, schedule_id: uuid.UUID, actor: Actor, now: datetime, reason: str | None = None
+        self,
+        schedule_id: uuid.UUID,
+        actor: Actor,
+        now: datetime,
+        reason: str | None = None,
+        until: datetime | None = None,
     ) -> ScheduleOut:
-        """Stop firing. Pausing a paused schedule changes nothing. `next_run_at` is kept so resume
-        can tell which slots fell due during the pause."""
+        """Stop firing, until someone resumes or, with `until` (a snooze), until that instant: the
+        ticker then resumes it as `resume` does. Pausing with the same `until` (or none) again changes
+        nothing; a new `until` replaces the old one. `next_run_at` is kept so resume can tell which slots
+        fell due during the pause."""
         await self._begin_write(actor)
+        check_snooze(until, now)
         async with self.sessions() as session, session.begin():
             row = await self._load(session, schedule_id, actor, for_update=True)
-            changed = await self._pause_row(session, row, actor, now, reason)
+            changed = await self._pause_row(session, row, actor, now, reason, until)
         out = schedule_out(row)
         if changed:
             await self.announce(ScheduleEvent.PAUSED, out, actor, now)
         return out
 
-    async def _pause_row(self, session, row: Schedule, actor: Actor, now: datetime, reason: str | None) -> bool:
-        """Pause in the caller's transaction; False when it was already paused."""
-        if row.status == ScheduleStatus.PAUSED:
+    async def _pause_row(
+        self, session, row: Schedule, actor: Actor, now: datetime, reason: str | None, until: datetime | None = None
+    ) -> bool:
+        """Pause in the caller's transaction; False when it was already paused in the same way."""
+        if row.status == ScheduleStatus.PAUSED and row.paused_until == until:
             return False
-        if row.status != ScheduleStatus.ACTIVE:
+        if row.status not in (ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED):
             raise Conflict(f"schedule is {row.status}; only active schedules can be paused", field="status")
         before = schedule_snapshot(row)
-        row.status, row.status_reason, row.paused_at = ScheduleStatus.PAUSED, reason, now
+        if row.status == ScheduleStatus.ACTIVE:
+            row.status, row.status_reason, row.paused_at = ScheduleStatus.PAUSED, reason, now
+        elif reason is not None:
+            row.status_reason = reason
+        row.paused_until = until
         row.updated_at, row.updated_by, row.version = now, actor.name, row.version + 1
         session.add(row)
         schedule_store.audit(session, actor, "schedule.paused", now, row.id, before, schedule_snapshot(row), reason)
         return True
+
+    async def end_snoozes(self, now: datetime, limit: int = SNOOZES_PER_PASS) -> list[ScheduleOut]:
+        """Resume the paused schedules whose `paused_until` has come (the ticker calls this each pass),
+        each in its own transaction and audited as the scheduler's. A schedule that cannot be resumed is
+        logged and left paused; it does not hold up the others."""
+        actor = Actor(name=schedule_store.SYSTEM_ACTOR, role=Role.ADMIN)
+        async with self.sessions() as session:
+            due = await schedule_store.snoozes_ended(await session.connection(), now, limit)
+        resumed = []
+        for schedule_id in due:
+            try:
+                async with self.sessions() as session, session.begin():
+                    row = await self._load(session, schedule_id, actor, for_update=True)
+                    if row.status != ScheduleStatus.PAUSED or row.paused_until is None or row.paused_until > now:
+                        continue  # resumed or snoozed again since the lookup
+                    reason = f"snooze ended (until {row.paused_until.isoformat()})"
+                    await self._resume_row(session, row, actor, now, reason)
+            except (DomainError, ValueError) as error:
+                log.warning(
+                    "snooze could not end",
+                    extra={"action": "schedule.snooze_failed", "schedule_id": str(schedule_id), "error": str(error)},
+                )
+                continue
+            out = schedule_out(row)
+            await self.announce(ScheduleEvent.RESUMED, out, actor, now)
+            resumed.append(out)
+        return resumed
 
     async def resume(
         self, schedule_id: uuid.UUID, actor: Actor, now: datetime, reason: str | None = None
@@ -93,7 +154,7 @@ class LifecycleService(ScheduleService):
             row.status, row.status_reason = ScheduleStatus.COMPLETED, EXHAUSTED_REASON
         else:
             row.status, row.status_reason = ScheduleStatus.ACTIVE, None
-        row.next_run_at, row.paused_at = next_run, None
+        row.next_run_at, row.paused_at, row.paused_until = next_run, None, None
         row.updated_at, row.updated_by, row.version = now, actor.name, row.version + 1
         session.add(row)
         schedule_store.audit(session, actor, "schedule.resumed", now, row.id, before, schedule_snapshot(row), reason)

@@ -151,6 +151,12 @@ class ReasonRequest(_Strict):
     reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
 
+class PauseRequest(ReasonRequest):
+    """`until`: a snooze, the schedule resumes by itself at that instant (with an offset, in the future)."""
+
+    until: Instant | None = None
+
+
 class TriggerRequest(_Strict):
     override_payload: dict[str, Any] | None = None
 
@@ -213,6 +219,7 @@ class ScheduleOut(BaseModel):
     status_reason: str | None
     is_active: bool
     paused_at: datetime | None
+    paused_until: datetime | None = Field(description="a snooze: when the paused schedule resumes by itself")
     next_run_at: datetime | None
     next_run_at_local: str | None = Field(description="next_run_at as wall time in the schedule's time zone")
     last_run_at: datetime | None

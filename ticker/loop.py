@@ -124,6 +124,7 @@ async def run_loop(
                     or report.reaped
                     or report.rescued
                     or report.consumers_released
+                    or report.snoozes_ended
                     or report.enqueue_failed
                 ):
                     log.info("tick", extra={"action": "ticker.tick", **report.__dict__})

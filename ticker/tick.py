@@ -12,8 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
 from core.states import ExecutionEvent, ExecutionStatus, Reason, ScheduleEvent
+from models.db import make_session_factory
 from runtime import metrics
 from services.events import EXECUTION_EVENT_PREFIX, SCHEDULE_EVENT_PREFIX, EventSink
+from services.lifecycle import LifecycleService
 from services.liveness import Census, WorkerRegistry
 from services.locks import ScheduleLocks
 from services.outbox import release_hand_over, running_claimers, sweep
@@ -36,6 +38,7 @@ class TickReport:
     reaped: int = 0
     rescued: int = 0
     consumers_released: int = 0
+    snoozes_ended: int = 0
     enqueued: int = 0
     enqueue_failed: int = 0
 
@@ -50,7 +53,8 @@ async def run_tick(
     workers: WorkerRegistry | None = None,
     locks: ScheduleLocks | None = None,
 ) -> TickReport:
-    """Sweep the outbox, then claim every schedule due at `now` (batch after batch), enqueueing as it goes.
+    """Sweep the outbox, end the snoozes that are over, then claim every schedule due at `now` (batch
+    after batch), enqueueing as it goes.
 
     The sweep goes first because what it hands over is older than anything the pass records: runs
     whose hand-over was lost, overdue retries, runs reaped from a lost worker. After an outage the
@@ -65,6 +69,9 @@ async def run_tick(
     report = TickReport()
     if sweep_outbox:
         await _sweep_pass(engine, now, settings, enqueue, workers, locks, report)
+    # Before planning: a schedule whose snooze ended is planned in this same pass.
+    resumed = await LifecycleService(make_session_factory(engine), settings, events).end_snoozes(now)
+    report.snoozes_ended = len(resumed)
     await _planning_pass(engine, now, settings, enqueue, events, report)
     return report
 

@@ -11,6 +11,7 @@ Statements:
 - DISABLE         disable schedules (with a reason each) and add their audit entries, in one statement
 - INSERT_MANY     insert a batch of schedules from one JSON array
 - AUDIT_CREATED   add the `schedule.created` audit entries of such a batch, in batch order
+- SNOOZES_ENDED   the paused schedules whose snooze (`paused_until`) has ended, earliest first
 """
 
 from __future__ import annotations
@@ -84,6 +85,10 @@ AUDIT_CREATED = sa.text(
     "WITH ORDINALITY AS x(schedule_id, after, n) "
     "ORDER BY x.n"
 )
+SNOOZES_ENDED = sa.text(
+    f"SELECT id FROM schedules WHERE status = '{ScheduleStatus.PAUSED}' AND paused_until <= :now "
+    "ORDER BY paused_until LIMIT :limit"
+)
 
 
 async def select_due(conn: AsyncConnection, horizon: datetime, limit: int):
@@ -118,6 +123,11 @@ async def insert_many(conn: AsyncConnection, rows_json: str, audit_json: str, ac
     await conn.execute(INSERT_MANY, {"rows": rows_json})
     params = {"at": now, "actor": actor.name, "reason": "bulk create", "correlation_id": actor.correlation_id}
     await conn.execute(AUDIT_CREATED, {**params, "rows": audit_json})
+
+
+async def snoozes_ended(conn: AsyncConnection, now: datetime, limit: int) -> list[uuid.UUID]:
+    """SNOOZES_ENDED: up to `limit` ids (not locked: the caller locks and checks each one)."""
+    return [row.id for row in await conn.execute(SNOOZES_ENDED, {"now": now, "limit": limit})]
 
 
 def audit(

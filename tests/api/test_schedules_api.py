@@ -147,6 +147,20 @@ async def test_pausing_twice_is_harmless_and_completed_cannot_pause(client, db):
     assert response.status_code == 409 and response.json()["errors"][0]["field"] == "status"
 
 
+async def test_a_snooze_is_answered_with_its_end_and_a_past_end_is_refused_naming_until(client, db, clock):
+    created = await create(client, cron_body())
+    url = f"/api/v1/schedules/{created['id']}/pause"
+    past = await client.post(url, json={"reason": "nap", "until": (clock.now - timedelta(minutes=1)).isoformat()})
+    assert past.status_code == 422 and [e["field"] for e in past.json()["errors"]] == ["until"]
+    assert await db.fetchval("SELECT status FROM schedules WHERE id=$1", created["id"]) == "active"
+
+    until = clock.now + timedelta(hours=2)
+    snoozed = await client.post(url, json={"reason": "nap", "until": until.isoformat()})
+
+    assert snoozed.status_code == 200 and datetime.fromisoformat(snoozed.json()["paused_until"]) == until
+    assert await db.fetchval("SELECT paused_until FROM schedules WHERE id=$1", created["id"]) == until
+
+
 async def test_trigger_records_a_pending_manual_execution(client, db, clock):
     created = await create(client, cron_body())
     response = await client.post(

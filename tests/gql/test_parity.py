@@ -38,7 +38,7 @@ def gql_outcome(result: dict, field: str) -> str:
 
 async def snapshot(db) -> dict[str, Any]:
     schedules = await db.fetch(
-        "SELECT name, status, status_reason, schedule_type, "
+        "SELECT name, status, status_reason, paused_until, schedule_type, "
         "cron_expression, interval_seconds, timezone, target_command,"
         " command_payload, priority, tags, version, created_by, updated_by, next_run_at IS NOT NULL AS has_next,"
         " deleted_at IS NOT NULL AS deleted FROM schedules ORDER BY name"
@@ -70,6 +70,8 @@ H = {"X-Performed-By": ACTOR, "X-Created-By": ACTOR, "X-Triggered-By": ACTOR}
 UPDATE = (
     f"mutation($id: UUID!, $i: UpdateScheduleInput!) {{ updateSchedule(id: $id, input: $i) {{ {SCHEDULE_FIELDS} }} }}"
 )
+SNOOZE = f"mutation($id: UUID!, $until: DateTime!) {{ pauseSchedule(id: $id, until: $until) {{ {SCHEDULE_FIELDS} }} }}"
+SNOOZE_END, PAST = "2099-01-01T09:00:00+00:00", "2001-01-01T09:00:00+00:00"
 
 
 def case(name: str, seeds: list[dict], rest: Op, graphql: Op):
@@ -155,6 +157,18 @@ CASES = [
             {"id": ids[0]},
             "pauseSchedule",
         ),
+    ),
+    case(
+        "snooze",
+        [cron_body("s")],
+        lambda c, ids: _rest(c.post(f"/api/v1/schedules/{ids[0]}/pause", json={"until": SNOOZE_END}, headers=H)),
+        lambda c, ids: _gql(c, SNOOZE, {"id": ids[0], "until": SNOOZE_END}, "pauseSchedule"),
+    ),
+    case(
+        "snooze-in-the-past",
+        [cron_body("s")],
+        lambda c, ids: _rest(c.post(f"/api/v1/schedules/{ids[0]}/pause", json={"until": PAST}, headers=H)),
+        lambda c, ids: _gql(c, SNOOZE, {"id": ids[0], "until": PAST}, "pauseSchedule"),
     ),
     case(
         "resume-active-is-a-no-op",

@@ -519,6 +519,43 @@ async def test_pause_stops_resume_records_paused_slots_and_update_retimes_at_onc
         assert len(set(inbox.slots())) == len(inbox)
 
 
+async def snooze_over_rest(http: httpx.AsyncClient, sid: str, until: datetime) -> datetime:
+    """Pauses the schedule until `until` over REST; returns its paused_at."""
+    snoozed = await http.post(f"/api/v1/schedules/{sid}/pause", json={"reason": "nap", "until": until.isoformat()})
+    assert snoozed.status_code == 200 and snoozed.json()["status"] == "paused", snoozed.text
+    assert ts(snoozed.json()["paused_until"]) == until
+    return ts(snoozed.json()["paused_at"])
+
+
+async def test_a_snooze_ends_by_itself_and_firing_restarts(stack):
+    # Proves: a pause with `until` stops publishing; the ticker resumes the schedule at `until` by
+    # itself (audited as the scheduler's, within its pass interval plus a margin) and its slots are
+    # published again; the slots of the snooze are recorded `missed` with reason `paused`.
+    start(stack, "api", "ticker", "worker")
+    subject = unique_subject()
+    async with nats_client(stack) as nc, rest(stack) as http:
+        inbox = await listen(nc, subject)
+        schedule = await create_pause_schedule(http, subject)
+        sid = schedule["id"]
+        await wait_for(lambda: len(inbox) >= 1, DEADLINE, message="a run before the snooze")
+
+        until = (utc_now() + timedelta(seconds=5)).replace(microsecond=0)
+        paused_at = await snooze_over_rest(http, sid, until)
+        await wait_for(lambda: any(s > until for s in inbox.slots()), DEADLINE, message="a run after the snooze")
+
+        during = [s for s in inbox.slots() if paused_at + timedelta(seconds=1) < s < until - timedelta(seconds=1)]
+        assert during == [], f"published while snoozed: {during}"
+        (resumed,) = [r for r in await audit_trail(stack, sid) if r["action"] == "schedule.resumed"]
+        assert resumed["actor"] == "scheduler" and until.isoformat() in resumed["reason"]
+        async with database(stack) as db:
+            resumed_at = await db.fetchval(
+                "SELECT at FROM audit_log WHERE schedule_id = $1 AND action = 'schedule.resumed'", uuid.UUID(sid)
+            )
+        assert timedelta(0) <= resumed_at - until < timedelta(seconds=5), resumed_at - until
+        by_slot = {ts(e["scheduled_for"]): e for e in await executions_of(http, sid)}
+        assert any((e["status"], e["reason"]) == ("missed", "paused") for e in by_slot.values()), by_slot
+
+
 # ---- 3. manual trigger ------------------------------------------------------------------------
 
 
@@ -696,10 +733,14 @@ async def test_nats_commands_mirror_rest_and_are_audited(isolated_stack):
         await assert_bad_bodies_rejected_as_over_rest(nc, http, body)
 
         sid = created["id"]
+        until = (utc_now() + timedelta(days=1)).replace(microsecond=0)
         status, paused = await command(
-            nc, "pause", {"schedule_id": sid, "reason": "maintenance"}, **{"X-Paused-By": "svc-y"}
+            nc,
+            "pause",
+            {"schedule_id": sid, "reason": "maintenance", "until": until.isoformat()},
+            **{"X-Paused-By": "svc-y"},
         )
-        assert status == 200 and paused["status"] == "paused", paused
+        assert status == 200 and paused["status"] == "paused" and ts(paused["paused_until"]) == until, paused
         assert (await get_schedule(http, sid))["status"] == "paused"
         status, resumed = await command(nc, "resume", {"schedule_id": sid}, **{"X-Resumed-By": "svc-y"})
         assert status == 200 and resumed["status"] == "active", resumed

@@ -99,6 +99,29 @@ def test_pause_and_resume_from_the_table_with_confirmation(page: Page, stack):
     shot(page, "07-schedule-page-audit")
 
 
+def test_snooze_from_the_table_with_the_date_picker(page: Page, stack):
+    schedule = create_schedule(stack, name=f"snoozed-{uuid.uuid4().hex[:6]}")
+    page.goto("/")
+    page.get_by_label("Search by name").fill(schedule["name"])
+    row = page.locator(f'#schedules-table tr[data-id="{schedule["id"]}"]')
+    expect(page.locator("#schedules-table tbody tr")).to_have_count(1)
+
+    row.get_by_role("button", name=f"Pause {schedule['name']}").click()
+    dialog = page.locator("#confirm-dialog")
+    dialog.get_by_label("Reason").fill("holiday")
+    dialog.get_by_label("Resume by itself at").fill("2099-01-02T09:30")
+    shot(page, "05b-snooze-dialog")
+    dialog.get_by_role("button", name="Pause").click()
+    expect(dialog).to_be_hidden()
+
+    expected = page.evaluate("new Date('2099-01-02T09:30').toISOString()")
+    stored = graphql(stack, "query($id: UUID!) { schedule(id: $id) { status pausedUntil } }", {"id": schedule["id"]})
+    assert stored["schedule"]["status"] == "PAUSED"
+    assert stored["schedule"]["pausedUntil"].replace("+00:00", "Z").startswith(expected[:19])
+    expect(row.locator(".status-cell")).to_have_text("paused")
+    expect(row).to_contain_text("until 2099-01-02")
+
+
 def test_validation_message_next_to_the_cron_field(page: Page, stack):
     page.goto("/#/new")
     page.get_by_label("Name").fill("never-fires")

@@ -124,7 +124,7 @@ export const SCHEDULE_FIELDS = `
   id name description scheduleType cronExpression intervalSeconds runAt timezone startAt endAt
   dstGap dstRepeat targetCommand commandPayload deliveryMode requestTimeoutSeconds priority maxRetries
   retryDelay misfireGraceSeconds catchup maxConcurrent maxRuns jitterSeconds tags status statusReason
-  isActive pausedAt nextRunAt nextRunAtLocal lastRunAt runCount createdBy updatedBy createdAt updatedAt version`;
+  isActive pausedAt pausedUntil nextRunAt nextRunAtLocal lastRunAt runCount createdBy updatedBy createdAt updatedAt version`;
 
 export const EXECUTION_FIELDS = `
   id scheduleId scheduledFor triggerType triggeredBy status reason priority attempts enqueuedAt startedAt
@@ -135,9 +135,10 @@ export const ERROR_FIELDS = `... on Error { message code } ... on ValidationErro
   ... on QuotaExceededError { errors { field message } } ... on ForbiddenError { errors { field message } }`;
 
 /** Row-level lifecycle mutations; each resolves to null on success or the typed error. */
-const ROW_FIELDS = "id status statusReason version nextRunAt nextRunAtLocal pausedAt";
-export async function pauseSchedule(id, reason) {
-  const d = await gql(`mutation($id: UUID!, $reason: String) { r: pauseSchedule(id: $id, reason: $reason) { __typename ... on Schedule { ${ROW_FIELDS} } ${ERROR_FIELDS} } }`, { id, reason });
+const ROW_FIELDS = "id status statusReason version nextRunAt nextRunAtLocal pausedAt pausedUntil";
+/** Pause; with `until` (ISO 8601) a snooze: the schedule resumes by itself then. */
+export async function pauseSchedule(id, reason, until = null) {
+  const d = await gql(`mutation($id: UUID!, $reason: String, $until: DateTime) { r: pauseSchedule(id: $id, reason: $reason, until: $until) { __typename ... on Schedule { ${ROW_FIELDS} } ${ERROR_FIELDS} } }`, { id, reason, until });
   return d.r;
 }
 export async function resumeSchedule(id, reason) {

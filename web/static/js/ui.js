@@ -139,22 +139,26 @@ export function errorBlock(el, result) {
 }
 
 /**
- * Ask for confirmation in the <dialog>. `action(reason)` runs on confirm; it returns null on success
- * (the dialog closes) or a typed error object (shown in the dialog, which stays open).
+ * Ask for confirmation in the <dialog>. `action(reason, until)` runs on confirm; it returns null on success
+ * (the dialog closes) or a typed error object (shown in the dialog, which stays open). With `until`, the
+ * dialog also asks for an optional instant (a local date and time, passed on as ISO 8601 UTC, or null).
  * Resolves true when the action succeeded, false when cancelled.
  */
-export function confirmAction({ title, body, confirmLabel = "Confirm", danger = false, reason = true, action }) {
+export function confirmAction({ title, body, confirmLabel = "Confirm", danger = false, reason = true, until = false, action }) {
   const dialog = document.getElementById("confirm-dialog");
   const form = document.getElementById("confirm-form");
   const ok = document.getElementById("confirm-ok");
   const cancel = document.getElementById("confirm-cancel");
   const errorEl = document.getElementById("confirm-error");
   const reasonInput = document.getElementById("confirm-reason");
+  const untilInput = document.getElementById("confirm-until");
   const opener = document.activeElement;
   document.getElementById("confirm-title").textContent = title;
   document.getElementById("confirm-body").textContent = body;
   document.getElementById("confirm-reason-row").hidden = !reason;
   reasonInput.value = "";
+  document.getElementById("confirm-until-row").hidden = !until;
+  untilInput.value = "";
   ok.textContent = confirmLabel;
   ok.disabled = false;
   errorEl.hidden = true;
@@ -179,7 +183,9 @@ export function confirmAction({ title, body, confirmLabel = "Confirm", danger = 
       ok.disabled = true;
       errorEl.hidden = true;
       try {
-        const problem = await action(reasonInput.value.trim() || null);
+        // A datetime-local value is wall time in the browser's zone; Date reads it so.
+        const untilValue = until && untilInput.value ? new Date(untilInput.value).toISOString() : null;
+        const problem = await action(reasonInput.value.trim() || null, untilValue);
         if (problem) { errorBlock(errorEl, problem); ok.disabled = false; return; }
         finish(true);
       } catch (error) {

@@ -89,6 +89,7 @@ export async function render(main, [id]) {
       prop("Type", lower(s.scheduleType)),
       prop("Time zone", s.timezone),
       prop("Status", s.statusReason ? `${lower(s.status)} — ${s.statusReason}` : lower(s.status)),
+      s.pausedUntil ? prop("Paused until", h("span", { id: "paused-until" }, `${fmtUtc(s.pausedUntil)} (resumes by itself)`)) : [],
       prop("Next run", s.nextRunAt ? `${fmtLocal(s.nextRunAtLocal)} (${fmtUtc(s.nextRunAt)})` : null),
       prop("Last run", s.lastRunAt ? fmtUtc(s.lastRunAt) : null),
       prop("Window", s.startAt || s.endAt ? `${s.startAt ? fmtUtc(s.startAt) : "…"} → ${s.endAt ? fmtUtc(s.endAt) : "…"}` : null),
@@ -125,10 +126,11 @@ export async function render(main, [id]) {
   async function lifecycle(verb) {
     const ok = await confirmAction({
       title: `${verb === "pause" ? "Pause" : "Resume"} schedule?`,
-      body: verb === "pause" ? `“${schedule.name}” stops firing until it is resumed.` : `“${schedule.name}” fires again; slots due during the pause follow its catch-up policy.`,
+      body: verb === "pause" ? `“${schedule.name}” stops firing until it is resumed, or until the instant below.` : `“${schedule.name}” fires again; slots due during the pause follow its catch-up policy.`,
       confirmLabel: verb === "pause" ? "Pause" : "Resume",
-      action: async (reason) => {
-        const r = await (verb === "pause" ? pauseSchedule : resumeSchedule)(id, reason);
+      until: verb === "pause",
+      action: async (reason, until) => {
+        const r = await (verb === "pause" ? pauseSchedule(id, reason, until) : resumeSchedule(id, reason));
         return r.__typename === "Schedule" ? null : r;
       },
     });

@@ -6,7 +6,7 @@ const PAGE = 25;
 const QUERY = `query($filter: ScheduleFilterInput, $first: Int!, $after: String) {
   schedules(filter: $filter, first: $first, after: $after) {
     totalCount pageInfo { hasNextPage endCursor }
-    edges { cursor node { id name scheduleType cronExpression intervalSeconds runAt timezone status statusReason
+    edges { cursor node { id name scheduleType cronExpression intervalSeconds runAt timezone status statusReason pausedUntil
       nextRunAt nextRunAtLocal tags version lastExecution { status scheduledFor } } }
   }
 }`;
@@ -94,7 +94,8 @@ export async function render(main) {
       cell("Type", lower(s.scheduleType)),
       cell("Rule", h("code", {}, ruleText(s))),
       cell("Time zone", s.timezone),
-      cell("Status", h("span", { class: "status-cell" }, badge(s.status)), s.statusReason ? h("span", { class: "sub" }, s.statusReason) : null),
+      cell("Status", h("span", { class: "status-cell" }, badge(s.status)), s.statusReason ? h("span", { class: "sub" }, s.statusReason) : null,
+        s.pausedUntil ? h("span", { class: "sub" }, `until ${fmtUtc(s.pausedUntil)}`) : null),
       cell("Next run", s.nextRunAt ? [h("span", {}, fmtLocal(s.nextRunAtLocal)), h("span", { class: "sub" }, fmtUtc(s.nextRunAt))] : h("span", { class: "muted" }, "—")),
       cell("Last outcome", last ? [badge(last.status), h("span", { class: "sub" }, fmtUtc(last.scheduledFor))] : h("span", { class: "muted" }, "never ran")),
       cell("Tags", tags(s.tags)),
@@ -132,11 +133,12 @@ export async function render(main) {
     const done = await confirmAction({
       title: `${verb === "pause" ? "Pause" : "Resume"} schedule?`,
       body: verb === "pause"
-        ? `“${s.name}” stops firing until it is resumed. Slots that fall due meanwhile are recorded as missed (reason: paused).`
+        ? `“${s.name}” stops firing until it is resumed, or until the instant below. Slots that fall due meanwhile are recorded as missed (reason: paused).`
         : `“${s.name}” fires again. Slots that fell due during the pause follow its catch-up policy.`,
       confirmLabel: verb === "pause" ? "Pause" : "Resume",
-      action: async (reason) => {
-        const result = await (verb === "pause" ? pauseSchedule : resumeSchedule)(s.id, reason);
+      until: verb === "pause",
+      action: async (reason, until) => {
+        const result = await (verb === "pause" ? pauseSchedule(s.id, reason, until) : resumeSchedule(s.id, reason));
         if (result.__typename !== "Schedule") return result;
         replaceRow(result);
         return null;
