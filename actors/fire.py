@@ -27,6 +27,7 @@ from core.tuning import FIRE_PRIORITY, OVERDUE_PRIORITY, TIME_LIMIT_MS
 from runtime import metrics
 from services.events import EXECUTION_EVENT_PREFIX, SCHEDULE_EVENT_PREFIX
 from services.firing import WHITELIST_DISABLE_REASON, FireResult
+from services.stores.schedules import SYSTEM_ACTOR
 
 log = logging.getLogger("actors.fire")
 
@@ -42,6 +43,11 @@ def _only_explicit_retries(retries: int, exception: BaseException) -> bool:
 
 def _observe(result: FireResult) -> None:
     metrics.LOCKS_ACQUIRED.inc(result.locks_acquired)
+    published, unpublished = result.dead_letters
+    if published or unpublished:
+        metrics.DEAD_LETTERS.labels("published").inc(published)
+        metrics.DEAD_LETTERS.labels("unpublished").inc(unpublished)
+    metrics.AUTO_PAUSES.inc(len(result.auto_paused))
     for outcome in result.outcomes:
         metrics.EXECUTIONS.labels(outcome.schedule_type, outcome.status).inc()
         if outcome.status in NOT_FIRED_STATUSES or outcome.reason == Reason.FORBIDDEN:
@@ -71,6 +77,9 @@ async def _emit_events(res: WorkerResources, result: FireResult) -> None:
                 },
             )
         )
+    for schedule_id, reason in result.auto_paused:
+        body = {"schedule_id": str(schedule_id), "actor": SYSTEM_ACTOR, "reason": reason, "at": at}
+        events.append((SCHEDULE_EVENT_PREFIX + ScheduleEvent.PAUSED, body))
     for o in result.outcomes:
         body = {
             "execution_id": str(o.execution_id),

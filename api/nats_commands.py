@@ -1,4 +1,5 @@
-"""NATS request/reply commands `cmd.scheduler.schedule.{create,update,delete,pause,resume,trigger}`.
+"""NATS request/reply commands `cmd.scheduler.schedule.{create,update,delete,pause,resume,trigger}` and
+`cmd.scheduler.execution.retry`.
 
 Served by every API instance in one queue group (each request is handled once). The reply body is
 the same JSON the REST route answers; failures are the same problem documents, and every reply
@@ -22,6 +23,7 @@ import structlog
 from pydantic import ValidationError
 
 from core.errors import DomainError, ValidationFailed
+from core.states import ExecutionStatus
 from services.auth import ApiKeyService
 from services.lifecycle import LifecycleService
 from services.principals import PRINCIPAL_HEADERS, HeaderMap, resolve_principal
@@ -30,7 +32,9 @@ from services.schedules import validation_errors_of
 from services.schemas import PauseRequest, ReasonRequest, ScheduleCreate, ScheduleUpdate, TriggerRequest
 
 log = logging.getLogger("api.nats")
-SUBJECT_PREFIX = "cmd.scheduler.schedule."
+SUBJECT_PREFIX = "cmd.scheduler."
+# The families of commands: `cmd.scheduler.<family>.<operation>`.
+FAMILIES = ("schedule", "execution")
 QUEUE_GROUP = "scheduler-service"
 Handler = Callable[..., Awaitable[tuple[int, Any]]]
 
@@ -79,13 +83,27 @@ async def _trigger(service, body, actor, now):
     return 200, (await service.trigger(schedule_id, actor, now, override)).model_dump(mode="json")
 
 
+async def _retry(service, body, actor, now):
+    try:
+        execution_id = uuid.UUID(str(body.pop("execution_id")))
+    except KeyError:
+        raise ValidationFailed.single("execution_id", "is required") from None
+    except ValueError:
+        raise ValidationFailed.single("execution_id", "is not a valid UUID") from None
+    if body:
+        raise ValidationFailed.single(next(iter(body)), "is not a field of this command")
+    retried = await service.retry_execution(execution_id, actor, now)
+    return 200, {"execution_id": str(retried), "status": ExecutionStatus.PENDING.value}
+
+
 HANDLERS: dict[str, Handler] = {
-    "create": _create,
-    "update": _update,
-    "delete": _delete,
-    "pause": _pause,
-    "resume": _resume,
-    "trigger": _trigger,
+    "schedule.create": _create,
+    "schedule.update": _update,
+    "schedule.delete": _delete,
+    "schedule.pause": _pause,
+    "schedule.resume": _resume,
+    "schedule.trigger": _trigger,
+    "execution.retry": _retry,
 }
 
 
@@ -127,7 +145,8 @@ async def _run(
 ) -> tuple[int, bytes]:
     operation = subject.removeprefix(SUBJECT_PREFIX)
     try:
-        header_names = PRINCIPAL_HEADERS.get(operation, PRINCIPAL_HEADERS["request"])
+        verb = operation.rpartition(".")[2]
+        header_names = PRINCIPAL_HEADERS.get(verb, PRINCIPAL_HEADERS["request"])
         actor = await resolve_principal(found, header_names, api_keys, auth_enabled, correlation_id)
         handler = HANDLERS.get(operation)
         if handler is None:
@@ -149,7 +168,7 @@ async def _run(
 
 
 async def subscribe(nats_connection, service: LifecycleService, api_keys: ApiKeyService, auth_enabled: bool):
-    """Subscribe the API's queue group; returns the subscription (unsubscribe on shutdown)."""
+    """Subscribe the API's queue group; returns the subscriptions (unsubscribe on shutdown)."""
     client = await nats_connection.connection()
 
     async def on_message(msg) -> None:
@@ -159,4 +178,4 @@ async def subscribe(nats_connection, service: LifecycleService, api_keys: ApiKey
         if msg.reply:
             await client.publish(msg.reply, reply, headers={"Scheduler-Status": str(status)})
 
-    return await client.subscribe(SUBJECT_PREFIX + "*", queue=QUEUE_GROUP, cb=on_message)
+    return [await client.subscribe(f"{SUBJECT_PREFIX}{f}.*", queue=QUEUE_GROUP, cb=on_message) for f in FAMILIES]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from api.deps import Executions, Reader, reject_nul_query
+from api.deps import Executions, Now, Reader, Retrier, Schedules, reject_nul_query
 from api.problems import PROBLEM_RESPONSES
 from services.schemas import ExecutionFilter, ExecutionOut, Instant, Page, StatsOut
 
@@ -30,8 +30,13 @@ async def list_executions(
     status: StatusList = None,
     since: Annotated[Instant | None, Query(description="scheduled_for >= since")] = None,
     until: Annotated[Instant | None, Query(description="scheduled_for < until")] = None,
+    dead_lettered: Annotated[
+        bool | None, Query(description="true: only the failed runs sent to their dead letters; false: the others")
+    ] = None,
 ) -> Page[ExecutionOut]:
-    filters = ExecutionFilter(schedule_id=schedule_id, status=status, since=since, until=until)
+    filters = ExecutionFilter(
+        schedule_id=schedule_id, status=status, since=since, until=until, dead_lettered=dead_lettered
+    )
     return await service.list(filters, actor, page, limit)
 
 
@@ -49,6 +54,22 @@ async def execution_stats(
 
 @router.get("/executions/{execution_id}", response_model=ExecutionOut, summary="Get an execution")
 async def get_execution(execution_id: uuid.UUID, service: Executions, actor: Reader) -> ExecutionOut:
+    return await service.get(execution_id, actor)
+
+
+@router.post(
+    "/executions/{execution_id}/retry",
+    response_model=ExecutionOut,
+    summary="Retry a failed execution now",
+    description=(
+        "One more attempt of a failed run, with the same id, slot and payload; it is handed over at once. "
+        "409 when the run is not failed or its schedule is paused."
+    ),
+)
+async def retry_execution(
+    execution_id: uuid.UUID, schedules: Schedules, service: Executions, actor: Retrier, now: Now
+) -> ExecutionOut:
+    await schedules.retry_execution(execution_id, actor, now)
     return await service.get(execution_id, actor)
 
 

@@ -180,6 +180,12 @@ class Settings(BaseSettings):
         300, ge=0, le=86400, description="default `retry_delay` of a new schedule: first backoff step, in seconds"
     )
     RETRY_BACKOFF_CAP_SECONDS: int = Field(3600, ge=1, le=86400, description="longest delay of one retry, in seconds")
+    DEAD_LETTER_SUBJECT: str = Field(
+        "evt.scheduler.execution.dead_letter",
+        min_length=1,
+        max_length=255,
+        description="where a run that finally failed is published once, unless its schedule names its own subject",
+    )
     REENQUEUE_AFTER_SECONDS: int = Field(
         15,
         ge=1,
@@ -284,6 +290,16 @@ class Settings(BaseSettings):
             problem = pattern_problem(pattern.strip())
             if problem:
                 raise ValueError(f"pattern {pattern.strip()!r} {problem}")
+        return value
+
+    @field_validator("DEAD_LETTER_SUBJECT")
+    @classmethod
+    def _dead_letters(cls, value: str) -> str:
+        from core.subjects import dead_letter_problem
+
+        problem = dead_letter_problem(value, value, [])
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("RATE_LIMIT_WRITES")

@@ -13,7 +13,8 @@ deleted). Its life::
     running  -> succeeded | failed | retrying (the publish's outcome, or the reaper after a lost worker)
              |  skipped | missed | cancelled  (not published: concurrency, pause, deletion)
     retrying -> running                       (the next attempt is claimed)
-    succeeded, failed, missed, skipped, cancelled: final (no way out)
+    failed   -> pending                       (retried by hand: one more attempt, same id and slot)
+    succeeded, failed, missed, skipped, cancelled: final (failed's only way out is a retry by hand)
 
 A transition to the same status is not a transition: a duplicate event is detected by the caller.
 """
@@ -76,6 +77,7 @@ class ExecutionEvent(StrEnum):
     FAILED = "failed"  # also sent for an attempt that will be retried (its status says `retrying`)
     SKIPPED = "skipped"  # also sent for a cancelled run
     MISSED = "missed"
+    RETRIED = "retried"  # a failed run was retried by hand: `pending` again
 
 
 ACTIVE_STATUSES: frozenset[ExecutionStatus] = frozenset(
@@ -108,7 +110,10 @@ ALLOWED_TRANSITIONS: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
     _S.RUNNING: frozenset({_S.SUCCEEDED, _S.FAILED, _S.RETRYING, _S.SKIPPED, _S.MISSED, _S.CANCELLED}),
     _S.RETRYING: frozenset({_S.RUNNING}),
     **{s: frozenset() for s in FINAL_STATUSES},
+    _S.FAILED: frozenset({_S.PENDING}),
 }
+# The statuses a run may be retried by hand from (`POST /api/v1/executions/{id}/retry`).
+RETRYABLE_STATUSES: frozenset[ExecutionStatus] = frozenset({ExecutionStatus.FAILED})
 # Schedules that the ticker plans and that the API may pause, resume or delete.
 LIVE_SCHEDULE_STATUSES: frozenset[ScheduleStatus] = frozenset({ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED})
 
@@ -142,6 +147,7 @@ def transition_pairs() -> list[tuple[str, str]]:
 
 
 _EVENT_OF_STATUS = {
+    ExecutionStatus.PENDING: ExecutionEvent.RETRIED,
     ExecutionStatus.RUNNING: ExecutionEvent.STARTED,
     ExecutionStatus.SUCCEEDED: ExecutionEvent.SUCCEEDED,
     ExecutionStatus.FAILED: ExecutionEvent.FAILED,

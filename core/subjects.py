@@ -1,7 +1,9 @@
-"""NATS subject rules for `target_command`.
+"""NATS subject rules for `target_command` and `dead_letter_subject`.
 
 A target is a concrete publish subject: dot-separated tokens of visible ASCII without wildcards
-(`*`, `>`), whitespace or empty tokens. The scheduler's own namespaces are never targets.
+(`*`, `>`), whitespace or empty tokens. The scheduler's own namespaces are never targets. A schedule's
+dead letters go to the service's dead-letter subject, a subject below it, or a subject the command
+whitelist allows: never to another of the scheduler's own subjects.
 """
 
 from __future__ import annotations
@@ -21,8 +23,25 @@ def subject_problem(subject: str) -> str | None:
         return f"must be at most {MAX_SUBJECT_LENGTH} characters"
     if subject.startswith(RESERVED_PREFIXES) or subject == "cmd.scheduler":
         return "the scheduler's own subjects (cmd.scheduler.*, evt.*, $*) cannot be targets"
-    tokens = subject.split(".")
-    for token in tokens:
+    return _syntax_problem(subject)
+
+
+def dead_letter_problem(subject: str, default: str, whitelist: list[str]) -> str | None:
+    """Why `subject` cannot receive a schedule's dead letters (`default`: DEAD_LETTER_SUBJECT), or None."""
+    if subject == default or subject.startswith(default + "."):
+        return _syntax_problem(subject)
+    problem = subject_problem(subject)
+    if problem is not None:
+        return problem
+    if not allowed_by(whitelist, subject):
+        return f"must be {default}, a subject below it, or a subject COMMAND_WHITELIST allows"
+    return None
+
+
+def _syntax_problem(subject: str) -> str | None:
+    if len(subject) > MAX_SUBJECT_LENGTH:
+        return f"must be at most {MAX_SUBJECT_LENGTH} characters"
+    for token in subject.split("."):
         if token in ("*", ">"):
             return "must be a concrete subject without wildcards (* or >)"
         if not token:

@@ -67,12 +67,14 @@ async def execution_connection(
     statuses: list[ExecutionStatus] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    dead_lettered: bool | None = None,
 ) -> ExecutionConnection:
     filters = ExecutionFilter(
         schedule_id=schedule_id,
         status=",".join(s.value for s in statuses) if statuses else None,
         since=since,
         until=until,
+        dead_lettered=dead_lettered,
     )
     try:
         page = await info.context.executions.connection(filters, info.context.actor, first, after)

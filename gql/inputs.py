@@ -55,6 +55,12 @@ class CreateScheduleInput(ScheduleRuleInput):
     max_runs: int | None = None
     jitter_seconds: int | None = None
     tags: list[str] | None = None
+    pause_after_failures: int | None = strawberry.field(
+        default=None, description="Pause after this many consecutive failed runs (null: never)."
+    )
+    dead_letter_subject: str | None = strawberry.field(
+        default=None, description="Where a run that finally failed is published (null: the service's default)."
+    )
 
 
 @strawberry.input(description="Only the fields given change; null clears an optional field.")
@@ -84,6 +90,8 @@ class UpdateScheduleInput:
     max_runs: int | None = strawberry.UNSET
     jitter_seconds: int | None = strawberry.UNSET
     tags: list[str] | None = strawberry.UNSET
+    pause_after_failures: int | None = strawberry.UNSET
+    dead_letter_subject: str | None = strawberry.UNSET
 
 
 @strawberry.input

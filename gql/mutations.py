@@ -23,7 +23,7 @@ from gql.errors import (
     error_member,
 )
 from gql.inputs import CreateScheduleInput, UpdateScheduleInput, to_body
-from gql.types import Schedule
+from gql.types import Execution, Schedule
 from services.schedules import validation_errors_of
 from services.schemas import ScheduleCreate, ScheduleUpdate, has_nul
 
@@ -81,6 +81,7 @@ DeleteScheduleResult = result_union("DeleteScheduleResult", DeleteScheduleSucces
 TriggerScheduleResult = result_union("TriggerScheduleResult", TriggerScheduleSuccess)
 BulkCreateResult = result_union("BulkCreateResult", BulkCreateSuccess)
 BulkOperationResult = result_union("BulkOperationResult", BulkOperationSuccess)
+ExecutionResult = result_union("ExecutionResult", Execution)
 
 
 async def attempt(action: Callable[[], Awaitable[T]], reason: str | None = None) -> T:
@@ -150,6 +151,18 @@ class Mutation:
         async def run():
             out = await ctx.schedules.trigger(id, ctx.actor, ctx.now, override_payload)
             return TriggerScheduleSuccess(execution_id=out.execution_id, schedule_id=out.schedule_id, status=out.status)
+
+        return await attempt(run)
+
+    @strawberry.mutation(
+        description="One more attempt of a failed run (same id, slot and payload), handed over at once."
+    )
+    async def retry_execution(self, info: strawberry.Info, id: uuid.UUID) -> ExecutionResult:
+        ctx = info.context
+
+        async def run():
+            await ctx.schedules.retry_execution(id, ctx.actor, ctx.now)
+            return Execution.from_out(await ctx.executions.get(id, ctx.actor))
 
         return await attempt(run)
 

@@ -64,7 +64,9 @@ class Query:
         except NotFound:
             return None
 
-    @strawberry.field(description="Executions, newest slot first (filter by schedule, status, slot time range).")
+    @strawberry.field(
+        description="Executions, newest slot first (filter by schedule, status, slot time range, dead letters)."
+    )
     async def executions(
         self,
         info: strawberry.Info,
@@ -74,9 +76,10 @@ class Query:
         until: datetime | None = None,
         first: int = 20,
         after: str | None = None,
+        dead_lettered: bool | None = None,
     ) -> ExecutionConnection:
         _instants(since=since, until=until)
-        return await execution_connection(info, first, after, schedule_id, status, since, until)
+        return await execution_connection(info, first, after, schedule_id, status, since, until, dead_lettered)
 
     @strawberry.field(description="Executions being published or waiting for a retry.")
     async def running_executions(self, info: strawberry.Info) -> list[Execution]:

@@ -94,6 +94,9 @@ class Execution:
     message_id: str | None
     correlation_id: str | None
     created_at: datetime
+    dead_lettered_at: datetime | None = strawberry.field(
+        description="When the run's dead letter was published (it finally failed)."
+    )
 
     @classmethod
     def from_out(cls, out: ExecutionOut) -> Execution:
@@ -128,6 +131,12 @@ class Schedule:
     max_concurrent: int
     max_runs: int | None
     jitter_seconds: int
+    pause_after_failures: int | None = strawberry.field(
+        description="Pause after this many consecutive failed runs (null: never)."
+    )
+    dead_letter_subject: str | None = strawberry.field(
+        description="Where a run that finally failed is published (null: the service's default)."
+    )
     tags: list[str]
     status: ScheduleStatus
     status_reason: str | None

@@ -35,6 +35,7 @@ class Schedule(SQLModel, table=True):
             "status IN ('active','paused','completed','disabled','deleted')", name="ck_schedules_status"
         ),
         sa.CheckConstraint("priority BETWEEN 0 AND 10", name="ck_schedules_priority"),
+        sa.CheckConstraint("pause_after_failures >= 1", name="ck_schedules_pause_after_failures"),
         sa.Index(
             "ix_schedules_due",
             "next_run_at",
@@ -93,6 +94,10 @@ class Schedule(SQLModel, table=True):
     tags: list[str] = Field(
         default_factory=list, sa_column=sa.Column(ARRAY(sa.String(64)), nullable=False, server_default="{}")
     )
+    # Pause after this many consecutive runs ended `failed` (NULL: never).
+    pause_after_failures: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
+    # Where a run that finally failed is published (NULL: the DEAD_LETTER_SUBJECT setting).
+    dead_letter_subject: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
 
     status: str = Field(default=ScheduleStatus.ACTIVE.value, sa_column=sa.Column(sa.String(16), nullable=False))
     status_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
@@ -139,6 +144,12 @@ class Execution(SQLModel, table=True):
             postgresql_where=sa.text("status = 'pending' AND enqueued_at IS NULL"),
         ),
         sa.Index(
+            "ix_executions_dead_lettered",
+            "scheduled_for",
+            "id",
+            postgresql_where=sa.text("dead_lettered_at IS NOT NULL"),
+        ),
+        sa.Index(
             "ix_executions_active",
             "status",
             "scheduled_for",
@@ -179,6 +190,8 @@ class Execution(SQLModel, table=True):
     correlation_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
     # The W3C traceparent of the request that created or triggered the run (None for the ticker's slots).
     traceparent: str | None = Field(default=None, sa_column=sa.Column(sa.String(55)))
+    # When the run's dead letter was published (it finally failed); None while none was.
+    dead_lettered_at: datetime | None = _tz()
     created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
 
 

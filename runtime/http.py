@@ -46,7 +46,7 @@ log = logging.getLogger("api")
 
 
 async def _serve_nats_commands(app: FastAPI) -> None:
-    """Subscribe to cmd.scheduler.schedule.* as soon as NATS answers (retrying while it does not)."""
+    """Subscribe to cmd.scheduler.{schedule,execution}.* as soon as NATS answers (retrying while it does not)."""
     while True:
         try:
             await nats_commands.subscribe(

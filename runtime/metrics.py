@@ -61,6 +61,17 @@ REAPED = Counter(
     ["status"],
     registry=None,
 )
+DEAD_LETTERS = Counter(
+    "schedule_dead_letters_total",
+    "Runs that finally failed and went to their dead-letter subject, by whether the publish was confirmed",
+    ["result"],
+    registry=None,
+)
+AUTO_PAUSES = Counter(
+    "schedule_auto_pauses_total",
+    "Schedules paused by the scheduler after pause_after_failures consecutive failed runs",
+    registry=None,
+)
 HTTP_REQUESTS = Counter(
     "http_requests_total",
     "HTTP requests answered, by route template, method and status",
@@ -81,12 +92,14 @@ ENQUEUE_SOURCES = ("ticker", "sweep")
 OUTCOME_STATUSES: tuple[ExecutionStatus, ...] = tuple(sorted(ALLOWED_TRANSITIONS[ExecutionStatus.RUNNING]))
 # What the sweep makes of a run whose worker was lost (core.outcomes.RetryPolicy.on_lost).
 REAPED_STATUSES: tuple[ExecutionStatus, ...] = (ExecutionStatus.RETRYING, ExecutionStatus.FAILED)
+# `published`: the dead letter's publish was confirmed; `unpublished`: NATS refused it or was unreachable.
+DEAD_LETTER_RESULTS = ("published", "unpublished")
 
 WORKER = "worker"
 TICKER = "ticker"
 API = "api"
 ROLES: dict[str, tuple] = {
-    WORKER: (EXECUTIONS, EXECUTION_DURATION, FIRE_LAG, MISFIRES, LOCKS_ACQUIRED),
+    WORKER: (EXECUTIONS, EXECUTION_DURATION, FIRE_LAG, MISFIRES, LOCKS_ACQUIRED, DEAD_LETTERS, AUTO_PAUSES),
     TICKER: (TICKER_BATCH_SIZE, TICKER_BATCH_DURATION, ENQUEUED, REAPED, MISFIRES),
     API: (HTTP_REQUESTS, HTTP_DURATION),
 }
@@ -100,6 +113,8 @@ def precreate(role: str) -> None:
         for schedule_type in ScheduleType:
             for status in OUTCOME_STATUSES:
                 EXECUTIONS.labels(schedule_type.value, status.value)
+        for result in DEAD_LETTER_RESULTS:
+            DEAD_LETTERS.labels(result)
     if role in (WORKER, TICKER):
         for reason in Reason:
             MISFIRES.labels(reason.value)

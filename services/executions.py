@@ -51,6 +51,9 @@ def execution_conditions(filters: ExecutionFilter) -> list[Any]:
         conditions.append(Execution.scheduled_for >= filters.since)
     if filters.until is not None:
         conditions.append(Execution.scheduled_for < filters.until)
+    if filters.dead_lettered is not None:
+        marked = col(Execution.dead_lettered_at)
+        conditions.append(marked.is_not(None) if filters.dead_lettered else marked.is_(None))
     return conditions
 
 

@@ -37,6 +37,8 @@ from core.tuning import (
     ROUNDS_SECONDS,
 )
 from models.db import database_unreachable
+from services.dead_letters import dead_letter
+from services.failures import auto_pause, send_dead_letters
 from services.locks import ScheduleLocks, lease_token
 from services.publisher import MSG_ID_HEADER, CommandPublisher, Delivery, Outgoing
 from services.stores import executions as execution_store
@@ -75,6 +77,8 @@ class Claimed:
     due: datetime | None = None  # when it may be published (slot + jitter, UTC); None = at once
     traceparent: str | None = None  # the request's W3C traceparent (executions.traceparent)
     span: str | None = None  # this attempt's traceparent: the run's trace, its own span as parent
+    pause_after_failures: int | None = None  # pause the schedule after this many failed runs in a row
+    dead_letter_subject: str | None = None  # where its dead letter goes (None: DEAD_LETTER_SUBJECT)
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,8 @@ class FireResult:
     claimed: int = 0
     locks_acquired: int = 0
     disabled: list[uuid.UUID] = field(default_factory=list)  # schedules whose target is no longer allowed
+    dead_letters: tuple[int, int] = (0, 0)  # dead letters of the batch's failed runs: (published, not)
+    auto_paused: list[tuple[uuid.UUID, str]] = field(default_factory=list)  # (schedule, reason) paused
 
     @property
     def retries(self) -> list[Outcome]:
@@ -181,6 +187,8 @@ def _claimed(row: Any) -> Claimed:
         may_have_published=row.may_have_published,
         due=getattr(row, "due", None),
         traceparent=getattr(row, "traceparent", None),
+        pause_after_failures=getattr(row, "pause_after_failures", None),
+        dead_letter_subject=getattr(row, "dead_letter_subject", None),
     )
 
 
@@ -295,7 +303,37 @@ class FiringService:
             self.traces.close(result.outcomes)
         if result.disabled:
             await self.disable(result.disabled, WHITELIST_DISABLE_REASON, finished)
+        await self._after_failures(runs, result, finished, claim)
         return result
+
+    async def _after_failures(self, runs: list[Claimed], result: FireResult, now: datetime, claim: str | None) -> None:
+        """Dead letters of the runs that finally failed, then the auto-pause of their schedules."""
+        failed_ids = {o.execution_id for o in result.outcomes if o.status is ExecutionStatus.FAILED}
+        if not failed_ids:
+            return
+        failed = [run for run in runs if run.execution_id in failed_ids]
+        outcome_of = {o.execution_id: o for o in result.outcomes}
+        letters = [
+            dead_letter(
+                run,
+                render_command(run),
+                outcome_of[run.execution_id].error,
+                outcome_of[run.execution_id].reason,
+                self.settings.DEAD_LETTER_SUBJECT,
+                now,
+            )
+            for run in failed
+        ]
+        # The failures are recorded: an error here costs a dead letter or a pause, never an outcome.
+        try:
+            result.dead_letters = await send_dead_letters(self.engine, self.publisher, letters, now, claim)
+            watched = [run.schedule_id for run in failed if run.pause_after_failures is not None]
+            result.auto_paused = await auto_pause(self.engine, watched, now)
+        except Exception as error:
+            log.error(
+                "dead letters or auto-pause not done",
+                extra={"action": "worker.after_failures_failed", "runs": len(failed), "error": str(error)[:200]},
+            )
 
     def _screen(self, runs: list[Claimed], now: datetime, result: FireResult) -> list[Claimed]:
         """The runs to publish; the others get their outcome (paused, deleted, forbidden) in `result`."""

@@ -10,13 +10,14 @@ import logging
 import uuid
 from datetime import datetime
 
-from core.errors import Conflict, DomainError, ValidationFailed
+from core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from core.misfire import plan_due
 from core.rules import next_fire
-from core.states import ExecutionStatus, Reason, ScheduleEvent, ScheduleStatus
+from core.states import RETRYABLE_STATUSES, ExecutionEvent, ExecutionStatus, Reason, ScheduleEvent, ScheduleStatus
 from core.tuning import SNOOZES_PER_PASS
 from models import Schedule
 from services.context import Actor, Role
+from services.events import EXECUTION_EVENT_PREFIX
 from services.schedules import ScheduleService, notify_ticker
 from services.schemas import (
     BulkItemResult,
@@ -199,6 +200,41 @@ class LifecycleService(ScheduleService):
             )
             await notify_ticker(session, row.id)
         return TriggerOut(execution_id=execution_id, schedule_id=row.id, status=ExecutionStatus.PENDING)
+
+    async def retry_execution(self, execution_id: uuid.UUID, actor: Actor, now: datetime) -> uuid.UUID:
+        """A failed run gets one more attempt, with its id, slot and payload (a JetStream stream still
+        within its duplicate window drops the command as a repeat). It is handed over at once and goes
+        out even if its slot is long past; if it fails again it is `failed` again (with a new dead
+        letter). Refused while its schedule is paused (the run would be recorded `missed`)."""
+        await self._begin_write(actor)
+        async with self.sessions() as session, session.begin():
+            conn = await session.connection()
+            run = await execution_store.find(conn, execution_id)
+            if run is None:
+                raise NotFound("execution", execution_id, field="execution_id")
+            try:
+                row = await self._load(session, run.schedule_id, actor, for_update=True)
+            except NotFound:
+                raise NotFound("execution", execution_id, field="execution_id") from None
+            if row.status == ScheduleStatus.PAUSED:
+                raise Conflict("schedule is paused; resume it before retrying its runs", field="status")
+            run = await execution_store.lock_one(conn, execution_id)
+            if run.status not in RETRYABLE_STATUSES:
+                raise Conflict(f"execution is {run.status}; only failed runs can be retried", field="status")
+            await execution_store.retry(conn, execution_id, run.status, now, actor.correlation_id, actor.traceparent)
+            after = {"execution_id": str(execution_id)}
+            schedule_store.audit(session, actor, "execution.retried", now, row.id, after=after)
+            await notify_ticker(session, row.id)
+        body = {
+            "execution_id": str(execution_id),
+            "schedule_id": str(row.id),
+            "status": ExecutionStatus.PENDING,
+            "actor": actor.name,
+            "correlation_id": actor.correlation_id,
+            "at": now,
+        }
+        await self.events.emit(EXECUTION_EVENT_PREFIX + ExecutionEvent.RETRIED, body)
+        return execution_id
 
     async def bulk_operation(
         self, ids: list[str], operation: BulkOperationKind, actor: Actor, now: datetime, reason: str | None = None

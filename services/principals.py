@@ -36,6 +36,7 @@ PRINCIPAL_HEADERS: dict[str, tuple[str, ...]] = {
     "resume": ("X-Resumed-By", "X-Performed-By"),
     "trigger": ("X-Triggered-By", "X-Performed-By"),
     "perform": ("X-Performed-By",),
+    "retry": ("X-Retried-By", "X-Performed-By"),
     "request": (
         "X-Performed-By",
         "X-Created-By",
@@ -44,6 +45,7 @@ PRINCIPAL_HEADERS: dict[str, tuple[str, ...]] = {
         "X-Paused-By",
         "X-Resumed-By",
         "X-Triggered-By",
+        "X-Retried-By",
     ),
 }
 

@@ -110,7 +110,17 @@ def validation_errors_of(error: ValidationError, prefix: str = "") -> list[Field
     return result
 
 
-NULLABLE_FIELDS = ("description", "end_at", "start_at", "max_runs", "cron_expression", "interval_seconds", "run_at")
+NULLABLE_FIELDS = (
+    "description",
+    "end_at",
+    "start_at",
+    "max_runs",
+    "cron_expression",
+    "interval_seconds",
+    "run_at",
+    "pause_after_failures",
+    "dead_letter_subject",
+)
 
 
 def _merged(row: Schedule, changes: dict[str, Any]) -> tuple[dict[str, Any], bool]:

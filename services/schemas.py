@@ -47,6 +47,9 @@ Int32 = Annotated[int, Field(ge=1, le=2**31 - 1)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\s,]+$")]
 Seconds = Annotated[int, Field(ge=0, le=366 * 86400)]
+# Pause the schedule after this many consecutive runs ended failed (None: never).
+PauseAfterFailures = Annotated[int, Field(ge=1, le=1000)]
+Subject = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 
 
 class DeliveryMode(StrEnum):
@@ -107,6 +110,8 @@ class ScheduleCreate(ScheduleRuleInput):
     max_concurrent: Annotated[int, Field(ge=1, le=1000)] | None = None
     max_runs: Int32 | None = None
     jitter_seconds: Annotated[int, Field(ge=0, le=3600)] = 0
+    pause_after_failures: PauseAfterFailures | None = None
+    dead_letter_subject: Subject | None = None
     tags: Annotated[list[Tag], Field(max_length=32)] = Field(default_factory=list)
 
 
@@ -136,6 +141,8 @@ class ScheduleUpdate(_Strict):
     max_concurrent: Annotated[int, Field(ge=1, le=1000)] | None = None
     max_runs: Int32 | None = None
     jitter_seconds: Annotated[int, Field(ge=0, le=3600)] | None = None
+    pause_after_failures: PauseAfterFailures | None = None
+    dead_letter_subject: Subject | None = None
     tags: Annotated[list[Tag], Field(max_length=32)] | None = None
     version: Int32 | None = None
 
@@ -187,6 +194,8 @@ class ExecutionFilter(_Strict):
     status: str | None = None
     since: Instant | None = None
     until: Instant | None = None
+    # True: the failed runs that went to their dead letters (and were not retried since).
+    dead_lettered: bool | None = None
 
 
 class ScheduleOut(BaseModel):
@@ -214,6 +223,12 @@ class ScheduleOut(BaseModel):
     max_concurrent: int
     max_runs: int | None
     jitter_seconds: int
+    pause_after_failures: int | None = Field(
+        description="pause the schedule after this many consecutive runs ended failed (null: never)"
+    )
+    dead_letter_subject: str | None = Field(
+        description="where a run that finally failed is published (null: the DEAD_LETTER_SUBJECT setting)"
+    )
     tags: list[str]
     status: str
     status_reason: str | None
@@ -252,6 +267,9 @@ class ExecutionOut(BaseModel):
     message_id: str | None
     correlation_id: str | None
     created_at: datetime
+    dead_lettered_at: datetime | None = Field(
+        description="when the run's dead letter was published (it finally failed)"
+    )
 
 
 T = TypeVar("T")

@@ -16,7 +16,7 @@ from core.errors import FieldError, ValidationFailed
 from core.misfire import Catchup, MisfirePolicy
 from core.rules import Rule, ScheduleType, validate_rule
 from core.settings import Settings
-from core.subjects import allowed_by, subject_problem
+from core.subjects import allowed_by, dead_letter_problem, subject_problem
 from core.templates import template_problems
 from core.timezones import load_zone
 from services.payload_schemas import PayloadSchemas
@@ -167,6 +167,11 @@ def _command_problems(
         errors.append(
             FieldError("target_command", f"is not allowed by COMMAND_WHITELIST ({settings.COMMAND_WHITELIST})")
         )
+    dead_letters = values.get("dead_letter_subject")
+    if dead_letters is not None:
+        problem = dead_letter_problem(dead_letters, settings.DEAD_LETTER_SUBJECT, settings.command_whitelist)
+        if problem:
+            errors.append(FieldError("dead_letter_subject", f"is not a valid dead-letter subject: {problem}"))
     payload_errors = payload_problems(values.get("command_payload", {}), settings)
     errors.extend(payload_errors)
     if payload_schemas is not None and not payload_errors and not problem:

@@ -22,6 +22,8 @@ WORKER_FAMILIES = {
     "schedule_fire_lag_seconds",
     "schedule_misfires_total",
     "distributed_locks_acquired_total",
+    "schedule_dead_letters_total",
+    "schedule_auto_pauses_total",
 }
 TICKER_FAMILIES = {
     "ticker_batch_size",

@@ -34,9 +34,7 @@ OPERATIONS = ROOT / "docs" / "operations.md"
 METRIC_SOURCES = ("runtime", "api", "actors", "ticker", "services", "housekeeping")
 
 # Metrics being added alongside these rules and not exported yet: name -> kind.
-ANNOUNCED = {
-    "schedule_dead_letters_total": "counter",  # the dead-letter feature
-}
+ANNOUNCED: dict[str, str] = {}
 # Written by Prometheus itself for every scrape target.
 SCRAPE_SERIES = {"up"}
 # What a panel or rule of the dashboard must cover (metric families, by name prefix).

@@ -10,6 +10,7 @@ Statements:
 - CLAIM            take `pending` runs, and `retrying` runs whose next attempt is due, as `running`
                    (returning each run's correlation id and traceparent with its schedule's fields)
 - RECORD           write the outcomes of the runs one claim still holds
+- DEAD_LETTERED    mark failed runs of one claim as dead-lettered
 - SELECT_STALE     lock the `running` runs of dead or silent workers (the reaper decides their fate)
 - RECORD_LOST      write the reaper's decisions for them
 - HAND_OVER        mark `pending` runs due within the lead as handed to the queue
@@ -19,6 +20,9 @@ Statements:
 - RELEASE          mark runs whose enqueue failed as not handed over
 - INSERT_SLOTS     record a batch of slots (one row per slot; a slot recorded twice is a no-op)
 - INSERT_MANUAL    record a manual trigger
+- FIND             one run's schedule and status (not locked)
+- LOCK_ONE         lock one run (its schedule and status)
+- RETRY            make a failed run `pending` again (a retry by hand), to be handed over at once
 - PURGE            delete a batch of final runs finished before a cutoff
 """
 
@@ -58,7 +62,8 @@ CLAIM = sa.text(
               e.trigger_type, e.payload_override, e.may_have_published,
               e.correlation_id, e.traceparent, e.priority, s.name, s.status AS schedule_status, s.target_command,
               s.command_payload, s.delivery_mode, s.request_timeout_seconds, s.max_retries, s.retry_delay,
-              s.max_concurrent, s.schedule_type, s.misfire_grace_seconds
+              s.max_concurrent, s.schedule_type, s.misfire_grace_seconds, s.pause_after_failures,
+              s.dead_letter_subject
     """
 )
 # Claims skip rows another transaction holds (SKIP LOCKED above): such a run is being claimed or
@@ -85,6 +90,13 @@ RECORD = sa.text(
          mine
     WHERE e.id = v.id AND mine.id = v.id AND e.status = '{S.RUNNING}'
       AND e.claimed_by IS NOT DISTINCT FROM CAST(:claim AS text)
+    """
+)
+DEAD_LETTERED = sa.text(
+    f"""
+    UPDATE executions SET dead_lettered_at = :now
+    WHERE id = ANY(CAST(:ids AS uuid[])) AND status = '{S.FAILED}'
+      AND claimed_by IS NOT DISTINCT FROM CAST(:claim AS text)
     """
 )
 SELECT_STALE = sa.text(
@@ -179,6 +191,17 @@ INSERT_MANUAL = sa.text(
             0, '[]'::jsonb, CAST(:payload_override AS jsonb), :correlation_id, :traceparent, :now)
     """
 )
+FIND = sa.text("SELECT id, schedule_id, status FROM executions WHERE id = :id")
+LOCK_ONE = sa.text("SELECT id, schedule_id, status FROM executions WHERE id = :id FOR UPDATE")
+RETRY = sa.text(
+    f"""
+    UPDATE executions
+    SET status = '{S.PENDING}', reason = NULL, finished_at = NULL, next_attempt_at = NULL, enqueued_at = NULL,
+        claimed_by = NULL, dead_lettered_at = NULL, not_before = :now,
+        correlation_id = :correlation_id, traceparent = coalesce(:traceparent, traceparent)
+    WHERE id = :id AND status = '{S.FAILED}'
+    """
+)
 PURGE = sa.text(
     f"""
     DELETE FROM executions WHERE id IN (
@@ -267,6 +290,37 @@ async def record(conn: AsyncConnection, outcomes: Sequence[Recordable], now: dat
     (it would overwrite that claim, or retry a published run)."""
     if outcomes:
         await conn.execute(RECORD, {**_record_columns(outcomes, now), "claim": claim})
+
+
+async def mark_dead_lettered(conn: AsyncConnection, ids: Sequence[uuid.UUID], now: datetime, claim: str | None) -> None:
+    """DEAD_LETTERED: the dead letters of these failed runs (still held by `claim`) were published at `now`."""
+    if ids:
+        await conn.execute(DEAD_LETTERED, {"ids": list(ids), "now": now, "claim": claim})
+
+
+async def find(conn: AsyncConnection, execution_id: uuid.UUID):
+    """FIND: (id, schedule_id, status) of the run, or None."""
+    return (await conn.execute(FIND, {"id": execution_id})).first()
+
+
+async def lock_one(conn: AsyncConnection, execution_id: uuid.UUID):
+    """LOCK_ONE: (id, schedule_id, status) of the run, locked until the transaction ends; None if unknown."""
+    return (await conn.execute(LOCK_ONE, {"id": execution_id})).first()
+
+
+async def retry(
+    conn: AsyncConnection,
+    execution_id: uuid.UUID,
+    status: str,
+    now: datetime,
+    correlation_id: str,
+    traceparent: str | None,
+) -> None:
+    """RETRY: the run (locked, in `status`) becomes `pending`, due at `now`, for one more attempt
+    (InvalidTransition unless `status` allows it)."""
+    transition(S(status), S.PENDING)
+    params = {"id": execution_id, "now": now, "correlation_id": correlation_id, "traceparent": traceparent}
+    await conn.execute(RETRY, params)
 
 
 async def select_stale(conn: AsyncConnection, stale: datetime, dead: Sequence[str], limit: int):

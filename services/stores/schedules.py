@@ -12,6 +12,8 @@ Statements:
 - INSERT_MANY     insert a batch of schedules from one JSON array
 - AUDIT_CREATED   add the `schedule.created` audit entries of such a batch, in batch order
 - SNOOZES_ENDED   the paused schedules whose snooze (`paused_until`) has ended, earliest first
+- AUTO_PAUSE      pause the active schedules whose last `pause_after_failures` ended runs all failed,
+                  and add their audit entries, in one statement
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.states import LIVE_SCHEDULE_STATUSES, ScheduleStatus
+from core.states import LIVE_SCHEDULE_STATUSES, ExecutionStatus, ScheduleStatus
 from models import AuditEntry, Schedule
 from services.context import Actor
 
@@ -91,6 +93,37 @@ SNOOZES_ENDED = sa.text(
 )
 
 
+# "Consecutive" is in slot order: the last N runs of the schedule that ended succeeded or failed (the
+# index on (schedule_id, scheduled_for) reads them backwards and stops after N).
+AUTO_PAUSE = sa.text(
+    f"""
+    WITH tripped AS (
+        SELECT s.id, s.pause_after_failures AS n
+        FROM schedules AS s
+        WHERE s.id = ANY(CAST(:ids AS uuid[])) AND s.status = '{ScheduleStatus.ACTIVE}'
+          AND s.pause_after_failures IS NOT NULL
+          AND (SELECT count(*) FILTER (WHERE last.status = '{ExecutionStatus.FAILED}')
+               FROM (SELECT e.status FROM executions AS e
+                     WHERE e.schedule_id = s.id
+                       AND e.status IN ('{ExecutionStatus.SUCCEEDED}', '{ExecutionStatus.FAILED}')
+                     ORDER BY e.scheduled_for DESC
+                     LIMIT s.pause_after_failures) AS last) = s.pause_after_failures
+        FOR UPDATE OF s),
+    paused AS (
+        UPDATE schedules AS s
+        SET status = '{ScheduleStatus.PAUSED}', paused_at = :now, paused_until = NULL,
+            status_reason = format('auto-paused after %s consecutive failed runs', t.n),
+            updated_at = :now, updated_by = :actor, version = s.version + 1
+        FROM tripped AS t
+        WHERE s.id = t.id
+        RETURNING s.id, s.status_reason)
+    INSERT INTO audit_log (at, actor, action, schedule_id, reason)
+    SELECT :now, :actor, 'schedule.paused', id, status_reason FROM paused
+    RETURNING schedule_id, reason
+    """
+)
+
+
 async def select_due(conn: AsyncConnection, horizon: datetime, limit: int):
     """SELECT_DUE: up to `limit` active schedules with a slot at or before `horizon`, locked."""
     return (await conn.execute(SELECT_DUE, {"horizon": horizon, "limit": limit})).all()
@@ -123,6 +156,16 @@ async def insert_many(conn: AsyncConnection, rows_json: str, audit_json: str, ac
     await conn.execute(INSERT_MANY, {"rows": rows_json})
     params = {"at": now, "actor": actor.name, "reason": "bulk create", "correlation_id": actor.correlation_id}
     await conn.execute(AUDIT_CREATED, {**params, "rows": audit_json})
+
+
+async def auto_pause(
+    conn: AsyncConnection, schedule_ids: Sequence[uuid.UUID], now: datetime, actor: str = SYSTEM_ACTOR
+) -> list[tuple[uuid.UUID, str]]:
+    """AUTO_PAUSE among `schedule_ids`: (schedule id, reason) of each schedule it paused."""
+    if not schedule_ids:
+        return []
+    rows = await conn.execute(AUTO_PAUSE, {"ids": list(schedule_ids), "now": now, "actor": actor})
+    return [(row.schedule_id, row.reason) for row in rows]
 
 
 async def snoozes_ended(conn: AsyncConnection, now: datetime, limit: int) -> list[uuid.UUID]:

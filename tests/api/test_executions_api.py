@@ -73,3 +73,62 @@ async def test_lists_filters_running_and_single(client, db, clock):
     assert one["lag_ms"] == 3 and one["status"] == "running"
     missing = await client.get(f"/api/v1/executions/{uuid.uuid4()}")
     assert missing.status_code == 404 and missing.json()["errors"][0]["field"] == "execution_id"
+
+
+async def test_a_retry_makes_a_failed_run_pending_again_and_audits_it(client, db, clock):
+    schedule = await create(client, cron_body())
+    run = await factories.insert_execution(
+        db, schedule["id"], status="failed", attempts=2, finished_at=clock.now, dead_lettered_at=clock.now
+    )
+
+    retried = await client.post(f"/api/v1/executions/{run['id']}/retry", headers={"X-Retried-By": "ops"})
+
+    assert retried.status_code == 200, retried.text
+    body = retried.json()
+    assert (body["status"], body["attempts"], body["finished_at"], body["dead_lettered_at"]) == (
+        "pending",
+        2,
+        None,
+        None,
+    )
+    row = await db.fetchrow("SELECT enqueued_at, not_before FROM executions WHERE id = $1", run["id"])
+    assert row["enqueued_at"] is None and row["not_before"] == clock.now
+    audit = await db.fetchrow("SELECT actor, after FROM audit_log WHERE action = 'execution.retried'")
+    assert audit["actor"] == "ops" and str(run["id"]) in audit["after"]
+
+
+async def test_a_retry_is_refused_for_a_run_that_did_not_fail_or_whose_schedule_is_paused(client, db):
+    schedule = await create(client, cron_body())
+    pending = await factories.insert_execution(db, schedule["id"], status="pending")
+    failed = await factories.insert_execution(db, schedule["id"], status="failed", scheduled_for=other_slot())
+
+    not_failed = await client.post(f"/api/v1/executions/{pending['id']}/retry")
+    await client.post(f"/api/v1/schedules/{schedule['id']}/pause")
+    paused = await client.post(f"/api/v1/executions/{failed['id']}/retry")
+    unknown = await client.post(f"/api/v1/executions/{uuid.uuid4()}/retry")
+
+    assert not_failed.status_code == 409 and not_failed.json()["errors"][0]["field"] == "status"
+    assert paused.status_code == 409 and "paused" in paused.json()["detail"]
+    assert unknown.status_code == 404 and unknown.json()["errors"][0]["field"] == "execution_id"
+    statuses = await db.fetch("SELECT status FROM executions ORDER BY status")
+    assert [r["status"] for r in statuses] == ["failed", "pending"]
+    assert await db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'execution.retried'") == 0
+
+
+def other_slot():
+    """A slot other than the factory's default (one scheduled run per slot)."""
+    return factories.T0 + timedelta(minutes=1)
+
+
+async def test_the_dead_letter_filter_lists_the_dead_lettered_runs_only(client, db, clock):
+    schedule = await create(client, cron_body())
+    dead = await factories.insert_execution(db, schedule["id"], status="failed", dead_lettered_at=clock.now)
+    await factories.insert_execution(db, schedule["id"], status="failed", scheduled_for=other_slot())
+
+    listed = await client.get("/api/v1/executions", params={"dead_lettered": "true"})
+    via_graphql = await client.post(
+        "/graphql", json={"query": "{ executions(deadLettered: true) { edges { node { id } } } }"}
+    )
+
+    assert [e["id"] for e in listed.json()["items"]] == [str(dead["id"])]
+    assert [e["node"]["id"] for e in via_graphql.json()["data"]["executions"]["edges"]] == [str(dead["id"])]

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.factories import insert_execution
 from tests.support.http import SCHEDULE_FIELDS, camel, cron_body, gql, interval_body
 
 ACTOR = "parity-actor"
@@ -295,3 +296,24 @@ async def test_rest_and_graphql_agree(client, db, seeds, rest, graphql):
     graphql_state = await snapshot(db)
     assert graphql_result == rest_result
     assert graphql_state == rest_state
+
+
+RETRY = "mutation($id: UUID!) { retryExecution(id: $id) { __typename ... on Error { code } } }"
+
+
+@pytest.mark.parametrize("status", ["failed", "succeeded"])
+async def test_a_retry_by_hand_agrees_over_both_doors(client, db, status):
+    """A failed run is retried (pending again, audited); any other is refused with the same code."""
+    outcomes, states = [], []
+    for door in ("rest", "graphql"):
+        await db.execute("TRUNCATE executions, audit_log, schedules CASCADE")
+        (schedule_id,) = await seed(client, cron_body("r"))
+        run = await insert_execution(db, schedule_id, status=status, attempts=1)
+        if door == "rest":
+            outcomes.append(await _rest(client.post(f"/api/v1/executions/{run['id']}/retry", headers=H)))
+        else:
+            outcomes.append(await _gql(client, RETRY, {"id": str(run["id"])}, "retryExecution"))
+        states.append(await snapshot(db))
+
+    assert outcomes[0] == outcomes[1] == ("ok" if status == "failed" else "conflict")
+    assert states[0] == states[1]

@@ -599,6 +599,57 @@ async def test_trigger_publishes_one_manual_run_with_override_payload(stack):
         assert (await get_schedule(http, schedule["id"]))["next_run_at"] == schedule["next_run_at"]
 
 
+async def dead_letters_of(http: httpx.AsyncClient, schedule_id: str) -> list[str]:
+    """The ids the executions API lists as dead-lettered for the schedule."""
+    listed = await http.get("/api/v1/executions", params={"dead_lettered": "true", "schedule_id": schedule_id})
+    assert listed.status_code == 200, listed.text
+    return [e["id"] for e in listed.json()["items"]]
+
+
+async def test_a_final_failure_is_dead_lettered_once_and_a_retry_publishes_the_same_run_again(stack):
+    # Proves: a failing target with max_retries 1 gives exactly one dead-letter message with the last
+    # error and the command; the run is listed as dead-lettered; once the target is fixed, a retry over
+    # REST publishes the same execution id again, the run ends succeeded and leaves the list.
+    start(stack, "api", "ticker", "worker")
+    subject, letters = unique_subject(), f"evt.scheduler.execution.dead_letter.{uuid.uuid4().hex[:8]}"
+    failing = {"now": True}
+    async with nats_client(stack) as nc, rest(stack) as http:
+        target = await listen(nc, subject, reply=lambda _, msg: {"error": "disk full"} if failing["now"] else {"ok": 1})
+        dead = await listen(nc, letters)
+        body = {
+            "name": "e2e-dead-letter",
+            "schedule_type": "cron",
+            "cron_expression": far_daily_cron(),
+            "target_command": subject,
+            "delivery_mode": "request",
+            "request_timeout_seconds": 2,
+            "max_retries": 1,
+            "retry_delay": 1,
+            "dead_letter_subject": letters,
+        }
+        schedule = await create(http, body)
+        triggered = await http.post(f"/api/v1/schedules/{schedule['id']}/trigger")
+        execution_id = triggered.json()["execution_id"]
+
+        failed = await final_execution(http, execution_id)
+        await wait_for(lambda: len(dead) >= 1, DEADLINE, message="the dead letter")
+        await asyncio.sleep(1)
+        assert failed["status"] == "failed" and failed["attempts"] == 2 and len(target) == 2
+        (letter,) = dead.bodies()
+        assert letter["execution_id"] == execution_id and "disk full" in letter["error"] and letter["attempts"] == 2
+        assert letter["command"]["subject"] == subject
+        assert await dead_letters_of(http, schedule["id"]) == [execution_id]
+
+        failing["now"] = False
+        retried = await http.post(f"/api/v1/executions/{execution_id}/retry", headers={"X-Retried-By": "ops"})
+        assert retried.status_code == 200 and retried.json()["status"] == "pending", retried.text
+        done = await final_execution(http, execution_id)
+
+        assert done["status"] == "succeeded" and done["attempts"] == 3, done
+        assert len(target) == 3 and target.items[-1].headers["Scheduler-Execution-Id"] == execution_id
+        assert len(dead) == 1 and await dead_letters_of(http, schedule["id"]) == []
+
+
 # ---- 4. retries in request mode ---------------------------------------------------------------
 
 

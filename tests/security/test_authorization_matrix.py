@@ -1,7 +1,7 @@
 """Every REST route and GraphQL operation × {anonymous, reader, writer (owner), writer (other), admin}.
 
-Each cell starts from the same stored state (a schedule of wendy's with one execution), runs the
-request, and checks allow/deny; on deny nothing stored changes.
+Each cell starts from the same stored state (a schedule of wendy's with a pending execution and a
+failed one), runs the request, and checks allow/deny; on deny nothing stored changes.
 """
 
 from __future__ import annotations
@@ -11,18 +11,21 @@ import uuid
 import pytest
 
 from tests.support.auth import bearer
+from tests.support.factories import insert_execution
 
 WHO = ["anonymous", "reader", "owner", "other", "admin"]
 SCHEDULE = {"name": "owned", "schedule_type": "interval", "interval_seconds": 3600, "target_command": "cmd.test.authz"}
 
 
-async def seed(client, keys) -> tuple[str, str]:
+async def seed(client, keys, db) -> tuple[str, str, str]:
+    """wendy's schedule, a pending manual run of it and a failed one: their ids."""
     created = await client.post("/api/v1/schedules", json=SCHEDULE, headers=bearer(keys, "owner"))
     assert created.status_code == 201, created.text
     schedule_id = created.json()["id"]
     triggered = await client.post(f"/api/v1/schedules/{schedule_id}/trigger", headers=bearer(keys, "owner"))
     assert triggered.status_code == 200, triggered.text
-    return schedule_id, triggered.json()["execution_id"]
+    failed = await insert_execution(db, schedule_id, status="failed", attempts=1)
+    return schedule_id, triggered.json()["execution_id"], str(failed["id"])
 
 
 async def fingerprint(db) -> tuple:
@@ -40,7 +43,8 @@ def new_schedule() -> dict:
     return {**SCHEDULE, "name": f"new-{uuid.uuid4().hex[:8]}"}
 
 
-# (name, method, path, body, allowed roles). "{id}" is wendy's schedule, "{eid}" its execution.
+# (name, method, path, body, allowed roles). "{id}" is wendy's schedule, "{eid}" its pending execution,
+# "{fid}" its failed one.
 READ_ALL = {"reader", "owner", "other", "admin"}
 READ_OWNED = {"reader", "owner", "admin"}
 WRITE_OWNED = {"owner", "admin"}
@@ -75,16 +79,19 @@ REST = [
     ("schedule-executions", "GET", "/api/v1/schedules/{id}/executions", None, READ_OWNED),
     ("stats", "GET", "/api/v1/executions/stats/{id}", None, READ_OWNED),
     ("audit", "GET", "/api/v1/audit", None, READ_OWNED),
+    ("dead-letters", "GET", "/api/v1/executions?dead_lettered=false", None, READ_OWNED),
+    ("retry", "POST", "/api/v1/executions/{fid}/retry", None, WRITE_OWNED),
 ]
 
 
-def fill(value, schedule_id: str, execution_id: str):
+def fill(value, ids: tuple[str, str, str]):
     if isinstance(value, str):
-        return value.replace("{id}", schedule_id).replace("{eid}", execution_id)
+        schedule_id, execution_id, failed_id = ids
+        return value.replace("{id}", schedule_id).replace("{eid}", execution_id).replace("{fid}", failed_id)
     if isinstance(value, list):
-        return [fill(v, schedule_id, execution_id) for v in value]
+        return [fill(v, ids) for v in value]
     if isinstance(value, dict):
-        return {k: fill(v, schedule_id, execution_id) for k, v in value.items()}
+        return {k: fill(v, ids) for k, v in value.items()}
     return value
 
 
@@ -94,7 +101,7 @@ def rest_allowed(response, name: str) -> bool:
     body = response.json() if response.content else {}
     if name == "bulk-operation":
         return body["succeeded"] == 1
-    if name in ("list", "executions", "audit"):
+    if name in ("list", "executions", "audit", "dead-letters"):
         return body["total"] > 0  # the owner's data is visible (an empty page means hidden)
     return True
 
@@ -102,12 +109,10 @@ def rest_allowed(response, name: str) -> bool:
 @pytest.mark.parametrize("who", WHO)
 @pytest.mark.parametrize(("name", "method", "path", "body", "allowed"), REST, ids=[r[0] for r in REST])
 async def test_rest_matrix(secure_client, keys, db, who, name, method, path, body, allowed):
-    schedule_id, execution_id = await seed(secure_client, keys)
+    ids = await seed(secure_client, keys, db)
     before = await fingerprint(db)
-    payload = fill(body(), schedule_id, execution_id) if body else None
-    response = await secure_client.request(
-        method, fill(path, schedule_id, execution_id), json=payload, headers=bearer(keys, who)
-    )
+    payload = fill(body(), ids) if body else None
+    response = await secure_client.request(method, fill(path, ids), json=payload, headers=bearer(keys, who))
     assert response.status_code < 500, response.text
     expected = who in allowed
     assert rest_allowed(response, name) == expected, (who, name, response.status_code, response.text[:300])
@@ -149,6 +154,8 @@ GQL = [
     ("pauseSchedule", "mutation($id: UUID!) { r: pauseSchedule(id: $id) { __typename } }", WRITE_OWNED),
     ("resumeSchedule", "mutation($id: UUID!) { r: resumeSchedule(id: $id) { __typename } }", WRITE_OWNED),
     ("triggerSchedule", "mutation($id: UUID!) { r: triggerSchedule(id: $id) { __typename } }", WRITE_OWNED),
+    ("retryExecution", "mutation($fid: UUID!) { r: retryExecution(id: $fid) { __typename } }", WRITE_OWNED),
+    ("deadLetters", "{ r: executions(deadLettered: false) { totalCount } }", READ_OWNED),
     (
         "bulkCreateSchedules",
         'mutation { r: bulkCreateSchedules(inputs: [{name: "gql-bulk", scheduleType: INTERVAL, '
@@ -180,9 +187,10 @@ def gql_allowed(body: dict, name: str) -> bool:
 @pytest.mark.parametrize("who", WHO)
 @pytest.mark.parametrize(("name", "query", "allowed"), GQL, ids=[g[0] for g in GQL])
 async def test_graphql_matrix(secure_client, keys, db, who, name, query, allowed):
-    schedule_id, execution_id = await seed(secure_client, keys)
+    schedule_id, execution_id, failed_id = await seed(secure_client, keys, db)
     before = await fingerprint(db)
-    variables = {k: v for k, v in {"id": schedule_id, "eid": execution_id}.items() if f"${k}" in query}
+    named = {"id": schedule_id, "eid": execution_id, "fid": failed_id}
+    variables = {k: v for k, v in named.items() if f"${k}" in query}
     response = await secure_client.post(
         "/graphql", json={"query": query, "variables": variables}, headers=bearer(keys, who)
     )

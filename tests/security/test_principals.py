@@ -85,7 +85,7 @@ class _Service:
 
 
 async def _command(operation: str, body: dict, headers: dict, service=None) -> tuple[int, dict]:
-    subject = nats_commands.SUBJECT_PREFIX + operation
+    subject = f"{nats_commands.SUBJECT_PREFIX}schedule.{operation}"
     status, reply = await nats_commands.handle(
         service or _Service(), subject, json.dumps(body).encode(), headers, NOW, None, False
     )

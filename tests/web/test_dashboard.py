@@ -11,7 +11,7 @@ import uuid
 from playwright.sync_api import Page, expect
 
 from tests.support.browser import create_schedule, graphql, shot
-from tests.support.harness import unique_subject
+from tests.support.harness import unique_subject, wait_until
 
 LIVE = 30_000  # generous deadline for anything that needs the pipeline to fire
 
@@ -63,12 +63,17 @@ def test_create_every_two_seconds_with_preview_then_see_executions_live(page: Pa
     graphql(stack, "mutation($id: UUID!) { pauseSchedule(id: $id) { __typename } }", {"id": schedule_id})
 
 
-def test_pause_and_resume_from_the_table_with_confirmation(page: Page, stack):
-    schedule = create_schedule(stack, name=f"pausable-{uuid.uuid4().hex[:6]}")
+def table_row(page: Page, schedule: dict):
+    """The schedules table filtered down to `schedule`: its row."""
     page.goto("/")
     page.get_by_label("Search by name").fill(schedule["name"])
-    row = page.locator(f'#schedules-table tr[data-id="{schedule["id"]}"]')
     expect(page.locator("#schedules-table tbody tr")).to_have_count(1)
+    return page.locator(f'#schedules-table tr[data-id="{schedule["id"]}"]')
+
+
+def test_pause_and_resume_from_the_table_with_confirmation(page: Page, stack):
+    schedule = create_schedule(stack, name=f"pausable-{uuid.uuid4().hex[:6]}")
+    row = table_row(page, schedule)
     expect(row).to_contain_text("cron 0 9 * * * (America/New_York)")
     expect(row.locator(".status-cell")).to_have_text("active")
     shot(page, "04-schedules-table")
@@ -101,10 +106,7 @@ def test_pause_and_resume_from_the_table_with_confirmation(page: Page, stack):
 
 def test_snooze_from_the_table_with_the_date_picker(page: Page, stack):
     schedule = create_schedule(stack, name=f"snoozed-{uuid.uuid4().hex[:6]}")
-    page.goto("/")
-    page.get_by_label("Search by name").fill(schedule["name"])
-    row = page.locator(f'#schedules-table tr[data-id="{schedule["id"]}"]')
-    expect(page.locator("#schedules-table tbody tr")).to_have_count(1)
+    row = table_row(page, schedule)
 
     row.get_by_role("button", name=f"Pause {schedule['name']}").click()
     dialog = page.locator("#confirm-dialog")
@@ -120,6 +122,33 @@ def test_snooze_from_the_table_with_the_date_picker(page: Page, stack):
     assert stored["schedule"]["pausedUntil"].replace("+00:00", "Z").startswith(expected[:19])
     expect(row.locator(".status-cell")).to_have_text("paused")
     expect(row).to_contain_text("until 2099-01-02")
+
+
+def test_a_dead_lettered_run_is_listed_and_retried_from_the_executions_page(page: Page, stack):
+    schedule = create_schedule(
+        stack, name=f"dead-{uuid.uuid4().hex[:6]}", deliveryMode="REQUEST", requestTimeoutSeconds=1, maxRetries=0
+    )
+    triggered = graphql(
+        stack, "mutation($id: UUID!) { r: triggerSchedule(id: $id) { __typename } }", {"id": schedule["id"]}
+    )
+    assert triggered["r"]["__typename"] == "TriggerScheduleSuccess"
+    page.goto("/#/executions")
+    dead = page.locator("#dead-body tr")
+    expect(dead.filter(has_text=schedule["name"])).to_have_count(1, timeout=LIVE)
+    shot(page, "08b-dead-letters")
+
+    dead.filter(has_text=schedule["name"]).get_by_role("button", name=re.compile("^Retry execution")).click()
+
+    expect(page.locator("#toasts")).to_contain_text("Retrying execution")
+    query = "query($id: UUID!) { executions(scheduleId: $id) { edges { node { attempts status } } } }"
+
+    def attempts() -> int:
+        (edge,) = graphql(stack, query, {"id": schedule["id"]})["executions"]["edges"]
+        return edge["node"]["attempts"]
+
+    wait_until(lambda: attempts() == 2, LIVE / 1000, message="the retried attempt")
+    # Failed again (nobody answers its requests): dead-lettered again, listed once.
+    expect(dead.filter(has_text=schedule["name"])).to_have_count(1, timeout=LIVE)
 
 
 def test_validation_message_next_to_the_cron_field(page: Page, stack):

@@ -1,11 +1,12 @@
-// #/executions — running executions, recent failures, misfires (with reason) and a live event feed.
-import { gql, EXECUTION_FIELDS, scheduleNames, cachedName } from "../api.js";
-import { h, badge, fmtUtc, fmtMs, debounce, cell, lower, shortId, pager } from "../ui.js";
+// #/executions — running executions, recent failures and dead letters (with a Retry button), misfires
+// (with reason) and a live event feed.
+import { gql, EXECUTION_FIELDS, scheduleNames, cachedName, retryExecution } from "../api.js";
+import { h, badge, fmtUtc, fmtMs, debounce, cell, lower, shortId, pager, toast } from "../ui.js";
 import { subscriptions, EXECUTION_EVENTS, liveIndicator } from "../ws.js";
 
 const RUNNING = `query { runningExecutions { ${EXECUTION_FIELDS} } }`;
-const BY_STATUS = `query($status: [ExecutionStatus!], $after: String) {
-  executions(status: $status, first: 20, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { ${EXECUTION_FIELDS} } } }
+const BY_STATUS = `query($status: [ExecutionStatus!], $deadLettered: Boolean, $after: String) {
+  executions(status: $status, deadLettered: $deadLettered, first: 20, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { ${EXECUTION_FIELDS} } } }
 }`;
 
 export async function render(main) {
@@ -16,8 +17,10 @@ export async function render(main) {
   const sections = {
     running: section("running", "Running and retrying", "Being published now or waiting for a retry.",
       ["Schedule", "Slot (UTC)", "Status", "Attempts", "Started", "Lag", "Last error"]),
-    failed: section("failed", "Recent failures", "Out of retries: the command was not delivered.",
-      ["Schedule", "Slot (UTC)", "Trigger", "Attempts", "Finished", "Duration", "Error"]),
+    failed: section("failed", "Recent failures", "Out of retries: the command was not delivered. Retry gives a run one more attempt.",
+      ["Schedule", "Slot (UTC)", "Trigger", "Attempts", "Finished", "Duration", "Error", "Actions"]),
+    dead: section("dead", "Dead letters", "Failed runs published to their dead-letter subject, until they are retried.",
+      ["Schedule", "Slot (UTC)", "Attempts", "Dead-lettered", "Error", "Actions"]),
     misfires: section("misfires", "Misfires", "Slots that did not fire (missed or skipped), with the reason.",
       ["Schedule", "Slot (UTC)", "Status", "Reason", "Recorded"]),
   };
@@ -27,7 +30,7 @@ export async function render(main) {
       h("div", {}, h("h1", {}, "Executions"), h("p", { class: "muted" }, "What is running, what failed and what did not fire.")),
       h("div", { class: "actions" }, h("button", { type: "button", class: "btn", onclick: () => loadAll() }, "Refresh"))),
     h("section", { class: "panel", "aria-labelledby": "feed-h" }, h("h2", { id: "feed-h" }, "Live events ", live), feedEmpty, feed),
-    sections.running.el, sections.failed.el, sections.misfires.el);
+    sections.running.el, sections.failed.el, sections.dead.el, sections.misfires.el);
 
   const scheduleCell = (e) => {
     const name = cachedName(e.scheduleId);
@@ -45,10 +48,21 @@ export async function render(main) {
       h("td", { class: "num", "data-label": "Lag" }, fmtMs(e.lagMs)), errorCell("Last error", e))), "Nothing is running right now.");
   }
 
-  function paged(key, status, rowOf, emptyText) {
+  const retryCell = (e) => cell("Actions", h("button", {
+    type: "button", class: "btn btn-sm", "data-action": "retry", "aria-label": `Retry execution ${shortId(e.id)}`,
+    onclick: async (event) => {
+      event.currentTarget.disabled = true;
+      const problem = await retryExecution(e.id).catch((error) => ({ message: error.message }));
+      if (problem) { toast(`Not retried: ${problem.message}`, "error"); event.currentTarget.disabled = false; return; }
+      toast(`Retrying execution ${shortId(e.id)}.`);
+      loadAll();
+    },
+  }, "Retry"));
+
+  function paged(key, filter, rowOf, emptyText) {
     let items = [], info = null, total = 0;
     return async function load(more = false) {
-      const conn = (await gql(BY_STATUS, { status, after: more ? info?.endCursor : null })).executions;
+      const conn = (await gql(BY_STATUS, { ...filter, after: more ? info?.endCursor : null })).executions;
       const nodes = conn.edges.map((e) => e.node);
       items = more ? items.concat(nodes) : nodes;
       info = conn.pageInfo;
@@ -58,15 +72,19 @@ export async function render(main) {
         pager({ shown: items.length, total, hasNext: info.hasNextPage, onMore: () => load(true), label: "executions" }));
     };
   }
-  const loadFailed = paged("failed", ["FAILED"], (e) => h("tr", { dataset: { id: e.id } },
+  const loadFailed = paged("failed", { status: ["FAILED"] }, (e) => h("tr", { dataset: { id: e.id } },
     scheduleCell(e), cell("Slot (UTC)", fmtUtc(e.scheduledFor)), cell("Trigger", e.triggerType),
     h("td", { class: "num", "data-label": "Attempts" }, String(e.attempts)), cell("Finished", fmtUtc(e.finishedAt)),
-    h("td", { class: "num", "data-label": "Duration" }, fmtMs(e.durationMs)), errorCell("Error", e)), "No failures.");
-  const loadMisfires = paged("misfires", ["MISSED", "SKIPPED"], (e) => h("tr", { dataset: { id: e.id } },
+    h("td", { class: "num", "data-label": "Duration" }, fmtMs(e.durationMs)), errorCell("Error", e), retryCell(e)), "No failures.");
+  const loadDead = paged("dead", { deadLettered: true }, (e) => h("tr", { dataset: { id: e.id } },
+    scheduleCell(e), cell("Slot (UTC)", fmtUtc(e.scheduledFor)),
+    h("td", { class: "num", "data-label": "Attempts" }, String(e.attempts)), cell("Dead-lettered", fmtUtc(e.deadLetteredAt)),
+    errorCell("Error", e), retryCell(e)), "No dead letters.");
+  const loadMisfires = paged("misfires", { status: ["MISSED", "SKIPPED"] }, (e) => h("tr", { dataset: { id: e.id } },
     scheduleCell(e), cell("Slot (UTC)", fmtUtc(e.scheduledFor)), cell("Status", badge(e.status)),
     cell("Reason", h("code", {}, e.reason || "—")), cell("Recorded", fmtUtc(e.finishedAt || e.createdAt))), "No misfires.");
 
-  const loaders = { running: loadRunning, failed: loadFailed, misfires: loadMisfires };
+  const loaders = { running: loadRunning, failed: loadFailed, dead: loadDead, misfires: loadMisfires };
   const safe = (key) => loaders[key]().catch((error) => sections[key].fail(error));
   const loadAll = () => Promise.all(Object.keys(loaders).map(safe));
   const later = Object.fromEntries(Object.keys(loaders).map((key) => [key, debounce(() => safe(key), 500)]));
@@ -87,7 +105,7 @@ export async function render(main) {
         e.error ? h("span", { style: "color:var(--bad)" }, e.error) : null));
       while (feed.children.length > 50) feed.lastElementChild.remove();
       later.running();
-      if (e.status === "FAILED") later.failed();
+      if (e.status === "FAILED" || e.event === "retried") { later.failed(); later.dead(); }
       if (e.status === "MISSED" || e.status === "SKIPPED") later.misfires();
     },
     error: (errors) => console.warn("subscription error", errors),

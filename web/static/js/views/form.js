@@ -39,6 +39,8 @@ const GROUPS = [
     ["maxConcurrent", "Max concurrent runs", "number", { min: 1 }],
     ["maxRuns", "Max runs", "number", { min: 1, hint: "Completes after this many fires." }],
     ["jitterSeconds", "Jitter (s)", "number", { min: 0 }],
+    ["pauseAfterFailures", "Pause after failed runs", "number", { min: 1, hint: "Pauses the schedule after this many failed runs in a row; empty: never." }],
+    ["deadLetterSubject", "Dead-letter subject", "text", { placeholder: "evt.scheduler.execution.dead_letter", hint: "Where a run that finally failed is published; empty: the service default." }],
   ]],
 ];
 const ALL = GROUPS.flatMap(([, , fields]) => fields);

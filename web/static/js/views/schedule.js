@@ -99,6 +99,7 @@ export async function render(main, [id]) {
       prop("Priority", String(s.priority)),
       prop("Retries", `${s.maxRetries}, first delay ${s.retryDelay} s`),
       prop("Misfires", `grace ${s.misfireGraceSeconds} s, catch-up ${lower(s.catchup)}`),
+      prop("On failure", `${s.pauseAfterFailures ? `pause after ${s.pauseAfterFailures} failed runs in a row` : "never pause"}; dead letters to ${s.deadLetterSubject || "the service default"}`),
       prop("Concurrency", `max ${s.maxConcurrent}${s.maxRuns ? `, max runs ${s.maxRuns}` : ""}${s.jitterSeconds ? `, jitter ≤ ${s.jitterSeconds} s` : ""}`),
       prop("Tags", tags(s.tags)),
       prop("Payload", h("pre", { class: "json" }, JSON.stringify(s.commandPayload, null, 2))),
