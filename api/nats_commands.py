@@ -23,7 +23,6 @@ import structlog
 from pydantic import ValidationError
 
 from core.errors import DomainError, ValidationFailed
-from core.states import ExecutionStatus
 from services.auth import ApiKeyService
 from services.lifecycle import LifecycleService
 from services.principals import PRINCIPAL_HEADERS, HeaderMap, resolve_principal
@@ -92,8 +91,7 @@ async def _retry(service, body, actor, now):
         raise ValidationFailed.single("execution_id", "is not a valid UUID") from None
     if body:
         raise ValidationFailed.single(next(iter(body)), "is not a field of this command")
-    retried = await service.retry_execution(execution_id, actor, now)
-    return 200, {"execution_id": str(retried), "status": ExecutionStatus.PENDING.value}
+    return 200, (await service.retry_execution(execution_id, actor, now)).model_dump(mode="json")
 
 
 HANDLERS: dict[str, Handler] = {

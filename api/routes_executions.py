@@ -66,11 +66,8 @@ async def get_execution(execution_id: uuid.UUID, service: Executions, actor: Rea
         "409 when the run is not failed or its schedule is paused."
     ),
 )
-async def retry_execution(
-    execution_id: uuid.UUID, schedules: Schedules, service: Executions, actor: Retrier, now: Now
-) -> ExecutionOut:
-    await schedules.retry_execution(execution_id, actor, now)
-    return await service.get(execution_id, actor)
+async def retry_execution(execution_id: uuid.UUID, schedules: Schedules, actor: Retrier, now: Now) -> ExecutionOut:
+    return await schedules.retry_execution(execution_id, actor, now)
 
 
 @router.get(

@@ -50,6 +50,7 @@ class RunFacts(Protocol):
     schedule_status: str
     trigger_type: str
     may_have_published: bool  # an earlier attempt of this run may have reached NATS
+    due: datetime | None  # when it may be published: its slot plus jitter, or when it was retried by hand
 
 
 @dataclass(frozen=True)
@@ -194,5 +195,7 @@ class RetryPolicy:
         return Decision.retry_at(0, error, may_have_published=True)
 
     def within_grace(self, run: RunFacts, now: datetime) -> bool:
+        """Whether the run is still on time: its grace counts from when it was due (its slot, or the
+        instant it was retried by hand)."""
         grace = max(run.misfire_grace_seconds, self.on_time_seconds)
-        return (now - run.scheduled_for).total_seconds() <= grace
+        return (now - (run.due or run.scheduled_for)).total_seconds() <= grace

@@ -300,6 +300,8 @@ class Settings(BaseSettings):
         problem = dead_letter_problem(value, value, [])
         if problem:
             raise ValueError(problem)
+        if value.startswith(("cmd.scheduler.", "$")) or value == "cmd.scheduler":
+            raise ValueError("must not be one of the scheduler's command subjects (cmd.scheduler.*) or $*")
         return value
 
     @field_validator("RATE_LIMIT_WRITES")

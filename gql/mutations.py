@@ -161,8 +161,7 @@ class Mutation:
         ctx = info.context
 
         async def run():
-            await ctx.schedules.retry_execution(id, ctx.actor, ctx.now)
-            return Execution.from_out(await ctx.executions.get(id, ctx.actor))
+            return Execution.from_out(await ctx.schedules.retry_execution(id, ctx.actor, ctx.now))
 
         return await attempt(run)
 

@@ -12,11 +12,14 @@ from datetime import datetime
 import strawberry
 
 from core.errors import DomainError, ValidationFailed
+from core.states import ExecutionEvent as CoreEvent
 from core.states import ExecutionStatus as CoreStatus
 from core.tuning import QUEUE_LIMIT
 from gql.enums import ExecutionStatus
 from gql.errors import query_error
 from services.events import EXECUTION_EVENT_PREFIX
+
+EVENT_KINDS = frozenset(kind.value for kind in CoreEvent)
 
 
 @strawberry.type
@@ -69,6 +72,9 @@ class Subscription:
         wanted = str(schedule_id) if schedule_id else None
 
         async def on_event(msg) -> None:
+            # Only the execution events: the default dead-letter subject shares their prefix.
+            if msg.subject.removeprefix(EXECUTION_EVENT_PREFIX) not in EVENT_KINDS:
+                return
             try:
                 body = json.loads(msg.data)
             except ValueError:

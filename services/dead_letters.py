@@ -15,6 +15,7 @@ import uuid
 from datetime import datetime
 from typing import Protocol
 
+from core.subjects import dead_letter_problem
 from services.publisher import MSG_ID_HEADER, Outgoing
 
 # Dead letters are plain publishes (JetStream when a stream covers the subject), confirmed within this.
@@ -33,10 +34,19 @@ class FailedRun(Protocol):
     dead_letter_subject: str | None
 
 
+def dead_letter_subject_of(run: FailedRun, default: str, whitelist: list[str]) -> str:
+    """The schedule's dead-letter subject while it is still allowed (the whitelist may have narrowed
+    since it was saved), else `default` (DEAD_LETTER_SUBJECT)."""
+    chosen = run.dead_letter_subject
+    if chosen and dead_letter_problem(chosen, default, whitelist) is None:
+        return chosen
+    return default
+
+
 def dead_letter(
-    run: FailedRun, command: Outgoing, error: str | None, reason: str | None, default_subject: str, failed_at: datetime
+    run: FailedRun, command: Outgoing, error: str | None, reason: str | None, subject: str, failed_at: datetime
 ) -> Outgoing:
-    """The dead letter of `run`, whose last attempt sent `command` and failed with `error` (and `reason`)."""
+    """The dead letter of `run` to `subject`: its last attempt sent `command` and failed with `error`."""
     body = {
         "execution_id": str(run.execution_id),
         "schedule_id": str(run.schedule_id),
@@ -56,7 +66,7 @@ def dead_letter(
     }
     return Outgoing(
         execution_id=str(run.execution_id),
-        subject=run.dead_letter_subject or default_subject,
+        subject=subject,
         body=json.dumps(body, separators=(",", ":")).encode(),
         headers=headers,
         timeout_seconds=DEAD_LETTER_TIMEOUT_SECONDS,

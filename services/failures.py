@@ -27,6 +27,12 @@ from services.stores import schedules as schedule_store
 log = logging.getLogger("services.failures")
 
 
+async def recorded_failures(engine: AsyncEngine, ids: Sequence[uuid.UUID], claim: str | None) -> set[uuid.UUID]:
+    """Which of `ids` are `failed` as `claim` recorded them (a run reaped meanwhile is not)."""
+    async with engine.connect() as conn:
+        return await execution_store.held_failures(conn, ids, claim)
+
+
 async def send_dead_letters(
     engine: AsyncEngine, publisher: CommandPublisher, letters: Sequence[Outgoing], now: datetime, claim: str | None
 ) -> tuple[int, int]:

@@ -15,10 +15,10 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -37,8 +37,8 @@ from core.tuning import (
     ROUNDS_SECONDS,
 )
 from models.db import database_unreachable
-from services.dead_letters import dead_letter
-from services.failures import auto_pause, send_dead_letters
+from services.dead_letters import dead_letter, dead_letter_subject_of
+from services.failures import auto_pause, recorded_failures, send_dead_letters
 from services.locks import ScheduleLocks, lease_token
 from services.publisher import MSG_ID_HEADER, CommandPublisher, Delivery, Outgoing
 from services.stores import executions as execution_store
@@ -46,6 +46,7 @@ from services.stores import schedules as schedule_store
 
 log = logging.getLogger("services.firing")
 
+T = TypeVar("T")
 WHITELIST_DISABLE_REASON = "target_command is no longer allowed by COMMAND_WHITELIST"
 
 
@@ -245,6 +246,15 @@ def _delivered(delivery: Delivery) -> Delivered:
     return Delivered(delivery.ok, delivery.via, delivery.error, delivery.unreachable, delivery.may_have_published)
 
 
+async def _logged(step: Awaitable[T], what: str) -> T | None:
+    """The step's result, or None after logging why it failed."""
+    try:
+        return await step
+    except Exception as error:
+        log.error(f"{what}: not done", extra={"action": "worker.after_failures_failed", "error": str(error)[:200]})
+        return None
+
+
 class FiringService:
     def __init__(
         self,
@@ -307,33 +317,27 @@ class FiringService:
         return result
 
     async def _after_failures(self, runs: list[Claimed], result: FireResult, now: datetime, claim: str | None) -> None:
-        """Dead letters of the runs that finally failed, then the auto-pause of their schedules."""
-        failed_ids = {o.execution_id for o in result.outcomes if o.status is ExecutionStatus.FAILED}
+        """Dead letters of the runs this batch recorded `failed`, then the auto-pause of their schedules.
+        The failures are recorded already: an error in one of these steps costs a dead letter or a
+        pause (logged), never an outcome, and does not stop the other step."""
+        failed_ids = [o.execution_id for o in result.outcomes if o.status is ExecutionStatus.FAILED]
         if not failed_ids:
             return
-        failed = [run for run in runs if run.execution_id in failed_ids]
+        # A run reaped meanwhile is not this batch's to report: only the failures its claim recorded.
+        held = await _logged(recorded_failures(self.engine, failed_ids, claim), "failures not read") or set()
+        failed = [run for run in runs if run.execution_id in held]
+        if not failed:
+            return
         outcome_of = {o.execution_id: o for o in result.outcomes}
-        letters = [
-            dead_letter(
-                run,
-                render_command(run),
-                outcome_of[run.execution_id].error,
-                outcome_of[run.execution_id].reason,
-                self.settings.DEAD_LETTER_SUBJECT,
-                now,
-            )
-            for run in failed
-        ]
-        # The failures are recorded: an error here costs a dead letter or a pause, never an outcome.
-        try:
-            result.dead_letters = await send_dead_letters(self.engine, self.publisher, letters, now, claim)
-            watched = [run.schedule_id for run in failed if run.pause_after_failures is not None]
-            result.auto_paused = await auto_pause(self.engine, watched, now)
-        except Exception as error:
-            log.error(
-                "dead letters or auto-pause not done",
-                extra={"action": "worker.after_failures_failed", "runs": len(failed), "error": str(error)[:200]},
-            )
+        letters = [self._dead_letter(run, outcome_of[run.execution_id], now) for run in failed]
+        sent = await _logged(send_dead_letters(self.engine, self.publisher, letters, now, claim), "dead letters")
+        result.dead_letters = sent or (0, len(letters))
+        watched = [run.schedule_id for run in failed if run.pause_after_failures is not None]
+        result.auto_paused = await _logged(auto_pause(self.engine, watched, now), "auto-pause") or []
+
+    def _dead_letter(self, run: Claimed, outcome: Outcome, now: datetime) -> Outgoing:
+        subject = dead_letter_subject_of(run, self.settings.DEAD_LETTER_SUBJECT, self.settings.command_whitelist)
+        return dead_letter(run, render_command(run), outcome.error, outcome.reason, subject, now)
 
     def _screen(self, runs: list[Claimed], now: datetime, result: FireResult) -> list[Claimed]:
         """The runs to publish; the others get their outcome (paused, deleted, forbidden) in `result`."""

@@ -15,7 +15,7 @@ from core.misfire import plan_due
 from core.rules import next_fire
 from core.states import RETRYABLE_STATUSES, ExecutionEvent, ExecutionStatus, Reason, ScheduleEvent, ScheduleStatus
 from core.tuning import SNOOZES_PER_PASS
-from models import Schedule
+from models import Execution, Schedule
 from services.context import Actor, Role
 from services.events import EXECUTION_EVENT_PREFIX
 from services.schedules import ScheduleService, notify_ticker
@@ -23,6 +23,7 @@ from services.schemas import (
     BulkItemResult,
     BulkOperationKind,
     BulkOperationOut,
+    ExecutionOut,
     ScheduleOut,
     TriggerOut,
 )
@@ -31,7 +32,7 @@ from services.stores import executions as execution_store
 from services.stores import schedules as schedule_store
 from services.ticking import EXHAUSTED_REASON
 from services.validation import misfire_policy_of, payload_problems, rule_of
-from services.views import schedule_out, schedule_snapshot
+from services.views import execution_out, schedule_out, schedule_snapshot
 
 log = logging.getLogger("services.lifecycle")
 
@@ -201,11 +202,12 @@ class LifecycleService(ScheduleService):
             await notify_ticker(session, row.id)
         return TriggerOut(execution_id=execution_id, schedule_id=row.id, status=ExecutionStatus.PENDING)
 
-    async def retry_execution(self, execution_id: uuid.UUID, actor: Actor, now: datetime) -> uuid.UUID:
+    async def retry_execution(self, execution_id: uuid.UUID, actor: Actor, now: datetime) -> ExecutionOut:
         """A failed run gets one more attempt, with its id, slot and payload (a JetStream stream still
         within its duplicate window drops the command as a repeat). It is handed over at once and goes
         out even if its slot is long past; if it fails again it is `failed` again (with a new dead
-        letter). Refused while its schedule is paused (the run would be recorded `missed`)."""
+        letter). Refused while its schedule is paused (the run would be recorded `missed`) or disabled
+        (its target is no longer allowed). Returns the run as it now is."""
         await self._begin_write(actor)
         async with self.sessions() as session, session.begin():
             conn = await session.connection()
@@ -216,15 +218,18 @@ class LifecycleService(ScheduleService):
                 row = await self._load(session, run.schedule_id, actor, for_update=True)
             except NotFound:
                 raise NotFound("execution", execution_id, field="execution_id") from None
-            if row.status == ScheduleStatus.PAUSED:
-                raise Conflict("schedule is paused; resume it before retrying its runs", field="status")
+            if row.status in (ScheduleStatus.PAUSED, ScheduleStatus.DISABLED):
+                raise Conflict(f"schedule is {row.status}; resume it before retrying its runs", field="status")
             run = await execution_store.lock_one(conn, execution_id)
+            if run is None:  # purged since it was read
+                raise NotFound("execution", execution_id, field="execution_id")
             if run.status not in RETRYABLE_STATUSES:
                 raise Conflict(f"execution is {run.status}; only failed runs can be retried", field="status")
             await execution_store.retry(conn, execution_id, run.status, now, actor.correlation_id, actor.traceparent)
             after = {"execution_id": str(execution_id)}
             schedule_store.audit(session, actor, "execution.retried", now, row.id, after=after)
             await notify_ticker(session, row.id)
+            retried = execution_out(await session.get(Execution, execution_id))
         body = {
             "execution_id": str(execution_id),
             "schedule_id": str(row.id),
@@ -234,7 +239,7 @@ class LifecycleService(ScheduleService):
             "at": now,
         }
         await self.events.emit(EXECUTION_EVENT_PREFIX + ExecutionEvent.RETRIED, body)
-        return execution_id
+        return retried
 
     async def bulk_operation(
         self, ids: list[str], operation: BulkOperationKind, actor: Actor, now: datetime, reason: str | None = None

@@ -46,6 +46,10 @@ class PayloadSchemas:
             schemas.append(PayloadSchema(pattern, path.name, Draft202012Validator(schema)))
         return cls(schemas)
 
+    def covers(self, subject: str) -> bool:
+        """Whether a schema applies to payloads sent to `subject`."""
+        return any(subject_matches(schema.pattern, subject) for schema in self.schemas)
+
     def problems(self, subject: str, payload: Any, field: str = "command_payload") -> list[FieldError]:
         result = []
         for schema in self.schemas:

@@ -167,16 +167,25 @@ def _command_problems(
         errors.append(
             FieldError("target_command", f"is not allowed by COMMAND_WHITELIST ({settings.COMMAND_WHITELIST})")
         )
-    dead_letters = values.get("dead_letter_subject")
-    if dead_letters is not None:
-        problem = dead_letter_problem(dead_letters, settings.DEAD_LETTER_SUBJECT, settings.command_whitelist)
-        if problem:
-            errors.append(FieldError("dead_letter_subject", f"is not a valid dead-letter subject: {problem}"))
+    errors.extend(_dead_letter_problems(values.get("dead_letter_subject"), settings, payload_schemas))
     payload_errors = payload_problems(values.get("command_payload", {}), settings)
     errors.extend(payload_errors)
     if payload_schemas is not None and not payload_errors and not problem:
         errors.extend(payload_schemas.problems(target, values.get("command_payload", {})))
     return errors
+
+
+def _dead_letter_problems(
+    subject: str | None, settings: Settings, payload_schemas: PayloadSchemas | None
+) -> list[FieldError]:
+    """A dead-letter subject must be one the scheduler may publish to, and not one whose payload schema
+    a dead letter's body would break."""
+    if subject is None:
+        return []
+    problem = dead_letter_problem(subject, settings.DEAD_LETTER_SUBJECT, settings.command_whitelist)
+    if problem is None and payload_schemas is not None and payload_schemas.covers(subject):
+        problem = "a payload schema covers it, and a dead letter's body does not follow that schema"
+    return [FieldError("dead_letter_subject", f"is not a valid dead-letter subject: {problem}")] if problem else []
 
 
 def rule_of(schedule: Any) -> Rule:

@@ -69,9 +69,7 @@ async def run_tick(
     report = TickReport()
     if sweep_outbox:
         await _sweep_pass(engine, now, settings, enqueue, workers, locks, report)
-    # Before planning: a schedule whose snooze ended is planned in this same pass.
-    resumed = await LifecycleService(make_session_factory(engine), settings, events).end_snoozes(now)
-    report.snoozes_ended = len(resumed)
+    await _end_snoozes(engine, now, settings, events, report)
     await _planning_pass(engine, now, settings, enqueue, events, report)
     return report
 
@@ -124,6 +122,19 @@ async def _sweep_pass(
             },
         )
     await _hand_over(engine, swept.dispatch, enqueue, report, "sweep")
+
+
+async def _end_snoozes(
+    engine: AsyncEngine, now: datetime, settings: Settings, events: EventSink, report: TickReport
+) -> None:
+    """Resume the schedules whose snooze ended; before planning, so they are planned in this same pass.
+    A failure here is logged and does not hold up the planning."""
+    try:
+        resumed = await LifecycleService(make_session_factory(engine), settings, events).end_snoozes(now)
+    except Exception as error:
+        log.warning("snoozes not ended", extra={"action": "ticker.snooze_failed", "error": str(error)[:200]})
+        return
+    report.snoozes_ended = len(resumed)
 
 
 async def _planning_pass(

@@ -10,6 +10,7 @@ Statements:
 - CLAIM            take `pending` runs, and `retrying` runs whose next attempt is due, as `running`
                    (returning each run's correlation id and traceparent with its schedule's fields)
 - RECORD           write the outcomes of the runs one claim still holds
+- HELD_FAILURES    which runs are `failed` as one claim recorded them
 - DEAD_LETTERED    mark failed runs of one claim as dead-lettered
 - SELECT_STALE     lock the `running` runs of dead or silent workers (the reaper decides their fate)
 - RECORD_LOST      write the reaper's decisions for them
@@ -90,6 +91,13 @@ RECORD = sa.text(
          mine
     WHERE e.id = v.id AND mine.id = v.id AND e.status = '{S.RUNNING}'
       AND e.claimed_by IS NOT DISTINCT FROM CAST(:claim AS text)
+    """
+)
+HELD_FAILURES = sa.text(
+    f"""
+    SELECT id FROM executions
+    WHERE id = ANY(CAST(:ids AS uuid[])) AND status = '{S.FAILED}'
+      AND claimed_by IS NOT DISTINCT FROM CAST(:claim AS text)
     """
 )
 DEAD_LETTERED = sa.text(
@@ -290,6 +298,11 @@ async def record(conn: AsyncConnection, outcomes: Sequence[Recordable], now: dat
     (it would overwrite that claim, or retry a published run)."""
     if outcomes:
         await conn.execute(RECORD, {**_record_columns(outcomes, now), "claim": claim})
+
+
+async def held_failures(conn: AsyncConnection, ids: Sequence[uuid.UUID], claim: str | None) -> set[uuid.UUID]:
+    """HELD_FAILURES: those of `ids` that are `failed` and still claimed by `claim`."""
+    return {row.id for row in await conn.execute(HELD_FAILURES, {"ids": list(ids), "claim": claim})}
 
 
 async def mark_dead_lettered(conn: AsyncConnection, ids: Sequence[uuid.UUID], now: datetime, claim: str | None) -> None:

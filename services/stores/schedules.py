@@ -108,6 +108,7 @@ AUTO_PAUSE = sa.text(
                        AND e.status IN ('{ExecutionStatus.SUCCEEDED}', '{ExecutionStatus.FAILED}')
                      ORDER BY e.scheduled_for DESC
                      LIMIT s.pause_after_failures) AS last) = s.pause_after_failures
+        ORDER BY s.id
         FOR UPDATE OF s),
     paused AS (
         UPDATE schedules AS s

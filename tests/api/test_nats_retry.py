@@ -29,7 +29,7 @@ async def test_the_retry_command_retries_a_failed_run_once_and_names_what_is_wro
     malformed = await _retry(schedules, {"execution_id": "nope"})
     extra = await _retry(schedules, {"execution_id": str(run["id"]), "schedule_id": str(created.id)})
 
-    assert done == (200, {"execution_id": str(run["id"]), "status": "pending"})
+    assert done[0] == 200 and (done[1]["id"], done[1]["status"]) == (str(run["id"]), "pending")
     assert again[0] == 409 and again[1]["errors"][0]["field"] == "status"
     assert [(s, p["errors"][0]["field"]) for s, p in (missing, malformed, extra)] == [
         (422, "execution_id"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from tests.support.http import create, cron_body, interval_body
 
 NY = ZoneInfo("America/New_York")
@@ -239,4 +241,21 @@ async def test_preview_shows_dst_shift_and_saves_nothing(client, db, clock):
     assert len(fires) == 5
     shifted = [f for f in fires if f["note"]]
     assert len(shifted) == 1 and shifted[0]["local_time"].startswith("2027-03-14T03:00:00-04:00")
+    assert await db.fetchval("SELECT count(*) FROM schedules") == 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"pause_after_failures": 0}, "pause_after_failures"),
+        ({"pause_after_failures": 1001}, "pause_after_failures"),
+        ({"dead_letter_subject": "cmd.scheduler.schedule.delete"}, "dead_letter_subject"),
+        ({"dead_letter_subject": "evt.>"}, "dead_letter_subject"),
+    ],
+)
+async def test_bad_failure_handling_fields_are_422_naming_the_field_and_store_nothing(client, db, fields, field):
+    response = await client.post("/api/v1/schedules", json={**cron_body(), **fields})
+
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == [field]
     assert await db.fetchval("SELECT count(*) FROM schedules") == 0

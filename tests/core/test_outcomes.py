@@ -27,6 +27,7 @@ class Run:
     schedule_status: str = "active"
     trigger_type: str = "scheduled"
     may_have_published: bool = False
+    due: datetime | None = None
 
 
 @pytest.mark.parametrize(
@@ -69,6 +70,17 @@ def test_busy_slots_defer_within_the_grace_then_skip():
 
     assert deferred == Decision.deferred(Reason.LOCK_CONFLICT, 1000, "all concurrency slots busy: deferred")
     assert skipped == Decision.skipped(Reason.LOCK_CONFLICT)
+
+
+def test_a_run_retried_by_hand_counts_its_grace_from_when_it_was_retried():
+    retried = Run(scheduled_for=T0 - timedelta(days=3), due=T0, misfire_grace_seconds=0)
+
+    busy = POLICY.on_busy(retried, T0 + timedelta(seconds=1))
+    outage = POLICY.on_outage(retried, T0 + timedelta(seconds=1), "NATS down", 0.0, nats=True)
+
+    assert busy.status is S.RETRYING and not busy.counts_as_attempt
+    assert outage.status is S.RETRYING and not outage.counts_as_attempt
+    assert POLICY.on_busy(Run(scheduled_for=T0 - timedelta(days=3), misfire_grace_seconds=0), T0).is_final
 
 
 def test_a_lost_run_may_have_published():

@@ -34,6 +34,8 @@ OWNERS = {
     "schedule_fire_lag_seconds": {"worker"},
     "schedule_misfires": {"worker", "ticker"},
     "distributed_locks_acquired": {"worker"},
+    "schedule_dead_letters": {"worker"},
+    "schedule_auto_pauses": {"worker"},
     "ticker_batch_size": {"ticker"},
     "ticker_batch_duration_seconds": {"ticker"},
     "scheduler_enqueued": {"ticker"},
@@ -176,6 +178,8 @@ async def test_each_process_serves_the_metrics_it_owns_and_no_other(stack):
     assert value(worker, "schedule_execution_duration_seconds_count") == 2
     assert value(worker, "schedule_execution_duration_seconds_sum") >= reply_after  # the reply is inside
     assert value(worker, "distributed_locks_acquired_total") == 2
+    assert value(worker, "schedule_dead_letters_total", result="published") == 0  # pre-created, nothing failed
+    assert value(worker, "schedule_auto_pauses_total") == 0
     for families in (worker, ticker):
         reasons = {s.labels["reason"] for s in families["schedule_misfires"] if s.name.endswith("_total")}
         assert reasons >= {"missed", "paused", "lock_conflict", "forbidden", "deleted"}

@@ -5,16 +5,23 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
 import nats
 import pytest
+import sqlalchemy as sa
+from jsonschema import Draft202012Validator
 
 from core.errors import ValidationFailed
+from core.outcomes import Decision
 from runtime.nats_client import NatsConnection
-from services.firing import FiringService
+from services.dead_letters import dead_letter_subject_of
+from services.firing import FireResult, FiringService, Outcome
 from services.locks import ScheduleLocks
+from services.payload_schemas import PayloadSchema, PayloadSchemas
 from services.publisher import CommandPublisher
 from services.schemas import ScheduleCreate
+from services.validation import validate_schedule
 from tests.support.database import rows
 from tests.support.factories import ACTOR, T0, interval
 from tests.support.harness import wait_for
@@ -157,7 +164,6 @@ async def test_a_success_between_failures_resets_the_count(engine, schedules, fi
 @pytest.mark.parametrize(
     ("fields", "field"),
     [
-        ({"pause_after_failures": 0}, "pause_after_failures"),
         ({"dead_letter_subject": "evt.billing.failed"}, "dead_letter_subject"),
         ({"dead_letter_subject": "cmd.test.*"}, "dead_letter_subject"),
         ({"dead_letter_subject": "queue.outside.the.whitelist"}, "dead_letter_subject"),
@@ -171,6 +177,37 @@ async def test_bad_failure_settings_are_refused_naming_the_field(engine, schedul
     assert await rows(engine, "SELECT id FROM schedules") == []
 
 
+async def test_a_failure_this_batch_no_longer_holds_sends_no_dead_letter(
+    engine, schedules, firing, service_settings, nats_client
+):
+    """A run reaped and taken over while its worker was frozen: its late failure is not recorded, so it
+    is not reported either."""
+    target = await target_of(nats_client)
+    created = await schedule_for(schedules, target, max_retries=0, pause_after_failures=1)
+    triggered = await schedules.trigger(created.id, ACTOR, utc_now())
+    (run,) = await firing.claim([triggered.execution_id], utc_now(), "frozen#1")
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("UPDATE executions SET claimed_by = 'other#2'"))
+    outcome = Outcome.of(run, utc_now(), Decision.failed("late"))
+    result = FireResult(outcomes=[outcome])
+
+    await firing.record(result.outcomes, utc_now(), "frozen#1")
+    await firing._after_failures([run], result, utc_now(), "frozen#1")
+
+    assert result.dead_letters == (0, 0) and result.auto_paused == []
+    (row,) = await rows(engine, "SELECT status, dead_lettered_at FROM executions")
+    assert row.status == "running" and row.dead_lettered_at is None
+
+
+async def test_a_dead_letter_subject_the_whitelist_no_longer_allows_falls_back_to_the_default(service_settings):
+    run = SimpleNamespace(dead_letter_subject="cmd.billing.dead")
+    default = service_settings.DEAD_LETTER_SUBJECT
+
+    assert dead_letter_subject_of(run, default, ["cmd.>"]) == "cmd.billing.dead"
+    assert dead_letter_subject_of(run, default, ["cmd.orders.>"]) == default
+    assert dead_letter_subject_of(SimpleNamespace(dead_letter_subject=None), default, ["cmd.>"]) == default
+
+
 async def test_a_subject_below_the_dead_letter_subject_or_on_the_whitelist_is_accepted(schedules, service_settings):
     below = f"{service_settings.DEAD_LETTER_SUBJECT}.billing"
     whitelisted = "cmd.billing.dead"
@@ -179,3 +216,15 @@ async def test_a_subject_below_the_dead_letter_subject_or_on_the_whitelist_is_ac
     second = await schedules.create(interval("listed", 60, dead_letter_subject=whitelisted), ACTOR, T0)
 
     assert (first.dead_letter_subject, second.dead_letter_subject) == (below, whitelisted)
+
+
+def test_a_dead_letter_subject_a_payload_schema_covers_is_refused(service_settings):
+    billing = Draft202012Validator({"type": "object", "required": ["amount"]})
+    schemas = PayloadSchemas([PayloadSchema("cmd.billing.>", "billing.json", billing)])
+    values = interval("dl", 60, dead_letter_subject="cmd.billing.dead").model_dump()
+
+    with pytest.raises(ValidationFailed) as refused:
+        validate_schedule(values, service_settings, T0, payload_schemas=schemas)
+
+    assert [e.field for e in refused.value.errors] == ["dead_letter_subject"]
+    assert "payload schema" in refused.value.errors[0].message

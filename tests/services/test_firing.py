@@ -174,8 +174,8 @@ async def test_busy_concurrency_slots_defer_a_fresh_run_and_skip_a_stale_one(
         async with engine.begin() as conn:
             await conn.execute(
                 sa.text(
-                    "UPDATE executions SET scheduled_for = scheduled_for - "
-                    "interval '10 minutes', next_attempt_at = now()"
+                    "UPDATE executions SET scheduled_for = scheduled_for - interval '10 minutes', "
+                    "not_before = not_before - interval '10 minutes', next_attempt_at = now()"
                 )
             )
         stale = await firing.fire([execution_id], utc_now, 0.5)

@@ -83,7 +83,7 @@ async def test_a_new_until_replaces_the_old_one_and_the_same_one_twice_is_one_ch
     assert moved.paused_until == later and moved.status_reason == "longer"
     assert forever.status == "paused" and forever.paused_until is None
     audits = await rows(
-        engine, "SELECT after->>'paused_until' AS until FROM audit_log WHERE action = 'schedule.paused'"
+        engine, "SELECT after->>'paused_until' AS until FROM audit_log WHERE action = 'schedule.paused' ORDER BY id"
     )
     assert len(audits) == 3 and audits[-1].until is None
 

@@ -51,9 +51,10 @@ export async function render(main) {
   const retryCell = (e) => cell("Actions", h("button", {
     type: "button", class: "btn btn-sm", "data-action": "retry", "aria-label": `Retry execution ${shortId(e.id)}`,
     onclick: async (event) => {
-      event.currentTarget.disabled = true;
+      const button = event.currentTarget;  // null once the handler has awaited
+      button.disabled = true;
       const problem = await retryExecution(e.id).catch((error) => ({ message: error.message }));
-      if (problem) { toast(`Not retried: ${problem.message}`, "error"); event.currentTarget.disabled = false; return; }
+      if (problem) { toast(`Not retried: ${problem.message}`, "error"); button.disabled = false; return; }
       toast(`Retrying execution ${shortId(e.id)}.`);
       loadAll();
     },
