@@ -90,8 +90,8 @@ SWEEP_EVERY_SECONDS = 1.0
 LISTEN_CONNECT_TIMEOUT_SECONDS = 5
 # Connections in the ticker's SQLAlchemy pool: one tick and one sweep run at a time, so 2.
 TICKER_DATABASE_POOL_SIZE = 2
-# Snoozes ended per ticker pass (services.lifecycle): each is its own transaction, so a mass snooze
-# ending at one instant is resumed over a few passes rather than holding up one pass's planning.
+# Snoozes ended per outbox sweep (services.lifecycle): each is its own transaction, so a mass snooze
+# ending at one instant is resumed over a few sweeps rather than holding up one pass's planning.
 SNOOZES_PER_PASS = 100
 
 # --- Database connections (models.db) ------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Schedule lifecycle: pause (and snooze), resume, trigger, and the bulk pause/resume/delete operation.
 
-A snooze is a pause with an end (`paused_until`, UTC): the ticker calls `end_snoozes` each pass
-(at most SWEEP_EVERY_SECONDS apart), which resumes the schedule exactly as a resume by hand would.
+A snooze is a pause with an end (`paused_until`, UTC): the ticker calls `end_snoozes` with each
+outbox sweep (at least every SWEEP_EVERY_SECONDS), which resumes the schedule exactly as a resume by hand would.
 """
 
 from __future__ import annotations

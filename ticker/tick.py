@@ -53,8 +53,8 @@ async def run_tick(
     workers: WorkerRegistry | None = None,
     locks: ScheduleLocks | None = None,
 ) -> TickReport:
-    """Sweep the outbox, end the snoozes that are over, then claim every schedule due at `now` (batch
-    after batch), enqueueing as it goes.
+    """Sweep the outbox and end the snoozes that are over (with `sweep_outbox`), then claim every schedule
+    due at `now` (batch after batch), enqueueing as it goes.
 
     The sweep goes first because what it hands over is older than anything the pass records: runs
     whose hand-over was lost, overdue retries, runs reaped from a lost worker. After an outage the
@@ -67,9 +67,9 @@ async def run_tick(
     every run handed over is handed over again (services.outbox, `rescue`).
     """
     report = TickReport()
-    if sweep_outbox:
+    if sweep_outbox:  # at least every SWEEP_EVERY_SECONDS: the sweep's cadence is precise enough for both
         await _sweep_pass(engine, now, settings, enqueue, workers, locks, report)
-    await _end_snoozes(engine, now, settings, events, report)
+        await _end_snoozes(engine, now, settings, events, report)
     await _planning_pass(engine, now, settings, enqueue, events, report)
     return report
 
