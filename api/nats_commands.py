@@ -38,13 +38,18 @@ QUEUE_GROUP = "scheduler-service"
 Handler = Callable[..., Awaitable[tuple[int, Any]]]
 
 
-def _schedule_id(body: dict[str, Any]) -> uuid.UUID:
+def _id_field(body: dict[str, Any], name: str) -> uuid.UUID:
+    """Take the UUID `name` out of the command's body (422 naming it when missing or malformed)."""
     try:
-        return uuid.UUID(str(body.pop("schedule_id")))
+        return uuid.UUID(str(body.pop(name)))
     except KeyError:
-        raise ValidationFailed.single("schedule_id", "is required") from None
+        raise ValidationFailed.single(name, "is required") from None
     except ValueError:
-        raise ValidationFailed.single("schedule_id", "is not a valid UUID") from None
+        raise ValidationFailed.single(name, "is not a valid UUID") from None
+
+
+def _schedule_id(body: dict[str, Any]) -> uuid.UUID:
+    return _id_field(body, "schedule_id")
 
 
 async def _create(service, body, actor, now):
@@ -83,12 +88,7 @@ async def _trigger(service, body, actor, now):
 
 
 async def _retry(service, body, actor, now):
-    try:
-        execution_id = uuid.UUID(str(body.pop("execution_id")))
-    except KeyError:
-        raise ValidationFailed.single("execution_id", "is required") from None
-    except ValueError:
-        raise ValidationFailed.single("execution_id", "is not a valid UUID") from None
+    execution_id = _id_field(body, "execution_id")
     if body:
         raise ValidationFailed.single(next(iter(body)), "is not a field of this command")
     return 200, (await service.retry_execution(execution_id, actor, now)).model_dump(mode="json")

@@ -63,7 +63,7 @@ async def get_execution(execution_id: uuid.UUID, service: Executions, actor: Rea
     summary="Retry a failed execution now",
     description=(
         "One more attempt of a failed run, with the same id, slot and payload; it is handed over at once. "
-        "409 when the run is not failed or its schedule is paused."
+        "409 when the run is not failed or its schedule is paused or disabled."
     ),
 )
 async def retry_execution(execution_id: uuid.UUID, schedules: Schedules, actor: Retrier, now: Now) -> ExecutionOut:

@@ -295,13 +295,11 @@ class Settings(BaseSettings):
     @field_validator("DEAD_LETTER_SUBJECT")
     @classmethod
     def _dead_letters(cls, value: str) -> str:
-        from core.subjects import dead_letter_problem
+        from core.subjects import default_dead_letter_problem
 
-        problem = dead_letter_problem(value, value, [])
+        problem = default_dead_letter_problem(value)
         if problem:
             raise ValueError(problem)
-        if value.startswith(("cmd.scheduler.", "$")) or value == "cmd.scheduler":
-            raise ValueError("must not be one of the scheduler's command subjects (cmd.scheduler.*) or $*")
         return value
 
     @field_validator("RATE_LIMIT_WRITES")

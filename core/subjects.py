@@ -38,6 +38,15 @@ def dead_letter_problem(subject: str, default: str, whitelist: list[str]) -> str
     return None
 
 
+def default_dead_letter_problem(subject: str) -> str | None:
+    """Why `subject` cannot be DEAD_LETTER_SUBJECT, or None: an event subject (`evt.…`) may be, never
+    one of the scheduler's command subjects or a `$` system subject."""
+    reserved = tuple(p for p in RESERVED_PREFIXES if p != "evt.")
+    if subject.startswith(reserved) or subject == "cmd.scheduler":
+        return "must not be one of the scheduler's command subjects (cmd.scheduler.*) or $*"
+    return _syntax_problem(subject)
+
+
 def _syntax_problem(subject: str) -> str | None:
     if len(subject) > MAX_SUBJECT_LENGTH:
         return f"must be at most {MAX_SUBJECT_LENGTH} characters"

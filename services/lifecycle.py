@@ -94,7 +94,7 @@ class LifecycleService(ScheduleService):
         return True
 
     async def end_snoozes(self, now: datetime, limit: int = SNOOZES_PER_PASS) -> list[ScheduleOut]:
-        """Resume the paused schedules whose `paused_until` has come (the ticker calls this each pass),
+        """Resume the paused schedules whose `paused_until` has come (the ticker calls this with each outbox sweep),
         each in its own transaction and audited as the scheduler's. A schedule that cannot be resumed is
         logged and left paused; it does not hold up the others."""
         actor = Actor(name=schedule_store.SYSTEM_ACTOR, role=Role.ADMIN)

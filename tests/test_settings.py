@@ -56,6 +56,8 @@ def test_defaults_are_the_original_service_values(monkeypatch):
         ("DATABASE_URL", "mysql://x", "postgresql://"),
         ("LOCK_TIMEOUT_SECONDS", "0", "greater than or equal to 1"),
         ("WORKER_DEAD_AFTER_SECONDS", "2", "at least 3 × WORKER_HEARTBEAT_SECONDS"),
+        ("DEAD_LETTER_SUBJECT", "cmd.scheduler.schedule.delete", "command subjects"),
+        ("DEAD_LETTER_SUBJECT", "evt.>", "without wildcards"),
     ],
 )
 def test_bad_value_stops_startup_with_one_line(variable, value, reason):
@@ -94,3 +96,7 @@ def test_renamed_field_is_set_by_its_name_in_code(monkeypatch):
 def test_every_setting_is_described():
     undescribed = [name for name, field in Settings.model_fields.items() if not (field.description or "").strip()]
     assert undescribed == []
+
+
+def test_an_event_subject_may_take_the_dead_letters():
+    assert Settings(_env_file=None, DEAD_LETTER_SUBJECT="evt.billing.dead").DEAD_LETTER_SUBJECT == "evt.billing.dead"

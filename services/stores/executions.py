@@ -93,20 +93,12 @@ RECORD = sa.text(
       AND e.claimed_by IS NOT DISTINCT FROM CAST(:claim AS text)
     """
 )
-HELD_FAILURES = sa.text(
-    f"""
-    SELECT id FROM executions
-    WHERE id = ANY(CAST(:ids AS uuid[])) AND status = '{S.FAILED}'
-      AND claimed_by IS NOT DISTINCT FROM CAST(:claim AS text)
-    """
+# The runs among :ids that are `failed` as the claim :claim recorded them.
+_FAILED_BY_CLAIM = (
+    f"id = ANY(CAST(:ids AS uuid[])) AND status = '{S.FAILED}' AND claimed_by IS NOT DISTINCT FROM CAST(:claim AS text)"
 )
-DEAD_LETTERED = sa.text(
-    f"""
-    UPDATE executions SET dead_lettered_at = :now
-    WHERE id = ANY(CAST(:ids AS uuid[])) AND status = '{S.FAILED}'
-      AND claimed_by IS NOT DISTINCT FROM CAST(:claim AS text)
-    """
-)
+HELD_FAILURES = sa.text(f"SELECT id FROM executions WHERE {_FAILED_BY_CLAIM}")
+DEAD_LETTERED = sa.text(f"UPDATE executions SET dead_lettered_at = :now WHERE {_FAILED_BY_CLAIM}")
 SELECT_STALE = sa.text(
     f"""
     SELECT e.id, e.priority, e.schedule_id, e.attempts, e.started_at, e.claimed_by, e.scheduled_for,
@@ -199,8 +191,9 @@ INSERT_MANUAL = sa.text(
             0, '[]'::jsonb, CAST(:payload_override AS jsonb), :correlation_id, :traceparent, :now)
     """
 )
-FIND = sa.text("SELECT id, schedule_id, status FROM executions WHERE id = :id")
-LOCK_ONE = sa.text("SELECT id, schedule_id, status FROM executions WHERE id = :id FOR UPDATE")
+_ONE = "SELECT id, schedule_id, status FROM executions WHERE id = :id"
+FIND = sa.text(_ONE)
+LOCK_ONE = sa.text(f"{_ONE} FOR UPDATE")
 RETRY = sa.text(
     f"""
     UPDATE executions
