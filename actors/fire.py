@@ -56,8 +56,9 @@ def _observe(result: FireResult) -> None:
             # When the publish began, not when the run was claimed: a run claimed ahead of its instant
             # (DISPATCH_LEAD_MS) starts "on time" by construction, however late its command leaves.
             metrics.FIRE_LAG.observe(max(0.0, (outcome.published_at - outcome.scheduled_for).total_seconds()))
-            if outcome.settled_at is not None:
-                # The publish alone: from its start to its PubAck, barrier echo or reply (or its failure).
+            if outcome.settled_at is not None and outcome.status is not ExecutionStatus.AWAITING:
+                # The publish alone: from its start to its PubAck, barrier echo or reply (or its failure);
+                # a run awaiting its report has its duration when the report comes (services.completion).
                 duration = (outcome.settled_at - outcome.published_at).total_seconds()
                 metrics.EXECUTION_DURATION.observe(max(0.0, duration))
 

@@ -18,7 +18,8 @@ import dramatiq
 
 from actors.waiting_room import WaitingRoom
 from core.backoff import whole_seconds_ms
-from services.firing import FireResult, Outcome
+from services.firing import FireResult
+from services.runs import Outcome
 
 OVERDUE_ACTOR = "fire_overdue"
 

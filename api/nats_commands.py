@@ -1,5 +1,6 @@
 """NATS request/reply commands `cmd.scheduler.schedule.{create,update,delete,pause,resume,trigger}` and
-`cmd.scheduler.execution.retry`.
+`cmd.scheduler.execution.{retry,complete}` (`complete`: a target's completion report, body
+`{"execution_id", "status", "error"?, "result"?, "attempt"?}`).
 
 Served by every API instance in one queue group (each request is handled once). The reply body is
 the same JSON the REST route answers; failures are the same problem documents, and every reply
@@ -28,7 +29,14 @@ from services.lifecycle import LifecycleService
 from services.principals import PRINCIPAL_HEADERS, HeaderMap, resolve_principal
 from services.problems import internal_problem, problem_of
 from services.schedules import validation_errors_of
-from services.schemas import PauseRequest, ReasonRequest, ScheduleCreate, ScheduleUpdate, TriggerRequest
+from services.schemas import (
+    CompletionReport,
+    PauseRequest,
+    ReasonRequest,
+    ScheduleCreate,
+    ScheduleUpdate,
+    TriggerRequest,
+)
 
 log = logging.getLogger("api.nats")
 SUBJECT_PREFIX = "cmd.scheduler."
@@ -94,6 +102,12 @@ async def _retry(service, body, actor, now):
     return 200, (await service.retry_execution(execution_id, actor, now)).model_dump(mode="json")
 
 
+async def _complete(service, body, actor, now):
+    execution_id = _id_field(body, "execution_id")
+    report = CompletionReport.model_validate(body)
+    return 200, (await service.complete_execution(execution_id, report, actor, now)).model_dump(mode="json")
+
+
 HANDLERS: dict[str, Handler] = {
     "schedule.create": _create,
     "schedule.update": _update,
@@ -102,6 +116,7 @@ HANDLERS: dict[str, Handler] = {
     "schedule.resume": _resume,
     "schedule.trigger": _trigger,
     "execution.retry": _retry,
+    "execution.complete": _complete,
 }
 
 

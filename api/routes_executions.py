@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from api.deps import Executions, Now, Reader, Retrier, Schedules, reject_nul_query
+from api.deps import Executions, Now, Reader, Reporter, Retrier, Schedules, reject_nul_query
 from api.problems import PROBLEM_RESPONSES
-from services.schemas import ExecutionFilter, ExecutionOut, Instant, Page, StatsOut
+from services.schemas import CompletionReport, ExecutionFilter, ExecutionOut, Instant, Page, StatsOut
 
 router = APIRouter(
     prefix="/api/v1", tags=["executions"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reject_nul_query)]
@@ -68,6 +68,23 @@ async def get_execution(execution_id: uuid.UUID, service: Executions, actor: Rea
 )
 async def retry_execution(execution_id: uuid.UUID, schedules: Schedules, actor: Retrier, now: Now) -> ExecutionOut:
     return await schedules.retry_execution(execution_id, actor, now)
+
+
+@router.post(
+    "/executions/{execution_id}/complete",
+    response_model=ExecutionOut,
+    summary="Report the completion of an execution",
+    description=(
+        "The target reports that the run it was sent ended (schedules with `completion: report`): `succeeded`, "
+        "or `failed` (retried with backoff while retries are left). The same report twice is one completion. "
+        "409 when the run does not await a report (a report after its completion timeout, for an attempt that "
+        "is over, or of a schedule with `completion: none`)."
+    ),
+)
+async def complete_execution(
+    execution_id: uuid.UUID, report: CompletionReport, schedules: Schedules, actor: Reporter, now: Now
+) -> ExecutionOut:
+    return await schedules.complete_execution(execution_id, report, actor, now)
 
 
 @router.get(

@@ -6,11 +6,18 @@ delay, is deferred, is given back (our own outage: the attempt does not count), 
 fire (missed, skipped, cancelled, with a `Reason`). The services record what it decides; the stores
 check each decision against the transition table of `core.states`.
 
-Outcomes are built only by the named constructors of `Decision` (`succeeded`, `retry_at`, `deferred`,
-`gave_back`, `failed`, `missed`, `skipped`, `cancelled`), so a reader can list every fate a run can
-have. Delays are in milliseconds; instants are UTC `datetime`s.
+Outcomes are built only by the named constructors of `Decision` (`succeeded`, `awaiting`, `retry_at`,
+`deferred`, `gave_back`, `failed`, `timed_out`, `buffered`, `missed`, `skipped`, `cancelled`), so a
+reader can list every fate a run can have. Delays are in milliseconds; instants are UTC `datetime`s.
 
 Rules:
+- A publish that succeeded ends the run (`succeeded`), unless its schedule has `completion: report`
+  and the publish was not a request: then the run is `awaiting` until the target reports (a request's
+  reply is its report). A report of success ends it `succeeded`; a report of failure is a failure of
+  the target (below), and so is no report within completion_timeout_seconds, except that it ends
+  `timed_out` when no retry is left.
+- A run due while an earlier run of its schedule is in progress follows the overlap policy
+  (core.overlap): `skipped` or `buffered` with reason `overlap`, or it goes.
 - A failure of the target (an error reply, a refused publish, no PubAck in time) spends an attempt:
   the run retries after `retry_delay * 2**(retry-1)` seconds (capped at RETRY_BACKOFF_CAP_SECONDS,
   jittered downwards) until `max_retries` retries are spent, then fails.
@@ -35,6 +42,8 @@ from datetime import datetime
 from typing import Protocol
 
 from core.backoff import retry_delay_seconds
+from core.overlap import Completion, OverlapVerdict
+from core.settings import Settings
 from core.states import ExecutionStatus, Reason, ScheduleStatus, TriggerType
 from core.tuning import LOCK_CONFLICT_DEFER_MS, OUTAGE_RETRY_CAP_SECONDS
 
@@ -51,6 +60,7 @@ class RunFacts(Protocol):
     trigger_type: str
     may_have_published: bool  # an earlier attempt of this run may have reached NATS
     due: datetime | None  # when it may be published: its slot plus jitter, or when it was retried by hand
+    completion: str  # core.overlap.Completion: whether the run ends at its publish or at a report
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,21 @@ class Decision:
     @classmethod
     def succeeded(cls, via: str) -> Decision:
         return cls(ExecutionStatus.SUCCEEDED, via=via)
+
+    @classmethod
+    def awaiting(cls, via: str) -> Decision:
+        """Published; the run ends when the target reports (or its completion timeout passes)."""
+        return cls(ExecutionStatus.AWAITING, via=via, may_have_published=True)
+
+    @classmethod
+    def buffered(cls) -> Decision:
+        """An earlier run is in progress: this one waits its turn (attempt given back)."""
+        return cls(ExecutionStatus.BUFFERED, reason=Reason.OVERLAP, counts_as_attempt=False)
+
+    @classmethod
+    def timed_out(cls, error: str) -> Decision:
+        """No completion report in time and no retry left."""
+        return cls(ExecutionStatus.TIMED_OUT, error=error, may_have_published=True)
 
     @classmethod
     def retry_at(cls, delay_ms: int, error: str, may_have_published: bool = False) -> Decision:
@@ -112,7 +137,7 @@ class Decision:
 
     @property
     def is_final(self) -> bool:
-        return self.status is not ExecutionStatus.RETRYING
+        return self.status not in (ExecutionStatus.RETRYING, ExecutionStatus.AWAITING, ExecutionStatus.BUFFERED)
 
 
 @dataclass(frozen=True)
@@ -135,6 +160,11 @@ class RetryPolicy:
     outage_retry_cap_seconds: float = OUTAGE_RETRY_CAP_SECONDS
     lock_conflict_defer_ms: int = LOCK_CONFLICT_DEFER_MS
 
+    @classmethod
+    def of(cls, settings: Settings) -> RetryPolicy:
+        """The policy the settings give (RETRY_BACKOFF_CAP_SECONDS, MISFIRE_ON_TIME_SECONDS)."""
+        return cls(settings.RETRY_BACKOFF_CAP_SECONDS, settings.MISFIRE_ON_TIME_SECONDS)
+
     def before_publish(self, run: RunFacts, target_allowed: bool, target: str) -> Decision | None:
         """Why the run must not be published, or None to publish it."""
         if not run.may_have_published:
@@ -149,6 +179,8 @@ class RetryPolicy:
     def after_delivery(self, run: RunFacts, now: datetime, delivered: Delivered, jitter: float) -> Decision:
         """The fate of a run whose command was handed to NATS (`jitter` in [0, 1) spreads retries)."""
         if delivered.ok:
+            if run.completion == Completion.REPORT and delivered.via != "request":
+                return Decision.awaiting(delivered.via)
             return Decision.succeeded(delivered.via)
         error = delivered.error or "publish failed"
         if delivered.unreachable:
@@ -181,12 +213,34 @@ class RetryPolicy:
         delay = retry_delay_seconds(1, max(1, run.retry_delay), cap, jitter)
         return Decision.gave_back(int(delay * 1000), error, waits_for_nats=nats, may_have_published=may_have_published)
 
-    def on_busy(self, run: RunFacts, now: datetime) -> Decision:
-        """Every concurrency slot of the schedule was taken."""
+    def on_busy(self, run: RunFacts, now: datetime, reason: Reason = Reason.LOCK_CONFLICT) -> Decision:
+        """Every concurrency slot of the schedule was taken (or, with reason `overlap`, an earlier run
+        to cancel was being published): deferred while within the grace, else skipped."""
         if self.within_grace(run, now):
-            error = "all concurrency slots busy: deferred"
-            return Decision.deferred(Reason.LOCK_CONFLICT, self.lock_conflict_defer_ms, error)
-        return Decision.skipped(Reason.LOCK_CONFLICT)
+            busy = "all concurrency slots busy" if reason is Reason.LOCK_CONFLICT else "an earlier run is busy"
+            error = f"{busy}: deferred"
+            return Decision.deferred(reason, self.lock_conflict_defer_ms, error)
+        return Decision.skipped(reason)
+
+    def on_overlap(self, verdict: OverlapVerdict) -> Decision | None:
+        """The fate the overlap policy gives a due run (core.overlap), or None when it goes."""
+        if verdict is OverlapVerdict.SKIP:
+            return Decision.skipped(Reason.OVERLAP)
+        if verdict is OverlapVerdict.BUFFER:
+            return Decision.buffered()
+        return None
+
+    def on_report(self, run: RunFacts, succeeded: bool, error: str | None, jitter: float) -> Decision:
+        """The target reported the completion of the attempt that awaits it."""
+        if succeeded:
+            return Decision.succeeded("report")
+        return self.on_failure(run, error or "the target reported a failure", jitter, may_have_published=True)
+
+    def on_timeout(self, run: RunFacts, timeout_seconds: int, jitter: float) -> Decision:
+        """No report within `timeout_seconds` of the publish: a failure that ends `timed_out`."""
+        error = f"no completion report within {timeout_seconds} s"
+        decision = self.on_failure(run, error, jitter, may_have_published=True)
+        return Decision.timed_out(error) if decision.status is ExecutionStatus.FAILED else decision
 
     def on_lost(self, run: RunFacts, error: str) -> Decision:
         """The worker holding the run vanished mid-run (reaped): it may have published."""

@@ -11,10 +11,17 @@ deleted). Its life::
 
     pending  -> running                       (a worker claims it)
     running  -> succeeded | failed | retrying (the publish's outcome, or the reaper after a lost worker)
-             |  skipped | missed | cancelled  (not published: concurrency, pause, deletion)
+             |  awaiting                      (published; its schedule has `completion: report`)
+             |  buffered                      (an earlier run is in progress: overlap buffer_one/all)
+             |  skipped | missed | cancelled  (not published: concurrency, overlap, pause, deletion)
+    awaiting -> succeeded | failed | retrying (the target's completion report)
+             |  retrying | timed_out          (no report within completion_timeout_seconds)
+    buffered -> pending                       (the run before it ended: its turn)
     retrying -> running                       (the next attempt is claimed)
-    failed   -> pending                       (retried by hand: one more attempt, same id and slot)
-    succeeded, failed, missed, skipped, cancelled: final (failed's only way out is a retry by hand)
+    failed, timed_out -> pending              (retried by hand: one more attempt, same id and slot)
+    pending, buffered, retrying, awaiting -> cancelled   (overlap cancel_other: a newer slot replaces it)
+    succeeded, failed, timed_out, missed, skipped, cancelled: final (failed's and timed_out's only way
+    out is a retry by hand)
 
 A transition to the same status is not a transition: a duplicate event is detected by the caller.
 """
@@ -28,11 +35,21 @@ class ExecutionStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     RETRYING = "retrying"
+    AWAITING = "awaiting"  # published; awaits the target's completion report (completion: report)
+    BUFFERED = "buffered"  # waits for the run before it to end (overlap_policy buffer_one / buffer_all)
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    TIMED_OUT = "timed_out"  # no completion report within completion_timeout_seconds, no retry left
     MISSED = "missed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+
+
+class ReportStatus(StrEnum):
+    """What a target's completion report says of the attempt it reports on."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
 
 
 class ScheduleStatus(StrEnum):
@@ -56,6 +73,7 @@ class Reason(StrEnum):
     LOCK_CONFLICT = "lock_conflict"  # every concurrency slot (max_concurrent) was busy
     FORBIDDEN = "forbidden"  # the target is not allowed by COMMAND_WHITELIST at fire time
     DELETED = "deleted"  # the schedule was deleted before the run was published
+    OVERLAP = "overlap"  # an earlier run of the schedule was in progress (overlap_policy skip / cancel_other)
 
 
 class ScheduleEvent(StrEnum):
@@ -78,27 +96,45 @@ class ExecutionEvent(StrEnum):
     SKIPPED = "skipped"  # also sent for a cancelled run
     MISSED = "missed"
     RETRIED = "retried"  # a failed run was retried by hand: `pending` again
+    PUBLISHED = "published"  # published, awaiting the target's completion report
+    BUFFERED = "buffered"  # waiting for the run before it (overlap buffer_one / buffer_all)
+    TIMED_OUT = "timed_out"  # no completion report in time and no retry left
 
 
 ACTIVE_STATUSES: frozenset[ExecutionStatus] = frozenset(
-    {ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.RETRYING}
+    {
+        ExecutionStatus.PENDING,
+        ExecutionStatus.RUNNING,
+        ExecutionStatus.RETRYING,
+        ExecutionStatus.AWAITING,
+        ExecutionStatus.BUFFERED,
+    }
 )
 FINAL_STATUSES: frozenset[ExecutionStatus] = frozenset(
     {
         ExecutionStatus.SUCCEEDED,
         ExecutionStatus.FAILED,
+        ExecutionStatus.TIMED_OUT,
         ExecutionStatus.MISSED,
         ExecutionStatus.SKIPPED,
         ExecutionStatus.CANCELLED,
     }
 )
+# Final statuses of a run whose target failed it (dead-lettered; counted by pause_after_failures).
+FAILED_STATUSES: frozenset[ExecutionStatus] = frozenset({ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT})
 TERMINAL_STATUSES = FINAL_STATUSES
 # Final statuses of a run that was never published (counted as misfires).
 NOT_FIRED_STATUSES: frozenset[ExecutionStatus] = frozenset(
     {ExecutionStatus.SKIPPED, ExecutionStatus.MISSED, ExecutionStatus.CANCELLED}
 )
-# Statuses of a run a worker holds or will hold again (shown as "running" executions).
-IN_FLIGHT_STATUSES: frozenset[ExecutionStatus] = frozenset({ExecutionStatus.RUNNING, ExecutionStatus.RETRYING})
+# Statuses of a run a worker holds or will hold again, or that awaits its report (shown as "running").
+IN_FLIGHT_STATUSES: frozenset[ExecutionStatus] = frozenset(
+    {ExecutionStatus.RUNNING, ExecutionStatus.RETRYING, ExecutionStatus.AWAITING}
+)
+# Statuses of a run that is in progress for the overlap policy: started and not ended, or waiting to start.
+IN_PROGRESS_STATUSES: frozenset[ExecutionStatus] = frozenset(
+    {ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.RETRYING, ExecutionStatus.AWAITING}
+)
 # The statuses an execution row may be created in.
 INITIAL_STATUSES: frozenset[ExecutionStatus] = frozenset(
     {ExecutionStatus.PENDING, ExecutionStatus.MISSED, ExecutionStatus.CANCELLED}
@@ -106,14 +142,19 @@ INITIAL_STATUSES: frozenset[ExecutionStatus] = frozenset(
 
 _S = ExecutionStatus
 ALLOWED_TRANSITIONS: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
-    _S.PENDING: frozenset({_S.RUNNING}),
-    _S.RUNNING: frozenset({_S.SUCCEEDED, _S.FAILED, _S.RETRYING, _S.SKIPPED, _S.MISSED, _S.CANCELLED}),
-    _S.RETRYING: frozenset({_S.RUNNING}),
+    _S.PENDING: frozenset({_S.RUNNING, _S.CANCELLED}),
+    _S.RUNNING: frozenset(
+        {_S.SUCCEEDED, _S.FAILED, _S.RETRYING, _S.AWAITING, _S.BUFFERED, _S.SKIPPED, _S.MISSED, _S.CANCELLED}
+    ),
+    _S.AWAITING: frozenset({_S.SUCCEEDED, _S.FAILED, _S.RETRYING, _S.TIMED_OUT, _S.CANCELLED}),
+    _S.BUFFERED: frozenset({_S.PENDING, _S.CANCELLED}),
+    _S.RETRYING: frozenset({_S.RUNNING, _S.CANCELLED}),
     **{s: frozenset() for s in FINAL_STATUSES},
     _S.FAILED: frozenset({_S.PENDING}),
+    _S.TIMED_OUT: frozenset({_S.PENDING}),
 }
 # The statuses a run may be retried by hand from (`POST /api/v1/executions/{id}/retry`).
-RETRYABLE_STATUSES: frozenset[ExecutionStatus] = frozenset({ExecutionStatus.FAILED})
+RETRYABLE_STATUSES: frozenset[ExecutionStatus] = FAILED_STATUSES
 # Schedules that the ticker plans and that the API may pause, resume or delete.
 LIVE_SCHEDULE_STATUSES: frozenset[ScheduleStatus] = frozenset({ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED})
 
@@ -151,6 +192,9 @@ _EVENT_OF_STATUS = {
     ExecutionStatus.RUNNING: ExecutionEvent.STARTED,
     ExecutionStatus.SUCCEEDED: ExecutionEvent.SUCCEEDED,
     ExecutionStatus.FAILED: ExecutionEvent.FAILED,
+    ExecutionStatus.TIMED_OUT: ExecutionEvent.TIMED_OUT,
+    ExecutionStatus.AWAITING: ExecutionEvent.PUBLISHED,
+    ExecutionStatus.BUFFERED: ExecutionEvent.BUFFERED,
     ExecutionStatus.RETRYING: ExecutionEvent.FAILED,
     ExecutionStatus.SKIPPED: ExecutionEvent.SKIPPED,
     ExecutionStatus.CANCELLED: ExecutionEvent.SKIPPED,

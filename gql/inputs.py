@@ -9,7 +9,17 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from gql.enums import Catchup, DeliveryMode, DstGap, DstRepeat, ScheduleStatus, ScheduleType
+from gql.enums import (
+    Catchup,
+    Completion,
+    DeliveryMode,
+    DstGap,
+    DstRepeat,
+    OverlapPolicy,
+    ReportStatus,
+    ScheduleStatus,
+    ScheduleType,
+)
 
 
 def to_body(value: Any, keep_null: bool = False) -> dict[str, Any]:
@@ -61,6 +71,15 @@ class CreateScheduleInput(ScheduleRuleInput):
     dead_letter_subject: str | None = strawberry.field(
         default=None, description="Where a run that finally failed is published (null: the service's default)."
     )
+    completion: Completion | None = strawberry.field(
+        default=None, description="NONE: a run ends at its publish; REPORT: when the target reports (default NONE)."
+    )
+    completion_timeout_seconds: int | None = strawberry.field(
+        default=None, description="With completion REPORT: seconds the report may take (default 300)."
+    )
+    overlap_policy: OverlapPolicy | None = strawberry.field(
+        default=None, description="What a run does while an earlier one is in progress (default ALLOW)."
+    )
 
 
 @strawberry.input(description="Only the fields given change; null clears an optional field.")
@@ -92,6 +111,9 @@ class UpdateScheduleInput:
     tags: list[str] | None = strawberry.UNSET
     pause_after_failures: int | None = strawberry.UNSET
     dead_letter_subject: str | None = strawberry.UNSET
+    completion: Completion | None = strawberry.UNSET
+    completion_timeout_seconds: int | None = strawberry.UNSET
+    overlap_policy: OverlapPolicy | None = strawberry.UNSET
 
 
 @strawberry.input
@@ -112,3 +134,13 @@ class AuditFilterInput:
     action: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+
+@strawberry.input(description="A target's report that the run it was sent ended (schedules with completion REPORT).")
+class CompletionReportInput:
+    status: ReportStatus
+    error: str | None = None
+    result: JSON | None = strawberry.field(default=None, description="A small JSON object kept with the run.")
+    attempt: int | None = strawberry.field(
+        default=None, description="The attempt reported on (Scheduler-Attempt); null: the one awaiting a report."
+    )

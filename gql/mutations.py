@@ -22,10 +22,10 @@ from gql.errors import (
     ValidationError,
     error_member,
 )
-from gql.inputs import CreateScheduleInput, UpdateScheduleInput, to_body
+from gql.inputs import CompletionReportInput, CreateScheduleInput, UpdateScheduleInput, to_body
 from gql.types import Execution, Schedule
 from services.schedules import validation_errors_of
-from services.schemas import ScheduleCreate, ScheduleUpdate, has_nul
+from services.schemas import CompletionReport, ScheduleCreate, ScheduleUpdate, has_nul
 
 T = TypeVar("T")
 ERRORS = (ValidationError, NotFoundError, ConflictError, QuotaExceededError, ForbiddenError, RateLimitedError)
@@ -162,6 +162,20 @@ class Mutation:
 
         async def run():
             return Execution.from_out(await ctx.schedules.retry_execution(id, ctx.actor, ctx.now))
+
+        return await attempt(run)
+
+    @strawberry.mutation(
+        description="A target's completion report for a run awaiting it; the same report twice is one completion."
+    )
+    async def complete_execution(
+        self, info: strawberry.Info, id: uuid.UUID, report: CompletionReportInput
+    ) -> ExecutionResult:
+        ctx = info.context
+
+        async def run():
+            body = CompletionReport.model_validate(to_body(report))
+            return Execution.from_out(await ctx.schedules.complete_execution(id, body, ctx.actor, ctx.now))
 
         return await attempt(run)
 

@@ -11,7 +11,17 @@ from strawberry.scalars import JSON
 
 from core.rules import Rule, preview
 from core.tuning import MAX_FIRE_TIMES
-from gql.enums import Catchup, DeliveryMode, DstGap, DstRepeat, ExecutionStatus, ScheduleStatus, ScheduleType
+from gql.enums import (
+    Catchup,
+    Completion,
+    DeliveryMode,
+    DstGap,
+    DstRepeat,
+    ExecutionStatus,
+    OverlapPolicy,
+    ScheduleStatus,
+    ScheduleType,
+)
 from services.audit import AuditEntryOut
 from services.schemas import ExecutionOut, FireTimeOut, ScheduleOut, StatsOut
 
@@ -97,6 +107,11 @@ class Execution:
     dead_lettered_at: datetime | None = strawberry.field(
         description="When the run's dead letter was published (it finally failed)."
     )
+    complete_by: datetime | None = strawberry.field(
+        description="While awaiting its completion report: when it times out."
+    )
+    reported_at: datetime | None = strawberry.field(description="When the target's completion report arrived.")
+    result: JSON | None = strawberry.field(description="What the completion report carried.")
 
     @classmethod
     def from_out(cls, out: ExecutionOut) -> Execution:
@@ -137,6 +152,13 @@ class Schedule:
     dead_letter_subject: str | None = strawberry.field(
         description="Where a run that finally failed is published (null: the service's default)."
     )
+    completion: Completion = strawberry.field(
+        description="NONE: a run ends at its publish; REPORT: when the target reports its completion."
+    )
+    completion_timeout_seconds: int = strawberry.field(description="With completion REPORT: seconds a report may take.")
+    overlap_policy: OverlapPolicy = strawberry.field(
+        description="What a run does while an earlier one of the schedule is in progress."
+    )
     tags: list[str]
     status: ScheduleStatus
     status_reason: str | None
@@ -164,6 +186,8 @@ class Schedule:
             ("dst_repeat", DstRepeat),
             ("delivery_mode", DeliveryMode),
             ("catchup", Catchup),
+            ("completion", Completion),
+            ("overlap_policy", OverlapPolicy),
         ):
             data[name] = enum(data[name])
         data["status"] = ScheduleStatus(out.status)

@@ -36,6 +36,12 @@ class Schedule(SQLModel, table=True):
         ),
         sa.CheckConstraint("priority BETWEEN 0 AND 10", name="ck_schedules_priority"),
         sa.CheckConstraint("pause_after_failures >= 1", name="ck_schedules_pause_after_failures"),
+        sa.CheckConstraint("completion IN ('none','report')", name="ck_schedules_completion"),
+        sa.CheckConstraint("completion_timeout_seconds BETWEEN 1 AND 604800", name="ck_schedules_completion_timeout"),
+        sa.CheckConstraint(
+            "overlap_policy IN ('allow','skip','buffer_one','buffer_all','cancel_other')",
+            name="ck_schedules_overlap_policy",
+        ),
         sa.Index(
             "ix_schedules_due",
             "next_run_at",
@@ -98,6 +104,15 @@ class Schedule(SQLModel, table=True):
     pause_after_failures: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
     # Where a run that finally failed is published (NULL: the DEAD_LETTER_SUBJECT setting).
     dead_letter_subject: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
+    # `report`: a run ends when the target reports (core.overlap.Completion); `none`: at its publish.
+    completion: str = Field(default="none", sa_column=sa.Column(sa.String(8), nullable=False, server_default="none"))
+    completion_timeout_seconds: int = Field(
+        default=300, sa_column=sa.Column(sa.Integer, nullable=False, server_default="300")
+    )
+    # What a due run does while an earlier one is in progress (core.overlap.OverlapPolicy).
+    overlap_policy: str = Field(
+        default="allow", sa_column=sa.Column(sa.String(16), nullable=False, server_default="allow")
+    )
 
     status: str = Field(default=ScheduleStatus.ACTIVE.value, sa_column=sa.Column(sa.String(16), nullable=False))
     status_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
@@ -125,7 +140,8 @@ class Execution(SQLModel, table=True):
     __tablename__ = "executions"
     __table_args__ = (
         sa.CheckConstraint(
-            "status IN ('pending','running','retrying','succeeded','failed','missed','skipped','cancelled')",
+            "status IN ('pending','running','retrying','succeeded','failed','missed','skipped','cancelled',"
+            "'awaiting','buffered','timed_out')",
             name="ck_executions_status",
         ),
         sa.CheckConstraint("trigger_type IN ('scheduled','manual')", name="ck_executions_trigger"),
@@ -148,6 +164,24 @@ class Execution(SQLModel, table=True):
             "scheduled_for",
             "id",
             postgresql_where=sa.text("dead_lettered_at IS NOT NULL"),
+        ),
+        sa.Index(
+            "ix_executions_in_progress",
+            "schedule_id",
+            "scheduled_for",
+            postgresql_where=sa.text("status IN ('pending','running','retrying','awaiting','buffered')"),
+        ),
+        sa.Index("ix_executions_awaiting", "complete_by", postgresql_where=sa.text("status = 'awaiting'")),
+        sa.Index(
+            "ix_executions_buffered",
+            "schedule_id",
+            "scheduled_for",
+            postgresql_where=sa.text("status = 'buffered'"),
+        ),
+        sa.Index(
+            "ix_executions_unsent_retries",
+            "next_attempt_at",
+            postgresql_where=sa.text("status = 'retrying' AND enqueued_at IS NULL"),
         ),
         sa.Index(
             "ix_executions_active",
@@ -192,6 +226,9 @@ class Execution(SQLModel, table=True):
     traceparent: str | None = Field(default=None, sa_column=sa.Column(sa.String(55)))
     # When the run's dead letter was published (it finally failed); None while none was.
     dead_lettered_at: datetime | None = _tz()
+    complete_by: datetime | None = _tz()  # while `awaiting`: when it times out without a report
+    reported_at: datetime | None = _tz()  # when its completion report arrived
+    result: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONB))  # what the report carried
     created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
 
 

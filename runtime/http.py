@@ -33,8 +33,10 @@ from services.audit import AuditService
 from services.auth import ApiKeyService
 from services.events import NatsEvents
 from services.executions import ExecutionService
+from services.failures import FinalFailures
 from services.lifecycle import LifecycleService
 from services.payload_schemas import PayloadSchemas
+from services.publisher import CommandPublisher
 from services.ratelimit import WriteLimiter
 
 CORRELATION_HEADER = "X-Correlation-ID"
@@ -127,6 +129,25 @@ class RequestMetrics:
         timer.observe(seconds)
 
 
+def _lifecycle(settings: Settings, engine, sessions, reads: ReadPool, nats: NatsConnection) -> LifecycleService:
+    """The service every door calls, with its rate limiter, payload schemas, events and dead letters."""
+    limiter = (
+        WriteLimiter(settings.REDIS_URL, settings.RATE_LIMIT_WRITES) if settings.RATE_LIMIT_WRITES.strip() else None
+    )
+    schemas = PayloadSchemas.load(settings.PAYLOAD_SCHEMA_DIR) if settings.PAYLOAD_SCHEMA_DIR else None
+    failures = FinalFailures(engine, CommandPublisher(nats, settings.NATS_STREAM_CACHE_SECONDS), settings)
+    return LifecycleService(
+        sessions,
+        settings,
+        NatsEvents(nats),
+        limiter,
+        schemas,
+        reads,
+        failures=failures,
+        report_observer=metrics.observe_report,
+    )
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the app; connections open in the lifespan so importing this module does no I/O."""
 
@@ -138,11 +159,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.settings = settings
         app.state.engine = engine
         app.state.nats = NatsConnection.from_settings(settings, name=f"{settings.SERVICE_NAME}-api")
-        limiter = (
-            WriteLimiter(settings.REDIS_URL, settings.RATE_LIMIT_WRITES) if settings.RATE_LIMIT_WRITES.strip() else None
-        )
-        schemas = PayloadSchemas.load(settings.PAYLOAD_SCHEMA_DIR) if settings.PAYLOAD_SCHEMA_DIR else None
-        app.state.schedules = LifecycleService(sessions, settings, NatsEvents(app.state.nats), limiter, schemas, reads)
+        app.state.schedules = _lifecycle(settings, engine, sessions, reads, app.state.nats)
         app.state.api_keys = ApiKeyService(sessions, settings.API_KEY_CACHE_SECONDS)
         app.state.executions = ExecutionService(sessions)
         app.state.audit = AuditService(sessions)

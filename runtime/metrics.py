@@ -21,9 +21,11 @@ from weakref import WeakKeyDictionary
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
+from core.outcomes import Decision
 from core.rules import ScheduleType
 from core.states import ALLOWED_TRANSITIONS, ExecutionStatus, Reason
 from core.tuning import HTTP_DURATION_BUCKETS, LAG_BUCKETS
+from services.schemas import ExecutionOut
 
 EXECUTIONS = Counter(
     "schedule_executions_total",
@@ -72,6 +74,18 @@ AUTO_PAUSES = Counter(
     "Schedules paused by the scheduler after pause_after_failures consecutive failed runs",
     registry=None,
 )
+COMPLETION_TIMEOUTS = Counter(
+    "schedule_completion_timeouts_total",
+    "Runs awaiting a completion report past completion_timeout_seconds, by what became of them (retrying or timed_out)",
+    ["status"],
+    registry=None,
+)
+COMPLETION_REPORTS = Counter(
+    "schedule_completion_reports_total",
+    "Completion reports accepted, by the status they gave the run (a repeated report: repeat)",
+    ["status"],
+    registry=None,
+)
 HTTP_REQUESTS = Counter(
     "http_requests_total",
     "HTTP requests answered, by route template, method and status",
@@ -94,14 +108,32 @@ OUTCOME_STATUSES: tuple[ExecutionStatus, ...] = tuple(sorted(ALLOWED_TRANSITIONS
 REAPED_STATUSES: tuple[ExecutionStatus, ...] = (ExecutionStatus.RETRYING, ExecutionStatus.FAILED)
 # `published`: the dead letter's publish was confirmed; `unpublished`: NATS refused it or was unreachable.
 DEAD_LETTER_RESULTS = ("published", "unpublished")
+# What a completion timeout makes of a run (core.outcomes.RetryPolicy.on_timeout).
+TIMEOUT_STATUSES: tuple[ExecutionStatus, ...] = (ExecutionStatus.RETRYING, ExecutionStatus.TIMED_OUT)
+# What a completion report makes of a run (RetryPolicy.on_report), or `repeat` for a report sent twice.
+REPORT_RESULTS = (
+    ExecutionStatus.SUCCEEDED.value,
+    ExecutionStatus.RETRYING.value,
+    ExecutionStatus.FAILED.value,
+    "repeat",
+)
 
 WORKER = "worker"
 TICKER = "ticker"
 API = "api"
 ROLES: dict[str, tuple] = {
     WORKER: (EXECUTIONS, EXECUTION_DURATION, FIRE_LAG, MISFIRES, LOCKS_ACQUIRED, DEAD_LETTERS, AUTO_PAUSES),
-    TICKER: (TICKER_BATCH_SIZE, TICKER_BATCH_DURATION, ENQUEUED, REAPED, MISFIRES),
-    API: (HTTP_REQUESTS, HTTP_DURATION),
+    TICKER: (
+        TICKER_BATCH_SIZE,
+        TICKER_BATCH_DURATION,
+        ENQUEUED,
+        REAPED,
+        MISFIRES,
+        COMPLETION_TIMEOUTS,
+        DEAD_LETTERS,
+        AUTO_PAUSES,
+    ),
+    API: (HTTP_REQUESTS, HTTP_DURATION, COMPLETION_REPORTS, EXECUTION_DURATION, DEAD_LETTERS, AUTO_PAUSES),
 }
 # The metrics each registry holds already (by id; a registry's entry goes with it).
 _registered: WeakKeyDictionary[CollectorRegistry, set[int]] = WeakKeyDictionary()
@@ -113,8 +145,11 @@ def precreate(role: str) -> None:
         for schedule_type in ScheduleType:
             for status in OUTCOME_STATUSES:
                 EXECUTIONS.labels(schedule_type.value, status.value)
-        for result in DEAD_LETTER_RESULTS:
-            DEAD_LETTERS.labels(result)
+    for result in DEAD_LETTER_RESULTS:
+        DEAD_LETTERS.labels(result)
+    if role == API:
+        for result in REPORT_RESULTS:
+            COMPLETION_REPORTS.labels(result)
     if role in (WORKER, TICKER):
         for reason in Reason:
             MISFIRES.labels(reason.value)
@@ -123,6 +158,15 @@ def precreate(role: str) -> None:
             ENQUEUED.labels(source)
         for status in REAPED_STATUSES:
             REAPED.labels(status.value)
+        for status in TIMEOUT_STATUSES:
+            COMPLETION_TIMEOUTS.labels(status.value)
+
+
+def observe_report(decision: Decision | None, execution: ExecutionOut) -> None:
+    """Count an accepted completion report; a run it ended has its duration (publish to report)."""
+    COMPLETION_REPORTS.labels(decision.status.value if decision is not None else "repeat").inc()
+    if decision is not None and decision.is_final and execution.duration_ms is not None:
+        EXECUTION_DURATION.observe(max(0.0, execution.duration_ms / 1000))
 
 
 def install(role: str, registry: CollectorRegistry = REGISTRY) -> None:

@@ -10,7 +10,6 @@ jitter for backoff. All instants are UTC.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import time
@@ -18,16 +17,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.outcomes import Decision, Delivered, RetryPolicy
+from core.outcomes import Delivered, RetryPolicy
 from core.settings import Settings
 from core.states import ExecutionStatus
 from core.subjects import allowed_by
-from core.templates import render
-from core.traceparent import HEADER as TRACEPARENT
 from core.traceparent import for_run as trace_for_run
 from core.tuning import (
     EARLY_RETRY_SLACK,
@@ -40,7 +37,9 @@ from models.db import database_unreachable
 from services.dead_letters import dead_letter, dead_letter_subject_of
 from services.failures import auto_pause, recorded_failures, send_dead_letters
 from services.locks import ScheduleLocks, lease_token
-from services.publisher import MSG_ID_HEADER, CommandPublisher, Delivery, Outgoing
+from services.overlap import Screened, cancel_notice, screen_overlap
+from services.publisher import CommandPublisher, Delivery, Outgoing
+from services.runs import Claimed, Outcome, claimed_of, render_command
 from services.stores import executions as execution_store
 from services.stores import schedules as schedule_store
 
@@ -48,96 +47,6 @@ log = logging.getLogger("services.firing")
 
 T = TypeVar("T")
 WHITELIST_DISABLE_REASON = "target_command is no longer allowed by COMMAND_WHITELIST"
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """A run this worker now owns (status `running`), with what it needs from its schedule."""
-
-    execution_id: uuid.UUID
-    schedule_id: uuid.UUID
-    scheduled_for: datetime
-    attempt: int
-    trigger_type: str
-    payload_override: dict | None
-    correlation_id: str | None
-    priority: int
-    name: str
-    schedule_status: str
-    schedule_type: str
-    target_command: str
-    command_payload: dict
-    delivery_mode: str
-    request_timeout_seconds: int
-    max_retries: int
-    retry_delay: int
-    max_concurrent: int
-    misfire_grace_seconds: int = 0
-    # An earlier attempt may have reached NATS (executions.may_have_published).
-    may_have_published: bool = False
-    due: datetime | None = None  # when it may be published (slot + jitter, UTC); None = at once
-    traceparent: str | None = None  # the request's W3C traceparent (executions.traceparent)
-    span: str | None = None  # this attempt's traceparent: the run's trace, its own span as parent
-    pause_after_failures: int | None = None  # pause the schedule after this many failed runs in a row
-    dead_letter_subject: str | None = None  # where its dead letter goes (None: DEAD_LETTER_SUBJECT)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One attempt of one run as recorded: the run's identity, its timing and the policy's decision."""
-
-    execution_id: uuid.UUID
-    schedule_id: uuid.UUID
-    schedule_type: str
-    attempt: int
-    scheduled_for: datetime
-    started_at: datetime
-    decision: Decision
-    subject: str | None = None  # the target subject, when the run got as far as publishing
-    published_at: datetime | None = None  # when its publish began (UTC); None when nothing was sent
-    settled_at: datetime | None = None  # when its publish's outcome was known (UTC); None when nothing was sent
-    correlation_id: str | None = None  # of the request that created or triggered the run
-    traceparent: str | None = None  # the attempt's span (Claimed.span)
-
-    @classmethod
-    def of(cls, run: Claimed, now: datetime, decision: Decision, subject: str | None = None) -> Outcome:
-        started = max(now, run.due) if run.due is not None else now  # a run claimed ahead starts at its instant
-        return cls(
-            run.execution_id,
-            run.schedule_id,
-            run.schedule_type,
-            run.attempt,
-            run.scheduled_for,
-            started,
-            decision,
-            subject,
-            correlation_id=run.correlation_id,
-            traceparent=run.span,
-        )
-
-    @property
-    def status(self) -> ExecutionStatus:
-        return self.decision.status
-
-    @property
-    def reason(self) -> str | None:
-        return self.decision.reason.value if self.decision.reason else None
-
-    @property
-    def error(self) -> str | None:
-        return self.decision.error
-
-    @property
-    def retry_in_ms(self) -> int | None:
-        return self.decision.retry_in_ms
-
-    @property
-    def waits_for_nats(self) -> bool:
-        return self.decision.waits_for_nats
-
-    @property
-    def via(self) -> str | None:
-        return self.decision.via
 
 
 @dataclass
@@ -158,69 +67,6 @@ class FireResult:
     def waiting_for_nats(self) -> list[Outcome]:
         """Runs to try again as soon as NATS is reachable."""
         return [o for o in self.outcomes if o.status is ExecutionStatus.RETRYING and o.waits_for_nats]
-
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
-
-
-def _claimed(row: Any) -> Claimed:
-    return Claimed(
-        execution_id=row.id,
-        schedule_id=row.schedule_id,
-        scheduled_for=row.scheduled_for,
-        attempt=row.attempts,
-        trigger_type=row.trigger_type,
-        payload_override=_json(row.payload_override),
-        correlation_id=row.correlation_id,
-        priority=row.priority,
-        name=row.name,
-        schedule_status=row.schedule_status,
-        schedule_type=row.schedule_type,
-        target_command=row.target_command,
-        command_payload=_json(row.command_payload),
-        delivery_mode=row.delivery_mode,
-        request_timeout_seconds=row.request_timeout_seconds,
-        max_retries=row.max_retries,
-        retry_delay=row.retry_delay,
-        max_concurrent=row.max_concurrent,
-        misfire_grace_seconds=row.misfire_grace_seconds,
-        may_have_published=row.may_have_published,
-        due=getattr(row, "due", None),
-        traceparent=getattr(row, "traceparent", None),
-        pause_after_failures=getattr(row, "pause_after_failures", None),
-        dead_letter_subject=getattr(row, "dead_letter_subject", None),
-    )
-
-
-def render_command(run: Claimed) -> Outgoing:
-    """The NATS message of one run: templated body, metadata headers, execution id as Nats-Msg-Id, and
-    a W3C `traceparent` naming the attempt's span (`run.span`, else derived from the stored one)."""
-    values = {
-        "scheduled_for": run.scheduled_for.isoformat(),
-        "execution_id": str(run.execution_id),
-        "attempt": str(run.attempt),
-        "schedule.id": str(run.schedule_id),
-        "schedule.name": run.name,
-    }
-    payload = render(run.payload_override if run.payload_override is not None else run.command_payload, values)
-    headers = {
-        MSG_ID_HEADER: str(run.execution_id),
-        "Scheduler-Execution-Id": str(run.execution_id),
-        "Scheduler-Schedule-Id": str(run.schedule_id),
-        "Scheduler-Scheduled-For": run.scheduled_for.isoformat(),
-        "Scheduler-Attempt": str(run.attempt),
-        "Scheduler-Correlation-Id": run.correlation_id or str(run.execution_id),
-        TRACEPARENT: run.span or trace_for_run(run.traceparent, run.execution_id, run.attempt).header(),
-    }
-    return Outgoing(
-        execution_id=str(run.execution_id),
-        subject=run.target_command,
-        body=json.dumps(payload, separators=(",", ":")).encode(),
-        headers=headers,
-        mode=run.delivery_mode,
-        timeout_seconds=float(run.request_timeout_seconds),
-    )
 
 
 class RunTraces(Protocol):
@@ -276,7 +122,7 @@ class FiringService:
         self.settings = settings
         self.worker_id = worker_id
         self.traces: RunTraces = traces or DerivedTraces()
-        self.policy = RetryPolicy(settings.RETRY_BACKOFF_CAP_SECONDS, settings.MISFIRE_ON_TIME_SECONDS)
+        self.policy = RetryPolicy.of(settings)
 
     def new_claim(self) -> str | None:
         """A name for one batch's claim: this worker and a nonce (None without a heartbeat)."""
@@ -286,7 +132,7 @@ class FiringService:
         """Take ownership of the runs still waiting, as `claim`; a redelivered or duplicate id claims nothing."""
         async with self.engine.begin() as conn:
             rows = await execution_store.claim(conn, execution_ids, now, now + EARLY_RETRY_SLACK, claim)
-        claimed = [_claimed(row) for row in rows]
+        claimed = [claimed_of(row) for row in rows]
         # Highest priority first; a schedule's runs in slot order (they take its concurrency slots in turn).
         return sorted(claimed, key=lambda c: (-c.priority, c.scheduled_for))
 
@@ -304,12 +150,14 @@ class FiringService:
         if not runs:
             return result
         runs = [replace(run, span=self.traces.open(run)) for run in runs]
+        screened = Screened(go=[])
         try:
-            to_publish = self._screen(runs, now, result)
-            await self._publish_in_rounds(to_publish, claim, now, clock, jitter, result)
+            screened = await self._overlap(self._screen(runs, now, result), now, claim)
+            await self._publish_in_rounds(screened.go, claim, now, clock, jitter, result)
             finished = clock()
             await self.record_when_possible(result.outcomes, finished, claim, clock)
         finally:
+            result.outcomes.extend(screened.recorded)
             self.traces.close(result.outcomes)
         if result.disabled:
             await self.disable(result.disabled, WHITELIST_DISABLE_REASON, finished)
@@ -338,6 +186,20 @@ class FiringService:
     def _dead_letter(self, run: Claimed, outcome: Outcome, now: datetime) -> Outgoing:
         subject = dead_letter_subject_of(run, self.settings.DEAD_LETTER_SUBJECT, self.settings.command_whitelist)
         return dead_letter(run, render_command(run), outcome.error, outcome.reason, subject, now)
+
+    async def _overlap(self, runs: list[Claimed], now: datetime, claim: str | None) -> Screened:
+        """The overlap step (services.overlap): the runs that go; the others are recorded already. The
+        cancel notices of the runs a newer one replaced go out before it (a failed notice is logged)."""
+        screened = await screen_overlap(self.engine, self.policy, runs, now, claim)
+        if screened.cancelled:
+            notices = [cancel_notice(cancelled, now) for cancelled in screened.cancelled]
+            for notice, delivery in zip(notices, await self.publisher.deliver_many(notices)):
+                if not delivery.ok:
+                    log.warning(
+                        "cancel notice not published",
+                        extra={"action": "worker.cancel_notice_failed", "execution_id": notice.execution_id},
+                    )
+        return screened
 
     def _screen(self, runs: list[Claimed], now: datetime, result: FireResult) -> list[Claimed]:
         """The runs to publish; the others get their outcome (paused, deleted, forbidden) in `result`."""
@@ -450,10 +312,12 @@ class FiringService:
         outcome = Outcome.of(run, now, decision, run.target_command)
         if delivery.written_at is None:
             return outcome
+        published = datetime.fromtimestamp(delivery.written_at, timezone.utc)
         settled = datetime.fromtimestamp(delivery.settled_at, timezone.utc) if delivery.settled_at else None
-        return replace(
-            outcome, published_at=datetime.fromtimestamp(delivery.written_at, timezone.utc), settled_at=settled
-        )
+        complete_by = None
+        if decision.status is ExecutionStatus.AWAITING:  # the report may take its timeout from the publish
+            complete_by = published + timedelta(seconds=run.completion_timeout_seconds)
+        return replace(outcome, published_at=published, settled_at=settled, complete_by=complete_by)
 
     def _outage(self, run: Claimed, now: datetime, error: str, jitter: float, nats: bool = False) -> Outcome:
         decision = self.policy.on_outage(run, now, error, jitter, nats=nats)

@@ -9,13 +9,24 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime
+from random import random
 
 from core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from core.misfire import plan_due
+from core.outcomes import RetryPolicy
 from core.rules import next_fire
-from core.states import RETRYABLE_STATUSES, ExecutionEvent, ExecutionStatus, Reason, ScheduleEvent, ScheduleStatus
+from core.states import (
+    RETRYABLE_STATUSES,
+    ExecutionEvent,
+    ExecutionStatus,
+    Reason,
+    ScheduleEvent,
+    ScheduleStatus,
+    event_of,
+)
 from core.tuning import SNOOZES_PER_PASS
 from models import Execution, Schedule
+from services.completion import record_report
 from services.context import Actor, Role
 from services.events import EXECUTION_EVENT_PREFIX
 from services.schedules import ScheduleService, notify_ticker
@@ -23,6 +34,7 @@ from services.schemas import (
     BulkItemResult,
     BulkOperationKind,
     BulkOperationOut,
+    CompletionReport,
     ExecutionOut,
     ScheduleOut,
     TriggerOut,
@@ -240,6 +252,37 @@ class LifecycleService(ScheduleService):
         }
         await self.events.emit(EXECUTION_EVENT_PREFIX + ExecutionEvent.RETRIED, body)
         return retried
+
+    async def complete_execution(
+        self, execution_id: uuid.UUID, report: CompletionReport, actor: Actor, now: datetime
+    ) -> ExecutionOut:
+        """Record a target's completion report (services.completion has the rules); a repeat changes
+        nothing. A run it ends failed gets its dead letter and may pause its schedule. Returns the run."""
+        await self._begin_write(actor)
+        async with self.sessions() as session, session.begin():
+            conn = await session.connection()
+            reported = await record_report(
+                conn, RetryPolicy.of(self.settings), execution_id, report, actor, now, random()
+            )
+            completed = execution_out(await session.get(Execution, execution_id))
+        if self.report_observer is not None:
+            self.report_observer(reported.decision, completed)
+        if reported.decision is None:
+            return completed
+        if reported.decision.status is ExecutionStatus.FAILED and self.failures is not None:
+            await self.failures.follow_up([execution_id], now)
+        body = {
+            "execution_id": str(execution_id),
+            "schedule_id": str(reported.schedule_id),
+            "attempt": completed.attempts,
+            "status": completed.status,
+            "error": completed.last_error if reported.decision.error else None,
+            "actor": actor.name,
+            "correlation_id": actor.correlation_id,
+            "at": now,
+        }
+        await self.events.emit(EXECUTION_EVENT_PREFIX + event_of(reported.decision.status), body)
+        return completed
 
     async def bulk_operation(
         self, ids: list[str], operation: BulkOperationKind, actor: Actor, now: datetime, reason: str | None = None

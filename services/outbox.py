@@ -12,6 +12,11 @@ enqueue, a worker killed with messages in hand, Redis restarted empty) without l
   the leases the dead worker held for them are returned (`SweepResult.freed_leases`) so the next
   attempt need not wait for their TTL. A publish may have happened before the crash, so such a run
   can be delivered twice; JetStream drops the repeat by `Nats-Msg-Id` within its window.
+- `awaiting` runs whose completion timeout passed: the retry policy gives them their fate
+  (`RetryPolicy.on_timeout`: `retrying` with backoff, or `timed_out`);
+- `retrying` runs decided outside a worker (a completion report, a timeout), which no worker sent a
+  delayed message for: handed over to be claimed at their instant;
+- `buffered` runs whose turn came (no run of their schedule is in progress any more): `pending` now;
 - with `rescue` (Redis lost its data, queues included: services.liveness.Census), every run handed
   over and not started, at once, instead of after REENQUEUE_AFTER_SECONDS, and the retries due within
   REENQUEUE_AFTER_SECONDS again, delayed to their instant (their delayed messages were lost too). A
@@ -26,6 +31,7 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from random import random
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -54,6 +60,15 @@ _RUNNING_CLAIMERS = sa.text(
 
 
 @dataclass(frozen=True)
+class _Expired:
+    """An `awaiting` run whose completion timeout passed, as the retry policy reads it."""
+
+    attempt: int
+    max_retries: int
+    retry_delay: int
+
+
+@dataclass(frozen=True)
 class _Lost:
     """A `running` run whose worker is gone, as the retry policy reads it."""
 
@@ -70,7 +85,10 @@ class SweepResult:
     rescued_upcoming: int = 0
     reaped_retrying: int = 0
     reaped_failed: int = 0
-    failed_ids: list[uuid.UUID] = field(default_factory=list)
+    timed_out_retrying: int = 0
+    timed_out: int = 0
+    woken: int = 0  # buffered runs whose turn came
+    failed_ids: list[uuid.UUID] = field(default_factory=list)  # reaped or timed out with no attempt left
     # (schedule_id, max_concurrent, lease token) of the reaped runs, for ScheduleLocks.release_held
     freed_leases: list[tuple[uuid.UUID, int, str]] = field(default_factory=list)
 
@@ -94,14 +112,17 @@ async def sweep(
     stale_queue = now if rescue else now - reenqueue_after
     lost_limit = RESCUE_LIMIT if rescue else limit
     async with engine.begin() as conn:
+        await _expire(conn, now, settings, limit, result)
+        result.woken = len(await store.wake_buffered(conn, now, limit))
         handed = await store.hand_over(conn, now, now + lead_of(settings), limit)
+        unsent = await store.unsent_retries(conn, now, now + lead_of(settings), limit)
         lost = await store.lost_pending(conn, now, stale_queue, lost_limit)
         # Before lost_retries moves the overdue ones to `now`: the two sets stay apart.
         upcoming = await store.upcoming_retries(conn, now, now + reenqueue_after, lost_limit) if rescue else []
         retries = await store.lost_retries(conn, now, stale_queue, lost_limit)
         await _reap(conn, now, settings, limit, dead_workers, result)
     result.handed_over, result.requeued_pending, result.requeued_retries = len(handed), len(lost), len(retries)
-    for execution_id, priority, due in handed:  # jittered slots may be handed over before their instant
+    for execution_id, priority, due in [*handed, *unsent]:  # jittered slots may be handed over before their instant
         result.dispatch.append(Dispatch(execution_id, priority, due if due > now else None))
     for execution_id, priority in [*lost, *retries]:
         result.dispatch.append(Dispatch(execution_id, priority, overdue=True))
@@ -120,6 +141,28 @@ def _lost_error(claimed_by: str | None, dead_workers: Collection[str]) -> str:
     return "no outcome within LOCK_TIMEOUT_SECONDS: the worker was lost mid-run"
 
 
+async def _expire(conn: AsyncConnection, now: datetime, settings: Settings, limit: int, result: SweepResult) -> None:
+    """Give the `awaiting` runs whose completion timeout passed their next fate."""
+    rows = await store.expired(conn, now, limit)
+    policy = RetryPolicy.of(settings)
+    decisions = [
+        (
+            row.id,
+            policy.on_timeout(
+                _Expired(row.attempts, row.max_retries, row.retry_delay), row.completion_timeout_seconds, random()
+            ),
+        )
+        for row in rows
+    ]
+    await store.record_expired(conn, decisions, now)
+    for execution_id, decision in decisions:
+        if decision.is_final:
+            result.timed_out += 1
+            result.failed_ids.append(execution_id)
+        else:
+            result.timed_out_retrying += 1
+
+
 async def _reap(
     conn: AsyncConnection,
     now: datetime,
@@ -131,7 +174,7 @@ async def _reap(
     """Give the `running` runs of dead workers (or older than LOCK_TIMEOUT_SECONDS) their next fate."""
     stale = now - timedelta(seconds=settings.LOCK_TIMEOUT_SECONDS)
     rows = await store.select_stale(conn, stale, list(dead_workers), limit)
-    policy = RetryPolicy(settings.RETRY_BACKOFF_CAP_SECONDS, settings.MISFIRE_ON_TIME_SECONDS)
+    policy = RetryPolicy.of(settings)
     decisions = [
         (row.id, policy.on_lost(_Lost(row.attempts, row.max_retries), _lost_error(row.claimed_by, dead_workers)))
         for row in rows

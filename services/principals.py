@@ -37,6 +37,7 @@ PRINCIPAL_HEADERS: dict[str, tuple[str, ...]] = {
     "trigger": ("X-Triggered-By", "X-Performed-By"),
     "perform": ("X-Performed-By",),
     "retry": ("X-Retried-By", "X-Performed-By"),
+    "complete": ("X-Reported-By", "X-Performed-By"),
     "request": (
         "X-Performed-By",
         "X-Created-By",
@@ -46,6 +47,7 @@ PRINCIPAL_HEADERS: dict[str, tuple[str, ...]] = {
         "X-Resumed-By",
         "X-Triggered-By",
         "X-Retried-By",
+        "X-Reported-By",
     ),
 }
 

@@ -26,8 +26,10 @@ from core.states import ExecutionStatus, Reason, ScheduleEvent, ScheduleStatus
 from models import Schedule
 from models.db import ReadPool
 from services.access import check_visible, require_writer, schedule_scope, visible_to
+from services.completion import ReportObserver
 from services.context import Actor
 from services.events import SCHEDULE_EVENT_PREFIX, EventSink, NullEvents
+from services.failures import FinalFailures
 from services.paging import KeysetPage, keyset_rows, offset_rows
 from services.payload_schemas import PayloadSchemas
 from services.ratelimit import WriteLimiter
@@ -178,7 +180,11 @@ class ScheduleService:
         limiter: WriteLimiter | None = None,
         payload_schemas: PayloadSchemas | None = None,
         reads: ReadPool | None = None,
+        failures: FinalFailures | None = None,
+        report_observer: ReportObserver | None = None,
     ) -> None:
+        """`failures` sends the dead letters of runs a completion report fails (None: they stay unsent,
+        as the executions list shows); `report_observer` is told of each accepted report (metrics)."""
         self.sessions = sessions
         self.settings = settings
         self.events: EventSink = events or NullEvents()
@@ -186,6 +192,8 @@ class ScheduleService:
         self.payload_schemas = payload_schemas
         # GET by id reads through `reads` (plain asyncpg, one round trip) when given (the API gives it).
         self._reads = reads
+        self.failures = failures
+        self.report_observer = report_observer
 
     async def _begin_write(self, actor: Actor) -> None:
         """Every write starts here: the role allows it and the principal is within its rate."""

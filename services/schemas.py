@@ -7,6 +7,7 @@ rejected so a typo never silently does nothing.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -15,8 +16,9 @@ from typing import Annotated, Any, Generic, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from core.misfire import Catchup
+from core.overlap import Completion, OverlapPolicy
 from core.rules import DstGap, DstRepeat, ScheduleType
-from core.states import ScheduleStatus
+from core.states import ReportStatus, ScheduleStatus
 
 
 def has_nul(value: Any) -> bool:
@@ -50,6 +52,7 @@ Seconds = Annotated[int, Field(ge=0, le=366 * 86400)]
 # Pause the schedule after this many consecutive runs ended failed (None: never).
 PauseAfterFailures = Annotated[int, Field(ge=1, le=1000)]
 Subject = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+CompletionTimeout = Annotated[int, Field(ge=1, le=604800)]
 
 
 class DeliveryMode(StrEnum):
@@ -112,6 +115,9 @@ class ScheduleCreate(ScheduleRuleInput):
     jitter_seconds: Annotated[int, Field(ge=0, le=3600)] = 0
     pause_after_failures: PauseAfterFailures | None = None
     dead_letter_subject: Subject | None = None
+    completion: Completion = Completion.NONE
+    completion_timeout_seconds: CompletionTimeout = 300
+    overlap_policy: OverlapPolicy = OverlapPolicy.ALLOW
     tags: Annotated[list[Tag], Field(max_length=32)] = Field(default_factory=list)
 
 
@@ -143,6 +149,9 @@ class ScheduleUpdate(_Strict):
     jitter_seconds: Annotated[int, Field(ge=0, le=3600)] | None = None
     pause_after_failures: PauseAfterFailures | None = None
     dead_letter_subject: Subject | None = None
+    completion: Completion | None = None
+    completion_timeout_seconds: CompletionTimeout | None = None
+    overlap_policy: OverlapPolicy | None = None
     tags: Annotated[list[Tag], Field(max_length=32)] | None = None
     version: Int32 | None = None
 
@@ -162,6 +171,26 @@ class PauseRequest(ReasonRequest):
     """`until`: a snooze, the schedule resumes by itself at that instant (with an offset, in the future)."""
 
     until: Instant | None = None
+
+
+# The largest `result` a completion report may carry, in bytes of compact JSON.
+COMPLETION_RESULT_MAX_BYTES = 16 * 1024
+
+
+def _small_result(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None and len(json.dumps(value, separators=(",", ":"))) > COMPLETION_RESULT_MAX_BYTES:
+        raise ValueError(f"must be at most {COMPLETION_RESULT_MAX_BYTES} bytes of JSON")
+    return value
+
+
+class CompletionReport(_Strict):
+    """A target's report that the run it was sent ended (`completion: report`). `attempt`: the attempt
+    it reports on (the command's Scheduler-Attempt header); omitted, the attempt that awaits a report."""
+
+    status: ReportStatus
+    error: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    result: Annotated[dict[str, Any] | None, AfterValidator(_small_result)] = None
+    attempt: Annotated[int, Field(ge=1)] | None = None
 
 
 class TriggerRequest(_Strict):
@@ -229,6 +258,12 @@ class ScheduleOut(BaseModel):
     dead_letter_subject: str | None = Field(
         description="where a run that finally failed is published (null: the DEAD_LETTER_SUBJECT setting)"
     )
+    completion: str = Field(description="none: a run ends at its publish; report: when the target reports")
+    completion_timeout_seconds: int = Field(description="with completion report: seconds a report may take")
+    overlap_policy: str = Field(
+        description="what a run does while an earlier one is in progress: allow, skip, buffer_one, buffer_all, "
+        "cancel_other"
+    )
     tags: list[str]
     status: str
     status_reason: str | None
@@ -270,6 +305,9 @@ class ExecutionOut(BaseModel):
     dead_lettered_at: datetime | None = Field(
         description="when the run's dead letter was published (it finally failed)"
     )
+    complete_by: datetime | None = Field(None, description="while awaiting: when it times out without a report")
+    reported_at: datetime | None = Field(None, description="when the target's completion report arrived")
+    result: dict[str, Any] | None = Field(None, description="what the completion report carried")
 
 
 T = TypeVar("T")

@@ -93,7 +93,7 @@ def test_retries_go_to_the_overdue_lane_grouped_by_their_backoff_rounded_up(monk
     from datetime import datetime, timezone
 
     from actors import fire, handoff
-    from services.firing import Outcome
+    from services.runs import Outcome
 
     sent: list[tuple[str, list[str], int]] = []
     for actor in (fire.fire_batch, fire.fire_overdue):

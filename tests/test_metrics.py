@@ -14,7 +14,8 @@ from core.outcomes import Decision
 from core.rules import ScheduleType
 from core.states import ExecutionStatus, Reason
 from runtime import metrics
-from services.firing import FireResult, Outcome
+from services.firing import FireResult
+from services.runs import Outcome
 
 WORKER_FAMILIES = {
     "schedule_executions_total",
@@ -31,8 +32,18 @@ TICKER_FAMILIES = {
     "scheduler_enqueued_total",
     "schedule_runs_reaped_total",
     "schedule_misfires_total",
+    "schedule_completion_timeouts_total",
+    "schedule_dead_letters_total",
+    "schedule_auto_pauses_total",
 }
-API_FAMILIES = {"http_requests_total", "http_request_duration_seconds"}
+API_FAMILIES = {
+    "http_requests_total",
+    "http_request_duration_seconds",
+    "schedule_completion_reports_total",
+    "schedule_execution_duration_seconds",
+    "schedule_dead_letters_total",
+    "schedule_auto_pauses_total",
+}
 
 
 def families(registry: CollectorRegistry) -> dict[str, list]:
@@ -72,7 +83,7 @@ def test_installing_a_role_twice_registers_nothing_twice():
 def test_the_worker_precreates_every_schedule_type_and_outcome_status_and_every_misfire_reason():
     found = families(installed(metrics.WORKER))
     executions = {(s.labels["schedule_type"], s.labels["status"]) for s in counted(found["schedule_executions"])}
-    outcome_statuses = {"succeeded", "failed", "retrying", "skipped", "missed", "cancelled"}
+    outcome_statuses = {"succeeded", "failed", "retrying", "awaiting", "buffered", "skipped", "missed", "cancelled"}
     assert executions >= {(t.value, s) for t in ScheduleType for s in outcome_statuses}
     assert all(status in outcome_statuses for _, status in executions)
     assert {"pending", "running"}.isdisjoint(status for _, status in executions)

@@ -18,9 +18,11 @@ from runtime.logging import configure_process
 from runtime.nats_client import NatsConnection
 from runtime.probes import Check, serve_probes
 from services.events import NatsEvents
+from services.failures import FinalFailures
 from services.liveness import WorkerRegistry, prefix_for
 from services.locks import ScheduleLocks
 from services.presence import TickerHeartbeat
+from services.publisher import CommandPublisher
 from ticker.dispatch import queue_enqueuer
 from ticker.loop import Pulse, run_loop
 
@@ -76,6 +78,7 @@ async def main() -> None:
             workers=WorkerRegistry(client, settings.WORKER_DEAD_AFTER_SECONDS, prefix_for(settings.BROKER_NAMESPACE)),
             locks=ScheduleLocks(client, settings.LOCK_TIMEOUT_SECONDS),
             pulse=pulse,
+            failures=FinalFailures(engine, CommandPublisher(nats, settings.NATS_STREAM_CACHE_SECONDS), settings),
         )
     finally:
         await asyncio.to_thread(beat.stop)

@@ -18,12 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.settings import Settings
 from core.tuning import ERROR_BACKOFF_SECONDS, LISTEN_CONNECT_TIMEOUT_SECONDS, SWEEP_EVERY_SECONDS, TICKER_STALL_SECONDS
 from services.events import EventSink
+from services.failures import FinalFailures
 from services.liveness import WorkerRegistry
 from services.locks import ScheduleLocks
 from services.outbox import next_due_at
 from services.schedules import WAKEUP_CHANNEL
 from services.ticking import lead_of
-from ticker.tick import Enqueue, run_tick
+from ticker.tick import Enqueue, TickReport, run_tick
 
 log = logging.getLogger("ticker")
 
@@ -90,6 +91,24 @@ class Wakeups:
             await self.conn.close()
 
 
+def _log_tick(report: TickReport) -> None:
+    """At INFO what an operator reads about, at DEBUG a tick that only handed runs over."""
+    notable = (
+        report.missed
+        or report.disabled
+        or report.reaped
+        or report.rescued
+        or report.consumers_released
+        or report.snoozes_ended
+        or report.timed_out
+        or report.enqueue_failed
+    )
+    if notable:
+        log.info("tick", extra={"action": "ticker.tick", **report.__dict__})
+    elif report.claimed or report.swept:
+        log.debug("tick", extra={"action": "ticker.tick", **report.__dict__})
+
+
 async def run_loop(
     engine: AsyncEngine,
     settings: Settings,
@@ -100,6 +119,7 @@ async def run_loop(
     workers: WorkerRegistry | None = None,
     locks: ScheduleLocks | None = None,
     pulse: Pulse | None = None,
+    failures: FinalFailures | None = None,
 ) -> None:
     pulse = pulse or Pulse()
     wakeups = Wakeups(settings.DATABASE_URL)
@@ -114,22 +134,19 @@ async def run_loop(
                 # A NOTIFY may announce a manual trigger or a resume: its runs sit in the outbox.
                 do_sweep = woken or loop.time() - last_sweep >= SWEEP_EVERY_SECONDS
                 report = await run_tick(
-                    engine, now, settings, enqueue, events, sweep_outbox=do_sweep, workers=workers, locks=locks
+                    engine,
+                    now,
+                    settings,
+                    enqueue,
+                    events,
+                    sweep_outbox=do_sweep,
+                    workers=workers,
+                    locks=locks,
+                    failures=failures,
                 )
                 if do_sweep:
                     last_sweep = loop.time()
-                if (
-                    report.missed
-                    or report.disabled
-                    or report.reaped
-                    or report.rescued
-                    or report.consumers_released
-                    or report.snoozes_ended
-                    or report.enqueue_failed
-                ):
-                    log.info("tick", extra={"action": "ticker.tick", **report.__dict__})
-                elif report.claimed or report.swept:
-                    log.debug("tick", extra={"action": "ticker.tick", **report.__dict__})
+                _log_tick(report)
                 due = await next_due_at(engine)
                 sleep = settings.TICKER_MAX_SLEEP_SECONDS
                 if due is not None:

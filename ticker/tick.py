@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +16,7 @@ from core.states import ExecutionEvent, ExecutionStatus, Reason, ScheduleEvent
 from models.db import make_session_factory
 from runtime import metrics
 from services.events import EXECUTION_EVENT_PREFIX, SCHEDULE_EVENT_PREFIX, EventSink
+from services.failures import FinalFailures
 from services.lifecycle import LifecycleService
 from services.liveness import Census, WorkerRegistry
 from services.locks import ScheduleLocks
@@ -39,6 +41,7 @@ class TickReport:
     rescued: int = 0
     consumers_released: int = 0
     snoozes_ended: int = 0
+    timed_out: int = 0  # awaiting runs whose completion timeout passed (retrying or timed_out)
     enqueued: int = 0
     enqueue_failed: int = 0
 
@@ -52,6 +55,7 @@ async def run_tick(
     sweep_outbox: bool = True,
     workers: WorkerRegistry | None = None,
     locks: ScheduleLocks | None = None,
+    failures: FinalFailures | None = None,
 ) -> TickReport:
     """Sweep the outbox and end the snoozes that are over (with `sweep_outbox`), then claim every schedule
     due at `now` (batch after batch), enqueueing as it goes.
@@ -64,11 +68,15 @@ async def run_tick(
     frees the concurrency slots those runs held (without them: after LOCK_TIMEOUT_SECONDS only). A
     departed worker's Dramatiq consumer is marked dead so that its prefetched messages go back to the
     queue at once (by the one ticker that takes it out of the registry); when Redis lost its queues,
-    every run handed over is handed over again (services.outbox, `rescue`).
+    every run handed over is handed over again (services.outbox, `rescue`). With `failures`, the runs
+    the sweep ended failed or timed out (reaped, or no completion report in time) get their dead letters
+    and the auto-pause of their schedules.
     """
     report = TickReport()
     if sweep_outbox:  # at least every SWEEP_EVERY_SECONDS: the sweep's cadence is precise enough for both
-        await _sweep_pass(engine, now, settings, enqueue, workers, locks, report)
+        failed = await _sweep_pass(engine, now, settings, enqueue, workers, locks, report)
+        if failures is not None and failed:
+            await _follow_up(failures, failed, now)
         await _end_snoozes(engine, now, settings, events, report)
     await _planning_pass(engine, now, settings, enqueue, events, report)
     return report
@@ -82,8 +90,9 @@ async def _sweep_pass(
     workers: WorkerRegistry | None,
     locks: ScheduleLocks | None,
     report: TickReport,
-) -> None:
-    """Release departed workers, reap their runs, hand over what the queue lost."""
+) -> list[uuid.UUID]:
+    """Release departed workers, reap their runs, end the completions that timed out, hand over what the
+    queue lost; returns the runs it ended failed or timed out."""
     census = await workers.census() if workers is not None else Census()
     departed, released = [], 0
     if workers is not None and census.departed:
@@ -121,7 +130,23 @@ async def _sweep_pass(
                 "count": report.rescued,
             },
         )
+    metrics.COMPLETION_TIMEOUTS.labels(ExecutionStatus.RETRYING.value).inc(swept.timed_out_retrying)
+    metrics.COMPLETION_TIMEOUTS.labels(ExecutionStatus.TIMED_OUT.value).inc(swept.timed_out)
+    report.timed_out = swept.timed_out + swept.timed_out_retrying
     await _hand_over(engine, swept.dispatch, enqueue, report, "sweep")
+    return swept.failed_ids
+
+
+async def _follow_up(failures: FinalFailures, failed: list[uuid.UUID], now: datetime) -> None:
+    """Dead letters and auto-pause of the runs the sweep ended; a failure is logged, never raised."""
+    try:
+        done = await failures.follow_up(failed, now)
+    except Exception as error:
+        log.warning("dead letters not sent", extra={"action": "ticker.follow_up_failed", "error": str(error)[:200]})
+        return
+    metrics.DEAD_LETTERS.labels("published").inc(done.dead_letters[0])
+    metrics.DEAD_LETTERS.labels("unpublished").inc(done.dead_letters[1])
+    metrics.AUTO_PAUSES.inc(len(done.paused))
 
 
 async def _end_snoozes(

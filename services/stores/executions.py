@@ -12,6 +12,8 @@ Statements:
 - RECORD           write the outcomes of the runs one claim still holds
 - HELD_FAILURES    which runs are `failed` as one claim recorded them
 - DEAD_LETTERED    mark failed runs of one claim as dead-lettered
+- UNLETTERED       failed or timed-out runs (with their schedule's fields) whose dead letter is not sent
+- LETTERED         mark failed or timed-out runs as dead-lettered, whoever recorded them
 - SELECT_STALE     lock the `running` runs of dead or silent workers (the reaper decides their fate)
 - RECORD_LOST      write the reaper's decisions for them
 - HAND_OVER        mark `pending` runs due within the lead as handed to the queue
@@ -23,7 +25,16 @@ Statements:
 - INSERT_MANUAL    record a manual trigger
 - FIND             one run's schedule and status (not locked)
 - LOCK_ONE         lock one run (its schedule and status)
-- RETRY            make a failed run `pending` again (a retry by hand), to be handed over at once
+- RETRY            make a failed or timed-out run `pending` again (a retry by hand), handed over at once
+- LOCK_SCHEDULES   lock schedules (in id order) while their overlap is decided
+- IN_PROGRESS      the runs of some schedules that are in progress or wait their turn (overlap)
+- CANCEL_OVERLAPPED cancel runs a newer slot replaces (overlap cancel_other), in id order
+- LOAD_RUN         lock one run with its schedule's fields (a completion report)
+- COMPLETE         write a completion report's outcome to the attempt that awaits it
+- EXPIRED          lock `awaiting` runs whose completion timeout passed
+- RECORD_EXPIRED   write the policy's decisions for them (retries are left to the ticker to hand over)
+- WAKE_BUFFERED    make the first `buffered` run of each schedule with no run in progress `pending`
+- UNSENT_RETRIES   hand over `retrying` runs decided outside a worker (a report, a timeout)
 - PURGE            delete a batch of final runs finished before a cutoff
 """
 
@@ -39,10 +50,34 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.outcomes import Decision
-from core.states import FINAL_STATUSES, INITIAL_STATUSES, ExecutionStatus, InvalidTransition, TriggerType, transition
+from core.states import (
+    FAILED_STATUSES,
+    FINAL_STATUSES,
+    IN_PROGRESS_STATUSES,
+    INITIAL_STATUSES,
+    ExecutionStatus,
+    InvalidTransition,
+    Reason,
+    TriggerType,
+    transition,
+)
 
 S = ExecutionStatus
-_FINAL = ", ".join(f"'{s}'" for s in sorted(FINAL_STATUSES))
+
+
+def _listed(statuses) -> str:
+    return ", ".join(f"'{s}'" for s in sorted(statuses))
+
+
+_FINAL = _listed(FINAL_STATUSES)
+_IN_PROGRESS = _listed(IN_PROGRESS_STATUSES)
+# What a claimed run carries with it: its own fields and its schedule's (services.firing.Claimed).
+_RUN_COLUMNS = """e.id, e.schedule_id, e.scheduled_for, coalesce(e.not_before, e.scheduled_for) AS due, e.attempts,
+    e.trigger_type, e.payload_override, e.may_have_published,
+    e.correlation_id, e.traceparent, e.priority, s.name, s.status AS schedule_status, s.target_command,
+    s.command_payload, s.delivery_mode, s.request_timeout_seconds, s.max_retries, s.retry_delay,
+    s.max_concurrent, s.schedule_type, s.misfire_grace_seconds, s.pause_after_failures,
+    s.dead_letter_subject, s.completion, s.completion_timeout_seconds, s.overlap_policy"""
 # The label of a reaped attempt in the attempt log (an attempt's fate, not an execution status).
 LOST = "lost"
 
@@ -59,12 +94,7 @@ CLAIM = sa.text(
     FROM free, schedules AS s
     WHERE e.id = free.id AND s.id = e.schedule_id
       AND (e.status = '{S.PENDING}' OR (e.status = '{S.RETRYING}' AND coalesce(e.next_attempt_at, :now) <= :early))
-    RETURNING e.id, e.schedule_id, e.scheduled_for, coalesce(e.not_before, e.scheduled_for) AS due, e.attempts,
-              e.trigger_type, e.payload_override, e.may_have_published,
-              e.correlation_id, e.traceparent, e.priority, s.name, s.status AS schedule_status, s.target_command,
-              s.command_payload, s.delivery_mode, s.request_timeout_seconds, s.max_retries, s.retry_delay,
-              s.max_concurrent, s.schedule_type, s.misfire_grace_seconds, s.pause_after_failures,
-              s.dead_letter_subject
+    RETURNING {_RUN_COLUMNS}
     """
 )
 # Claims skip rows another transaction holds (SKIP LOCKED above): such a run is being claimed or
@@ -80,14 +110,14 @@ RECORD = sa.text(
         finished_at = v.finished_at, next_attempt_at = v.next_attempt_at,
         published_subject = coalesce(v.subject, e.published_subject),
         message_id = coalesce(v.message_id, e.message_id),
-        may_have_published = e.may_have_published OR v.may_have_published,
+        may_have_published = e.may_have_published OR v.may_have_published, complete_by = v.complete_by,
         attempt_log = e.attempt_log || jsonb_build_array(CAST(v.entry AS jsonb))
     FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:reasons AS text[]),
                 CAST(:errors AS text[]), CAST(:finished AS timestamptz[]), CAST(:next_attempts AS timestamptz[]),
                 CAST(:subjects AS text[]), CAST(:message_ids AS text[]), CAST(:entries AS text[]),
-                CAST(:refunds AS int[]), CAST(:published AS boolean[]))
+                CAST(:refunds AS int[]), CAST(:published AS boolean[]), CAST(:complete_by AS timestamptz[]))
          AS v(id, status, reason, error, finished_at, next_attempt_at, subject, message_id, entry, refund,
-              may_have_published),
+              may_have_published, complete_by),
          mine
     WHERE e.id = v.id AND mine.id = v.id AND e.status = '{S.RUNNING}'
       AND e.claimed_by IS NOT DISTINCT FROM CAST(:claim AS text)
@@ -99,6 +129,19 @@ _FAILED_BY_CLAIM = (
 )
 HELD_FAILURES = sa.text(f"SELECT id FROM executions WHERE {_FAILED_BY_CLAIM}")
 DEAD_LETTERED = sa.text(f"UPDATE executions SET dead_lettered_at = :now WHERE {_FAILED_BY_CLAIM}")
+UNLETTERED = sa.text(
+    f"""
+    SELECT {_RUN_COLUMNS}, e.last_error, e.reason
+    FROM executions AS e JOIN schedules AS s ON s.id = e.schedule_id
+    WHERE e.id = ANY(CAST(:ids AS uuid[])) AND e.status IN ({_listed(FAILED_STATUSES)}) AND e.dead_lettered_at IS NULL
+    """
+)
+LETTERED = sa.text(
+    f"""
+    UPDATE executions SET dead_lettered_at = :now
+    WHERE id = ANY(CAST(:ids AS uuid[])) AND status IN ({_listed(FAILED_STATUSES)}) AND dead_lettered_at IS NULL
+    """
+)
 SELECT_STALE = sa.text(
     f"""
     SELECT e.id, e.priority, e.schedule_id, e.attempts, e.started_at, e.claimed_by, e.scheduled_for,
@@ -200,7 +243,96 @@ RETRY = sa.text(
     SET status = '{S.PENDING}', reason = NULL, finished_at = NULL, next_attempt_at = NULL, enqueued_at = NULL,
         claimed_by = NULL, dead_lettered_at = NULL, not_before = :now,
         correlation_id = :correlation_id, traceparent = coalesce(:traceparent, traceparent)
-    WHERE id = :id AND status = '{S.FAILED}'
+    WHERE id = :id AND status IN ({_listed(FAILED_STATUSES)})
+    """
+)
+LOCK_SCHEDULES = sa.text("SELECT id FROM schedules WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR UPDATE")
+IN_PROGRESS = sa.text(
+    f"""
+    SELECT e.id, e.schedule_id, e.scheduled_for, e.status, s.target_command
+    FROM executions AS e JOIN schedules AS s ON s.id = e.schedule_id
+    WHERE e.schedule_id = ANY(CAST(:ids AS uuid[])) AND e.status IN ({_IN_PROGRESS}, '{S.BUFFERED}')
+    ORDER BY e.schedule_id, e.scheduled_for, e.id
+    """
+)
+# A run being published (`running`) is its worker's to record: only waiting or awaiting runs are cancelled.
+CANCEL_OVERLAPPED = sa.text(
+    f"""
+    WITH doomed AS (
+        SELECT id FROM executions
+        WHERE id = ANY(CAST(:ids AS uuid[]))
+          AND status IN ('{S.PENDING}', '{S.RETRYING}', '{S.AWAITING}', '{S.BUFFERED}')
+        ORDER BY id FOR UPDATE)
+    UPDATE executions AS e
+    SET status = '{S.CANCELLED}', reason = '{Reason.OVERLAP}', finished_at = :now, next_attempt_at = NULL,
+        complete_by = NULL, last_error = :error
+    FROM doomed WHERE e.id = doomed.id
+    RETURNING e.id
+    """
+)
+LOAD_RUN = sa.text(
+    f"""
+    SELECT {_RUN_COLUMNS}, e.status, e.started_at, e.reported_at, s.created_by
+    FROM executions AS e JOIN schedules AS s ON s.id = e.schedule_id
+    WHERE e.id = :id
+    FOR UPDATE OF e
+    """
+)
+COMPLETE = sa.text(
+    f"""
+    UPDATE executions
+    SET status = :status, finished_at = :finished, next_attempt_at = :next_attempt_at, enqueued_at = NULL,
+        last_error = coalesce(:error, last_error), result = CAST(:result AS jsonb), reported_at = :now,
+        complete_by = NULL, attempt_log = attempt_log || jsonb_build_array(CAST(:entry AS jsonb))
+    WHERE id = :id AND status = '{S.AWAITING}' AND attempts = :attempt
+    """
+)
+EXPIRED = sa.text(
+    f"""
+    SELECT e.id, e.schedule_id, e.attempts, e.priority, e.started_at, s.max_retries, s.retry_delay,
+           s.completion_timeout_seconds, s.pause_after_failures
+    FROM executions AS e JOIN schedules AS s ON s.id = e.schedule_id
+    WHERE e.id IN (
+        SELECT id FROM executions WHERE status = '{S.AWAITING}' AND complete_by < :now
+        ORDER BY complete_by LIMIT :limit FOR UPDATE SKIP LOCKED)
+    """
+)
+RECORD_EXPIRED = sa.text(
+    f"""
+    UPDATE executions AS e
+    SET status = v.status, next_attempt_at = v.next_attempt_at, finished_at = v.finished_at, enqueued_at = NULL,
+        last_error = v.error, complete_by = NULL,
+        attempt_log = e.attempt_log || jsonb_build_array(jsonb_build_object(
+            'attempt', e.attempts, 'started_at', e.started_at, 'finished_at', CAST(:now_text AS text),
+            'status', '{S.TIMED_OUT}', 'error', v.error))
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:next_attempts AS timestamptz[]),
+                CAST(:finished AS timestamptz[]), CAST(:errors AS text[]))
+         AS v(id, status, next_attempt_at, finished_at, error)
+    WHERE e.id = v.id AND e.status = '{S.AWAITING}'
+    """
+)
+# One run per schedule per pass; a concurrent pass re-checks `status` on the row and wakes nothing twice.
+WAKE_BUFFERED = sa.text(
+    f"""
+    UPDATE executions SET status = '{S.PENDING}', reason = NULL, enqueued_at = NULL, not_before = :now
+    WHERE status = '{S.BUFFERED}' AND id IN (
+        SELECT DISTINCT ON (b.schedule_id) b.id FROM executions AS b
+        WHERE b.status = '{S.BUFFERED}'
+          AND NOT EXISTS (SELECT 1 FROM executions AS p
+                          WHERE p.schedule_id = b.schedule_id AND p.status IN ({_IN_PROGRESS}))
+        ORDER BY b.schedule_id, b.scheduled_for, b.id
+        LIMIT :limit)
+    RETURNING id
+    """
+)
+UNSENT_RETRIES = sa.text(
+    f"""
+    UPDATE executions SET enqueued_at = :now
+    WHERE id IN (
+        SELECT id FROM executions
+        WHERE status = '{S.RETRYING}' AND enqueued_at IS NULL AND next_attempt_at <= :horizon
+        ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED)
+    RETURNING id, priority, next_attempt_at
     """
 )
 PURGE = sa.text(
@@ -222,6 +354,7 @@ class Recordable(Protocol):
     decision: Decision
     subject: str | None
     published_at: datetime | None
+    complete_by: datetime | None  # for an `awaiting` outcome: when its completion times out
 
 
 async def claim(conn: AsyncConnection, ids: Sequence[uuid.UUID], now: datetime, early: datetime, claim: str | None):
@@ -260,12 +393,13 @@ def _record_columns(outcomes: Sequence[Recordable], now: datetime) -> dict[str, 
             "entries",
             "refunds",
             "published",
+            "complete_by",
         )
     }
     for o in outcomes:
         d = o.decision
         transition(S.RUNNING, d.status)  # InvalidTransition: never written
-        published = d.status is S.SUCCEEDED
+        published = d.status in (S.SUCCEEDED, S.AWAITING)
         values = (
             o.execution_id,
             d.status.value,
@@ -278,6 +412,7 @@ def _record_columns(outcomes: Sequence[Recordable], now: datetime) -> dict[str, 
             _entry(o, now),
             0 if d.counts_as_attempt else 1,
             d.may_have_published,
+            o.complete_by if d.status is S.AWAITING else None,
         )
         for key, value in zip(columns, values):
             columns[key].append(value)
@@ -302,6 +437,18 @@ async def mark_dead_lettered(conn: AsyncConnection, ids: Sequence[uuid.UUID], no
     """DEAD_LETTERED: the dead letters of these failed runs (still held by `claim`) were published at `now`."""
     if ids:
         await conn.execute(DEAD_LETTERED, {"ids": list(ids), "now": now, "claim": claim})
+
+
+async def unlettered(conn: AsyncConnection, ids: Sequence[uuid.UUID]):
+    """UNLETTERED: those of `ids` that ended failed or timed out and have no dead letter yet (with their
+    schedule's fields, last_error and reason)."""
+    return (await conn.execute(UNLETTERED, {"ids": list(ids)})).all()
+
+
+async def mark_lettered(conn: AsyncConnection, ids: Sequence[uuid.UUID], now: datetime) -> None:
+    """LETTERED: the dead letters of these runs were published at `now`."""
+    if ids:
+        await conn.execute(LETTERED, {"ids": list(ids), "now": now})
 
 
 async def find(conn: AsyncConnection, execution_id: uuid.UUID):
@@ -427,3 +574,94 @@ async def insert_manual(
 async def purge(conn: AsyncConnection, cutoff: datetime, batch: int) -> int:
     """PURGE: delete up to `batch` final runs finished before `cutoff`; returns how many went."""
     return (await conn.execute(PURGE, {"cutoff": cutoff, "batch": batch})).rowcount
+
+
+async def lock_schedules(conn: AsyncConnection, schedule_ids: Sequence[uuid.UUID]) -> None:
+    """LOCK_SCHEDULES: hold these schedules until the transaction ends (their overlap is decided once)."""
+    await conn.execute(LOCK_SCHEDULES, {"ids": sorted(set(schedule_ids))})
+
+
+async def in_progress(conn: AsyncConnection, schedule_ids: Sequence[uuid.UUID]):
+    """IN_PROGRESS: (id, schedule_id, scheduled_for, status, target_command) of the runs of these
+    schedules that are in progress or `buffered`, in slot order."""
+    return (await conn.execute(IN_PROGRESS, {"ids": sorted(set(schedule_ids))})).all()
+
+
+async def cancel_overlapped(conn: AsyncConnection, ids: Sequence[uuid.UUID], now: datetime, error: str) -> list:
+    """CANCEL_OVERLAPPED: the waiting or awaiting runs among `ids` become `cancelled` (reason overlap);
+    returns the ids cancelled."""
+    if not ids:
+        return []
+    return [row.id for row in await conn.execute(CANCEL_OVERLAPPED, {"ids": list(ids), "now": now, "error": error})]
+
+
+async def load_run(conn: AsyncConnection, execution_id: uuid.UUID):
+    """LOAD_RUN: the run (locked) with its schedule's fields, its status, started_at, reported_at and
+    the schedule's creator; None if unknown."""
+    return (await conn.execute(LOAD_RUN, {"id": execution_id})).first()
+
+
+async def complete(
+    conn: AsyncConnection,
+    execution_id: uuid.UUID,
+    attempt: int,
+    decision: Decision,
+    result: dict | None,
+    now: datetime,
+    started_at: datetime,
+) -> bool:
+    """COMPLETE: the report's outcome for `attempt`, which awaits it; False if it no longer does."""
+    transition(S.AWAITING, decision.status)
+    entry = {"attempt": attempt, "started_at": started_at.isoformat(), "finished_at": now.isoformat()}
+    entry |= {"status": decision.status.value, "via": "report"}
+    if decision.error:
+        entry["error"] = decision.error
+    params = {
+        "id": execution_id,
+        "attempt": attempt,
+        "status": decision.status.value,
+        "finished": now if decision.is_final else None,
+        "next_attempt_at": _retry_instant(decision, now),
+        "error": decision.error,
+        "result": json.dumps(result) if result is not None else None,
+        "now": now,
+        "entry": json.dumps(entry),
+    }
+    return (await conn.execute(COMPLETE, params)).rowcount == 1
+
+
+def _retry_instant(decision: Decision, now: datetime) -> datetime | None:
+    return now + timedelta(milliseconds=decision.retry_in_ms) if decision.retry_in_ms is not None else None
+
+
+async def expired(conn: AsyncConnection, now: datetime, limit: int):
+    """EXPIRED: lock up to `limit` `awaiting` runs whose completion timeout passed before `now`."""
+    return (await conn.execute(EXPIRED, {"now": now, "limit": limit})).all()
+
+
+async def record_expired(conn: AsyncConnection, expired: Sequence[tuple[uuid.UUID, Decision]], now: datetime) -> None:
+    """RECORD_EXPIRED: each timed-out run's decision (`retrying`, handed over by UNSENT_RETRIES, or `timed_out`)."""
+    if not expired:
+        return
+    for _, decision in expired:
+        transition(S.AWAITING, decision.status)
+    params = {
+        "ids": [execution_id for execution_id, _ in expired],
+        "statuses": [d.status.value for _, d in expired],
+        "next_attempts": [_retry_instant(d, now) for _, d in expired],
+        "finished": [now if d.is_final else None for _, d in expired],
+        "errors": [d.error for _, d in expired],
+        "now_text": now.isoformat(),
+    }
+    await conn.execute(RECORD_EXPIRED, params)
+
+
+async def wake_buffered(conn: AsyncConnection, now: datetime, limit: int) -> list[uuid.UUID]:
+    """WAKE_BUFFERED: the runs whose turn came (`pending`, due at `now`, for HAND_OVER)."""
+    return [row.id for row in await conn.execute(WAKE_BUFFERED, {"now": now, "limit": limit})]
+
+
+async def unsent_retries(conn: AsyncConnection, now: datetime, horizon: datetime, limit: int):
+    """UNSENT_RETRIES: (id, priority, next_attempt_at) of the retries decided outside a worker that
+    are due before `horizon`, now marked handed over."""
+    return (await conn.execute(UNSENT_RETRIES, {"now": now, "horizon": horizon, "limit": limit})).all()

@@ -93,7 +93,7 @@ SNOOZES_ENDED = sa.text(
 )
 
 
-# "Consecutive" is in slot order: the last N runs of the schedule that ended succeeded or failed (the
+# "Consecutive" is in slot order: the last N runs of the schedule that ended succeeded, failed or timed out (the
 # index on (schedule_id, scheduled_for) reads them backwards and stops after N).
 AUTO_PAUSE = sa.text(
     f"""
@@ -102,10 +102,11 @@ AUTO_PAUSE = sa.text(
         FROM schedules AS s
         WHERE s.id = ANY(CAST(:ids AS uuid[])) AND s.status = '{ScheduleStatus.ACTIVE}'
           AND s.pause_after_failures IS NOT NULL
-          AND (SELECT count(*) FILTER (WHERE last.status = '{ExecutionStatus.FAILED}')
+          AND (SELECT count(*) FILTER (WHERE last.status <> '{ExecutionStatus.SUCCEEDED}')
                FROM (SELECT e.status FROM executions AS e
                      WHERE e.schedule_id = s.id
-                       AND e.status IN ('{ExecutionStatus.SUCCEEDED}', '{ExecutionStatus.FAILED}')
+                       AND e.status IN ('{ExecutionStatus.SUCCEEDED}', '{ExecutionStatus.FAILED}',
+                                        '{ExecutionStatus.TIMED_OUT}')
                      ORDER BY e.scheduled_for DESC
                      LIMIT s.pause_after_failures) AS last) = s.pause_after_failures
         ORDER BY s.id

@@ -28,6 +28,7 @@ class Run:
     trigger_type: str = "scheduled"
     may_have_published: bool = False
     due: datetime | None = None
+    completion: str = "none"
 
 
 @pytest.mark.parametrize(
@@ -105,6 +106,29 @@ def test_an_unconfirmed_publish_is_a_failure_that_may_have_published():
     assert decision.status is S.RETRYING and decision.counts_as_attempt and decision.may_have_published
 
 
+def test_a_publish_of_a_reporting_schedule_awaits_its_report_unless_it_was_a_request():
+    reporting = Run(completion="report")
+
+    assert POLICY.after_delivery(reporting, T0, Delivered(True, "jetstream"), 0).status is S.AWAITING
+    assert POLICY.after_delivery(reporting, T0, Delivered(True, "request"), 0).status is S.SUCCEEDED
+    assert POLICY.after_delivery(Run(), T0, Delivered(True, "jetstream"), 0).status is S.SUCCEEDED
+
+
+def test_a_report_succeeds_or_fails_like_a_target_failure():
+    assert POLICY.on_report(Run(completion="report"), True, None, 0).status is S.SUCCEEDED
+    retry = POLICY.on_report(Run(attempt=1, max_retries=1, completion="report"), False, "disk full", 0)
+    assert retry.status is S.RETRYING and retry.error == "disk full" and retry.retry_in_ms > 0
+    last = POLICY.on_report(Run(attempt=2, max_retries=1, completion="report"), False, None, 0)
+    assert last.status is S.FAILED and last.error
+
+
+def test_a_timeout_retries_while_retries_are_left_then_ends_timed_out():
+    retry = POLICY.on_timeout(Run(attempt=1, max_retries=1), 30, 0)
+    assert retry.status is S.RETRYING and "30 s" in retry.error
+    last = POLICY.on_timeout(Run(attempt=2, max_retries=1), 30, 0)
+    assert last.status is S.TIMED_OUT and last.is_final
+
+
 EVENTS = st.sampled_from(["ok", "error", "unconfirmed", "outage", "busy", "lost"])
 
 
@@ -114,11 +138,21 @@ EVENTS = st.sampled_from(["ok", "error", "unconfirmed", "outage", "busy", "lost"
     max_retries=st.integers(0, 5),
     retry_delay=st.integers(0, 120),
     grace=st.integers(0, 60),
+    completion=st.sampled_from(["none", "report"]),
 )
-def test_random_event_sequences_follow_the_table_and_spend_at_most_the_retries(events, max_retries, retry_delay, grace):
+def test_random_event_sequences_follow_the_table_and_spend_at_most_the_retries(
+    events, max_retries, retry_delay, grace, completion
+):
     run = Run(attempt=0, max_retries=max_retries, retry_delay=retry_delay, misfire_grace_seconds=grace)
+    run = replace(run, completion=completion)
     status, spent = S.PENDING, 0
     for event, seconds_late, jitter in events:
+        if status is S.AWAITING:  # the report (ok / error) or the timeout (any other event) ends the attempt
+            decision = _report(run, event, jitter)
+            assert can_transition(S.AWAITING, decision.status), (event, decision)
+            assert decision.status is not S.TIMED_OUT or spent == max_retries + 1
+            status = decision.status
+            continue
         if status not in (S.PENDING, S.RETRYING):
             break  # final: no event reaches it any more
         assert can_transition(status, S.RUNNING)  # the claim
@@ -132,6 +166,12 @@ def test_random_event_sequences_follow_the_table_and_spend_at_most_the_retries(e
         if decision.status is S.FAILED:
             assert spent == max_retries + 1
         status = decision.status
+
+
+def _report(run: Run, event: str, jitter: float) -> Decision:
+    if event in ("ok", "error"):
+        return POLICY.on_report(run, event == "ok", "reported failure", jitter)
+    return POLICY.on_timeout(run, 60, jitter)
 
 
 def _decide(run: Run, event: str, now: datetime, jitter: float) -> Decision:

@@ -27,8 +27,20 @@ ALLOWED = {
     (S.RUNNING, S.SKIPPED),
     (S.RUNNING, S.MISSED),
     (S.RUNNING, S.CANCELLED),
+    (S.RUNNING, S.AWAITING),
+    (S.RUNNING, S.BUFFERED),
+    (S.AWAITING, S.SUCCEEDED),
+    (S.AWAITING, S.FAILED),
+    (S.AWAITING, S.RETRYING),
+    (S.AWAITING, S.TIMED_OUT),
+    (S.AWAITING, S.CANCELLED),
+    (S.BUFFERED, S.PENDING),
+    (S.BUFFERED, S.CANCELLED),
+    (S.PENDING, S.CANCELLED),
     (S.RETRYING, S.RUNNING),
+    (S.RETRYING, S.CANCELLED),
     (S.FAILED, S.PENDING),
+    (S.TIMED_OUT, S.PENDING),
 }
 
 
@@ -48,8 +60,8 @@ def test_pairs_listing_matches_the_table():
 
 
 def test_sets():
-    assert {S.PENDING, S.RUNNING, S.RETRYING} == ACTIVE_STATUSES
-    assert {S.SUCCEEDED, S.FAILED, S.MISSED, S.SKIPPED, S.CANCELLED} == FINAL_STATUSES
+    assert {S.PENDING, S.RUNNING, S.RETRYING, S.AWAITING, S.BUFFERED} == ACTIVE_STATUSES
+    assert {S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.MISSED, S.SKIPPED, S.CANCELLED} == FINAL_STATUSES
     assert ACTIVE_STATUSES.isdisjoint(FINAL_STATUSES) and set(S) == ACTIVE_STATUSES | FINAL_STATUSES
     assert NOT_FIRED_STATUSES < FINAL_STATUSES and S.SUCCEEDED not in NOT_FIRED_STATUSES
     assert {S.PENDING} | (NOT_FIRED_STATUSES - {S.SKIPPED}) == INITIAL_STATUSES
@@ -57,7 +69,7 @@ def test_sets():
 
 def test_strings_accepted_and_values():
     assert transition("pending", "running") is S.RUNNING  # type: ignore[arg-type]
-    assert [m.value for m in Reason] == ["missed", "paused", "lock_conflict", "forbidden", "deleted"]
+    assert [m.value for m in Reason] == ["missed", "paused", "lock_conflict", "forbidden", "deleted", "overlap"]
 
 
 def test_every_status_a_run_can_reach_has_an_event():

@@ -12,7 +12,8 @@ import pytest
 from core.outcomes import Decision
 from core.traceparent import parse, run_span_id
 from runtime import tracing
-from services.firing import Claimed, DerivedTraces, Outcome, render_command
+from services.firing import DerivedTraces
+from services.runs import Claimed, Outcome, render_command
 from tests.support.harness import ROOT
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

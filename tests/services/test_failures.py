@@ -16,10 +16,11 @@ from core.errors import ValidationFailed
 from core.outcomes import Decision
 from runtime.nats_client import NatsConnection
 from services.dead_letters import dead_letter_subject_of
-from services.firing import FireResult, FiringService, Outcome
+from services.firing import FireResult, FiringService
 from services.locks import ScheduleLocks
 from services.payload_schemas import PayloadSchema, PayloadSchemas
 from services.publisher import CommandPublisher
+from services.runs import Outcome
 from services.schemas import ScheduleCreate
 from services.validation import validate_schedule
 from tests.support.database import rows

@@ -14,9 +14,10 @@ import sqlalchemy as sa
 
 from core.outcomes import Decision
 from runtime.nats_client import NatsConnection
-from services.firing import FiringService, Outcome
+from services.firing import FiringService
 from services.locks import ScheduleLocks
 from services.publisher import CommandPublisher
+from services.runs import Outcome
 from services.schemas import ScheduleCreate
 from services.ticking import tick
 from tests.support.database import rows

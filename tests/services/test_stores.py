@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from core.outcomes import Decision
 from core.states import ExecutionStatus, InvalidTransition, transition_pairs
 from services.context import Actor
-from services.firing import Outcome
+from services.runs import Outcome
 from services.schemas import ScheduleCreate
 from services.stores import executions as store
 
