@@ -89,6 +89,8 @@ async def record_report(
     if run.status != S.AWAITING or attempt != run.attempts:
         raise _refusal(run, attempt)
     decision = policy.on_report(claimed_of(run), report.status is ReportStatus.SUCCEEDED, report.error, jitter)
-    if not await execution_store.complete(conn, execution_id, attempt, decision, report.result, now, run.started_at):
+    if not await execution_store.complete(
+        conn, execution_id, attempt, decision, report.result, now, run.started_at or now
+    ):
         raise Conflict("the execution changed meanwhile; read it again", field="status")
     return Reported(run.schedule_id, decision)

@@ -45,7 +45,7 @@ async def snapshot(db) -> dict[str, Any]:
         " deleted_at IS NOT NULL AS deleted FROM schedules ORDER BY name"
     )
     executions = await db.fetch(
-        "SELECT trigger_type, status, triggered_by, payload_override FROM executions ORDER BY 1, 2"
+        "SELECT trigger_type, status, triggered_by, payload_override, result FROM executions ORDER BY 1, 2"
     )
     audit = await db.fetch(
         "SELECT actor, action, reason, before IS NOT NULL AS b, after IS NOT NULL AS a FROM audit_log ORDER BY id"
@@ -316,4 +316,29 @@ async def test_a_retry_by_hand_agrees_over_both_doors(client, db, status):
         states.append(await snapshot(db))
 
     assert outcomes[0] == outcomes[1] == ("ok" if status == "failed" else "conflict")
+    assert states[0] == states[1]
+
+
+COMPLETE = (
+    "mutation($id: UUID!) { completeExecution(id: $id, report: {status: SUCCEEDED, result: {n: 1}}) "
+    "{ __typename ... on Error { code } } }"
+)
+
+
+@pytest.mark.parametrize("status", ["awaiting", "succeeded"])
+async def test_a_completion_report_agrees_over_both_doors(client, db, status):
+    """A run awaiting its report is completed with the result; any other is refused with the same code."""
+    outcomes, states = [], []
+    for door in ("rest", "graphql"):
+        await db.execute("TRUNCATE executions, audit_log, schedules CASCADE")
+        (schedule_id,) = await seed(client, cron_body("c"))
+        run = await insert_execution(db, schedule_id, status=status, attempts=1)
+        if door == "rest":
+            body = {"status": "succeeded", "result": {"n": 1}}
+            outcomes.append(await _rest(client.post(f"/api/v1/executions/{run['id']}/complete", json=body, headers=H)))
+        else:
+            outcomes.append(await _gql(client, COMPLETE, {"id": str(run["id"])}, "completeExecution"))
+        states.append(await snapshot(db))
+
+    assert outcomes[0] == outcomes[1] == ("ok" if status == "awaiting" else "conflict")
     assert states[0] == states[1]

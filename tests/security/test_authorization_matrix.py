@@ -17,15 +17,16 @@ WHO = ["anonymous", "reader", "owner", "other", "admin"]
 SCHEDULE = {"name": "owned", "schedule_type": "interval", "interval_seconds": 3600, "target_command": "cmd.test.authz"}
 
 
-async def seed(client, keys, db) -> tuple[str, str, str]:
-    """wendy's schedule, a pending manual run of it and a failed one: their ids."""
+async def seed(client, keys, db) -> tuple[str, str, str, str]:
+    """wendy's schedule, a pending manual run of it, a failed one and one awaiting its report: their ids."""
     created = await client.post("/api/v1/schedules", json=SCHEDULE, headers=bearer(keys, "owner"))
     assert created.status_code == 201, created.text
     schedule_id = created.json()["id"]
     triggered = await client.post(f"/api/v1/schedules/{schedule_id}/trigger", headers=bearer(keys, "owner"))
     assert triggered.status_code == 200, triggered.text
     failed = await insert_execution(db, schedule_id, status="failed", attempts=1)
-    return schedule_id, triggered.json()["execution_id"], str(failed["id"])
+    awaiting = await insert_execution(db, schedule_id, status="awaiting", attempts=1, trigger_type="manual")
+    return schedule_id, triggered.json()["execution_id"], str(failed["id"]), str(awaiting["id"])
 
 
 async def fingerprint(db) -> tuple:
@@ -44,7 +45,7 @@ def new_schedule() -> dict:
 
 
 # (name, method, path, body, allowed roles). "{id}" is wendy's schedule, "{eid}" its pending execution,
-# "{fid}" its failed one.
+# "{fid}" its failed one, "{aid}" one awaiting its completion report.
 READ_ALL = {"reader", "owner", "other", "admin"}
 READ_OWNED = {"reader", "owner", "admin"}
 WRITE_OWNED = {"owner", "admin"}
@@ -81,13 +82,15 @@ REST = [
     ("audit", "GET", "/api/v1/audit", None, READ_OWNED),
     ("dead-letters", "GET", "/api/v1/executions?dead_lettered=false", None, READ_OWNED),
     ("retry", "POST", "/api/v1/executions/{fid}/retry", None, WRITE_OWNED),
+    ("complete", "POST", "/api/v1/executions/{aid}/complete", lambda: {"status": "succeeded"}, WRITE_OWNED),
 ]
 
 
-def fill(value, ids: tuple[str, str, str]):
+def fill(value, ids: tuple[str, str, str, str]):
     if isinstance(value, str):
-        schedule_id, execution_id, failed_id = ids
-        return value.replace("{id}", schedule_id).replace("{eid}", execution_id).replace("{fid}", failed_id)
+        for name, ident in zip(("{id}", "{eid}", "{fid}", "{aid}"), ids):
+            value = value.replace(name, ident)
+        return value
     if isinstance(value, list):
         return [fill(v, ids) for v in value]
     if isinstance(value, dict):
@@ -155,6 +158,11 @@ GQL = [
     ("resumeSchedule", "mutation($id: UUID!) { r: resumeSchedule(id: $id) { __typename } }", WRITE_OWNED),
     ("triggerSchedule", "mutation($id: UUID!) { r: triggerSchedule(id: $id) { __typename } }", WRITE_OWNED),
     ("retryExecution", "mutation($fid: UUID!) { r: retryExecution(id: $fid) { __typename } }", WRITE_OWNED),
+    (
+        "completeExecution",
+        "mutation($aid: UUID!) { r: completeExecution(id: $aid, report: {status: SUCCEEDED}) { __typename } }",
+        WRITE_OWNED,
+    ),
     ("deadLetters", "{ r: executions(deadLettered: false) { totalCount } }", READ_OWNED),
     (
         "bulkCreateSchedules",
@@ -187,9 +195,9 @@ def gql_allowed(body: dict, name: str) -> bool:
 @pytest.mark.parametrize("who", WHO)
 @pytest.mark.parametrize(("name", "query", "allowed"), GQL, ids=[g[0] for g in GQL])
 async def test_graphql_matrix(secure_client, keys, db, who, name, query, allowed):
-    schedule_id, execution_id, failed_id = await seed(secure_client, keys, db)
+    schedule_id, execution_id, failed_id, awaiting_id = await seed(secure_client, keys, db)
     before = await fingerprint(db)
-    named = {"id": schedule_id, "eid": execution_id, "fid": failed_id}
+    named = {"id": schedule_id, "eid": execution_id, "fid": failed_id, "aid": awaiting_id}
     variables = {k: v for k, v in named.items() if f"${k}" in query}
     response = await secure_client.post(
         "/graphql", json={"query": query, "variables": variables}, headers=bearer(keys, who)
