@@ -2,8 +2,10 @@
 
 Owns the rules of a report, whichever door it came through (REST `POST /api/v1/executions/{id}/complete`,
 GraphQL `completeExecution`, NATS `cmd.scheduler.execution.complete`):
-- only the attempt that awaits a report (`awaiting`) is completed, and only by a principal that may
-  change the schedule (its creator, which is also the target service's own key, or an admin);
+- only the attempt that awaits a report is completed (`awaiting`, or still `running`: a fast target may
+  report before its worker recorded the publish, whose late record then changes nothing), and only by
+  a principal that may change the schedule (its creator, which is also the target service's own key,
+  or an admin);
 - a report names the attempt it reports on (`attempt`, the command's `Scheduler-Attempt` header) or,
   without one, the attempt that awaits now; a report for an attempt that is over (reaped and retried,
   timed out) is refused and changes nothing;
@@ -86,11 +88,12 @@ async def record_report(
     attempt = report.attempt or run.attempts
     if _is_repeat(run, attempt, report):
         return Reported(run.schedule_id, None)
-    if run.status != S.AWAITING or attempt != run.attempts:
+    if run.status not in (S.AWAITING, S.RUNNING) or attempt != run.attempts:
         raise _refusal(run, attempt)
     decision = policy.on_report(claimed_of(run), report.status is ReportStatus.SUCCEEDED, report.error, jitter)
+    started = run.started_at or now
     if not await execution_store.complete(
-        conn, execution_id, attempt, decision, report.result, now, run.started_at or now
+        conn, execution_id, S(run.status), attempt, decision, report.result, now, started
     ):
         raise Conflict("the execution changed meanwhile; read it again", field="status")
     return Reported(run.schedule_id, decision)

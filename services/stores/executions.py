@@ -30,7 +30,7 @@ Statements:
 - IN_PROGRESS      the runs of some schedules that are in progress or wait their turn (overlap)
 - CANCEL_OVERLAPPED cancel runs a newer slot replaces (overlap cancel_other), in id order
 - LOAD_RUN         lock one run with its schedule's fields (a completion report)
-- COMPLETE         write a completion report's outcome to the attempt that awaits it
+- COMPLETE         write a completion report's outcome to the attempt it names (awaiting, or still running)
 - EXPIRED          lock `awaiting` runs whose completion timeout passed
 - RECORD_EXPIRED   write the policy's decisions for them (retries are left to the ticker to hand over)
 - WAKE_BUFFERED    make the first `buffered` run of each schedule with no run in progress `pending`
@@ -145,7 +145,7 @@ LETTERED = sa.text(
 SELECT_STALE = sa.text(
     f"""
     SELECT e.id, e.priority, e.schedule_id, e.attempts, e.started_at, e.claimed_by, e.scheduled_for,
-           s.max_retries, s.max_concurrent
+           s.max_retries, s.max_concurrent, s.completion, s.completion_timeout_seconds
     FROM executions AS e JOIN schedules AS s ON s.id = e.schedule_id
     WHERE e.id IN (
         SELECT id FROM executions
@@ -158,13 +158,13 @@ RECORD_LOST = sa.text(
     f"""
     UPDATE executions AS e
     SET status = v.status, next_attempt_at = v.next_attempt_at, finished_at = v.finished_at,
-        last_error = v.error, may_have_published = true,
+        last_error = v.error, may_have_published = true, complete_by = v.complete_by,
         attempt_log = e.attempt_log || jsonb_build_array(jsonb_build_object(
             'attempt', e.attempts, 'started_at', e.started_at, 'finished_at', CAST(:now_text AS text),
             'status', '{LOST}', 'error', v.error))
     FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:next_attempts AS timestamptz[]),
-                CAST(:finished AS timestamptz[]), CAST(:errors AS text[]))
-         AS v(id, status, next_attempt_at, finished_at, error)
+                CAST(:finished AS timestamptz[]), CAST(:errors AS text[]), CAST(:complete_by AS timestamptz[]))
+         AS v(id, status, next_attempt_at, finished_at, error, complete_by)
     WHERE e.id = v.id AND e.status = '{S.RUNNING}'
     """
 )
@@ -284,7 +284,7 @@ COMPLETE = sa.text(
     SET status = :status, finished_at = :finished, next_attempt_at = :next_attempt_at, enqueued_at = NULL,
         last_error = coalesce(:error, last_error), result = CAST(:result AS jsonb), reported_at = :now,
         complete_by = NULL, attempt_log = attempt_log || jsonb_build_array(CAST(:entry AS jsonb))
-    WHERE id = :id AND status = '{S.AWAITING}' AND attempts = :attempt
+    WHERE id = :id AND status IN ('{S.AWAITING}', '{S.RUNNING}') AND attempts = :attempt
     """
 )
 EXPIRED = sa.text(
@@ -481,21 +481,25 @@ async def select_stale(conn: AsyncConnection, stale: datetime, dead: Sequence[st
     return (await conn.execute(SELECT_STALE, {"stale": stale, "dead": list(dead), "limit": limit})).all()
 
 
-async def record_lost(conn: AsyncConnection, lost: Sequence[tuple[uuid.UUID, Decision]], now: datetime) -> None:
-    """RECORD_LOST: the reaper's decision for each run whose worker was lost (attempt log: `lost`)."""
+async def record_lost(
+    conn: AsyncConnection, lost: Sequence[tuple[uuid.UUID, Decision, datetime | None]], now: datetime
+) -> None:
+    """RECORD_LOST: the reaper's decision for each run whose worker was lost (attempt log: `lost`), with
+    when an `awaiting` one times out."""
     if not lost:
         return
-    for _, decision in lost:
+    for _, decision, _ in lost:
         transition(S.RUNNING, decision.status)
     await conn.execute(
         RECORD_LOST,
         {
             "now_text": now.isoformat(),
-            "ids": [execution_id for execution_id, _ in lost],
-            "statuses": [d.status.value for _, d in lost],
-            "next_attempts": [now + timedelta(milliseconds=d.retry_in_ms) if not d.is_final else None for _, d in lost],
-            "finished": [now if d.is_final else None for _, d in lost],
-            "errors": [d.error for _, d in lost],
+            "ids": [execution_id for execution_id, _, _ in lost],
+            "statuses": [d.status.value for _, d, _ in lost],
+            "next_attempts": [_retry_instant(d, now) for _, d, _ in lost],
+            "finished": [now if d.is_final else None for _, d, _ in lost],
+            "errors": [d.error for _, d, _ in lost],
+            "complete_by": [complete_by for _, _, complete_by in lost],
         },
     )
 
@@ -604,14 +608,16 @@ async def load_run(conn: AsyncConnection, execution_id: uuid.UUID):
 async def complete(
     conn: AsyncConnection,
     execution_id: uuid.UUID,
+    status: ExecutionStatus,
     attempt: int,
     decision: Decision,
     result: dict | None,
     now: datetime,
     started_at: datetime,
 ) -> bool:
-    """COMPLETE: the report's outcome for `attempt`, which awaits it; False if it no longer does."""
-    transition(S.AWAITING, decision.status)
+    """COMPLETE: the report's outcome for `attempt` (in `status`, awaiting or running); False if the run
+    changed meanwhile."""
+    transition(status, decision.status)
     entry = {"attempt": attempt, "started_at": started_at.isoformat(), "finished_at": now.isoformat()}
     entry |= {"status": decision.status.value, "via": "report"}
     if decision.error:

@@ -48,4 +48,3 @@ async def test_the_complete_command_completes_once_and_names_what_is_wrong(engin
     ]
     (row,) = await rows(engine, "SELECT status, result FROM executions")
     assert row.status == "succeeded" and row.result == {"rows": 3}
-

@@ -12,6 +12,7 @@ import nats
 import pytest
 
 from core.errors import Conflict, Forbidden, NotFound
+from core.outcomes import Decision
 from runtime.nats_client import NatsConnection
 from services.context import Actor, Role
 from services.failures import FinalFailures
@@ -20,6 +21,7 @@ from services.lifecycle import LifecycleService
 from services.locks import ScheduleLocks
 from services.outbox import sweep
 from services.publisher import CommandPublisher
+from services.runs import Outcome
 from services.schemas import CompletionReport, ScheduleCreate, ScheduleUpdate
 from tests.support.database import rows
 from tests.support.factories import ACTOR
@@ -369,3 +371,40 @@ async def test_allow_with_completion_none_publishes_every_run_at_once(engine, sc
     runs = Runs(schedules, firing, created.id)
 
     assert [await runs.fire_next() for _ in range(2)] == ["succeeded", "succeeded"]
+
+
+async def test_a_report_before_the_worker_recorded_the_publish_completes_the_run(
+    engine, schedules, reports, firing, nats_client
+):
+    """A fast target reports while its run is still `running`: the report ends it, and the worker's late
+    record of the publish (`awaiting`) changes nothing."""
+    target = await Target().start(nats_client)
+    created = await reporting_schedule(schedules, target)
+    triggered = await schedules.trigger(created.id, ACTOR, utc_now())
+    (run,) = await firing.claim([triggered.execution_id], utc_now(), "worker-a#1")
+
+    done = await reports.complete_execution(triggered.execution_id, OK, ACTOR, utc_now())
+    late = Outcome.of(run, utc_now(), Decision.awaiting("core"))
+    await firing.record([late], utc_now(), "worker-a#1")
+
+    assert done.status == "succeeded"
+    assert await statuses(engine, [triggered.execution_id]) == ["succeeded"]
+
+
+async def test_a_reaped_run_of_a_reporting_schedule_awaits_its_report_instead_of_going_out_again(
+    engine, schedules, reports, firing, service_settings, nats_client
+):
+    target = await Target().start(nats_client)
+    created = await reporting_schedule(schedules, target, completion_timeout_seconds=60)
+    triggered = await schedules.trigger(created.id, ACTOR, utc_now())
+    await firing.claim([triggered.execution_id], utc_now(), "gone#1")
+
+    swept = await sweep(engine, utc_now(), service_settings, dead_workers=["gone"])
+
+    assert swept.reaped_awaiting == 1 and triggered.execution_id not in [d.execution_id for d in swept.dispatch]
+    (row,) = await rows(engine, "SELECT status, attempts, complete_by, may_have_published FROM executions")
+    assert row.status == "awaiting" and row.attempts == 1 and row.may_have_published and row.complete_by
+    done = await reports.complete_execution(
+        triggered.execution_id, CompletionReport(status="succeeded", attempt=1), ACTOR, utc_now()
+    )
+    assert done.status == "succeeded"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime
 
 from playwright.sync_api import Page, expect
 
@@ -150,6 +151,104 @@ def test_a_dead_lettered_run_is_listed_and_retried_from_the_executions_page(page
     wait_until(dead_again, LIVE / 1000, message="the retried attempt, dead-lettered again")
     page.get_by_role("button", name="Refresh").click()
     expect(dead.filter(has_text=schedule["name"])).to_have_count(1)
+
+
+def utc_text(iso: str) -> str:
+    """An instant as the dashboard writes it (fmtUtc): "2026-11-27 14:00:00 UTC"."""
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def trigger(stack, schedule_id: str) -> None:
+    triggered = graphql(
+        stack, "mutation($id: UUID!) { r: triggerSchedule(id: $id) { __typename } }", {"id": schedule_id}
+    )
+    assert triggered["r"]["__typename"] == "TriggerScheduleSuccess"
+
+
+def test_completion_and_overlap_from_the_form_to_awaiting_buffered_and_timed_out_runs(page: Page, stack):
+    # Runs the executions page shows besides the form's: one that times out (no retry left) and two
+    # of a buffer_one schedule, triggered together (the later one waits for the earlier one's report).
+    timing_out = create_schedule(
+        stack, name=f"times-out-{uuid.uuid4().hex[:6]}", completion="REPORT", completionTimeoutSeconds=1, maxRetries=0
+    )
+    buffering = create_schedule(
+        stack, name=f"buffers-{uuid.uuid4().hex[:6]}", completion="REPORT", overlapPolicy="BUFFER_ONE"
+    )
+    for schedule_id in (timing_out["id"], buffering["id"], buffering["id"]):
+        trigger(stack, schedule_id)
+
+    name = f"reported-{uuid.uuid4().hex[:6]}"
+    subject = unique_subject()
+    page.goto("/#/new")
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Target command (NATS subject)").fill(subject)
+    page.get_by_label("Cron expression").fill("0 9 * * *")
+    page.locator("#completion-overlap > summary").click()
+    timeout = page.get_by_label("Completion timeout (s)")
+    expect(timeout).to_be_hidden()  # relevant with completion report only
+    page.get_by_label("Completion mode").select_option("REPORT")
+    expect(timeout).to_be_visible()
+    timeout.fill("600")
+    overlap = page.get_by_label("Overlap policy")
+    expect(overlap.locator("option[value=CANCEL_OTHER]")).to_contain_text(f"cancel notice to {subject}.cancel")
+    expect(overlap.locator("option[value=BUFFER_ONE]")).to_have_text("buffer_one: keep at most one waiting run")
+    overlap.select_option("SKIP")
+    shot(page, "16-form-completion-overlap")
+    page.get_by_role("button", name="Create schedule").click()
+
+    expect(page).to_have_url(re.compile(r"#/schedules/[0-9a-f-]{36}$"))
+    schedule_id = page.url.rsplit("/", 1)[1]
+    stored = graphql(
+        stack,
+        "query($id: UUID!) { schedule(id: $id) { completion completionTimeoutSeconds overlapPolicy } }",
+        {"id": schedule_id},
+    )["schedule"]
+    assert stored == {"completion": "REPORT", "completionTimeoutSeconds": 600, "overlapPolicy": "SKIP"}
+    expect(page.locator("#completion-text")).to_have_text(
+        "report: a run ends when the target reports its completion; timeout 600 s (10 min)"
+    )
+    expect(page.locator("#overlap-text")).to_have_text("skip: record the new slot skipped")
+
+    # Triggered, published, and awaiting its report (nobody reports) until 600 s after its publish.
+    page.get_by_role("button", name="Trigger now").click()
+    page.locator("#confirm-dialog").get_by_role("button", name="Trigger").click()
+    awaiting = page.locator('#executions-body tr[data-status="AWAITING"]')
+    expect(awaiting).to_have_count(1, timeout=LIVE)
+    (edge,) = graphql(
+        stack,
+        "query($id: UUID!) { executions(scheduleId: $id) { edges { node { status completeBy } } } }",
+        {"id": schedule_id},
+    )["executions"]["edges"]
+    assert edge["node"]["status"] == "AWAITING"
+    complete_by = utc_text(edge["node"]["completeBy"])
+    expect(awaiting).to_contain_text(f"report due by {complete_by}")
+    shot(page, "17-schedule-page-awaiting")
+
+    page.get_by_role("link", name="Executions", exact=True).click()
+    running = page.locator("#running-body tr").filter(has_text=name)
+    expect(running.locator(".badge")).to_have_text("awaiting")
+    expect(running.locator("td[data-label='Report due']")).to_contain_text(complete_by)
+
+    buffered = page.locator("#buffered-body tr").filter(has_text=buffering["name"])
+    expect(buffered).to_have_count(1, timeout=LIVE)
+    expect(buffered.locator(".badge")).to_have_text("buffered")
+    expect(page.locator("#running-body tr").filter(has_text=buffering["name"]).locator(".badge")).to_have_text(
+        "awaiting"
+    )
+
+    # The run that got no report in time is listed with the failures, and a Retry sends it again.
+    timed_out = page.locator("#failed-body tr").filter(has_text=timing_out["name"])
+    expect(timed_out.locator(".badge")).to_have_text("timed_out", timeout=LIVE)
+    shot(page, "18-executions-awaiting-buffered-timed-out")
+    timed_out.get_by_role("button", name=re.compile("^Retry execution")).click()
+    expect(page.locator("#toasts")).to_contain_text("Retrying execution")
+    query = "query($id: UUID!) { executions(scheduleId: $id) { edges { node { attempts status } } } }"
+
+    def tried_again() -> bool:
+        (run,) = graphql(stack, query, {"id": timing_out["id"]})["executions"]["edges"]
+        return run["node"]["attempts"] == 2
+
+    wait_until(tried_again, LIVE / 1000, message="the retried attempt of the timed-out run")
 
 
 def test_validation_message_next_to_the_cron_field(page: Page, stack):

@@ -124,11 +124,12 @@ export const SCHEDULE_FIELDS = `
   id name description scheduleType cronExpression intervalSeconds runAt timezone startAt endAt
   dstGap dstRepeat targetCommand commandPayload deliveryMode requestTimeoutSeconds priority maxRetries
   retryDelay misfireGraceSeconds catchup maxConcurrent maxRuns jitterSeconds tags status statusReason
-  pauseAfterFailures deadLetterSubject isActive pausedAt pausedUntil nextRunAt nextRunAtLocal lastRunAt runCount createdBy updatedBy createdAt updatedAt version`;
+  pauseAfterFailures deadLetterSubject completion completionTimeoutSeconds overlapPolicy
+  isActive pausedAt pausedUntil nextRunAt nextRunAtLocal lastRunAt runCount createdBy updatedBy createdAt updatedAt version`;
 
 export const EXECUTION_FIELDS = `
   id scheduleId scheduledFor triggerType triggeredBy status reason priority attempts enqueuedAt startedAt
-  finishedAt lagMs durationMs lastError publishedSubject createdAt deadLetteredAt`;
+  finishedAt lagMs durationMs lastError publishedSubject createdAt deadLetteredAt completeBy reportedAt result`;
 
 export const ERROR_FIELDS = `... on Error { message code } ... on ValidationError { errors { field message } }
   ... on NotFoundError { errors { field message } } ... on ConflictError { errors { field message } }
@@ -149,7 +150,7 @@ export async function triggerSchedule(id) {
   const d = await gql(`mutation($id: UUID!) { r: triggerSchedule(id: $id) { __typename ... on TriggerScheduleSuccess { executionId scheduleId status } ${ERROR_FIELDS} } }`, { id });
   return d.r;
 }
-/** One more attempt of a failed run; resolves to null on success or the typed error. */
+/** One more attempt of a failed or timed-out run; resolves to null on success or the typed error. */
 export async function retryExecution(id) {
   const d = await gql(`mutation($id: UUID!) { r: retryExecution(id: $id) { __typename ... on Execution { id status } ${ERROR_FIELDS} } }`, { id });
   return d.r.__typename === "Execution" ? null : d.r;

@@ -3,7 +3,7 @@ import { h, s, fmtMs, fmtUtc, lower } from "./ui.js";
 
 export const STATUS_COLORS = {
   SUCCEEDED: "#17803d", FAILED: "#b42318", MISSED: "#d08700", SKIPPED: "#b98900", CANCELLED: "#8a3b34",
-  RUNNING: "#1f6feb", PENDING: "#6f9bff", RETRYING: "#e07a00",
+  RUNNING: "#1f6feb", PENDING: "#6f9bff", RETRYING: "#e07a00", AWAITING: "#5b4fc4", BUFFERED: "#94a0b4", TIMED_OUT: "#c4320a",
 };
 
 export function outcomeChart(executions) {

@@ -98,6 +98,27 @@ export function ruleText(s) {
 
 export const shortId = (id) => (id ? String(id).slice(0, 8) : "");
 
+/** Overlap policies: what a run does while an earlier run of its schedule is still in progress. */
+export const OVERLAP_POLICIES = ["ALLOW", "SKIP", "BUFFER_ONE", "BUFFER_ALL", "CANCEL_OTHER"];
+const OVERLAP_HINTS = {
+  ALLOW: "run anyway (max concurrent still caps)",
+  SKIP: "record the new slot skipped",
+  BUFFER_ONE: "keep at most one waiting run",
+  BUFFER_ALL: "keep every waiting run, in order",
+  CANCEL_OTHER: "send a cancel notice to <target>.cancel, cancel the earlier run, start the new one",
+};
+/** "skip: record the new slot skipped"; the cancel notice names `target` when given. */
+export const overlapText = (policy, target) =>
+  `${lower(policy)}: ${(OVERLAP_HINTS[policy] || "").replace("<target>", target || "<target>")}`;
+
+/** When a run ends: "none: …" or "report: …; timeout 300 s (5 min)". */
+export function completionText(s) {
+  if (s.completion !== "REPORT") return "none: a run ends when it is published";
+  const n = s.completionTimeoutSeconds;
+  const timeout = n % 60 === 0 ? `${n} s (${fmtSeconds(n)})` : `${n} s`;
+  return `report: a run ends when the target reports its completion; timeout ${timeout}`;
+}
+
 export function toast(message, kind = "info", ms = 4500) {
   const box = document.getElementById("toasts");
   const el = h("div", { class: `toast ${kind}` }, message);

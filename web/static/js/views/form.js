@@ -1,12 +1,15 @@
 // #/new and #/schedules/<id>/edit — every field of CreateScheduleInput, a debounced live preview of the
 // next fire times, and validation messages next to the fields (ValidationError.errors[].field, camelCase).
 import { gql, SCHEDULE_FIELDS, ERROR_FIELDS, GraphQLRequestError } from "../api.js";
-import { h, fmtLocal, fmtUtc, toast, debounce, lower } from "../ui.js";
+import { h, fmtLocal, fmtUtc, toast, debounce, lower, OVERLAP_POLICIES, overlapText } from "../ui.js";
 
 const TYPES = ["CRON", "INTERVAL", "ONCE", "IMMEDIATE"];
 const RULE_FIELDS = ["scheduleType", "cronExpression", "intervalSeconds", "runAt", "timezone", "startAt", "endAt", "dstGap", "dstRepeat"];
 
-// name, label, kind, extra: {options, only (schedule types), hint, required, min, max, placeholder}
+// name, label, kind, extra: {options, optionText (option → its text), only (schedule types),
+// when ([field, value]: shown only while that field has that value), hint, required, min, max, placeholder,
+// wide (takes a whole row)}
+// A group: [legend, wrapper (null, or "details": collapsed), fields, the details' id].
 const GROUPS = [
   ["What", null, [
     ["name", "Name", "text", { required: true, placeholder: "daily_summary_emails", hint: "Unique per creator." }],
@@ -41,7 +44,12 @@ const GROUPS = [
     ["jitterSeconds", "Jitter (s)", "number", { min: 0 }],
     ["pauseAfterFailures", "Pause after failed runs", "number", { min: 1, hint: "Pauses the schedule after this many failed runs in a row; empty: never." }],
     ["deadLetterSubject", "Dead-letter subject", "text", { placeholder: "evt.scheduler.execution.dead_letter", hint: "Where a run that finally failed is published; empty: the service default." }],
-  ]],
+  ], "advanced"],
+  ["Completion and overlap", "details", [
+    ["completion", "Completion mode", "select", { options: ["NONE", "REPORT"], optionText: (o) => (o === "REPORT" ? "report: ends when reported" : "none: ends when published"), hint: "report: the run stays awaiting until the target reports its completion, or times out. Default: none." }],
+    ["completionTimeoutSeconds", "Completion timeout (s)", "number", { when: ["completion", "REPORT"], min: 1, max: 604800, placeholder: "300", hint: "How long the report may take (up to 7 days); then the attempt times out. Default: 300." }],
+    ["overlapPolicy", "Overlap policy", "select", { options: OVERLAP_POLICIES, wide: true, optionText: (o) => overlapText(o), hint: "What a run does while an earlier run of this schedule is still in progress. Default: allow." }],
+  ], "completion-overlap"],
 ];
 const ALL = GROUPS.flatMap(([, , fields]) => fields);
 const KIND = Object.fromEntries(ALL.map(([name, , kind]) => [name, kind]));
@@ -74,10 +82,10 @@ export async function render(main, [id]) {
   const submit = h("button", { type: "submit", class: "btn btn-primary", id: "save" }, editing ? "Save changes" : "Create schedule");
   const form = h("form", { id: "schedule-form", novalidate: true, "aria-describedby": "error-summary" });
 
-  for (const [legend, wrapper, fields] of GROUPS) {
+  for (const [legend, wrapper, fields, groupId] of GROUPS) {
     const grid = h("div", { class: "form-grid" }, fields.map(([name, label, kind, extra]) => fieldBlock(name, label, kind, extra)));
     if (wrapper === "details") {
-      form.append(h("fieldset", {}, h("details", { id: "advanced" }, h("summary", {}, legend), grid)));
+      form.append(h("fieldset", {}, h("details", { id: groupId }, h("summary", {}, legend), grid)));
     } else {
       form.append(h("fieldset", {}, h("legend", {}, legend), grid));
     }
@@ -102,7 +110,7 @@ export async function render(main, [id]) {
     if (kind === "select") {
       control = h("select", common,
         name === "scheduleType" ? null : h("option", { value: "" }, "default"),
-        extra.options.map((o) => h("option", { value: o }, lower(o))));
+        extra.options.map((o) => h("option", { value: o }, extra.optionText ? extra.optionText(o) : lower(o))));
     } else if (kind === "textarea") {
       control = h("textarea", { ...common, rows: 5, spellcheck: "false" });
     } else if (kind === "number") {
@@ -116,12 +124,14 @@ export async function render(main, [id]) {
     }
     controls[name] = control;
     errors[name] = h("p", { class: "field-error", id: `err-${name}` });
-    const block = h("div", { class: "field", dataset: { field: name, only: (extra.only || []).join(" ") } },
+    const dataset = { field: name, only: (extra.only || []).join(" ") };
+    if (extra.when) dataset.when = extra.when.join("=");
+    const block = h("div", { class: "field", dataset },
       h("label", { for: inputId }, label, extra.required ? h("span", { class: "muted" }, " (required)") : null),
       control,
       extra.hint ? h("p", { class: "hint", id: `hint-${name}` }, extra.hint) : null,
       errors[name]);
-    if (kind === "textarea") block.style.gridColumn = "1 / -1";
+    if (kind === "textarea" || extra.wide) block.style.gridColumn = "1 / -1";
     return block;
   }
   form.append(h("datalist", { id: "tz-list" }, zones.map((z) => h("option", { value: z }))));
@@ -139,10 +149,19 @@ export async function render(main, [id]) {
     const type = controls.scheduleType.value;
     form.querySelectorAll("[data-only]").forEach((block) => {
       const only = block.dataset.only.split(" ").filter(Boolean);
-      block.hidden = only.length > 0 && !only.includes(type);
+      const [other, wanted] = (block.dataset.when || "").split("=");
+      block.hidden = (only.length > 0 && !only.includes(type)) || (Boolean(other) && controls[other].value !== wanted);
     });
   }
   const visible = (name) => !controls[name].closest(".field").hidden;
+  // A field shown only for another field's value (completion timeout): while hidden it is not sent.
+  const conditional = (name) => Boolean(controls[name].closest(".field").dataset.when);
+
+  /** The overlap options name the cancel notice's subject: `<target command>.cancel`. */
+  function nameCancelSubject() {
+    const target = controls.targetCommand.value.trim();
+    for (const option of controls.overlapPolicy.options) if (option.value) option.textContent = overlapText(option.value, target);
+  }
 
   /** The form as GraphQL input values (null for empty); throws on a payload that is not JSON. */
   function values() {
@@ -225,6 +244,8 @@ export async function render(main, [id]) {
     if (RULE_FIELDS.includes(name)) preview();
   });
   controls.scheduleType.addEventListener("change", () => { showForType(); preview(); });
+  controls.completion.addEventListener("change", showForType);
+  controls.targetCommand.addEventListener("input", nameCancelSubject);
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -239,6 +260,7 @@ export async function render(main, [id]) {
     let input = {};
     if (editing) {
       for (const [name] of ALL) {
+        if (conditional(name) && !visible(name)) continue;
         const value = visible(name) ? v[name] : null;
         if (JSON.stringify(value) !== JSON.stringify(initial[name])) input[name] = value;
       }
@@ -280,6 +302,7 @@ export async function render(main, [id]) {
   }
 
   showForType();
+  nameCancelSubject();
   if (editing) preview();
   controls.name.focus();
   return () => preview.cancel();

@@ -1,6 +1,6 @@
 // #/schedules/<id> — one schedule: rule, next fire times, stats, chart, executions (live), audit trail.
 import { gql, SCHEDULE_FIELDS, EXECUTION_FIELDS, pauseSchedule, resumeSchedule, triggerSchedule, deleteSchedule } from "../api.js";
-import { h, badge, tags, ruleText, fmtLocal, fmtUtc, fmtMs, confirmAction, toast, debounce, pager, cell, lower, shortId, ago } from "../ui.js";
+import { h, badge, tags, ruleText, fmtLocal, fmtUtc, fmtMs, confirmAction, toast, debounce, pager, cell, lower, shortId, ago, overlapText, completionText } from "../ui.js";
 import { outcomeChart } from "../chart.js";
 import { subscriptions, EXECUTION_EVENTS, liveIndicator } from "../ws.js";
 
@@ -100,6 +100,8 @@ export async function render(main, [id]) {
       prop("Retries", `${s.maxRetries}, first delay ${s.retryDelay} s`),
       prop("Misfires", `grace ${s.misfireGraceSeconds} s, catch-up ${lower(s.catchup)}`),
       prop("On failure", `${s.pauseAfterFailures ? `pause after ${s.pauseAfterFailures} failed runs in a row` : "never pause"}; dead letters to ${s.deadLetterSubject || "the service default"}`),
+      prop("Completion", h("span", { id: "completion-text" }, completionText(s))),
+      prop("Overlap", h("span", { id: "overlap-text" }, overlapText(s.overlapPolicy, s.targetCommand))),
       prop("Concurrency", `max ${s.maxConcurrent}${s.maxRuns ? `, max runs ${s.maxRuns}` : ""}${s.jitterSeconds ? `, jitter ≤ ${s.jitterSeconds} s` : ""}`),
       prop("Tags", tags(s.tags)),
       prop("Payload", h("pre", { class: "json" }, JSON.stringify(s.commandPayload, null, 2))),
@@ -166,7 +168,15 @@ export async function render(main, [id]) {
       h("td", { class: "num", "data-label": "Attempts" }, String(e.attempts)),
       h("td", { class: "num", "data-label": "Lag" }, fmtMs(e.lagMs)),
       h("td", { class: "num", "data-label": "Duration" }, fmtMs(e.durationMs)),
-      cell("Reason / error", e.lastError ? h("span", { class: "sub", style: "color:var(--bad)" }, e.lastError) : e.reason || h("span", { class: "muted" }, "—")));
+      cell("Reason / error", e.lastError ? h("span", { class: "sub", style: "color:var(--bad)" }, e.lastError) : e.reason || (completion(e) ? null : h("span", { class: "muted" }, "—")), completion(e)));
+  }
+  /** Where a run with completion report stands: its report deadline, or when and what it reported. */
+  function completion(e) {
+    if (e.status === "AWAITING" && e.completeBy) return h("span", { class: "sub" }, `report due by ${fmtUtc(e.completeBy)}`);
+    if (!e.reportedAt) return null;
+    const result = e.result ? JSON.stringify(e.result) : "";
+    return h("span", { class: "sub" }, `reported ${fmtUtc(e.reportedAt)}`,
+      result ? [" · ", h("code", { title: result }, result.length > 60 ? `${result.slice(0, 57)}…` : result)] : null);
   }
   function drawExecutions() {
     execBody.replaceChildren(...executions.map(execRow));
