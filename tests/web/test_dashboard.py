@@ -165,20 +165,8 @@ def trigger(stack, schedule_id: str) -> None:
     assert triggered["r"]["__typename"] == "TriggerScheduleSuccess"
 
 
-def test_completion_and_overlap_from_the_form_to_awaiting_buffered_and_timed_out_runs(page: Page, stack):
-    # Runs the executions page shows besides the form's: one that times out (no retry left) and two
-    # of a buffer_one schedule, triggered together (the later one waits for the earlier one's report).
-    timing_out = create_schedule(
-        stack, name=f"times-out-{uuid.uuid4().hex[:6]}", completion="REPORT", completionTimeoutSeconds=1, maxRetries=0
-    )
-    buffering = create_schedule(
-        stack, name=f"buffers-{uuid.uuid4().hex[:6]}", completion="REPORT", overlapPolicy="BUFFER_ONE"
-    )
-    for schedule_id in (timing_out["id"], buffering["id"], buffering["id"]):
-        trigger(stack, schedule_id)
-
-    name = f"reported-{uuid.uuid4().hex[:6]}"
-    subject = unique_subject()
+def _fill_completion_and_overlap(page: Page, name: str, subject: str) -> None:
+    """The new-schedule form with completion REPORT (timeout 600 s) and overlap SKIP, submitted."""
     page.goto("/#/new")
     page.get_by_label("Name").fill(name)
     page.get_by_label("Target command (NATS subject)").fill(subject)
@@ -196,20 +184,9 @@ def test_completion_and_overlap_from_the_form_to_awaiting_buffered_and_timed_out
     shot(page, "16-form-completion-overlap")
     page.get_by_role("button", name="Create schedule").click()
 
-    expect(page).to_have_url(re.compile(r"#/schedules/[0-9a-f-]{36}$"))
-    schedule_id = page.url.rsplit("/", 1)[1]
-    stored = graphql(
-        stack,
-        "query($id: UUID!) { schedule(id: $id) { completion completionTimeoutSeconds overlapPolicy } }",
-        {"id": schedule_id},
-    )["schedule"]
-    assert stored == {"completion": "REPORT", "completionTimeoutSeconds": 600, "overlapPolicy": "SKIP"}
-    expect(page.locator("#completion-text")).to_have_text(
-        "report: a run ends when the target reports its completion; timeout 600 s (10 min)"
-    )
-    expect(page.locator("#overlap-text")).to_have_text("skip: record the new slot skipped")
 
-    # Triggered, published, and awaiting its report (nobody reports) until 600 s after its publish.
+def _awaiting_on_the_schedule_page(page: Page, stack, schedule_id: str) -> str:
+    """Trigger from the schedule page; the run awaits its report: its completeBy, as the page shows it."""
     page.get_by_role("button", name="Trigger now").click()
     page.locator("#confirm-dialog").get_by_role("button", name="Trigger").click()
     awaiting = page.locator('#executions-body tr[data-status="AWAITING"]')
@@ -223,20 +200,11 @@ def test_completion_and_overlap_from_the_form_to_awaiting_buffered_and_timed_out
     complete_by = utc_text(edge["node"]["completeBy"])
     expect(awaiting).to_contain_text(f"report due by {complete_by}")
     shot(page, "17-schedule-page-awaiting")
+    return complete_by
 
-    page.get_by_role("link", name="Executions", exact=True).click()
-    running = page.locator("#running-body tr").filter(has_text=name)
-    expect(running.locator(".badge")).to_have_text("awaiting")
-    expect(running.locator("td[data-label='Report due']")).to_contain_text(complete_by)
 
-    buffered = page.locator("#buffered-body tr").filter(has_text=buffering["name"])
-    expect(buffered).to_have_count(1, timeout=LIVE)
-    expect(buffered.locator(".badge")).to_have_text("buffered")
-    expect(page.locator("#running-body tr").filter(has_text=buffering["name"]).locator(".badge")).to_have_text(
-        "awaiting"
-    )
-
-    # The run that got no report in time is listed with the failures, and a Retry sends it again.
+def _timed_out_is_retried(page: Page, stack, timing_out: dict) -> None:
+    """The run that got no report in time is listed with the failures, and a Retry sends it again."""
     timed_out = page.locator("#failed-body tr").filter(has_text=timing_out["name"])
     expect(timed_out.locator(".badge")).to_have_text("timed_out", timeout=LIVE)
     shot(page, "18-executions-awaiting-buffered-timed-out")
@@ -249,6 +217,48 @@ def test_completion_and_overlap_from_the_form_to_awaiting_buffered_and_timed_out
         return run["node"]["attempts"] == 2
 
     wait_until(tried_again, LIVE / 1000, message="the retried attempt of the timed-out run")
+
+
+def test_completion_and_overlap_from_the_form_to_awaiting_buffered_and_timed_out_runs(page: Page, stack):
+    # Runs the executions page shows besides the form's: one that times out (no retry left) and two
+    # of a buffer_one schedule, triggered together (the later one waits for the earlier one's report).
+    timing_out = create_schedule(
+        stack, name=f"times-out-{uuid.uuid4().hex[:6]}", completion="REPORT", completionTimeoutSeconds=1, maxRetries=0
+    )
+    buffering = create_schedule(
+        stack, name=f"buffers-{uuid.uuid4().hex[:6]}", completion="REPORT", overlapPolicy="BUFFER_ONE"
+    )
+    for schedule_id in (timing_out["id"], buffering["id"], buffering["id"]):
+        trigger(stack, schedule_id)
+
+    name = f"reported-{uuid.uuid4().hex[:6]}"
+    _fill_completion_and_overlap(page, name, unique_subject())
+
+    expect(page).to_have_url(re.compile(r"#/schedules/[0-9a-f-]{36}$"))
+    schedule_id = page.url.rsplit("/", 1)[1]
+    stored = graphql(
+        stack,
+        "query($id: UUID!) { schedule(id: $id) { completion completionTimeoutSeconds overlapPolicy } }",
+        {"id": schedule_id},
+    )["schedule"]
+    assert stored == {"completion": "REPORT", "completionTimeoutSeconds": 600, "overlapPolicy": "SKIP"}
+    expect(page.locator("#completion-text")).to_have_text(
+        "report: a run ends when the target reports its completion; timeout 600 s (10 min)"
+    )
+    expect(page.locator("#overlap-text")).to_have_text("skip: record the new slot skipped")
+    complete_by = _awaiting_on_the_schedule_page(page, stack, schedule_id)
+
+    page.get_by_role("link", name="Executions", exact=True).click()
+    running = page.locator("#running-body tr").filter(has_text=name)
+    expect(running.locator(".badge")).to_have_text("awaiting")
+    expect(running.locator("td[data-label='Report due']")).to_contain_text(complete_by)
+    buffered = page.locator("#buffered-body tr").filter(has_text=buffering["name"])
+    expect(buffered).to_have_count(1, timeout=LIVE)
+    expect(buffered.locator(".badge")).to_have_text("buffered")
+    expect(page.locator("#running-body tr").filter(has_text=buffering["name"]).locator(".badge")).to_have_text(
+        "awaiting"
+    )
+    _timed_out_is_retried(page, stack, timing_out)
 
 
 def test_validation_message_next_to_the_cron_field(page: Page, stack):
@@ -383,3 +393,15 @@ def test_sign_in_dialog_on_401_sends_the_key_as_bearer(page: Page, stack):
     assert "scheduler_api_key" not in {c["name"] for c in page.context.cookies(f"{stack.api}/")}
     page.get_by_role("button", name="Sign out").click()
     assert "scheduler_api_key" not in {c["name"] for c in page.context.cookies(f"{stack.api}/dramatiq/")}
+
+
+def test_editing_an_interval_schedule_saves_without_the_hidden_cron_fields(page: Page, stack):
+    created = create_schedule(stack, scheduleType="INTERVAL", cronExpression=None, intervalSeconds=3600)
+    page.goto(f"/#/schedules/{created['id']}/edit")
+    renamed = f"{created['name']}-renamed"
+    page.get_by_label("Name").fill(renamed)
+    page.get_by_role("button", name="Save changes").click()
+
+    expect(page.locator("#toasts")).to_contain_text(f"Saved “{renamed}” (version 2).")
+    stored = graphql(stack, "query($id: UUID!) { schedule(id: $id) { name dstGap } }", {"id": created["id"]})
+    assert stored["schedule"] == {"name": renamed, "dstGap": "SHIFT"}

@@ -4,6 +4,9 @@ import { gql, SCHEDULE_FIELDS, ERROR_FIELDS, GraphQLRequestError } from "../api.
 import { h, fmtLocal, fmtUtc, toast, debounce, lower, OVERLAP_POLICIES, overlapText } from "../ui.js";
 
 const TYPES = ["CRON", "INTERVAL", "ONCE", "IMMEDIATE"];
+// Fields of one schedule type that always have a value (the DST rules of cron): hidden for another type,
+// they are not sent, since null is not a value they take.
+const KEPT_WHEN_HIDDEN = new Set(["dstGap", "dstRepeat"]);
 const RULE_FIELDS = ["scheduleType", "cronExpression", "intervalSeconds", "runAt", "timezone", "startAt", "endAt", "dstGap", "dstRepeat"];
 
 // name, label, kind, extra: {options, optionText (option → its text), only (schedule types),
@@ -260,7 +263,7 @@ export async function render(main, [id]) {
     let input = {};
     if (editing) {
       for (const [name] of ALL) {
-        if (conditional(name) && !visible(name)) continue;
+        if ((conditional(name) || KEPT_WHEN_HIDDEN.has(name)) && !visible(name)) continue;
         const value = visible(name) ? v[name] : null;
         if (JSON.stringify(value) !== JSON.stringify(initial[name])) input[name] = value;
       }
