@@ -4,7 +4,8 @@
 
 Served by every API instance in one queue group (each request is handled once). The reply body is
 the same JSON the REST route answers; failures are the same problem documents, and every reply
-carries a `Scheduler-Status` header with the HTTP-equivalent status. Credentials and the acting
+carries a `Scheduler-Status` header with the HTTP-equivalent status (503 while PostgreSQL is unreachable:
+nothing was written, send it again). Credentials and the acting
 principal come from the same headers, in the same order per operation, as REST (Authorization,
 X-Created-By, X-Performed-By, ...; see `services.principals.PRINCIPAL_HEADERS`); header names are
 matched without regard to case. A `traceparent` header is stored with the runs a command creates, and
@@ -24,10 +25,11 @@ import structlog
 from pydantic import ValidationError
 
 from core.errors import DomainError, ValidationFailed
+from models.db import database_unreachable
 from services.auth import ApiKeyService
 from services.lifecycle import LifecycleService
 from services.principals import PRINCIPAL_HEADERS, HeaderMap, resolve_principal
-from services.problems import internal_problem, problem_of
+from services.problems import UNAVAILABLE, internal_problem, problem, problem_of
 from services.schedules import validation_errors_of
 from services.schemas import (
     CompletionReport,
@@ -173,9 +175,15 @@ async def _run(
             raise ValidationFailed(validation_errors_of(error)) from None
         return status, json.dumps(reply).encode() if reply is not None else b""
     except DomainError as error:
-        problem = problem_of(error, correlation_id)
-        return problem["status"], json.dumps(problem).encode()
-    except Exception:
+        refused = problem_of(error, correlation_id)
+        return refused["status"], json.dumps(refused).encode()
+    except Exception as error:
+        if database_unreachable(error):  # PostgreSQL restarting: nothing was written; the sender may retry
+            log.warning(
+                "database unavailable",
+                extra={"action": "nats.database_unavailable", "subject": subject, "error": str(error)[:300]},
+            )
+            return 503, json.dumps(problem(503, *UNAVAILABLE, [], correlation_id)).encode()
         log.exception("command failed", extra={"action": "nats.command_failed", "subject": subject})
         return 500, json.dumps(internal_problem(correlation_id)).encode()
 

@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import NotFound, ValidationFailed
-from core.states import FINAL_STATUSES, IN_FLIGHT_STATUSES, ExecutionStatus
+from core.states import FAILED_STATUSES, FINAL_STATUSES, IN_FLIGHT_STATUSES, ExecutionStatus
 from models import Execution, Schedule
 from services.access import check_visible, execution_scope
 from services.context import Actor
@@ -201,7 +201,7 @@ async def _stats_rows(session: AsyncSession, schedule_ids: list[uuid.UUID], sinc
 def _stats_out(schedule_id: uuid.UUID, since: datetime | None, found: dict[str, Any]) -> StatsOut:
     by_status = found["counts"].get(schedule_id, {})
     succeeded = by_status.get(ExecutionStatus.SUCCEEDED, 0)
-    failed = by_status.get(ExecutionStatus.FAILED, 0)
+    failed = sum(by_status.get(status, 0) for status in FAILED_STATUSES)
     d = found["durations"].get(schedule_id, (None, None, None))
     lg = found["lags"].get(schedule_id, (None, None, None))
     schedule = found["schedules"].get(schedule_id)

@@ -9,7 +9,9 @@ service runs as separate processes: 2 API, 2 tickers, 2 workers (`dramatiq actor
 `periodiq actors housekeeping`.
 
 Load: thousands of interval schedules (5 s) and cron schedules with a seconds field, spread over the
-second; manual triggers, payload/priority edits, rule edits (interval 5 s -> 10 s), pauses/resumes and
+second; one interval schedule in REPORTING_EVERY has `completion: report` and one of the overlap
+policies, and its commands are reported complete by the run's own target (tests/chaos/reporter.py);
+manual triggers, payload/priority edits, rule edits (interval 5 s -> 10 s), pauses/resumes and
 deletes through the REST API, aimed at schedules whose slot is in flight. 40 % of the schedules target
 subjects covered by a JetStream stream (`cmd.chaos.<run>.js.>`), the rest core NATS subjects.
 
@@ -49,13 +51,20 @@ import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
 from core.settings import Settings
+from tests.chaos.reporter import Reporter
 from tests.support.cpu import CpuSampler
 from tests.support.harness import ROOT, VENV_BIN, Stack, free_port
 from tests.support.servers import PrivateNats, PrivatePostgres, PrivateRedis
 
-ACTIVE = ("pending", "running", "retrying")
-ACCEPTED_REASONS = {"missed", "paused", "deleted", "lock_conflict"}
+ACTIVE = ("pending", "running", "retrying", "awaiting", "buffered")
+ACCEPTED_REASONS = {"missed", "paused", "deleted", "lock_conflict", "overlap"}
 RECOVERY_BOUND_SECONDS = 30.0
+# One interval schedule in this many reports its completion, with the overlap policies in turn. Its
+# completion timeout is longer than any outage the run makes, so no run times out while its report
+# waits for the API, PostgreSQL or NATS to come back.
+REPORTING_EVERY = 10
+REPORTING_TIMEOUT_SECONDS = 150
+OVERLAP_POLICIES = ("allow", "skip", "buffer_one", "buffer_all", "cancel_other")
 
 
 def utcnow() -> datetime:
@@ -305,8 +314,9 @@ def _lag_summary(lags: list[float]) -> dict[str, float | None]:
     }
 
 
-async def _ledger_rows(db: asyncpg.Connection) -> tuple[list, dict[str, dict], set[str]]:
-    """Every execution row, every schedule by id, and the ids of schedules publishing to JetStream subjects."""
+async def _ledger_rows(db: asyncpg.Connection) -> tuple[list, dict[str, dict], set[str], set[str]]:
+    """Every execution row, every schedule by id, the ids of schedules publishing to JetStream subjects
+    and those of the schedules that report their completion."""
     rows = await db.fetch(
         "SELECT id::text AS id, schedule_id::text AS sid, scheduled_for, trigger_type, status, reason, attempts, "
         'created_at, finished_at, attempt_log @> \'[{"status": '
@@ -321,7 +331,8 @@ async def _ledger_rows(db: asyncpg.Connection) -> tuple[list, dict[str, dict], s
     }
     subj = {str(r["id"]): r["target_command"] for r in await db.fetch("SELECT id, target_command FROM schedules")}
     js_sched = {sid for sid, t in subj.items() if ".js." in t}
-    return rows, sched, js_sched
+    reporting = {sid for sid, t in subj.items() if ".rep." in t}
+    return rows, sched, js_sched, reporting
 
 
 async def _core_missing_evidence(db: asyncpg.Connection, ids: list[str]) -> list[dict[str, Any]]:
@@ -354,6 +365,7 @@ class Run:
         self.actions: list[Action] = []
         self.unexpected_exits: list[dict[str, Any]] = []
         self.recorder = Recorder()
+        self.reporter = Reporter(random.Random(seed + 1))
         self.down: set[str] = set()  # processes stopped on purpose (killed, or SIGSTOPped)
         self.stopping = False
         self.settings = {
@@ -430,17 +442,21 @@ class Run:
         for i in range(self.p.interval_schedules):
             kind = "js" if i % 5 < 2 else "core"
             start = anchor + timedelta(milliseconds=self.rng.randrange(0, 5000))
-            items.append(
-                {
-                    "name": f"iv-{i}",
-                    "schedule_type": "interval",
-                    "interval_seconds": 5,
-                    "start_at": start.isoformat(),
-                    "target_command": f"{self.prefix}.{kind}.iv{i % 16}",
-                    "command_payload": {"slot": "{{scheduled_for}}", "run": "{{execution_id}}", "n": i},
-                    "priority": i % 11,
-                }
-            )
+            item = {
+                "name": f"iv-{i}",
+                "schedule_type": "interval",
+                "interval_seconds": 5,
+                "start_at": start.isoformat(),
+                "target_command": f"{self.prefix}.{kind}.iv{i % 16}",
+                "command_payload": {"slot": "{{scheduled_for}}", "run": "{{execution_id}}", "n": i},
+                "priority": i % 11,
+            }
+            if i % REPORTING_EVERY == REPORTING_EVERY - 1:
+                item["target_command"] = f"{self.prefix}.{kind}.rep.{i % 4}"
+                item["completion"] = "report"
+                item["completion_timeout_seconds"] = REPORTING_TIMEOUT_SECONDS
+                item["overlap_policy"] = OVERLAP_POLICIES[(i // REPORTING_EVERY) % len(OVERLAP_POLICIES)]
+            items.append(item)
         return items
 
     def _cron_items(self, anchor: datetime) -> list[dict]:
@@ -528,6 +544,7 @@ class Run:
             pending_msgs_limit=2_000_000,
             pending_bytes_limit=2 * 1024**3,
         )
+        await self.reporter.start(self.nc, f"{self.prefix}.*.rep.*")
         js = self.nc.jetstream()
         await js.add_stream(
             StreamConfig(
@@ -940,7 +957,7 @@ class Run:
     # ---------------------------------------------------------------- the check
     async def ledger(self, db: asyncpg.Connection) -> dict[str, Any]:
         log("checking the ledger")
-        rows, sched, js_sched = await _ledger_rows(db)
+        rows, sched, js_sched, reporting = await _ledger_rows(db)
         stream_total, stream_ids, stored_at = await self.read_stream()
         problems: dict[str, list] = defaultdict(list)
         by_id = {r["id"]: r for r in rows}
@@ -964,12 +981,20 @@ class Run:
         # 3. slots: every slot of each schedule's rule in [start_at, end] has a row
         expected_total = self._check_slots(rows, sched, problems)
 
-        # 4. recovery (see check_recovery)
+        # 4. recovery (see check_recovery); a run of a reporting schedule may wait by design (buffered
+        # behind an earlier run), so only the others are timed against the faults
         due = sorted(
             (r["scheduled_for"].timestamp(), r["id"], seen.first_publish[r["id"]])
             for r in rows
-            if r["trigger_type"] == "scheduled" and r["status"] == "succeeded" and r["id"] in seen.first_publish
+            if r["trigger_type"] == "scheduled"
+            and r["status"] == "succeeded"
+            and r["id"] in seen.first_publish
+            and r["sid"] not in reporting
         )
+        if self.reporter.unanswered:
+            problems["reports_unanswered"].append(self.reporter.unanswered)
+        if any(status >= 500 for status in self.reporter.answers):  # 503 is retried, never an answer
+            problems["reports_answered_5xx"].append(dict(self.reporter.answers))
         recovery, by_kind, covered, over, late = check_recovery(due, self.faults, self.load_start)
         if over:
             problems["recovery_over_30s"] = over
@@ -990,6 +1015,10 @@ class Run:
             "publish_lag_all_s": _lag_summary(sorted(p_ - d for d, _, p_ in due)),
             "publish_lag_outside_faults_s": _lag_summary(sorted(p_ - d for d, e, p_ in due if e not in covered)),
             "drain_after_cutoff_s": round(self.drain_seconds, 1),
+            "reporting": {
+                "runs_by_status": dict(Counter(f"{r['status']}/{r['reason']}" for r in rows if r["sid"] in reporting)),
+                "reports": self.reporter.report(),
+            },
             "unexpected_exits": self.unexpected_exits,
             "core_missing_detail": problems.get("core_missing", [])[:50],
             "problems": {k: {"count": len(v), "examples": [str(x) for x in v[:5]]} for k, v in problems.items()},
@@ -1062,7 +1091,10 @@ class Run:
                 problems["still_active"].append((eid, r["status"], r["last_error"]))
         elif r["status"] == "failed" or r["reason"] not in ACCEPTED_REASONS:
             problems["not_sent_without_accepted_reason"].append((eid, r["status"], r["reason"], r["last_error"]))
-        if r["status"] != "succeeded" and (stream_ids.get(eid) or arrivals):
+        replaced = r["status"] == "cancelled" and r["reason"] == "overlap"  # published, then replaced by a newer run
+        if replaced and is_js and stream_ids.get(eid, 0) > 1:
+            problems["js_not_exactly_once"].append(eid)
+        if r["status"] != "succeeded" and not replaced and (stream_ids.get(eid) or arrivals):
             problems["published_but_recorded_not_sent"].append((eid, r["status"], r["reason"], len(arrivals)))
 
     def _check_slots(self, rows: list, sched: dict[str, dict], problems: dict[str, list]) -> int:

@@ -1,7 +1,8 @@
 """The short chaos run for CI: ~3 minutes, lighter load, one fault of each kind, ledger asserted.
 
 Runs `python -m tests.chaos.runner --profile short` as a subprocess (its own private PostgreSQL, Redis
-and NATS on free ports): ~140 fires/s from 680 schedules, one kill -9 each of a worker, a ticker and an
+and NATS on free ports): ~140 fires/s from 680 schedules (one interval schedule in ten reports its
+completion, with each overlap policy in turn), one kill -9 each of a worker, a ticker and an
 API (restarted after a few seconds), Redis restarted empty, NATS down 20 s, PostgreSQL down 15 s (fast
 shutdown) and a worker SIGSTOPped for 22 s (LOCK_TIMEOUT_SECONDS=15). The ledger lands in
 test-artifacts/chaos/short-ledger.json.
@@ -57,6 +58,10 @@ def test_short_chaos_run_ledger_is_clean():
         "js_not_exactly_once"
     )
     assert ledger["worst_gap_between_publishes_of_one_id_s"] <= ledger["stream"]["duplicate_window_s"]
+    # completion reports: the reporting schedules' runs were reported, and none was left waiting or timed out
+    reporting = ledger["reporting"]
+    assert reporting["reports"]["answers"].get("200", 0) > 0 and reporting["reports"]["unanswered"] == 0, reporting
+    assert not any(k.startswith(("awaiting", "buffered", "timed_out")) for k in reporting["runs_by_status"]), reporting
     # recovery: due slots published within 30 s of each fault's end; nothing restarted by hand
     assert "recovery_over_30s" not in problems, problems.get("recovery_over_30s")
     assert not ledger["unexpected_exits"] and all(ledger["processes_alive_at_end"].values())

@@ -200,7 +200,9 @@ async def execution(http: httpx.AsyncClient, execution_id: str) -> dict:
 async def final_execution(http: httpx.AsyncClient, execution_id: str) -> dict:
     async def done():
         found = await execution(http, execution_id)
-        return found if found["status"] in ("succeeded", "failed", "missed", "skipped", "cancelled") else None
+        return (
+            found if found["status"] in ("succeeded", "failed", "timed_out", "missed", "skipped", "cancelled") else None
+        )
 
     return await wait_for(done, DEADLINE, interval=0.2, message=f"execution {execution_id} to finish")
 
@@ -648,6 +650,46 @@ async def test_a_final_failure_is_dead_lettered_once_and_a_retry_publishes_the_s
         assert done["status"] == "succeeded" and done["attempts"] == 3, done
         assert len(target) == 3 and target.items[-1].headers["Scheduler-Execution-Id"] == execution_id
         assert len(dead) == 1 and await dead_letters_of(http, schedule["id"]) == []
+
+
+async def test_a_target_reports_over_nats_and_a_silent_one_times_out_to_its_dead_letter(isolated_stack):
+    # Proves: with completion report, the run awaits the target's report, which the target sends over
+    # NATS (the API's command); the run ends succeeded with the report's result and a duration from
+    # publish to report. A target that never reports leaves its run to time out (no retry left): the
+    # ticker records it timed_out and publishes its dead letter.
+    stack = isolated_stack
+    start(stack, "api", "ticker", "worker")
+    subject, silent = unique_subject(), unique_subject()
+    letters = f"evt.scheduler.execution.dead_letter.{uuid.uuid4().hex[:8]}"
+    answers = []
+    async with nats_client(stack) as nc, rest(stack) as http:
+
+        async def report(msg) -> None:
+            await asyncio.sleep(0.3)  # the work
+            body = {"execution_id": msg.headers["Scheduler-Execution-Id"], "status": "succeeded", "result": {"rows": 7}}
+            headers = {"X-Reported-By": "billing"}
+            answers.append(
+                await nc.request("cmd.scheduler.execution.complete", json.dumps(body).encode(), 10, headers=headers)
+            )
+
+        await nc.subscribe(subject, cb=report)
+        dead = await listen(nc, letters)
+        base = {"schedule_type": "cron", "cron_expression": far_daily_cron(), "completion": "report"}
+        reported = await create(http, {**base, "name": "e2e-reported", "target_command": subject})
+        quiet = {"completion_timeout_seconds": 1, "max_retries": 0, "dead_letter_subject": letters}
+        timing_out = await create(http, {**base, "name": "e2e-silent", "target_command": silent, **quiet})
+        ids = []
+        for schedule in (reported, timing_out):
+            ids.append((await http.post(f"/api/v1/schedules/{schedule['id']}/trigger")).json()["execution_id"])
+
+        done, timed_out = [await final_execution(http, execution_id) for execution_id in ids]
+        await wait_for(lambda: len(dead) >= 1, DEADLINE, message="the dead letter of the silent target's run")
+
+    assert done["status"] == "succeeded" and done["result"] == {"rows": 7} and done["reported_at"], done
+    assert done["duration_ms"] >= 300 and answers[0].headers["Scheduler-Status"] == "200"
+    assert timed_out["status"] == "timed_out" and "no completion report" in timed_out["last_error"]
+    (letter,) = dead.bodies()
+    assert letter["execution_id"] == ids[1] and "no completion report" in letter["error"]
 
 
 # ---- 4. retries in request mode ---------------------------------------------------------------
