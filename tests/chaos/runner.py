@@ -1016,7 +1016,13 @@ class Run:
             "publish_lag_outside_faults_s": _lag_summary(sorted(p_ - d for d, e, p_ in due if e not in covered)),
             "drain_after_cutoff_s": round(self.drain_seconds, 1),
             "reporting": {
-                "runs_by_status": dict(Counter(f"{r['status']}/{r['reason']}" for r in rows if r["sid"] in reporting)),
+                "runs_due_before_cutoff_by_status": dict(
+                    Counter(
+                        f"{r['status']}/{r['reason']}"
+                        for r in rows
+                        if r["sid"] in reporting and r["scheduled_for"].timestamp() <= self.cutoff
+                    )
+                ),
                 "reports": self.reporter.report(),
             },
             "unexpected_exits": self.unexpected_exits,
