@@ -7,8 +7,8 @@ GraphQL `completeExecution`, NATS `cmd.scheduler.execution.complete`):
   a principal that may change the schedule (its creator, which is also the target service's own key,
   or an admin);
 - a report names the attempt it reports on (`attempt`, the command's `Scheduler-Attempt` header) or,
-  without one, the attempt that awaits now; a report for an attempt that is over (reaped and retried,
-  timed out) is refused and changes nothing;
+  without one, the attempt that awaits now (a report for a run being published again must name it);
+  a report for an attempt that is over (retried, timed out) is refused and changes nothing;
 - the same report twice is one completion: a repeat of the report that ended the current attempt
   answers the execution as it is;
 - its outcome comes from the retry policy (core.outcomes, `RetryPolicy.on_report`): `succeeded`, or a
@@ -90,6 +90,9 @@ async def record_report(
         return Reported(run.schedule_id, None)
     if run.status not in (S.AWAITING, S.RUNNING) or attempt != run.attempts:
         raise _refusal(run, attempt)
+    if run.status == S.RUNNING and report.attempt is None and run.attempts > 1:
+        # It may be the late report of the attempt before, sent after that one timed out.
+        raise Conflict("the run is being published again: name the attempt the report is for", field="attempt")
     decision = policy.on_report(claimed_of(run), report.status is ReportStatus.SUCCEEDED, report.error, jitter)
     started = run.started_at or now
     if not await execution_store.complete(

@@ -37,7 +37,7 @@ from models.db import database_unreachable
 from services.dead_letters import dead_letter, dead_letter_subject_of
 from services.failures import auto_pause, recorded_failures, send_dead_letters
 from services.locks import ScheduleLocks, lease_token
-from services.overlap import Screened, cancel_notice, screen_overlap
+from services.overlap import Screened, cancel_notice, screen_overlap, takes_overlap_step
 from services.publisher import CommandPublisher, Delivery, Outgoing
 from services.runs import Claimed, Outcome, claimed_of, render_command
 from services.stores import executions as execution_store
@@ -152,7 +152,7 @@ class FiringService:
         runs = [replace(run, span=self.traces.open(run)) for run in runs]
         screened = Screened(go=[])
         try:
-            screened = await self._overlap(self._screen(runs, now, result), now, claim)
+            screened = await self._overlap(self._screen(runs, now, result), now, claim, jitter, result)
             await self._publish_in_rounds(screened.go, claim, now, clock, jitter, result)
             finished = clock()
             await self.record_when_possible(result.outcomes, finished, claim, clock)
@@ -187,10 +187,21 @@ class FiringService:
         subject = dead_letter_subject_of(run, self.settings.DEAD_LETTER_SUBJECT, self.settings.command_whitelist)
         return dead_letter(run, render_command(run), outcome.error, outcome.reason, subject, now)
 
-    async def _overlap(self, runs: list[Claimed], now: datetime, claim: str | None) -> Screened:
+    async def _overlap(
+        self, runs: list[Claimed], now: datetime, claim: str | None, jitter: float, result: FireResult
+    ) -> Screened:
         """The overlap step (services.overlap): the runs that go; the others are recorded already. The
-        cancel notices of the runs a newer one replaced go out before it (a failed notice is logged)."""
-        screened = await screen_overlap(self.engine, self.policy, runs, now, claim)
+        cancel notices of the runs a newer one replaced go out before it (a failed notice is logged).
+        When the step itself fails (PostgreSQL), the runs that take it are given back like an outage
+        (nothing was published) and the others go."""
+        try:
+            screened = await screen_overlap(self.engine, self.policy, runs, now, claim)
+        except Exception as error:
+            log.warning("overlap step failed", extra={"action": "worker.overlap_failed", "error": str(error)[:200]})
+            held = [run for run in runs if takes_overlap_step(run)]
+            failure = f"overlap step failed: {type(error).__name__}: {error}"[:500]
+            result.outcomes.extend(self._outage(run, now, failure, jitter) for run in held)
+            return Screened(go=[run for run in runs if not takes_overlap_step(run)])
         if screened.cancelled:
             notices = [cancel_notice(cancelled, now) for cancelled in screened.cancelled]
             for notice, delivery in zip(notices, await self.publisher.deliver_many(notices)):

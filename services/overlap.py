@@ -105,6 +105,7 @@ class _OverlapPass:
         self.batch = batch  # the ids this batch claimed (its own `running` runs)
         self.runs_of: dict[uuid.UUID, list[_Run]] = defaultdict(list)
         self.decided: dict[uuid.UUID, Decision] = {}  # this batch's runs that do not go
+        self.going: set[uuid.UUID] = set()  # this batch's runs that go
         self.cancelled: list[Cancelled] = []
 
     async def decide(self, run: Claimed) -> None:
@@ -115,11 +116,10 @@ class _OverlapPass:
         decision = self.policy.on_overlap(verdict)
         if verdict is OverlapVerdict.CANCEL_OTHERS:
             decision = await self._cancel(run, earlier)
-        if decision is None and run.completion == Completion.REPORT:
-            awaiting = sum(1 for o in self.runs_of[run.schedule_id] if o.status is S.AWAITING)
-            if awaiting >= run.max_concurrent:
-                decision = self.policy.on_busy(run, self.now)
+        if decision is None and run.completion == Completion.REPORT and self._in_flight(run) >= run.max_concurrent:
+            decision = self.policy.on_busy(run, self.now)
         if decision is None:
+            self.going.add(run.execution_id)
             return
         self.decided[run.execution_id] = decision
         mine = next((o for o in others if o.id == run.execution_id), None)
@@ -128,6 +128,16 @@ class _OverlapPass:
         elif mine is not None:
             others.remove(mine)
 
+    def _in_flight(self, run: Claimed) -> int:
+        """The schedule's runs published and awaiting their report, or being published: another batch's
+        `running` runs, and those of this batch that go (decided before `run`, in slot order)."""
+        return sum(
+            1
+            for o in self.runs_of[run.schedule_id]
+            if o.id != run.execution_id
+            and (o.status is S.AWAITING or (o.status is S.RUNNING and (o.id not in self.batch or o.id in self.going)))
+        )
+
     async def _cancel(self, run: Claimed, earlier: list[_Run]) -> Decision | None:
         """Cancel the runs before `run`: this batch's own by its decision, the others in the store.
         None when all are cancelled (the run goes), else the run is deferred."""
@@ -135,6 +145,7 @@ class _OverlapPass:
         theirs = [o for o in earlier if o.id not in self.batch]
         for other in ours:
             self.decided[other.id] = Decision.cancelled(Reason.OVERLAP)
+            self.going.discard(other.id)
         error = f"replaced by the run of {run.scheduled_for.isoformat()} ({run.execution_id}): overlap cancel_other"
         done = set(await execution_store.cancel_overlapped(self.conn, [o.id for o in theirs], self.now, error))
         gone = [*ours, *(o for o in theirs if o.id in done)]
@@ -143,7 +154,8 @@ class _OverlapPass:
             self.cancelled.append(
                 Cancelled(other.id, run.schedule_id, other.scheduled_for, other.target_command, run.execution_id)
             )
-        if len(done) < len(theirs):  # one was being published elsewhere: try again once it is recorded
+        left = [o.id for o in theirs if o.id not in done]  # ended meanwhile, or being published elsewhere
+        if await execution_store.running_among(self.conn, left):  # try again once its worker recorded it
             return self.policy.on_busy(run, self.now, Reason.OVERLAP)
         return None
 

@@ -55,6 +55,9 @@ class Claimed:
     completion: str = Completion.NONE  # `report`: the run ends when the target reports
     completion_timeout_seconds: int = 300  # with `report`: how long the report may take after the publish
     overlap_policy: str = OverlapPolicy.ALLOW  # what it does while an earlier run is in progress
+    # An earlier attempt reached the target for sure (it reported a failure, or timed out): this one
+    # gets its own Nats-Msg-Id, or a JetStream stream would drop it as a repeat.
+    delivered_before: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,7 @@ def claimed_of(row: Any) -> Claimed:
         completion=getattr(row, "completion", Completion.NONE),
         completion_timeout_seconds=getattr(row, "completion_timeout_seconds", 300),
         overlap_policy=getattr(row, "overlap_policy", OverlapPolicy.ALLOW),
+        delivered_before=bool(getattr(row, "delivered_before", False)),
     )
 
 
@@ -165,7 +169,7 @@ def render_command(run: Claimed) -> Outgoing:
     }
     payload = render(run.payload_override if run.payload_override is not None else run.command_payload, values)
     headers = {
-        MSG_ID_HEADER: str(run.execution_id),
+        MSG_ID_HEADER: f"{run.execution_id}.{run.attempt}" if run.delivered_before else str(run.execution_id),
         "Scheduler-Execution-Id": str(run.execution_id),
         "Scheduler-Schedule-Id": str(run.schedule_id),
         "Scheduler-Scheduled-For": run.scheduled_for.isoformat(),

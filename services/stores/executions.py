@@ -20,7 +20,7 @@ Statements:
 - LOST_PENDING     hand over again `pending` runs handed over long ago and never started
 - LOST_RETRIES     hand over again `retrying` runs whose next attempt is long overdue
 - UPCOMING_RETRIES list the retries due soon (their delayed messages may be lost)
-- RELEASE          mark runs whose enqueue failed as not handed over
+- RELEASE          mark runs whose enqueue failed as not handed over (a retry is then an unsent one)
 - INSERT_SLOTS     record a batch of slots (one row per slot; a slot recorded twice is a no-op)
 - INSERT_MANUAL    record a manual trigger
 - FIND             one run's schedule and status (not locked)
@@ -29,6 +29,7 @@ Statements:
 - LOCK_SCHEDULES   lock schedules (in id order) while their overlap is decided
 - IN_PROGRESS      the runs of some schedules that are in progress or wait their turn (overlap)
 - CANCEL_OVERLAPPED cancel runs a newer slot replaces (overlap cancel_other), in id order
+- RUNNING_AMONG    which of some runs are being published (`running`) now
 - LOAD_RUN         lock one run with its schedule's fields (a completion report)
 - COMPLETE         write a completion report's outcome to the attempt it names (awaiting, or still running)
 - EXPIRED          lock `awaiting` runs whose completion timeout passed
@@ -77,7 +78,9 @@ _RUN_COLUMNS = """e.id, e.schedule_id, e.scheduled_for, coalesce(e.not_before, e
     e.correlation_id, e.traceparent, e.priority, s.name, s.status AS schedule_status, s.target_command,
     s.command_payload, s.delivery_mode, s.request_timeout_seconds, s.max_retries, s.retry_delay,
     s.max_concurrent, s.schedule_type, s.misfire_grace_seconds, s.pause_after_failures,
-    s.dead_letter_subject, s.completion, s.completion_timeout_seconds, s.overlap_policy"""
+    s.dead_letter_subject, s.completion, s.completion_timeout_seconds, s.overlap_policy,
+    (s.completion = 'report' AND (e.reported_at IS NOT NULL OR e.attempt_log @> '[{"status": "timed_out"}]'))
+        AS delivered_before"""
 # The label of a reaped attempt in the attempt log (an attempt's fate, not an execution status).
 LOST = "lost"
 
@@ -208,7 +211,8 @@ UPCOMING_RETRIES = sa.text(
     """
 )
 RELEASE = sa.text(
-    f"UPDATE executions SET enqueued_at = NULL WHERE id = ANY(CAST(:ids AS uuid[])) AND status = '{S.PENDING}'"
+    "UPDATE executions SET enqueued_at = NULL "
+    f"WHERE id = ANY(CAST(:ids AS uuid[])) AND status IN ('{S.PENDING}', '{S.RETRYING}')"
 )
 INSERT_SLOTS = sa.text(
     f"""
@@ -246,7 +250,10 @@ RETRY = sa.text(
     WHERE id = :id AND status IN ({_listed(FAILED_STATUSES)})
     """
 )
-LOCK_SCHEDULES = sa.text("SELECT id FROM schedules WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR UPDATE")
+# FOR NO KEY UPDATE: overlap steps of one schedule take turns, while inserts of its runs (whose foreign
+# key takes a KEY SHARE lock) go on.
+LOCK_SCHEDULES = sa.text("SELECT id FROM schedules WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR NO KEY UPDATE")
+RUNNING_AMONG = sa.text(f"SELECT id FROM executions WHERE id = ANY(CAST(:ids AS uuid[])) AND status = '{S.RUNNING}'")
 IN_PROGRESS = sa.text(
     f"""
     SELECT e.id, e.schedule_id, e.scheduled_for, e.status, s.target_command
@@ -311,18 +318,25 @@ RECORD_EXPIRED = sa.text(
     WHERE e.id = v.id AND e.status = '{S.AWAITING}'
     """
 )
-# One run per schedule per pass; a concurrent pass re-checks `status` on the row and wakes nothing twice.
+# One run per schedule per pass: the first buffered run of a schedule with no EARLIER run in progress (a
+# later one, a jittered slot or a manual trigger, does not hold it back; its own claim re-checks). The
+# candidates are locked in id order, skipping rows another transaction holds.
 WAKE_BUFFERED = sa.text(
     f"""
-    UPDATE executions SET status = '{S.PENDING}', reason = NULL, enqueued_at = NULL, not_before = :now
-    WHERE status = '{S.BUFFERED}' AND id IN (
+    WITH turn AS (
         SELECT DISTINCT ON (b.schedule_id) b.id FROM executions AS b
         WHERE b.status = '{S.BUFFERED}'
           AND NOT EXISTS (SELECT 1 FROM executions AS p
-                          WHERE p.schedule_id = b.schedule_id AND p.status IN ({_IN_PROGRESS}))
+                          WHERE p.schedule_id = b.schedule_id AND p.status IN ({_IN_PROGRESS})
+                            AND (p.scheduled_for, p.id) < (b.scheduled_for, b.id))
         ORDER BY b.schedule_id, b.scheduled_for, b.id
-        LIMIT :limit)
-    RETURNING id
+        LIMIT :limit),
+    locked AS (
+        SELECT e.id FROM executions AS e JOIN turn ON turn.id = e.id
+        WHERE e.status = '{S.BUFFERED}' ORDER BY e.id FOR UPDATE OF e SKIP LOCKED)
+    UPDATE executions AS e SET status = '{S.PENDING}', reason = NULL, enqueued_at = NULL, not_before = :now
+    FROM locked WHERE e.id = locked.id
+    RETURNING e.id
     """
 )
 UNSENT_RETRIES = sa.text(
@@ -597,6 +611,13 @@ async def cancel_overlapped(conn: AsyncConnection, ids: Sequence[uuid.UUID], now
     if not ids:
         return []
     return [row.id for row in await conn.execute(CANCEL_OVERLAPPED, {"ids": list(ids), "now": now, "error": error})]
+
+
+async def running_among(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """RUNNING_AMONG: those of `ids` that are `running`."""
+    if not ids:
+        return set()
+    return {row.id for row in await conn.execute(RUNNING_AMONG, {"ids": list(ids)})}
 
 
 async def load_run(conn: AsyncConnection, execution_id: uuid.UUID):

@@ -652,12 +652,11 @@ async def test_a_final_failure_is_dead_lettered_once_and_a_retry_publishes_the_s
         assert len(dead) == 1 and await dead_letters_of(http, schedule["id"]) == []
 
 
-async def test_a_target_reports_over_nats_and_a_silent_one_times_out_to_its_dead_letter(isolated_stack):
+async def test_a_target_reports_over_nats_and_a_silent_one_times_out_to_its_dead_letter(stack):
     # Proves: with completion report, the run awaits the target's report, which the target sends over
     # NATS (the API's command); the run ends succeeded with the report's result and a duration from
     # publish to report. A target that never reports leaves its run to time out (no retry left): the
     # ticker records it timed_out and publishes its dead letter.
-    stack = isolated_stack
     start(stack, "api", "ticker", "worker")
     subject, silent = unique_subject(), unique_subject()
     letters = f"evt.scheduler.execution.dead_letter.{uuid.uuid4().hex[:8]}"

@@ -408,3 +408,95 @@ async def test_a_reaped_run_of_a_reporting_schedule_awaits_its_report_instead_of
         triggered.execution_id, CompletionReport(status="succeeded", attempt=1), ACTOR, utc_now()
     )
     assert done.status == "succeeded"
+
+
+async def test_a_buffered_run_is_woken_although_a_later_run_is_pending(
+    engine, schedules, reports, firing, service_settings, nats_client
+):
+    """Only an EARLIER run in progress holds a buffered run back: a later manual trigger waiting does not."""
+    target = await Target().start(nats_client)
+    created = await reporting_schedule(schedules, target, overlap_policy="buffer_all")
+    runs = Runs(schedules, firing, created.id)
+    assert [await runs.fire_next() for _ in range(2)] == ["awaiting", "buffered"]
+    later = await schedules.trigger(created.id, ACTOR, runs.start + timedelta(seconds=10))  # pending, not fired
+
+    await reports.complete_execution(runs.ids[0], OK, ACTOR, utc_now())
+    swept = await sweep(engine, utc_now(), service_settings)
+
+    assert swept.woken == 1 and runs.ids[1] in [d.execution_id for d in swept.dispatch]
+    assert await statuses(engine, [runs.ids[1], later.execution_id]) == ["pending", "pending"]
+
+
+async def test_the_awaiting_cap_holds_within_one_batch(engine, schedules, firing, nats_client):
+    target = await Target().start(nats_client)
+    created = await reporting_schedule(schedules, target)
+    await schedules.update(created.id, ScheduleUpdate(max_concurrent=1), ACTOR, utc_now())
+    start = utc_now()
+    ids = [(await schedules.trigger(created.id, ACTOR, start + timedelta(seconds=i))).execution_id for i in range(2)]
+
+    result = await firing.fire(ids, utc_now, 0.0)
+
+    assert {o.execution_id: o.status for o in result.outcomes} == {ids[0]: "awaiting", ids[1]: "retrying"}
+
+
+async def test_after_a_timeout_the_next_attempt_has_its_own_message_id(
+    engine, schedules, reports, firing, service_settings, nats_client
+):
+    """The first attempt reached the target (it timed out there): the retry must not be a JetStream repeat."""
+    target = await Target().start(nats_client)
+    created = await reporting_schedule(schedules, target, completion_timeout_seconds=1, max_retries=1)
+    runs = Runs(schedules, firing, created.id)
+    await runs.fire_next()
+    later = utc_now() + timedelta(seconds=2)
+    await sweep(engine, later, service_settings)
+
+    await firing.fire(runs.ids, lambda: later, 0.0)
+    await wait_for(lambda: len(target.commands) == 2, 5, message="the second attempt")
+
+    assert [m.headers["Nats-Msg-Id"] for m in target.commands] == [str(runs.ids[0]), f"{runs.ids[0]}.2"]
+    assert {m.headers["Scheduler-Execution-Id"] for m in target.commands} == {str(runs.ids[0])}
+
+
+async def test_a_report_for_a_run_being_published_again_must_name_its_attempt(
+    engine, schedules, reports, firing, service_settings, nats_client
+):
+    target = await Target().start(nats_client)
+    created = await reporting_schedule(schedules, target, completion_timeout_seconds=1, max_retries=1)
+    runs = Runs(schedules, firing, created.id)
+    await runs.fire_next()
+    later = utc_now() + timedelta(seconds=2)
+    await sweep(engine, later, service_settings)
+    await firing.claim(runs.ids, later, "worker-b#1")  # attempt 2, being published
+
+    with pytest.raises(Conflict) as unnamed:  # it may be attempt 1's late report
+        await reports.complete_execution(runs.ids[0], OK, ACTOR, utc_now())
+    named = await reports.complete_execution(
+        runs.ids[0], CompletionReport(status="succeeded", attempt=2), ACTOR, utc_now()
+    )
+
+    assert unnamed.value.errors[0].field == "attempt"
+    assert named.status == "succeeded" and named.attempts == 2
+
+
+async def test_a_failed_overlap_step_gives_its_runs_back_and_the_others_go(
+    engine, schedules, firing, nats_client, monkeypatch
+):
+    target = await Target().start(nats_client)
+    watched = await reporting_schedule(schedules, target, overlap_policy="skip")
+    plain = await schedules.create(
+        ScheduleCreate(name="plain", schedule_type="cron", cron_expression="0 9 * * *", target_command=target.subject),
+        ACTOR,
+        utc_now(),
+    )
+    ids = [(await schedules.trigger(s.id, ACTOR, utc_now())).execution_id for s in (watched, plain)]
+
+    async def unreachable(*_):
+        raise ConnectionRefusedError("PostgreSQL is restarting")
+
+    monkeypatch.setattr("services.stores.executions.lock_schedules", unreachable)
+    result = await firing.fire(ids, utc_now, 0.0)
+
+    outcomes = {o.execution_id: o for o in result.outcomes}
+    assert outcomes[ids[1]].status == "succeeded"
+    assert outcomes[ids[0]].status == "retrying" and not outcomes[ids[0]].decision.counts_as_attempt
+    assert await statuses(engine, ids) == ["retrying", "succeeded"]
