@@ -335,6 +335,19 @@ async def _ledger_rows(db: asyncpg.Connection) -> tuple[list, dict[str, dict], s
     return rows, sched, js_sched, reporting
 
 
+def _timed_runs(rows: list, seen: _Publishes, reporting: set[str]) -> list[tuple[float, str, float]]:
+    """(due, id, first publish) of the published scheduled runs the recovery check times. A run of a
+    reporting schedule may wait by design (buffered behind an earlier run): only the others count."""
+    return sorted(
+        (r["scheduled_for"].timestamp(), r["id"], seen.first_publish[r["id"]])
+        for r in rows
+        if r["trigger_type"] == "scheduled"
+        and r["status"] == "succeeded"
+        and r["id"] in seen.first_publish
+        and r["sid"] not in reporting
+    )
+
+
 async def _core_missing_evidence(db: asyncpg.Connection, ids: list[str]) -> list[dict[str, Any]]:
     """The rows of runs missing on core NATS, with their attempt logs."""
     return [
@@ -981,20 +994,8 @@ class Run:
         # 3. slots: every slot of each schedule's rule in [start_at, end] has a row
         expected_total = self._check_slots(rows, sched, problems)
 
-        # 4. recovery (see check_recovery); a run of a reporting schedule may wait by design (buffered
-        # behind an earlier run), so only the others are timed against the faults
-        due = sorted(
-            (r["scheduled_for"].timestamp(), r["id"], seen.first_publish[r["id"]])
-            for r in rows
-            if r["trigger_type"] == "scheduled"
-            and r["status"] == "succeeded"
-            and r["id"] in seen.first_publish
-            and r["sid"] not in reporting
-        )
-        if self.reporter.unanswered:
-            problems["reports_unanswered"].append(self.reporter.unanswered)
-        if any(status >= 500 for status in self.reporter.answers):  # 503 is retried, never an answer
-            problems["reports_answered_5xx"].append(dict(self.reporter.answers))
+        # 4. recovery (see check_recovery)
+        due = _timed_runs(rows, seen, reporting)
         recovery, by_kind, covered, over, late = check_recovery(due, self.faults, self.load_start)
         if over:
             problems["recovery_over_30s"] = over
@@ -1015,22 +1016,26 @@ class Run:
             "publish_lag_all_s": _lag_summary(sorted(p_ - d for d, _, p_ in due)),
             "publish_lag_outside_faults_s": _lag_summary(sorted(p_ - d for d, e, p_ in due if e not in covered)),
             "drain_after_cutoff_s": round(self.drain_seconds, 1),
-            "reporting": {
-                "runs_due_before_cutoff_by_status": dict(
-                    Counter(
-                        f"{r['status']}/{r['reason']}"
-                        for r in rows
-                        if r["sid"] in reporting and r["scheduled_for"].timestamp() <= self.cutoff
-                    )
-                ),
-                "reports": self.reporter.report(),
-            },
+            "reporting": self._check_reports(rows, reporting, problems),
             "unexpected_exits": self.unexpected_exits,
             "core_missing_detail": problems.get("core_missing", [])[:50],
             "problems": {k: {"count": len(v), "examples": [str(x) for x in v[:5]]} for k, v in problems.items()},
             "ok": not problems,
         }
         return result
+
+    def _check_reports(self, rows: list, reporting: set[str], problems: dict[str, list]) -> dict[str, Any]:
+        """Every report of the run's target got an answer, none a 5xx (503 is sent again, never an answer);
+        the reporting schedules' runs due before the cutoff, by status and reason."""
+        if self.reporter.unanswered:
+            problems["reports_unanswered"].append(self.reporter.unanswered)
+        if any(status >= 500 for status in self.reporter.answers):
+            problems["reports_answered_5xx"].append(dict(self.reporter.answers))
+        due = [r for r in rows if r["sid"] in reporting and r["scheduled_for"].timestamp() <= self.cutoff]
+        return {
+            "runs_due_before_cutoff_by_status": dict(Counter(f"{r['status']}/{r['reason']}" for r in due)),
+            "reports": self.reporter.report(),
+        }
 
     def _stream_report(
         self, stream_total: int, stream_ids: dict[str, int], stream_dupes: dict[str, int]
