@@ -62,6 +62,12 @@ def overlap_verdict(policy: OverlapPolicy | str, earlier_in_progress: int, earli
     return OverlapVerdict.BUFFER
 
 
+def takes_overlap_step(overlap_policy: str, completion: str) -> bool:
+    """Whether a schedule's runs take the overlap step (its policy is not `allow`, or it counts the runs
+    awaiting their report against `max_concurrent`); its runs are recorded `overlap_tracked` then."""
+    return overlap_policy != OverlapPolicy.ALLOW or completion == Completion.REPORT
+
+
 def cancel_subject(target_command: str) -> str:
     """Where the cancel notice of a run of `target_command` goes."""
     return target_command + CANCEL_SUFFIX

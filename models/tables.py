@@ -169,7 +169,9 @@ class Execution(SQLModel, table=True):
             "ix_executions_in_progress",
             "schedule_id",
             "scheduled_for",
-            postgresql_where=sa.text("status IN ('pending','running','retrying','awaiting','buffered')"),
+            postgresql_where=sa.text(
+                "overlap_tracked AND status IN ('pending','running','retrying','awaiting','buffered')"
+            ),
         ),
         sa.Index("ix_executions_awaiting", "complete_by", postgresql_where=sa.text("status = 'awaiting'")),
         sa.Index(
@@ -229,6 +231,11 @@ class Execution(SQLModel, table=True):
     complete_by: datetime | None = _tz()  # while `awaiting`: when it times out without a report
     reported_at: datetime | None = _tz()  # when its completion report arrived
     result: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONB))  # what the report carried
+    # Its schedule took the overlap step when it was recorded (core.overlap.takes_overlap_step): only such
+    # runs are indexed for the step (ix_executions_in_progress).
+    overlap_tracked: bool = Field(
+        default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
+    )
     created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
 
 

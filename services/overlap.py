@@ -6,9 +6,13 @@ step, so the default schedules cost nothing more. For them, in one transaction: 
 locked (two batches decide one schedule's overlap one after the other, so `buffer_one` keeps at most
 one run waiting), the schedule's runs in progress are read, each claimed run gets its verdict in slot
 order (a run skipped or buffered is no longer in progress for the runs after it), and the runs that
-do not go are recorded with their claim. Runs the verdict `cancel_others` replaces are cancelled in
-the same transaction: earlier runs of this same batch are recorded `cancelled`, the others (waiting or
-awaiting their report) by the store's CANCEL_OVERLAPPED. An earlier run that another worker is
+do not go are recorded with their claim. Only runs recorded `overlap_tracked` (their schedule took the
+step when they were recorded) are read, so the runs of the default schedules cost no index entry; a
+run recorded before its schedule's policy changed is not seen by the step.
+
+Runs the verdict `cancel_others` replaces are cancelled in the same transaction: earlier runs of this
+same batch are recorded `cancelled`, the others (waiting or awaiting their report) by the store's
+CANCEL_OVERLAPPED. An earlier run that another worker is
 publishing at that moment cannot be cancelled: the new run is then deferred (reason `overlap`).
 
 The caller publishes a cancel notice for each cancelled run (`cancel_notice`) after the commit.
@@ -26,7 +30,8 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.outcomes import Decision, RetryPolicy
-from core.overlap import Completion, OverlapPolicy, OverlapVerdict, cancel_subject, overlap_verdict
+from core.overlap import Completion, OverlapVerdict, cancel_subject, overlap_verdict
+from core.overlap import takes_overlap_step as schedule_takes_overlap_step
 from core.states import ExecutionStatus, Reason
 from services.dead_letters import DEAD_LETTER_TIMEOUT_SECONDS
 from services.publisher import MSG_ID_HEADER, Outgoing
@@ -68,7 +73,7 @@ class Screened:
 
 
 def takes_overlap_step(run: Claimed) -> bool:
-    return run.overlap_policy != OverlapPolicy.ALLOW or run.completion == Completion.REPORT
+    return schedule_takes_overlap_step(run.overlap_policy, run.completion)
 
 
 async def screen_overlap(

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.misfire import SlotPlan
+from core.overlap import takes_overlap_step
 from core.states import ExecutionStatus, Reason
 from models import Schedule
 from services.stores import executions as store
@@ -42,6 +43,7 @@ async def insert_slots(
         "not_befores": [None] * len(slots),
         "enqueued": [None] * len(slots),
         "finished": [now if missed else None for _, missed in slots],
+        "tracked": [takes_overlap_step(schedule.overlap_policy, schedule.completion)] * len(slots),
     }
     inserted = await store.insert_slots(await session.connection(), columns, now, correlation_id, traceparent)
     return [row.id for row in inserted if row.status == ExecutionStatus.PENDING]

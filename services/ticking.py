@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.misfire import SlotPlan, plan_ahead, plan_due
+from core.overlap import takes_overlap_step
 from core.rules import jitter_offset_seconds
 from core.settings import Settings
 from core.states import ExecutionStatus, Reason, ScheduleStatus
@@ -78,16 +79,18 @@ class _Batch:
                 "not_befores",
                 "enqueued",
                 "finished",
+                "tracked",
             )
         }
         self.schedules: dict[str, list[Any]] = {
             k: [] for k in ("ids", "next_runs", "fired", "last_fired", "statuses", "reasons")
         }
 
-    def add_execution(self, schedule_id, slot, status, reason, priority, not_before, enqueued, finished) -> None:
-        for key, value in zip(
-            self.executions, (uuid.uuid4(), schedule_id, slot, status, reason, priority, not_before, enqueued, finished)
-        ):
+    def add_execution(
+        self, schedule_id, slot, status, reason, priority, not_before, enqueued, finished, tracked: bool
+    ) -> None:
+        values = (uuid.uuid4(), schedule_id, slot, status, reason, priority, not_before, enqueued, finished, tracked)
+        for key, value in zip(self.executions, values):
             self.executions[key].append(value)
 
     def add_schedule(self, schedule_id, next_run, fired, last_fired, status, reason) -> None:
@@ -105,14 +108,15 @@ def _plan(row: Any, now: datetime, settings: Settings) -> SlotPlan:
 
 def _add_plan(batch: _Batch, result: TickResult, row: Any, plan: SlotPlan, now: datetime, horizon: datetime) -> None:
     """Queue one schedule's slots (pending or missed) and its advance into the batch."""
+    tracked = takes_overlap_step(row.overlap_policy, row.completion)
     for slot in plan.fire:
         due = slot + timedelta(seconds=jitter_offset_seconds(str(row.id), slot, row.jitter_seconds))
         ready = due <= horizon
         batch.add_execution(
-            row.id, slot, ExecutionStatus.PENDING, None, row.priority, due, now if ready else None, None
+            row.id, slot, ExecutionStatus.PENDING, None, row.priority, due, now if ready else None, None, tracked
         )
     for slot in plan.missed:
-        batch.add_execution(row.id, slot, ExecutionStatus.MISSED, Reason.MISSED, row.priority, None, None, now)
+        batch.add_execution(row.id, slot, ExecutionStatus.MISSED, Reason.MISSED, row.priority, None, None, now, tracked)
         result.missed_events.append({"schedule_id": str(row.id), "scheduled_for": slot, "reason": Reason.MISSED})
     result.missed += len(plan.missed)
     result.missed_unrecorded += plan.missed_unrecorded

@@ -5,6 +5,8 @@
 - `executions.complete_by`: while a run is `awaiting`, when it times out (UTC);
   `ix_executions_awaiting` finds the expired ones.
 - `executions.result`: the small JSON object a completion report carried.
+- `executions.overlap_tracked`: its schedule took the overlap step when the run was recorded (an overlap
+  policy other than `allow`, or `completion: report`); only such runs are indexed for the step.
 - `executions.reported_at`: when the completion report arrived (UTC).
 - statuses `awaiting`, `buffered` and `timed_out`, with their transitions in
   `executions_transition_allowed`; `ix_executions_buffered` finds a schedule's waiting runs in slot
@@ -97,6 +99,7 @@ def upgrade() -> None:
     op.add_column("executions", sa.Column("complete_by", sa.DateTime(timezone=True), nullable=True))
     op.add_column("executions", sa.Column("reported_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("executions", sa.Column("result", JSONB, nullable=True))
+    op.add_column("executions", sa.Column("overlap_tracked", sa.Boolean, nullable=False, server_default=sa.false()))
     _status_check(STATUSES)
     op.create_index(
         "ix_executions_awaiting", "executions", ["complete_by"], postgresql_where=sa.text("status = 'awaiting'")
@@ -105,7 +108,9 @@ def upgrade() -> None:
         "ix_executions_in_progress",
         "executions",
         ["schedule_id", "scheduled_for"],
-        postgresql_where=sa.text("status IN ('pending','running','retrying','awaiting','buffered')"),
+        postgresql_where=sa.text(
+            "overlap_tracked AND status IN ('pending','running','retrying','awaiting','buffered')"
+        ),
     )
     op.create_index(
         "ix_executions_buffered",
@@ -129,6 +134,7 @@ def downgrade() -> None:
     op.drop_index("ix_executions_in_progress", table_name="executions")
     op.drop_index("ix_executions_awaiting", table_name="executions")
     _status_check(STATUSES_BEFORE)
+    op.drop_column("executions", "overlap_tracked")
     op.drop_column("executions", "result")
     op.drop_column("executions", "reported_at")
     op.drop_column("executions", "complete_by")

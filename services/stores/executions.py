@@ -72,6 +72,8 @@ def _listed(statuses) -> str:
 
 _FINAL = _listed(FINAL_STATUSES)
 _IN_PROGRESS = _listed(IN_PROGRESS_STATUSES)
+# Whether a schedule `s` takes the overlap step (core.overlap.takes_overlap_step), in SQL.
+_TRACKED = "(s.overlap_policy <> 'allow' OR s.completion = 'report')"
 # What a claimed run carries with it: its own fields and its schedule's (services.firing.Claimed).
 _RUN_COLUMNS = """e.id, e.schedule_id, e.scheduled_for, coalesce(e.not_before, e.scheduled_for) AS due, e.attempts,
     e.trigger_type, e.payload_override, e.may_have_published,
@@ -218,14 +220,16 @@ INSERT_SLOTS = sa.text(
     f"""
     INSERT INTO executions (id, schedule_id, scheduled_for, trigger_type, status, reason, priority,
                             attempts, attempt_log, not_before, enqueued_at, finished_at, created_at,
-                            correlation_id, traceparent)
+                            correlation_id, traceparent, overlap_tracked)
     SELECT v.id, v.schedule_id, v.scheduled_for, '{TriggerType.SCHEDULED}', v.status, v.reason, v.priority,
-           0, '[]'::jsonb, v.not_before, v.enqueued_at, v.finished_at, :now, :correlation_id, :traceparent
+           0, '[]'::jsonb, v.not_before, v.enqueued_at, v.finished_at, :now, :correlation_id, :traceparent,
+           v.tracked
     FROM unnest(CAST(:ids AS uuid[]), CAST(:schedule_ids AS uuid[]), CAST(:slots AS timestamptz[]),
                 CAST(:statuses AS text[]), CAST(:reasons AS text[]), CAST(:priorities AS int[]),
                 CAST(:not_befores AS timestamptz[]), CAST(:enqueued AS timestamptz[]),
-                CAST(:finished AS timestamptz[]))
-         AS v(id, schedule_id, scheduled_for, status, reason, priority, not_before, enqueued_at, finished_at)
+                CAST(:finished AS timestamptz[]), CAST(:tracked AS boolean[]))
+         AS v(id, schedule_id, scheduled_for, status, reason, priority, not_before, enqueued_at, finished_at,
+              tracked)
     ON CONFLICT (schedule_id, scheduled_for) WHERE trigger_type = '{TriggerType.SCHEDULED}' DO NOTHING
     RETURNING id, status, priority, enqueued_at, not_before
     """
@@ -233,9 +237,12 @@ INSERT_SLOTS = sa.text(
 INSERT_MANUAL = sa.text(
     f"""
     INSERT INTO executions (id, schedule_id, scheduled_for, trigger_type, triggered_by, status, priority,
-                            attempts, attempt_log, payload_override, correlation_id, traceparent, created_at)
-    VALUES (:id, :schedule_id, :now, '{TriggerType.MANUAL}', :triggered_by, '{S.PENDING}', :priority,
-            0, '[]'::jsonb, CAST(:payload_override AS jsonb), :correlation_id, :traceparent, :now)
+                            attempts, attempt_log, payload_override, correlation_id, traceparent, created_at,
+                            overlap_tracked)
+    SELECT :id, s.id, :now, '{TriggerType.MANUAL}', :triggered_by, '{S.PENDING}', :priority,
+           0, '[]'::jsonb, CAST(:payload_override AS jsonb), :correlation_id, :traceparent, :now,
+           {_TRACKED}
+    FROM schedules AS s WHERE s.id = :schedule_id
     """
 )
 _ONE = "SELECT id, schedule_id, status FROM executions WHERE id = :id"
@@ -258,7 +265,8 @@ IN_PROGRESS = sa.text(
     f"""
     SELECT e.id, e.schedule_id, e.scheduled_for, e.status, s.target_command
     FROM executions AS e JOIN schedules AS s ON s.id = e.schedule_id
-    WHERE e.schedule_id = ANY(CAST(:ids AS uuid[])) AND e.status IN ({_IN_PROGRESS}, '{S.BUFFERED}')
+    WHERE e.schedule_id = ANY(CAST(:ids AS uuid[])) AND e.overlap_tracked
+      AND e.status IN ({_IN_PROGRESS}, '{S.BUFFERED}')
     ORDER BY e.schedule_id, e.scheduled_for, e.id
     """
 )
@@ -327,7 +335,8 @@ WAKE_BUFFERED = sa.text(
         SELECT DISTINCT ON (b.schedule_id) b.id FROM executions AS b
         WHERE b.status = '{S.BUFFERED}'
           AND NOT EXISTS (SELECT 1 FROM executions AS p
-                          WHERE p.schedule_id = b.schedule_id AND p.status IN ({_IN_PROGRESS})
+                          WHERE p.schedule_id = b.schedule_id AND p.overlap_tracked
+                            AND p.status IN ({_IN_PROGRESS})
                             AND (p.scheduled_for, p.id) < (b.scheduled_for, b.id))
         ORDER BY b.schedule_id, b.scheduled_for, b.id
         LIMIT :limit),

@@ -23,6 +23,7 @@ from services.outbox import sweep
 from services.publisher import CommandPublisher
 from services.runs import Outcome
 from services.schemas import CompletionReport, ScheduleCreate, ScheduleUpdate
+from services.ticking import tick
 from tests.support.database import rows
 from tests.support.factories import ACTOR
 from tests.support.harness import wait_for
@@ -500,3 +501,27 @@ async def test_a_failed_overlap_step_gives_its_runs_back_and_the_others_go(
     assert outcomes[ids[1]].status == "succeeded"
     assert outcomes[ids[0]].status == "retrying" and not outcomes[ids[0]].decision.counts_as_attempt
     assert await statuses(engine, ids) == ["retrying", "succeeded"]
+
+
+async def test_only_runs_of_schedules_that_take_the_overlap_step_are_tracked(
+    engine, schedules, service_settings, nats_client
+):
+    """The default schedules' runs stay out of the overlap step's index (no cost on the default path),
+    whether the ticker records them or a trigger does."""
+    target = await Target().start(nats_client)
+    start = utc_now() - timedelta(seconds=5)
+    body = {"schedule_type": "interval", "interval_seconds": 1, "start_at": start, "target_command": target.subject}
+    watched = await schedules.create(ScheduleCreate(name="watched", overlap_policy="skip", **body), ACTOR, start)
+    plain = await schedules.create(ScheduleCreate(name="plain", **body), ACTOR, start)
+    for schedule in (watched, plain):
+        await schedules.trigger(schedule.id, ACTOR, utc_now())
+
+    await tick(engine, utc_now(), service_settings, 100)
+
+    found = await rows(engine, "SELECT schedule_id, trigger_type, overlap_tracked FROM executions")
+    assert {(r.schedule_id, r.trigger_type, r.overlap_tracked) for r in found} == {
+        (watched.id, "manual", True),
+        (watched.id, "scheduled", True),
+        (plain.id, "manual", False),
+        (plain.id, "scheduled", False),
+    }
