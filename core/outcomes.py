@@ -28,8 +28,8 @@ Rules:
 - A run whose concurrency slots are all busy is deferred by LOCK_CONFLICT_DEFER_MS (attempt given
   back) while within its grace, else skipped with reason `lock_conflict`.
 - A run whose worker was lost mid-run (reaped) may have published: it retries at once, or fails when
-  out of attempts, and is marked `may_have_published`. With `completion: report` it awaits its report
-  instead: the target's report completes it, and no report within the timeout retries it.
+  out of attempts, and is marked `may_have_published`. With `completion: report` the target's report of
+  that lost attempt, should it have been delivered, still ends the run (services.completion).
 - A scheduled slot of a paused schedule is `missed` (reason `paused`), a run of a deleted schedule
   `cancelled` (reason `deleted`), unless an earlier attempt may have published: then it is finished,
   since recording it as not fired could contradict a publish that happened. A manual trigger goes out
@@ -38,7 +38,7 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -244,10 +244,8 @@ class RetryPolicy:
         return Decision.timed_out(error) if decision.status is ExecutionStatus.FAILED else decision
 
     def on_lost(self, run: RunFacts, error: str) -> Decision:
-        """The worker holding the run vanished mid-run (reaped): it may have published. A run whose
-        target reports its completion awaits that report (or its timeout) rather than going out again."""
-        if run.completion == Completion.REPORT:
-            return replace(Decision.awaiting("lost"), error=error)
+        """The worker holding the run vanished mid-run (reaped): it may have published. (With
+        `completion: report`, the target's report of the lost attempt still ends the run.)"""
         if run.attempt - 1 >= run.max_retries:
             return Decision.failed(error, may_have_published=True)
         return Decision.retry_at(0, error, may_have_published=True)

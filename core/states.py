@@ -18,6 +18,7 @@ deleted). Its life::
              |  retrying | timed_out          (no report within completion_timeout_seconds)
     buffered -> pending                       (the run before it ended: its turn)
     retrying -> running                       (the next attempt is claimed)
+             |  succeeded | failed            (the report of an attempt a lost worker may have published)
     failed, timed_out -> pending              (retried by hand: one more attempt, same id and slot)
     pending, buffered, retrying, awaiting -> cancelled   (overlap cancel_other: a newer slot replaces it)
     succeeded, failed, timed_out, missed, skipped, cancelled: final (failed's and timed_out's only way
@@ -148,7 +149,7 @@ ALLOWED_TRANSITIONS: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
     ),
     _S.AWAITING: frozenset({_S.SUCCEEDED, _S.FAILED, _S.RETRYING, _S.TIMED_OUT, _S.CANCELLED}),
     _S.BUFFERED: frozenset({_S.PENDING, _S.CANCELLED}),
-    _S.RETRYING: frozenset({_S.RUNNING, _S.CANCELLED}),
+    _S.RETRYING: frozenset({_S.RUNNING, _S.CANCELLED, _S.SUCCEEDED, _S.FAILED}),
     **{s: frozenset() for s in FINAL_STATUSES},
     _S.FAILED: frozenset({_S.PENDING}),
     _S.TIMED_OUT: frozenset({_S.PENDING}),

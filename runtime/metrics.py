@@ -59,8 +59,7 @@ TICKER_BATCH_DURATION = Histogram(
 ENQUEUED = Counter("scheduler_enqueued_total", "Execution ids handed to the queue", ["source"], registry=None)
 REAPED = Counter(
     "schedule_runs_reaped_total",
-    "Running executions taken back from a lost worker, by what became of them (retrying, failed, or awaiting "
-    "the completion report)",
+    "Running executions taken back from a lost worker, by what became of them (retrying or failed)",
     ["status"],
     registry=None,
 )
@@ -106,11 +105,7 @@ ENQUEUE_SOURCES = ("ticker", "sweep")
 # The statuses a claimed run can end an attempt in: those `running` may move to.
 OUTCOME_STATUSES: tuple[ExecutionStatus, ...] = tuple(sorted(ALLOWED_TRANSITIONS[ExecutionStatus.RUNNING]))
 # What the sweep makes of a run whose worker was lost (core.outcomes.RetryPolicy.on_lost).
-REAPED_STATUSES: tuple[ExecutionStatus, ...] = (
-    ExecutionStatus.RETRYING,
-    ExecutionStatus.FAILED,
-    ExecutionStatus.AWAITING,
-)
+REAPED_STATUSES: tuple[ExecutionStatus, ...] = (ExecutionStatus.RETRYING, ExecutionStatus.FAILED)
 # `published`: the dead letter's publish was confirmed; `unpublished`: NATS refused it or was unreachable.
 DEAD_LETTER_RESULTS = ("published", "unpublished")
 # What a completion timeout makes of a run (core.outcomes.RetryPolicy.on_timeout).

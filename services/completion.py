@@ -8,8 +8,10 @@ GraphQL `completeExecution`, NATS `cmd.scheduler.execution.complete`):
   or an admin);
 - a report names the attempt it reports on (`attempt`, the command's `Scheduler-Attempt` header) or,
   without one, the attempt that awaits now (a report for a run being published again must name it);
-  a report for an attempt that is over (retried, timed out) is refused and changes nothing;
-- the same report twice is one completion: a repeat of the report that ended the current attempt
+  a report for an attempt that is over (retried after a failure, timed out) is refused and changes
+  nothing, except for an attempt a lost worker may have published (`lost` in the attempt log): while
+  the run has not ended, that attempt's report still ends it (recorded as that attempt's);
+- the same report twice is one completion: a repeat of the report that made the run's last change
   answers the execution as it is;
 - its outcome comes from the retry policy (core.outcomes, `RetryPolicy.on_report`): `succeeded`, or a
   failure that retries with backoff (the ticker hands the retry over) or ends `failed`.
@@ -18,6 +20,7 @@ The run's duration is then publish to report. Instants are UTC.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,14 +51,26 @@ class Reported:
     decision: Decision | None
 
 
+def _log(run) -> list[dict]:
+    log = run.attempt_log
+    return json.loads(log) if isinstance(log, str) else list(log or [])
+
+
 def _is_repeat(run, attempt: int, report: CompletionReport) -> bool:
-    """Whether `report` repeats the one that already ended `attempt`, the run's latest."""
-    if run.reported_at is None or attempt != run.attempts or run.started_at is None:
+    """Whether `report` repeats the report that made the run's last change (for the same attempt)."""
+    log = _log(run)
+    if not log or log[-1].get("via") != "report" or log[-1].get("attempt") != attempt:
         return False
-    if run.reported_at < run.started_at:  # that report was for an earlier attempt
-        return False
-    ended_well = run.status == S.SUCCEEDED
+    ended_well = log[-1].get("status") == S.SUCCEEDED
     return ended_well == (report.status is ReportStatus.SUCCEEDED)
+
+
+def _lost_attempt(run, attempt: int) -> bool:
+    """Whether `attempt`, an earlier one, was reaped (its worker lost mid-run: it may have published) and
+    the run has not ended since: that attempt's report still ends the run."""
+    if attempt >= run.attempts or run.status not in (S.RETRYING, S.RUNNING, S.AWAITING):
+        return False
+    return any(e.get("attempt") == attempt and e.get("status") == execution_store.LOST for e in _log(run))
 
 
 def _refusal(run, attempt: int) -> Conflict:
@@ -68,6 +83,15 @@ def _refusal(run, attempt: int) -> Conflict:
         "(a report after the completion timeout is refused)",
         field="status",
     )
+
+
+def _check_current(run, attempt: int, report: CompletionReport) -> None:
+    """Refuse a report for anything but the attempt that awaits one (see the module docstring)."""
+    if run.status not in (S.AWAITING, S.RUNNING) or attempt != run.attempts:
+        raise _refusal(run, attempt)
+    if run.status == S.RUNNING and report.attempt is None and run.attempts > 1:
+        # It may be the late report of the attempt before, sent after that one timed out.
+        raise Conflict("the run is being published again: name the attempt the report is for", field="attempt")
 
 
 async def record_report(
@@ -88,15 +112,11 @@ async def record_report(
     attempt = report.attempt or run.attempts
     if _is_repeat(run, attempt, report):
         return Reported(run.schedule_id, None)
-    if run.status not in (S.AWAITING, S.RUNNING) or attempt != run.attempts:
-        raise _refusal(run, attempt)
-    if run.status == S.RUNNING and report.attempt is None and run.attempts > 1:
-        # It may be the late report of the attempt before, sent after that one timed out.
-        raise Conflict("the run is being published again: name the attempt the report is for", field="attempt")
+    if not _lost_attempt(run, attempt):
+        _check_current(run, attempt, report)
     decision = policy.on_report(claimed_of(run), report.status is ReportStatus.SUCCEEDED, report.error, jitter)
-    started = run.started_at or now
-    if not await execution_store.complete(
-        conn, execution_id, S(run.status), attempt, decision, report.result, now, started
-    ):
+    if decision.status is S.RETRYING and run.status == S.RETRYING:  # a lost attempt failed: it retries already
+        return Reported(run.schedule_id, None)
+    if not await execution_store.complete(conn, run, attempt, decision, report.result, now):
         raise Conflict("the execution changed meanwhile; read it again", field="status")
     return Reported(run.schedule_id, decision)

@@ -8,8 +8,7 @@ enqueue, a worker killed with messages in hand, Redis restarted empty) without l
 - `running` rows whose worker is dead: at once when its heartbeat is gone (`dead_workers`, see
   services.liveness), else once they are older than LOCK_TIMEOUT_SECONDS (a worker without a
   heartbeat, or Redis unreachable). The retry policy gives them their fate (core.outcomes,
-  `RetryPolicy.on_lost`: `retrying` at once, or `failed` when out of attempts; `awaiting` its report
-  when its schedule has `completion: report`), and
+  `RetryPolicy.on_lost`: `retrying` at once, or `failed` when out of attempts), and
   the leases the dead worker held for them are returned (`SweepResult.freed_leases`) so the next
   attempt need not wait for their TTL. A publish may have happened before the crash, so such a run
   can be delivered twice; JetStream drops the repeat by `Nats-Msg-Id` within its window.
@@ -75,7 +74,6 @@ class _Lost:
 
     attempt: int
     max_retries: int
-    completion: str
 
 
 @dataclass
@@ -87,7 +85,6 @@ class SweepResult:
     rescued_upcoming: int = 0
     reaped_retrying: int = 0
     reaped_failed: int = 0
-    reaped_awaiting: int = 0  # reaped runs of `completion: report` schedules, now awaiting their report
     timed_out_retrying: int = 0
     timed_out: int = 0
     woken: int = 0  # buffered runs whose turn came
@@ -178,26 +175,17 @@ async def _reap(
     stale = now - timedelta(seconds=settings.LOCK_TIMEOUT_SECONDS)
     rows = await store.select_stale(conn, stale, list(dead_workers), limit)
     policy = RetryPolicy.of(settings)
-    lost = [_Lost(row.attempts, row.max_retries, row.completion) for row in rows]
+    lost = [_Lost(row.attempts, row.max_retries) for row in rows]
     decisions = [policy.on_lost(run, _lost_error(row.claimed_by, dead_workers)) for run, row in zip(lost, rows)]
-    await store.record_lost(conn, [(row.id, d, _complete_by(row, d, now)) for row, d in zip(rows, decisions)], now)
+    await store.record_lost(conn, [(row.id, d) for row, d in zip(rows, decisions)], now)
     for row, decision in zip(rows, decisions):
         result.freed_leases.append((row.schedule_id, row.max_concurrent, lease_token(row.id, row.claimed_by)))
         if decision.is_final:
             result.reaped_failed += 1
             result.failed_ids.append(row.id)
-        elif decision.status is ExecutionStatus.AWAITING:
-            result.reaped_awaiting += 1
         else:
             result.reaped_retrying += 1
             result.dispatch.append(Dispatch(row.id, row.priority, overdue=True))
-
-
-def _complete_by(row, decision, now: datetime) -> datetime | None:
-    """When a reaped run that now awaits its report times out (None for any other decision)."""
-    if decision.status is not ExecutionStatus.AWAITING:
-        return None
-    return now + timedelta(seconds=row.completion_timeout_seconds)
 
 
 async def release_hand_over(engine: AsyncEngine, execution_ids: list[uuid.UUID]) -> None:

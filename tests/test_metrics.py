@@ -94,7 +94,7 @@ def test_the_worker_precreates_every_schedule_type_and_outcome_status_and_every_
 def test_the_ticker_precreates_its_enqueue_sources_and_the_misfire_reasons():
     found = families(installed(metrics.TICKER))
     assert {s.labels["source"] for s in counted(found["scheduler_enqueued"])} == {"ticker", "sweep"}
-    assert {s.labels["status"] for s in counted(found["schedule_runs_reaped"])} == {"retrying", "failed", "awaiting"}
+    assert {s.labels["status"] for s in counted(found["schedule_runs_reaped"])} == {"retrying", "failed"}
     assert {s.labels["reason"] for s in counted(found["schedule_misfires"])} >= {r.value for r in Reason}
 
 

@@ -108,10 +108,9 @@ async def _sweep_pass(
                 "could not free reaped leases", extra={"action": "ticker.lease_release_failed", "error": str(error)}
             )
     report.swept = len(swept.dispatch)
-    report.reaped = swept.reaped_retrying + swept.reaped_failed + swept.reaped_awaiting
+    report.reaped = swept.reaped_retrying + swept.reaped_failed
     metrics.REAPED.labels(ExecutionStatus.RETRYING.value).inc(swept.reaped_retrying)
     metrics.REAPED.labels(ExecutionStatus.FAILED.value).inc(swept.reaped_failed)
-    metrics.REAPED.labels(ExecutionStatus.AWAITING.value).inc(swept.reaped_awaiting)
     if report.reaped:
         log.warning(
             "reaped runs without an outcome",

@@ -55,6 +55,8 @@ ALLOWED = sorted(
         ("buffered", "pending"),
         ("buffered", "cancelled"),
         ("retrying", "cancelled"),
+        ("retrying", "succeeded"),
+        ("retrying", "failed"),
         ("timed_out", "pending"),
     ]
 )

@@ -150,7 +150,7 @@ LETTERED = sa.text(
 SELECT_STALE = sa.text(
     f"""
     SELECT e.id, e.priority, e.schedule_id, e.attempts, e.started_at, e.claimed_by, e.scheduled_for,
-           s.max_retries, s.max_concurrent, s.completion, s.completion_timeout_seconds
+           s.max_retries, s.max_concurrent
     FROM executions AS e JOIN schedules AS s ON s.id = e.schedule_id
     WHERE e.id IN (
         SELECT id FROM executions
@@ -163,13 +163,13 @@ RECORD_LOST = sa.text(
     f"""
     UPDATE executions AS e
     SET status = v.status, next_attempt_at = v.next_attempt_at, finished_at = v.finished_at,
-        last_error = v.error, may_have_published = true, complete_by = v.complete_by,
+        last_error = v.error, may_have_published = true,
         attempt_log = e.attempt_log || jsonb_build_array(jsonb_build_object(
             'attempt', e.attempts, 'started_at', e.started_at, 'finished_at', CAST(:now_text AS text),
             'status', '{LOST}', 'error', v.error))
     FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:next_attempts AS timestamptz[]),
-                CAST(:finished AS timestamptz[]), CAST(:errors AS text[]), CAST(:complete_by AS timestamptz[]))
-         AS v(id, status, next_attempt_at, finished_at, error, complete_by)
+                CAST(:finished AS timestamptz[]), CAST(:errors AS text[]))
+         AS v(id, status, next_attempt_at, finished_at, error)
     WHERE e.id = v.id AND e.status = '{S.RUNNING}'
     """
 )
@@ -287,19 +287,19 @@ CANCEL_OVERLAPPED = sa.text(
 )
 LOAD_RUN = sa.text(
     f"""
-    SELECT {_RUN_COLUMNS}, e.status, e.started_at, e.reported_at, s.created_by
+    SELECT {_RUN_COLUMNS}, e.status, e.started_at, e.reported_at, e.attempt_log, s.created_by
     FROM executions AS e JOIN schedules AS s ON s.id = e.schedule_id
     WHERE e.id = :id
     FOR UPDATE OF e
     """
 )
 COMPLETE = sa.text(
-    f"""
+    """
     UPDATE executions
     SET status = :status, finished_at = :finished, next_attempt_at = :next_attempt_at, enqueued_at = NULL,
         last_error = coalesce(:error, last_error), result = CAST(:result AS jsonb), reported_at = :now,
         complete_by = NULL, attempt_log = attempt_log || jsonb_build_array(CAST(:entry AS jsonb))
-    WHERE id = :id AND status IN ('{S.AWAITING}', '{S.RUNNING}') AND attempts = :attempt
+    WHERE id = :id AND status = :current AND attempts = :attempts
     """
 )
 EXPIRED = sa.text(
@@ -504,25 +504,21 @@ async def select_stale(conn: AsyncConnection, stale: datetime, dead: Sequence[st
     return (await conn.execute(SELECT_STALE, {"stale": stale, "dead": list(dead), "limit": limit})).all()
 
 
-async def record_lost(
-    conn: AsyncConnection, lost: Sequence[tuple[uuid.UUID, Decision, datetime | None]], now: datetime
-) -> None:
-    """RECORD_LOST: the reaper's decision for each run whose worker was lost (attempt log: `lost`), with
-    when an `awaiting` one times out."""
+async def record_lost(conn: AsyncConnection, lost: Sequence[tuple[uuid.UUID, Decision]], now: datetime) -> None:
+    """RECORD_LOST: the reaper's decision for each run whose worker was lost (attempt log: `lost`)."""
     if not lost:
         return
-    for _, decision, _ in lost:
+    for _, decision in lost:
         transition(S.RUNNING, decision.status)
     await conn.execute(
         RECORD_LOST,
         {
             "now_text": now.isoformat(),
-            "ids": [execution_id for execution_id, _, _ in lost],
-            "statuses": [d.status.value for _, d, _ in lost],
-            "next_attempts": [_retry_instant(d, now) for _, d, _ in lost],
-            "finished": [now if d.is_final else None for _, d, _ in lost],
-            "errors": [d.error for _, d, _ in lost],
-            "complete_by": [complete_by for _, _, complete_by in lost],
+            "ids": [execution_id for execution_id, _ in lost],
+            "statuses": [d.status.value for _, d in lost],
+            "next_attempts": [_retry_instant(d, now) for _, d in lost],
+            "finished": [now if d.is_final else None for _, d in lost],
+            "errors": [d.error for _, d in lost],
         },
     )
 
@@ -637,24 +633,24 @@ async def load_run(conn: AsyncConnection, execution_id: uuid.UUID):
 
 async def complete(
     conn: AsyncConnection,
-    execution_id: uuid.UUID,
-    status: ExecutionStatus,
+    run: Any,
     attempt: int,
     decision: Decision,
     result: dict | None,
     now: datetime,
-    started_at: datetime,
 ) -> bool:
-    """COMPLETE: the report's outcome for `attempt` (in `status`, awaiting or running); False if the run
-    changed meanwhile."""
-    transition(status, decision.status)
+    """COMPLETE: the report's outcome for `attempt` of `run` (as LOAD_RUN read it: its status and attempt
+    count must still be those); False if the run changed meanwhile."""
+    transition(S(run.status), decision.status)
+    started_at = run.started_at or now
     entry = {"attempt": attempt, "started_at": started_at.isoformat(), "finished_at": now.isoformat()}
     entry |= {"status": decision.status.value, "via": "report"}
     if decision.error:
         entry["error"] = decision.error
     params = {
-        "id": execution_id,
-        "attempt": attempt,
+        "id": run.id,
+        "current": run.status,
+        "attempts": run.attempts,
         "status": decision.status.value,
         "finished": now if decision.is_final else None,
         "next_attempt_at": _retry_instant(decision, now),

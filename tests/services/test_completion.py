@@ -392,23 +392,30 @@ async def test_a_report_before_the_worker_recorded_the_publish_completes_the_run
     assert await statuses(engine, [triggered.execution_id]) == ["succeeded"]
 
 
-async def test_a_reaped_run_of_a_reporting_schedule_awaits_its_report_instead_of_going_out_again(
+async def test_the_report_of_an_attempt_a_lost_worker_published_ends_the_run(
     engine, schedules, reports, firing, service_settings, nats_client
 ):
+    """Reaped, the run goes out again at once; the target's report of the lost attempt (it had the
+    command) still ends the run, recorded as that attempt's, and a repeat of it changes nothing."""
     target = await Target().start(nats_client)
-    created = await reporting_schedule(schedules, target, completion_timeout_seconds=60)
+    created = await reporting_schedule(schedules, target, max_retries=3)
     triggered = await schedules.trigger(created.id, ACTOR, utc_now())
     await firing.claim([triggered.execution_id], utc_now(), "gone#1")
 
     swept = await sweep(engine, utc_now(), service_settings, dead_workers=["gone"])
+    (second,) = (await firing.fire([triggered.execution_id], utc_now, 0.0)).outcomes
+    lost_report = CompletionReport(status="succeeded", attempt=1)
+    done = await reports.complete_execution(triggered.execution_id, lost_report, ACTOR, utc_now())
+    again = await reports.complete_execution(triggered.execution_id, lost_report, ACTOR, utc_now())
 
-    assert swept.reaped_awaiting == 1 and triggered.execution_id not in [d.execution_id for d in swept.dispatch]
-    (row,) = await rows(engine, "SELECT status, attempts, complete_by, may_have_published FROM executions")
-    assert row.status == "awaiting" and row.attempts == 1 and row.may_have_published and row.complete_by
-    done = await reports.complete_execution(
-        triggered.execution_id, CompletionReport(status="succeeded", attempt=1), ACTOR, utc_now()
-    )
-    assert done.status == "succeeded"
+    assert swept.reaped_retrying == 1 and triggered.execution_id in [d.execution_id for d in swept.dispatch]
+    assert second.status == "awaiting" and second.attempt == 2
+    assert done.status == "succeeded" and done.attempt_log[-1]["attempt"] == 1
+    assert again.status == "succeeded" and len(again.attempt_log) == len(done.attempt_log)
+    with pytest.raises(Conflict):  # an attempt that is over and was not lost is refused
+        await reports.complete_execution(
+            triggered.execution_id, CompletionReport(status="failed", attempt=2), ACTOR, utc_now()
+        )
 
 
 async def test_a_buffered_run_is_woken_although_a_later_run_is_pending(
