@@ -9,7 +9,7 @@ service runs as separate processes: 2 API, 2 tickers, 2 workers (`dramatiq actor
 `periodiq actors housekeeping`.
 
 Load: thousands of interval schedules (5 s) and cron schedules with a seconds field, spread over the
-second; one interval schedule in REPORTING_EVERY has `completion: report` and one of the overlap
+second; one interval schedule in REPORTING_EVERY (20) has `completion: report` and one of the overlap
 policies, and its commands are reported complete by the run's own target (tests/chaos/reporter.py);
 manual triggers, payload/priority edits, rule edits (interval 5 s -> 10 s), pauses/resumes and
 deletes through the REST API, aimed at schedules whose slot is in flight. 40 % of the schedules target
@@ -62,7 +62,7 @@ RECOVERY_BOUND_SECONDS = 30.0
 # One interval schedule in this many reports its completion, with the overlap policies in turn. Its
 # completion timeout is longer than any outage the run makes, so no run times out while its report
 # waits for the API, PostgreSQL or NATS to come back.
-REPORTING_EVERY = 10
+REPORTING_EVERY = 20
 REPORTING_TIMEOUT_SECONDS = 150
 OVERLAP_POLICIES = ("allow", "skip", "buffer_one", "buffer_all", "cancel_other")
 
@@ -469,6 +469,7 @@ class Run:
                 item["completion"] = "report"
                 item["completion_timeout_seconds"] = REPORTING_TIMEOUT_SECONDS
                 item["overlap_policy"] = OVERLAP_POLICIES[(i // REPORTING_EVERY) % len(OVERLAP_POLICIES)]
+                item["max_concurrent"] = 5  # the awaiting cap is not what this load is about
             items.append(item)
         return items
 

@@ -1,7 +1,7 @@
 """The short chaos run for CI: ~3 minutes, lighter load, one fault of each kind, ledger asserted.
 
 Runs `python -m tests.chaos.runner --profile short` as a subprocess (its own private PostgreSQL, Redis
-and NATS on free ports): ~140 fires/s from 680 schedules (one interval schedule in ten reports its
+and NATS on free ports): ~140 fires/s from 680 schedules (one interval schedule in twenty reports its
 completion, with each overlap policy in turn), one kill -9 each of a worker, a ticker and an
 API (restarted after a few seconds), Redis restarted empty, NATS down 20 s, PostgreSQL down 15 s (fast
 shutdown) and a worker SIGSTOPped for 22 s (LOCK_TIMEOUT_SECONDS=15). The ledger lands in
