@@ -30,12 +30,14 @@ DEADLINE = 30  # seconds: generous upper bound for any awaited condition
 # schedules gauge keeps its name): the contract under test.
 OWNERS = {
     "schedule_executions": {"worker"},
-    "schedule_execution_duration_seconds": {"worker"},
+    "schedule_execution_duration_seconds": {"worker", "api"},  # the API: runs a completion report ended
     "schedule_fire_lag_seconds": {"worker"},
     "schedule_misfires": {"worker", "ticker"},
     "distributed_locks_acquired": {"worker"},
-    "schedule_dead_letters": {"worker"},
-    "schedule_auto_pauses": {"worker"},
+    "schedule_dead_letters": {"worker", "ticker", "api"},  # whoever records the final failure
+    "schedule_auto_pauses": {"worker", "ticker", "api"},
+    "schedule_completion_reports": {"api"},
+    "schedule_completion_timeouts": {"ticker"},
     "ticker_batch_size": {"ticker"},
     "ticker_batch_duration_seconds": {"ticker"},
     "scheduler_enqueued": {"ticker"},
