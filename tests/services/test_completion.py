@@ -114,6 +114,16 @@ class Runs:
         return outcome.status
 
 
+async def timed_out_once(schedules, firing, engine, service_settings, target: Target):
+    """A reporting schedule (timeout 1 s, one retry) whose first run went out and timed out: the swept
+    result, the runs, and the instant of the sweep (2 s after the publish)."""
+    created = await reporting_schedule(schedules, target, completion_timeout_seconds=1, max_retries=1)
+    runs = Runs(schedules, firing, created.id)
+    await runs.fire_next()
+    later = utc_now() + timedelta(seconds=2)
+    return await sweep(engine, later, service_settings), runs, later
+
+
 async def statuses(engine, ids) -> list[str]:
     found = {r.id: r.status for r in await rows(engine, "SELECT id, status FROM executions")}
     return [found[i] for i in ids]
@@ -189,12 +199,8 @@ async def test_a_timeout_with_a_retry_left_hands_the_retry_over_and_a_late_repor
     engine, schedules, reports, firing, service_settings, nats_client
 ):
     target = await Target().start(nats_client)
-    created = await reporting_schedule(schedules, target, completion_timeout_seconds=1, max_retries=1)
-    runs = Runs(schedules, firing, created.id)
-    await runs.fire_next()
 
-    later = utc_now() + timedelta(seconds=2)
-    swept = await sweep(engine, later, service_settings)
+    swept, runs, later = await timed_out_once(schedules, firing, engine, service_settings, target)
 
     assert swept.timed_out_retrying == 1 and runs.ids[0] in [d.execution_id for d in swept.dispatch]
     (run,) = await rows(engine, "SELECT status, enqueued_at FROM executions")
@@ -452,11 +458,7 @@ async def test_after_a_timeout_the_next_attempt_has_its_own_message_id(
 ):
     """The first attempt reached the target (it timed out there): the retry must not be a JetStream repeat."""
     target = await Target().start(nats_client)
-    created = await reporting_schedule(schedules, target, completion_timeout_seconds=1, max_retries=1)
-    runs = Runs(schedules, firing, created.id)
-    await runs.fire_next()
-    later = utc_now() + timedelta(seconds=2)
-    await sweep(engine, later, service_settings)
+    _, runs, later = await timed_out_once(schedules, firing, engine, service_settings, target)
 
     await firing.fire(runs.ids, lambda: later, 0.0)
     await wait_for(lambda: len(target.commands) == 2, 5, message="the second attempt")
@@ -469,11 +471,7 @@ async def test_a_report_for_a_run_being_published_again_must_name_its_attempt(
     engine, schedules, reports, firing, service_settings, nats_client
 ):
     target = await Target().start(nats_client)
-    created = await reporting_schedule(schedules, target, completion_timeout_seconds=1, max_retries=1)
-    runs = Runs(schedules, firing, created.id)
-    await runs.fire_next()
-    later = utc_now() + timedelta(seconds=2)
-    await sweep(engine, later, service_settings)
+    _, runs, later = await timed_out_once(schedules, firing, engine, service_settings, target)
     await firing.claim(runs.ids, later, "worker-b#1")  # attempt 2, being published
 
     with pytest.raises(Conflict) as unnamed:  # it may be attempt 1's late report
