@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -69,8 +70,11 @@ def isolated_stack():
     """
     binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
     port = free_port()
+    store = tempfile.mkdtemp(prefix="e2e-nats-")  # JetStream on: the workers' auto mode looks up streams
     server = subprocess.Popen(
-        [binary, "-a", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_until(lambda: _port_open(port), 10, message="private nats-server")
@@ -652,11 +656,13 @@ async def test_a_final_failure_is_dead_lettered_once_and_a_retry_publishes_the_s
         assert len(dead) == 1 and await dead_letters_of(http, schedule["id"]) == []
 
 
-async def test_a_target_reports_over_nats_and_a_silent_one_times_out_to_its_dead_letter(stack):
+async def test_a_target_reports_over_nats_and_a_silent_one_times_out_to_its_dead_letter(isolated_stack):
     # Proves: with completion report, the run awaits the target's report, which the target sends over
     # NATS (the API's command); the run ends succeeded with the report's result and a duration from
     # publish to report. A target that never reports leaves its run to time out (no retry left): the
-    # ticker records it timed_out and publishes its dead letter.
+    # ticker records it timed_out and publishes its dead letter. On a private NATS server: a report goes to
+    # the API queue group, which another stack's API on the shared server could answer.
+    stack = isolated_stack
     start(stack, "api", "ticker", "worker")
     subject, silent = unique_subject(), unique_subject()
     letters = f"evt.scheduler.execution.dead_letter.{uuid.uuid4().hex[:8]}"
