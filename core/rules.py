@@ -7,7 +7,7 @@ UTC arithmetic.
 
 DST handling for cron ("segments" algorithm): a zone's UTC offset is constant between two
 transitions, so inside such a segment wall time and instants map one-to-one
-(`instant = wall - offset`). Starting from the current segment we ask croniter for the first
+(`instant = wall - offset`). Starting from the current segment we ask the cron evaluator for the first
 matching wall time at or after the current wall time and keep it if its instant lies before the
 segment end. Otherwise, at the segment end:
 
@@ -80,6 +80,7 @@ class Rule:
     end_at: datetime | None = None  # aware UTC; no fire after it (inclusive)
     dst_gap: DstGap = DstGap.SHIFT
     dst_repeat: DstRepeat = DstRepeat.AUTO
+    hash_key: str = ""  # chooses the values of a cron's H fields: the schedule's id
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def _compile(rule: Rule) -> _Compiled:
     if kind is ScheduleType.CRON:
         if not rule.cron_expression:
             raise ValueError("cron schedules need a cron_expression")
-        spec = parse_cron(rule.cron_expression)
+        spec = parse_cron(rule.cron_expression, rule.hash_key)
     elif kind is ScheduleType.INTERVAL:
         if not _is_int(rule.interval_seconds) or rule.interval_seconds <= 0:  # type: ignore[operator]
             raise ValueError("interval schedules need a positive interval_seconds")
@@ -248,14 +249,14 @@ class FirePreview:
     note: str | None  # set when DST shifted or repeated this fire
 
 
-def preview(rule: Rule, after: datetime, count: int) -> list[FirePreview]:
-    """The next `count` fires strictly after `after`, with local time and DST notes."""
+def preview(rule: Rule, after: datetime, count: int, until: datetime | None = None) -> list[FirePreview]:
+    """The first `count` fires strictly after `after` (and not after `until`), with local time and DST notes."""
     c = _compile(rule)
     out: list[FirePreview] = []
     t = after
     for _ in range(max(count, 0)):
         f = next_fire(rule, t)
-        if f is None:
+        if f is None or (until is not None and f > until):
             break
         local = f.astimezone(c.zone)
         note = _dst_note(c, f, local) if c.spec is not None else None

@@ -95,11 +95,22 @@ class Query:
         except DomainError as error:
             raise query_error(error) from None
 
-    @strawberry.field(description="The next fire times of an unsaved schedule (count ≤ 100); nothing is saved.")
+    @strawberry.field(
+        description="Fire times of an unsaved schedule (count ≤ 100) at or after `after` (default now; "
+        "the past allowed) and up to `until`; `hashKey` (a schedule's id) resolves H fields. Nothing is saved."
+    )
     async def preview_schedule(
-        self, info: strawberry.Info, input: ScheduleRuleInput, count: int = 10
+        self,
+        info: strawberry.Info,
+        input: ScheduleRuleInput,
+        count: int = 10,
+        after: datetime | None = None,
+        until: datetime | None = None,
+        hash_key: str | None = None,
     ) -> list[FireTime]:
-        request = _validated(PreviewRequest, {**to_body(input), "count": count})
+        _instants(after=after, until=until)
+        body = {**to_body(input), "count": count, "after": after, "until": until, "hash_key": hash_key}
+        request = _validated(PreviewRequest, body)
         try:
             out = info.context.schedules.preview(request, info.context.now)
         except DomainError as error:

@@ -169,6 +169,9 @@ class Schedule:
     )
     next_run_at: datetime | None
     next_run_at_local: str | None
+    resolved_cron: str | None = strawberry.field(
+        description="cron_expression with its H values resolved for this schedule's id."
+    )
     last_run_at: datetime | None
     run_count: int
     created_by: str
@@ -207,6 +210,7 @@ class Schedule:
             end_at=self.end_at,
             dst_gap=self.dst_gap,
             dst_repeat=self.dst_repeat,
+            hash_key=str(self.id),
         )
         count = max(1, min(count, MAX_FIRE_TIMES))
         fires = preview(rule, self.next_run_at - timedelta(microseconds=1), count)

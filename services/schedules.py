@@ -7,6 +7,7 @@ All instants are UTC; `now` is supplied by the entry point.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.cronexpr import resolved_cron
 from core.errors import Conflict, FieldError, NotFound, QuotaExceeded, ValidationFailed, VersionConflict
 from core.misfire import Catchup, MisfirePolicy, SlotPlan, plan_due
 from core.rules import Rule, ScheduleType, next_fire, preview
@@ -46,7 +48,14 @@ from services.schemas import (
 )
 from services.slots import insert_slots
 from services.stores import schedules as schedule_store
-from services.validation import RULE_FIELDS, ValidatedSchedule, misfire_policy_of, rule_of, validate_schedule
+from services.validation import (
+    RULE_FIELDS,
+    ValidatedSchedule,
+    in_utc,
+    misfire_policy_of,
+    rule_of,
+    validate_schedule,
+)
 from services.views import schedule_out, schedule_out_of_values, schedule_snapshot
 
 WAKEUP_CHANNEL = "scheduler_wakeup"
@@ -266,14 +275,21 @@ class ScheduleService:
         )
 
     def preview(self, request: PreviewRequest, now: datetime) -> PreviewOut:
-        """Next fire times of an unsaved schedule; validates it exactly as create would."""
-        values = request.model_dump(exclude={"count"})
+        """Fire times of an unsaved schedule at or after `request.after` (default now, the past allowed)
+        and up to `request.until`; validates the schedule as create would, as of the earlier of now and
+        `after`."""
+        values = request.model_dump(exclude={"count", "after", "until", "hash_key"})
         values.setdefault("target_command", "cmd.preview.only")
-        validated = self._validate(values, now)
-        start = now if validated.rule.schedule_type is ScheduleType.INTERVAL else now - ONE_MICROSECOND
-        fires = preview(validated.rule, start, request.count)
+        zone = request.timezone or self.settings.DEFAULT_TIMEZONE
+        after, until = in_utc(request.after, zone) or now, in_utc(request.until, zone)
+        if until is not None and until < after:
+            raise ValidationFailed.single("until", "must not be before after")
+        validated = self._validate(values, min(now, after))
+        rule = replace(validated.rule, hash_key=request.hash_key or "")
+        fires = preview(rule, after - ONE_MICROSECOND, request.count, until=until)
         return PreviewOut(
-            timezone=validated.rule.timezone,
+            timezone=rule.timezone,
+            resolved_cron=resolved_cron(rule.cron_expression, rule.hash_key),
             fire_times=[FireTimeOut(at=f.at_utc, local_time=f.local_time.isoformat(), note=f.note) for f in fires],
         )
 
@@ -287,12 +303,13 @@ class ScheduleService:
     ) -> dict[str, Any]:
         """The column values of a new schedule: every column, defaults filled (bulk create inserts
         these directly; `_new_row` wraps them in the ORM object)."""
-        next_run = first_fire(validated.rule, now, start_defaulted)
+        schedule_id = uuid.uuid4()
+        next_run = first_fire(replace(validated.rule, hash_key=str(schedule_id)), now, start_defaulted)
         if next_run is None:
             raise ValidationFailed.single("schedule_type", "this schedule would never fire")
         return {
             **_COLUMN_DEFAULTS,
-            "id": uuid.uuid4(),
+            "id": schedule_id,
             "command_payload": {},
             "tags": [],
             **validated.values,
@@ -402,7 +419,8 @@ class ScheduleService:
                 if retimed or name not in RULE_FIELDS:
                     setattr(row, name, value)
             if retimed:
-                await self._retime(session, row, old_rule, validated.rule, actor, now)
+                new_rule = replace(validated.rule, hash_key=str(row.id))
+                await self._retime(session, row, old_rule, new_rule, actor, now)
             row.updated_at, row.updated_by, row.version = now, actor.name, row.version + 1
             try:
                 await session.flush()

@@ -157,10 +157,15 @@ class ScheduleUpdate(_Strict):
 
 
 class PreviewRequest(ScheduleRuleInput):
-    """A schedule body (extra fields such as name or target_command are ignored) and a count."""
+    """A schedule body (extra fields such as name or target_command are ignored), the range to show
+    (`after`, default now, the past allowed; `until`, optional) and at most `count` fires.
+    `hash_key` (a schedule's id) chooses the values of a cron's ``H`` fields."""
 
     model_config = ConfigDict(extra="ignore")
     count: Annotated[int, Field(ge=1, le=100)] = 10
+    after: Instant | None = None
+    until: Instant | None = None
+    hash_key: Annotated[str, StringConstraints(max_length=64)] | None = None
 
 
 class ReasonRequest(_Strict):
@@ -272,6 +277,9 @@ class ScheduleOut(BaseModel):
     paused_until: datetime | None = Field(description="a snooze: when the paused schedule resumes by itself")
     next_run_at: datetime | None
     next_run_at_local: str | None = Field(description="next_run_at as wall time in the schedule's time zone")
+    resolved_cron: str | None = Field(
+        default=None, description="cron_expression with its H values resolved for this schedule's id"
+    )
     last_run_at: datetime | None
     run_count: int
     created_by: str
@@ -335,6 +343,7 @@ class FireTimeOut(BaseModel):
 
 class PreviewOut(BaseModel):
     timezone: str
+    resolved_cron: str | None = None  # the cron expression with its H values resolved
     fire_times: list[FireTimeOut]
 
 

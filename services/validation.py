@@ -49,6 +49,11 @@ def _to_utc(value: datetime | None, zone: ZoneInfo | None) -> datetime | None:
     return value.astimezone(timezone.utc)
 
 
+def in_utc(value: datetime | None, timezone_name: str) -> datetime | None:
+    """An input instant in UTC; a naive one is wall time in `timezone_name` (UTC when that is unknown)."""
+    return _to_utc(value, _zone_or_none(timezone_name))
+
+
 def nesting_depth(value: Any) -> int:
     """How deeply objects and arrays nest (a flat object is 1); iterative, so never a RecursionError."""
     deepest, stack = 0, [(value, 1)]
@@ -200,6 +205,7 @@ def rule_of(schedule: Any) -> Rule:
         end_at=schedule.end_at,
         dst_gap=schedule.dst_gap,
         dst_repeat=schedule.dst_repeat,
+        hash_key=str(schedule.id),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from core.cronexpr import resolved_cron
 from core.states import ScheduleStatus
 from core.timezones import load_zone
 from models import Execution, Schedule
@@ -36,6 +37,7 @@ def schedule_out_of_values(values: Mapping[str, Any]) -> ScheduleOut:
     data = dict(values)
     data["is_active"] = data["status"] == ScheduleStatus.ACTIVE
     data["next_run_at_local"] = _local(data["next_run_at"], data["timezone"])
+    data["resolved_cron"] = resolved_cron(data.get("cron_expression"), str(data["id"]))
     return ScheduleOut.model_validate(data)
 
 

@@ -294,7 +294,7 @@ def test_validation_messages():
     [err] = validate_rule(Rule(CRON, cron_expression="0 0 30 2 *"), NOW, 30)
     assert "never fires" in err.message
     [err] = validate_rule(Rule(CRON, cron_expression="61 * * * *"), NOW, 30)
-    assert "out of range" in err.message
+    assert err.message == "minute field: 61 is outside 0-59"
     [err] = validate_rule(Rule(CRON, "Mars/Base", "* * * * *"), NOW, 30)
     assert "unknown time zone" in err.message
 
