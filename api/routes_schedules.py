@@ -27,6 +27,7 @@ from services.schemas import (
     BulkCreateRequest,
     BulkOperationOut,
     BulkOperationRequest,
+    EditPreviewOut,
     Page,
     PauseRequest,
     PreviewOut,
@@ -107,10 +108,23 @@ async def get_schedule(schedule_id: uuid.UUID, service: Schedules, actor: Reader
     return await service.get(schedule_id, actor)
 
 
-@router.put("/{schedule_id}", response_model=ScheduleOut, summary="Update a schedule (partial; optional version)")
+@router.put(
+    "/{schedule_id}",
+    response_model=ScheduleOut | EditPreviewOut,
+    summary="Update a schedule (partial; optional version)",
+    description="With `dry_run=true` nothing is saved: the answer is the schedule as it would be, its next "
+    "fire times before and after the edit, the late slots the edit would record and the runs it keeps.",
+)
 async def update_schedule(
-    schedule_id: uuid.UUID, body: ScheduleUpdate, service: Schedules, actor: Updater, now: Now
-) -> ScheduleOut:
+    schedule_id: uuid.UUID,
+    body: ScheduleUpdate,
+    service: Schedules,
+    actor: Updater,
+    now: Now,
+    dry_run: Annotated[bool, Query(description="answer what the edit would do; save nothing")] = False,
+) -> ScheduleOut | EditPreviewOut:
+    if dry_run:
+        return await service.preview_update(schedule_id, body, actor, now)
     return await service.update(schedule_id, body, actor, now)
 
 

@@ -23,7 +23,7 @@ from gql.errors import (
     error_member,
 )
 from gql.inputs import CompletionReportInput, CreateScheduleInput, UpdateScheduleInput, to_body
-from gql.types import Execution, Schedule
+from gql.types import Execution, Schedule, ScheduleEditPreview
 from services.schedules import validation_errors_of
 from services.schemas import CompletionReport, ScheduleCreate, ScheduleUpdate, has_nul
 
@@ -72,11 +72,12 @@ class BulkOperationSuccess:
     results: list[BulkItemResult]
 
 
-def result_union(name: str, success: type):
-    return Annotated[Union[success, *ERRORS], strawberry.union(name)]
+def result_union(name: str, *success: type):
+    return Annotated[Union[*success, *ERRORS], strawberry.union(name)]
 
 
 ScheduleResult = result_union("ScheduleResult", Schedule)
+UpdateScheduleResult = result_union("UpdateScheduleResult", Schedule, ScheduleEditPreview)
 DeleteScheduleResult = result_union("DeleteScheduleResult", DeleteScheduleSuccess)
 TriggerScheduleResult = result_union("TriggerScheduleResult", TriggerScheduleSuccess)
 BulkCreateResult = result_union("BulkCreateResult", BulkCreateSuccess)
@@ -108,12 +109,19 @@ class Mutation:
 
         return await attempt(run)
 
-    @strawberry.mutation(description="Partial update; give `version` for optimistic concurrency.")
-    async def update_schedule(self, info: strawberry.Info, id: uuid.UUID, input: UpdateScheduleInput) -> ScheduleResult:
+    @strawberry.mutation(
+        description="Partial update; give `version` for optimistic concurrency. With `dryRun` nothing is saved "
+        "and the answer is a ScheduleEditPreview."
+    )
+    async def update_schedule(
+        self, info: strawberry.Info, id: uuid.UUID, input: UpdateScheduleInput, dry_run: bool = False
+    ) -> UpdateScheduleResult:
         ctx = info.context
 
         async def run():
             body = ScheduleUpdate.model_validate(to_body(input, keep_null=True))
+            if dry_run:
+                return ScheduleEditPreview.from_out(await ctx.schedules.preview_update(id, body, ctx.actor, ctx.now))
             return Schedule.from_out(await ctx.schedules.update(id, body, ctx.actor, ctx.now))
 
         return await attempt(run)

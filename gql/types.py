@@ -23,7 +23,7 @@ from gql.enums import (
     ScheduleType,
 )
 from services.audit import AuditEntryOut
-from services.schemas import ExecutionOut, FireTimeOut, ScheduleOut, StatsOut
+from services.schemas import EditPreviewOut, ExecutionOut, FireTimeOut, ScheduleOut, StatsOut
 
 if TYPE_CHECKING:
     from gql.context import Context
@@ -253,3 +253,32 @@ class AuditEntry:
     @classmethod
     def from_out(cls, out: AuditEntryOut) -> AuditEntry:
         return cls(**out.model_dump())
+
+
+@strawberry.type(description="A slot of the old rule an edit records: PENDING fires late, MISSED is past the grace.")
+class RecordedSlot:
+    scheduled_for: datetime
+    status: str
+
+
+@strawberry.type(description="What an edit would do (updateSchedule with dryRun); nothing is saved.")
+class ScheduleEditPreview:
+    schedule: Schedule = strawberry.field(description="The schedule as the edit would leave it.")
+    fire_times_before: list[FireTime]
+    fire_times_after: list[FireTime]
+    slots_recorded: list[RecordedSlot] = strawberry.field(
+        description="Due slots of the old rule not yet recorded, which a change of the rule records now."
+    )
+    runs_kept: list[Execution] = strawberry.field(
+        description="Runs already recorded and not over: kept on their slots."
+    )
+
+    @classmethod
+    def from_out(cls, out: EditPreviewOut) -> ScheduleEditPreview:
+        return cls(
+            schedule=Schedule.from_out(out.schedule),
+            fire_times_before=[FireTime.from_out(f) for f in out.fire_times_before],
+            fire_times_after=[FireTime.from_out(f) for f in out.fire_times_after],
+            slots_recorded=[RecordedSlot(scheduled_for=s.scheduled_for, status=s.status) for s in out.slots_recorded],
+            runs_kept=[Execution.from_out(e) for e in out.runs_kept],
+        )

@@ -24,8 +24,8 @@ from core.errors import Conflict, FieldError, NotFound, QuotaExceeded, Validatio
 from core.misfire import Catchup, MisfirePolicy, SlotPlan, plan_due
 from core.rules import Rule, ScheduleType, next_fire, preview
 from core.settings import Settings
-from core.states import ExecutionStatus, Reason, ScheduleEvent, ScheduleStatus
-from models import Schedule
+from core.states import ACTIVE_STATUSES, ExecutionStatus, Reason, ScheduleEvent, ScheduleStatus
+from models import Execution, Schedule
 from models.db import ReadPool
 from services.access import check_visible, require_writer, schedule_scope, visible_to
 from services.completion import ReportObserver
@@ -37,6 +37,8 @@ from services.payload_schemas import PayloadSchemas
 from services.ratelimit import WriteLimiter
 from services.schemas import (
     BulkCreateOut,
+    EditPreviewOut,
+    ExecutionOut,
     FireTimeOut,
     Page,
     PreviewOut,
@@ -45,6 +47,7 @@ from services.schemas import (
     ScheduleFilter,
     ScheduleOut,
     ScheduleUpdate,
+    SlotOut,
 )
 from services.slots import insert_slots
 from services.stores import schedules as schedule_store
@@ -56,7 +59,7 @@ from services.validation import (
     rule_of,
     validate_schedule,
 )
-from services.views import schedule_out, schedule_out_of_values, schedule_snapshot
+from services.views import execution_out, schedule_out, schedule_out_of_values, schedule_snapshot
 
 WAKEUP_CHANNEL = "scheduler_wakeup"
 SCHEDULE_ORDER = (col(Schedule.created_at), col(Schedule.id))  # newest first, stable
@@ -145,6 +148,35 @@ def _merged(row: Schedule, changes: dict[str, Any]) -> tuple[dict[str, Any], boo
     if merged["schedule_type"] == ScheduleType.IMMEDIATE:
         merged["run_at"] = None  # an immediate schedule's run_at is set by the service, never given
     return merged, any(name in changes for name in (*RULE_FIELDS, "dst_gap", "dst_repeat"))
+
+
+def _changes_of(body: ScheduleUpdate) -> tuple[dict[str, Any], int | None]:
+    """The fields an update sets, and the version it expects; a null where none is allowed is refused."""
+    changes = body.model_dump(exclude_unset=True)
+    expected_version = changes.pop("version", None)
+    nulls = [name for name, value in changes.items() if value is None and name not in NULLABLE_FIELDS]
+    if nulls:
+        raise ValidationFailed([FieldError(n, "may not be null") for n in nulls])
+    return changes, expected_version
+
+
+def _upcoming(row: Schedule, now: datetime, count: int) -> list[FireTimeOut]:
+    """The next `count` fires of a stored schedule from its next_run_at (none while it is not active)."""
+    if row.status != ScheduleStatus.ACTIVE or row.next_run_at is None:
+        return []
+    fires = preview(rule_of(row), row.next_run_at - ONE_MICROSECOND, count)
+    return [FireTimeOut(at=f.at_utc, local_time=f.local_time.isoformat(), note=f.note) for f in fires]
+
+
+async def _unfinished_runs(session: AsyncSession, schedule_id: uuid.UUID) -> list[ExecutionOut]:
+    """The schedule's recorded runs that are not over yet (an edit keeps them on their slots)."""
+    rows = await session.exec(
+        select(Execution)
+        .where(col(Execution.schedule_id) == schedule_id, col(Execution.status).in_(sorted(ACTIVE_STATUSES)))
+        .order_by(col(Execution.scheduled_for))
+        .limit(100)
+    )
+    return [execution_out(r) for r in rows.all()]
 
 
 def _checked(merged: dict[str, Any]) -> ScheduleCreate:
@@ -400,32 +432,11 @@ class ScheduleService:
 
     async def update(self, schedule_id: uuid.UUID, body: ScheduleUpdate, actor: Actor, now: datetime) -> ScheduleOut:
         await self._begin_write(actor)
-        changes = body.model_dump(exclude_unset=True)
-        expected_version = changes.pop("version", None)
-        nulls = [name for name, value in changes.items() if value is None and name not in NULLABLE_FIELDS]
-        if nulls:
-            raise ValidationFailed([FieldError(n, "may not be null") for n in nulls])
+        changes, expected_version = _changes_of(body)
         async with self.sessions() as session, session.begin():
             row = await self._load(session, schedule_id, actor, for_update=True)
-            if expected_version is not None and expected_version != row.version:
-                raise VersionConflict(expected_version, row.version)
             before = schedule_snapshot(row)
-            old_rule = rule_of(row)
-            merged, retimed = _merged(row, changes)
-            validated = self._validate(_checked(merged).model_dump(), now, check_rule=retimed)
-            if merged.get("name") != row.name:
-                await self._check_names_free(session, row.created_by, [merged["name"]], ["name"])
-            for name, value in validated.values.items():
-                if retimed or name not in RULE_FIELDS:
-                    setattr(row, name, value)
-            if retimed:
-                new_rule = replace(validated.rule, hash_key=str(row.id))
-                await self._retime(session, row, old_rule, new_rule, actor, now)
-            row.updated_at, row.updated_by, row.version = now, actor.name, row.version + 1
-            try:
-                await session.flush()
-            except IntegrityError:
-                raise Conflict("a schedule with this name already exists", field="name") from None
+            await self._edit(session, row, changes, expected_version, actor, now)
             schedule_store.audit(
                 session, actor, "schedule.updated", now, row.id, before=before, after=schedule_snapshot(row)
             )
@@ -434,10 +445,67 @@ class ScheduleService:
         await self.announce(ScheduleEvent.UPDATED, out, actor, now)
         return out
 
+    async def preview_update(
+        self, schedule_id: uuid.UUID, body: ScheduleUpdate, actor: Actor, now: datetime, count: int = 5
+    ) -> EditPreviewOut:
+        """What `update` would do, saving nothing: the edit runs in a transaction that is rolled back, so
+        the answer comes from the same code and checks as the real edit (a refused edit raises alike)."""
+        await self._begin_write(actor)
+        changes, expected_version = _changes_of(body)
+        async with self.sessions() as session:
+            await session.begin()
+            try:
+                row = await self._load(session, schedule_id, actor, for_update=True)
+                before = _upcoming(row, now, count)
+                pending = await _unfinished_runs(session, row.id)
+                recorded = await self._edit(session, row, changes, expected_version, actor, now)
+                return EditPreviewOut(
+                    schedule=schedule_out(row),
+                    fire_times_before=before,
+                    fire_times_after=_upcoming(row, now, count),
+                    slots_recorded=recorded,
+                    runs_kept=pending,
+                )
+            finally:
+                await session.rollback()
+
+    async def _edit(
+        self,
+        session: AsyncSession,
+        row: Schedule,
+        changes: dict[str, Any],
+        expected_version: int | None,
+        actor: Actor,
+        now: datetime,
+    ) -> list[SlotOut]:
+        """Apply `changes` to the locked `row` (validated as create would); return the late slots of the
+        old rule that a change of the rule records."""
+        if expected_version is not None and expected_version != row.version:
+            raise VersionConflict(expected_version, row.version)
+        old_rule = rule_of(row)
+        merged, retimed = _merged(row, changes)
+        validated = self._validate(_checked(merged).model_dump(), now, check_rule=retimed)
+        if merged.get("name") != row.name:
+            await self._check_names_free(session, row.created_by, [merged["name"]], ["name"])
+        for name, value in validated.values.items():
+            if retimed or name not in RULE_FIELDS:
+                setattr(row, name, value)
+        recorded: list[SlotOut] = []
+        if retimed:
+            new_rule = replace(validated.rule, hash_key=str(row.id))
+            recorded = await self._retime(session, row, old_rule, new_rule, actor, now)
+        row.updated_at, row.updated_by, row.version = now, actor.name, row.version + 1
+        try:
+            await session.flush()
+        except IntegrityError:
+            raise Conflict("a schedule with this name already exists", field="name") from None
+        return recorded
+
     async def _retime(
         self, session: AsyncSession, row: Schedule, old_rule: Rule, new_rule: Rule, actor: Actor, now: datetime
-    ) -> None:
-        """A changed rule: record the old rule's late slots, then plan from the new rule's first slot."""
+    ) -> list[SlotOut]:
+        """A changed rule: record the old rule's late slots (returned), then plan from the new rule's first slot."""
+        recorded: list[SlotOut] = []
         if row.status == ScheduleStatus.ACTIVE and row.next_run_at is not None and row.next_run_at <= now:
             # Slots of the old rule that are due and not yet recorded (no ticker has claimed them)
             # follow the misfire rules like any late slot.
@@ -447,6 +515,8 @@ class ScheduleService:
                 session, row, plan, now, Reason.MISSED, actor.correlation_id, traceparent=actor.traceparent
             )
             row.run_count += len(plan.fire)
+            recorded = [SlotOut(scheduled_for=s, status=ExecutionStatus.PENDING.value) for s in plan.fire]
+            recorded += [SlotOut(scheduled_for=s, status=ExecutionStatus.MISSED.value) for s in plan.missed]
         if row.status in (ScheduleStatus.ACTIVE, ScheduleStatus.COMPLETED):
             next_run = first_fire(new_rule, now)
             if next_run is None:
@@ -454,6 +524,7 @@ class ScheduleService:
             row.next_run_at = next_run
             row.status = ScheduleStatus.ACTIVE.value
             row.status_reason = None
+        return recorded
 
     async def delete(self, schedule_id: uuid.UUID, actor: Actor, now: datetime, reason: str | None = None) -> None:
         """Soft delete: the row stays (hidden) so its executions and audit trail keep their schedule."""

@@ -347,6 +347,27 @@ class PreviewOut(BaseModel):
     fire_times: list[FireTimeOut]
 
 
+class SlotOut(BaseModel):
+    scheduled_for: datetime
+    status: str  # pending: fires late; missed: past the misfire grace
+
+
+class EditPreviewOut(BaseModel):
+    """What an edit would do (`PUT ...?dry_run=true`); nothing is saved."""
+
+    dry_run: bool = True
+    schedule: ScheduleOut = Field(description="the schedule as the edit would leave it")
+    fire_times_before: list[FireTimeOut] = Field(description="the next fire times without the edit")
+    fire_times_after: list[FireTimeOut] = Field(description="the next fire times with it")
+    slots_recorded: list[SlotOut] = Field(
+        description="slots of the old rule that are due and not yet recorded: a change of the rule records "
+        "them now (pending ones still fire, late; missed ones are past the misfire grace)"
+    )
+    runs_kept: list[ExecutionOut] = Field(
+        description="runs already recorded and not over (at most 100): an edit keeps them on their slots"
+    )
+
+
 class TriggerOut(BaseModel):
     execution_id: uuid.UUID
     schedule_id: uuid.UUID

@@ -82,3 +82,52 @@ async def test_hashed_fields_take_values_from_the_schedule_id_and_keep_them_on_e
     preview = (await client.post(PREVIEW, json=body)).json()
     assert preview["resolved_cron"] == resolved
     assert preview["fire_times"][0]["at"] == created["next_run_at"].replace("+00:00", "Z")
+
+
+async def _late_daily(client, clock) -> dict:
+    """A daily 09:00 New York schedule whose next slot fell due a minute ago and is not recorded yet."""
+    created = await create(client, cron_body(misfire_grace_seconds=3600))
+    clock.now = datetime.fromisoformat(created["next_run_at"]) + timedelta(minutes=1)
+    return created
+
+
+async def test_an_edit_dry_run_answers_what_the_edit_would_do_and_saves_nothing(client, db, clock):
+    created = await _late_daily(client, clock)
+    url = f"/api/v1/schedules/{created['id']}"
+    before_rows = await db.fetch("SELECT * FROM schedules")
+    response = await client.put(url, params={"dry_run": "true"}, json={"cron_expression": "0 10 * * *"})
+
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["dry_run"] is True and answer["schedule"]["cron_expression"] == "0 10 * * *"
+    assert [f["local_time"][11:16] for f in answer["fire_times_before"]] == ["09:00"] * 5
+    assert [f["local_time"][11:16] for f in answer["fire_times_after"]] == ["10:00"] * 5
+    assert answer["slots_recorded"] == [{"scheduled_for": created["next_run_at"], "status": "pending"}]
+    assert answer["runs_kept"] == []
+    assert await db.fetch("SELECT * FROM schedules") == before_rows
+    assert await db.fetchval("SELECT count(*) FROM executions") == 0
+    assert await db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'schedule.updated'") == 0
+
+    real = (await client.put(url, json={"cron_expression": "0 10 * * *"})).json()
+    assert {k: v for k, v in real.items() if k != "updated_at"} == {
+        k: v for k, v in answer["schedule"].items() if k != "updated_at"
+    }
+    recorded = await db.fetch("SELECT scheduled_for, status FROM executions")
+    assert [(r["scheduled_for"], r["status"]) for r in recorded] == [
+        (datetime.fromisoformat(created["next_run_at"]), "pending")
+    ]
+
+
+async def test_an_edit_dry_run_lists_the_runs_it_keeps_and_refuses_what_the_edit_would(client, db, clock):
+    created = await create(client, cron_body())
+    url = f"/api/v1/schedules/{created['id']}"
+    triggered = (await client.post(f"{url}/trigger", json={})).json()
+    answer = (await client.put(url, params={"dry_run": "true"}, json={"description": "x"})).json()
+    assert [r["id"] for r in answer["runs_kept"]] == [triggered["execution_id"]]
+    assert answer["slots_recorded"] == [] and answer["fire_times_before"] == answer["fire_times_after"]
+
+    refused = await client.put(url, params={"dry_run": "true"}, json={"cron_expression": "0 0 L-31 * *"})
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "cron_expression"
+    stale = await client.put(url, params={"dry_run": "true"}, json={"description": "y", "version": 99})
+    assert stale.status_code == 409

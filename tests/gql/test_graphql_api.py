@@ -131,3 +131,19 @@ async def test_audit_log_query_filters_by_actor(client):
     log = result["data"]["auditLog"]
     assert log["totalCount"] == 1 and log["edges"][0]["node"]["action"] == "schedule.created"
     assert log["edges"][0]["node"]["after"]["name"] == "a1"
+
+
+async def test_update_with_dry_run_answers_an_edit_preview_and_saves_nothing(client, db):
+    created = await create(client, cron_body("dry"))
+    query = """mutation($id: UUID!) { updateSchedule(id: $id, input: {cronExpression: "H 7 * * *"}, dryRun: true) {
+        __typename ... on ScheduleEditPreview { schedule { cronExpression resolvedCron version }
+        fireTimesBefore { localTime } fireTimesAfter { localTime } slotsRecorded { status } runsKept { id } } } }"""
+    answer = (await gql(client, query, {"id": created["id"]}))["data"]["updateSchedule"]
+
+    assert answer["__typename"] == "ScheduleEditPreview"
+    assert answer["schedule"]["cronExpression"] == "H 7 * * *" and answer["schedule"]["version"] == 2
+    minute = answer["schedule"]["resolvedCron"].split()[0]
+    assert {f["localTime"][11:16] for f in answer["fireTimesAfter"]} == {f"07:{int(minute):02d}"}
+    assert {f["localTime"][11:16] for f in answer["fireTimesBefore"]} == {"09:00"}
+    stored = await db.fetchrow("SELECT cron_expression, version FROM schedules")
+    assert (stored["cron_expression"], stored["version"]) == ("0 9 * * *", 1)

@@ -71,6 +71,10 @@ H = {"X-Performed-By": ACTOR, "X-Created-By": ACTOR, "X-Triggered-By": ACTOR}
 UPDATE = (
     f"mutation($id: UUID!, $i: UpdateScheduleInput!) {{ updateSchedule(id: $id, input: $i) {{ {SCHEDULE_FIELDS} }} }}"
 )
+DRY_UPDATE = (
+    "mutation($id: UUID!, $i: UpdateScheduleInput!) { updateSchedule(id: $id, input: $i, dryRun: true) {"
+    f" ... on ScheduleEditPreview {{ fireTimesAfter {{ at }} }} {SCHEDULE_FIELDS} }} }}"
+)
 SNOOZE = f"mutation($id: UUID!, $until: DateTime!) {{ pauseSchedule(id: $id, until: $until) {{ {SCHEDULE_FIELDS} }} }}"
 SNOOZE_END, PAST = "2099-01-01T09:00:00+00:00", "2001-01-01T09:00:00+00:00"
 
@@ -147,6 +151,22 @@ CASES = [
         [],
         lambda c, ids: _rest(c.put(f"/api/v1/schedules/{MISSING}", json={"priority": 1}, headers=H)),
         lambda c, ids: _gql(c, UPDATE, {"id": MISSING, "i": {"priority": 1}}, "updateSchedule"),
+    ),
+    case(
+        "update-dry-run",
+        [cron_body("u")],
+        lambda c, ids: _rest(
+            c.put(f"/api/v1/schedules/{ids[0]}", params={"dry_run": "true"}, json={"cron_expression": "0 7 * * *"})
+        ),
+        lambda c, ids: _gql(c, DRY_UPDATE, {"id": ids[0], "i": {"cronExpression": "0 7 * * *"}}, "updateSchedule"),
+    ),
+    case(
+        "update-dry-run-invalid",
+        [cron_body("u")],
+        lambda c, ids: _rest(
+            c.put(f"/api/v1/schedules/{ids[0]}", params={"dry_run": "true"}, json={"cron_expression": "*/60 * * * *"})
+        ),
+        lambda c, ids: _gql(c, DRY_UPDATE, {"id": ids[0], "i": {"cronExpression": "*/60 * * * *"}}, "updateSchedule"),
     ),
     case(
         "pause",
@@ -264,6 +284,28 @@ CASES = [
         [],
         lambda c, ids: _rest(c.get(f"/api/v1/executions/stats/{MISSING}")),
         lambda c, ids: _gql(c, f'{{ executionStats(scheduleId: "{MISSING}") {{ total }} }}', None, "executionStats"),
+    ),
+    case(
+        "preview-range-reversed",
+        [],
+        lambda c, ids: _rest(
+            c.post(
+                "/api/v1/schedules/preview",
+                json={
+                    "schedule_type": "cron",
+                    "cron_expression": "0 0 * * *",
+                    "after": PAST,
+                    "until": "2000-01-01T00:00:00Z",
+                },
+            )
+        ),
+        lambda c, ids: _gql(
+            c,
+            '{ previewSchedule(input: {scheduleType: CRON, cronExpression: "0 0 * * *"}, '
+            f'after: "{PAST}", until: "2000-01-01T00:00:00Z") {{ at }} }}',
+            None,
+            "previewSchedule",
+        ),
     ),
     case(
         "preview-invalid",

@@ -405,3 +405,30 @@ def test_editing_an_interval_schedule_saves_without_the_hidden_cron_fields(page:
     expect(page.locator("#toasts")).to_contain_text(f"Saved “{renamed}” (version 2).")
     stored = graphql(stack, "query($id: UUID!) { schedule(id: $id) { name dstGap } }", {"id": created["id"]})
     assert stored["schedule"] == {"name": renamed, "dstGap": "SHIFT"}
+
+
+def test_the_edit_form_previews_a_change_before_it_is_saved(page: Page, stack):
+    created = create_schedule(stack, cronExpression="0 9 * * *", timezone="UTC")
+    page.goto(f"/#/schedules/{created['id']}/edit")
+    page.locator("#cron-help summary").click()
+    expect(page.locator("#cron-help")).to_contain_text("0 23-3/2 * * *")
+    page.get_by_label("Cron expression").fill("H 7 * * *")
+    expect(page.locator("#preview-list li").first).to_contain_text("07:")
+    page.get_by_role("button", name="Preview the change").click()
+
+    expect(page.locator("#fires-before li")).to_have_count(5)
+    expect(page.locator("#fires-after li")).to_have_count(5)
+    expect(page.locator("#fires-before li").first).to_contain_text("09:00")
+    expect(page.locator("#fires-after li").first).to_contain_text("07:")
+    expect(page.locator("#runs-kept")).to_contain_text("No run is in progress.")
+    shot(page, "14-edit-preview")
+    stored = graphql(stack, "query($id: UUID!) { schedule(id: $id) { cronExpression version } }", {"id": created["id"]})
+    assert stored["schedule"] == {"cronExpression": "0 9 * * *", "version": 1}
+
+    # The live preview resolves H with the schedule's id, as the saved schedule will.
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator("#toasts")).to_contain_text("(version 2)")
+    saved = graphql(stack, "query($id: UUID!) { schedule(id: $id) { resolvedCron } }", {"id": created["id"]})
+    minute = saved["schedule"]["resolvedCron"].split()[0]
+    page.goto(f"/#/schedules/{created['id']}/edit")
+    expect(page.locator("#preview-list li").first).to_contain_text(f"07:{int(minute):02d}")

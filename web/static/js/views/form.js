@@ -22,7 +22,7 @@ const GROUPS = [
   ]],
   ["When", null, [
     ["scheduleType", "Schedule type", "select", { options: TYPES, required: true }],
-    ["cronExpression", "Cron expression", "text", { only: ["CRON"], placeholder: "0 9 * * *", hint: "5 fields (min hour dom month dow), 6 with a leading seconds field, or @daily, @hourly…" }],
+    ["cronExpression", "Cron expression", "text", { only: ["CRON"], placeholder: "0 9 * * *", hint: "5 fields (min hour dom month dow), 6 with a leading seconds field, or @daily, @hourly…; the dialect is beside the preview." }],
     ["intervalSeconds", "Interval (seconds)", "number", { only: ["INTERVAL"], min: 1, placeholder: "3600", hint: "Fixed rate anchored at the start time (default: creation)." }],
     ["runAt", "Run at", "datetime", { only: ["ONCE"], hint: "Wall time in the schedule's time zone." }],
     ["timezone", "Time zone", "tz", { placeholder: "UTC", hint: "IANA name; empty uses the service default." }],
@@ -57,7 +57,24 @@ const GROUPS = [
 const ALL = GROUPS.flatMap(([, , fields]) => fields);
 const KIND = Object.fromEntries(ALL.map(([name, , kind]) => [name, kind]));
 
-const PREVIEW = `query($input: ScheduleRuleInput!) { previewSchedule(input: $input, count: 10) { at localTime note } }`;
+const PREVIEW = `query($input: ScheduleRuleInput!, $hashKey: String) { previewSchedule(input: $input, count: 10, hashKey: $hashKey) { at localTime note } }`;
+const DRY_RUN = `mutation($id: UUID!, $input: UpdateScheduleInput!) { r: updateSchedule(id: $id, input: $input, dryRun: true) { __typename
+  ... on ScheduleEditPreview { fireTimesBefore { at localTime } fireTimesAfter { at localTime } slotsRecorded { scheduledFor status } runsKept { id status scheduledFor } }
+  ${ERROR_FIELDS} } }`;
+// The cron dialect in brief (docs/cron.md has the whole table).
+const DIALECT = [
+  ["0 9 * * 1-5", "09:00 Monday to Friday"],
+  ["*/20 * * * *", "every 20 minutes"],
+  ["0 23-3/2 * * *", "23:00, 01:00, 03:00 (ranges wrap)"],
+  ["0 0 L * *", "the last day of the month"],
+  ["0 0 L-2 * *", "two days before the last day"],
+  ["0 18 LW * *", "the last weekday of the month"],
+  ["0 9 15W * *", "the weekday nearest the 15th"],
+  ["0 9 * * 5L", "the last Friday"],
+  ["0 9 * * 1#2", "the second Monday"],
+  ["H H(0-5) * * *", "daily, at a time hashed from the schedule's id"],
+  ["15 30 9 * * *", "6 fields: 09:30:15"],
+];
 const CREATE = `mutation($input: CreateScheduleInput!) { r: createSchedule(input: $input) { __typename ... on Schedule { id name } ${ERROR_FIELDS} } }`;
 const UPDATE = `mutation($id: UUID!, $input: UpdateScheduleInput!) { r: updateSchedule(id: $id, input: $input) { __typename ... on Schedule { id name version } ${ERROR_FIELDS} } }`;
 const LOAD = `query($id: UUID!) { schedule(id: $id) { ${SCHEDULE_FIELDS} } }`;
@@ -83,6 +100,8 @@ export async function render(main, [id]) {
   const previewList = h("div", { id: "preview", "aria-live": "polite" }, h("p", { class: "muted" }, "Fill in the rule to see the next fire times."));
   const previewState = h("p", { class: "hint", id: "preview-state" });
   const submit = h("button", { type: "submit", class: "btn btn-primary", id: "save" }, editing ? "Save changes" : "Create schedule");
+  const dryRun = editing ? h("button", { type: "button", class: "btn", id: "dry-run" }, "Preview the change") : null;
+  const editPreview = h("div", { id: "edit-preview", "aria-live": "polite" });
   const form = h("form", { id: "schedule-form", novalidate: true, "aria-describedby": "error-summary" });
 
   for (const [legend, wrapper, fields, groupId] of GROUPS) {
@@ -93,7 +112,7 @@ export async function render(main, [id]) {
       form.append(h("fieldset", {}, h("legend", {}, legend), grid));
     }
   }
-  form.append(h("div", { class: "actions" }, submit, h("a", { class: "btn", href: editing ? `#/schedules/${id}` : "#/" }, "Cancel")));
+  form.append(h("div", { class: "actions" }, submit, dryRun, h("a", { class: "btn", href: editing ? `#/schedules/${id}` : "#/" }, "Cancel")));
 
   main.append(
     h("div", { class: "page-head" }, h("div", {},
@@ -103,7 +122,11 @@ export async function render(main, [id]) {
     summary,
     h("div", { class: "form-layout" },
       form,
-      h("aside", { class: "panel", "aria-labelledby": "preview-h" }, h("h2", { id: "preview-h" }, "Next fire times"), previewState, previewList)));
+      h("aside", { class: "panel", "aria-labelledby": "preview-h" },
+        h("h2", { id: "preview-h" }, "Next fire times"), previewState, previewList, editPreview,
+        h("details", { id: "cron-help" }, h("summary", {}, "Cron dialect"),
+          h("table", { class: "dialect" }, h("tbody", {}, DIALECT.map(([expr, meaning]) => h("tr", {}, h("td", {}, h("code", {}, expr)), h("td", {}, meaning))))),
+          h("p", { class: "hint" }, "Day of month and day of week: a day matching either fires when both are restricted.")))));
 
   function fieldBlock(name, label, kind, extra = {}) {
     const inputId = `in-${name}`;
@@ -217,7 +240,7 @@ export async function render(main, [id]) {
     }
     previewState.textContent = "Updating…";
     try {
-      const data = await gql(PREVIEW, { input });
+      const data = await gql(PREVIEW, { input, hashKey: editing ? id : null });
       if (seq !== previewSeq) return;
       clearErrors(RULE_FIELDS);
       const fires = data.previewSchedule;
@@ -262,13 +285,8 @@ export async function render(main, [id]) {
     const type = v.scheduleType;
     let input = {};
     if (editing) {
-      for (const [name] of ALL) {
-        if ((conditional(name) || KEPT_WHEN_HIDDEN.has(name)) && !visible(name)) continue;
-        const value = visible(name) ? v[name] : null;
-        if (JSON.stringify(value) !== JSON.stringify(initial[name])) input[name] = value;
-      }
-      if (!Object.keys(input).length) { toast("Nothing changed."); return; }
-      input.version = original.version;
+      input = changes(v);
+      if (!input) { toast("Nothing changed."); return; }
     } else {
       for (const [name] of ALL) if (v[name] !== null && visible(name)) input[name] = v[name];
       input.scheduleType = type;
@@ -287,6 +305,42 @@ export async function render(main, [id]) {
       showSummary(error.fieldErrors || [], error.message);
     } finally {
       submit.disabled = false;
+    }
+  });
+
+  /** The fields the edit changes, with the version it expects; null when nothing changed. */
+  function changes(v) {
+    const input = {};
+    for (const [name] of ALL) {
+      if ((conditional(name) || KEPT_WHEN_HIDDEN.has(name)) && !visible(name)) continue;
+      const value = visible(name) ? v[name] : null;
+      if (JSON.stringify(value) !== JSON.stringify(initial[name])) input[name] = value;
+    }
+    return Object.keys(input).length ? { ...input, version: original.version } : null;
+  }
+
+  // The edit's dry run: the fire times before and after it, the late slots it records, the runs it keeps.
+  dryRun?.addEventListener("click", async () => {
+    summary.hidden = true;
+    clearErrors();
+    let input;
+    try { input = changes(values()); } catch (error) { showSummary([{ field: "commandPayload", message: error.message }]); return; }
+    if (!input) { editPreview.replaceChildren(h("p", { class: "muted", id: "edit-preview-none" }, "Nothing changed.")); return; }
+    try {
+      const r = (await gql(DRY_RUN, { id, input })).r;
+      if (r.__typename !== "ScheduleEditPreview") { showSummary(r.errors || [], `${r.__typename}: ${r.message}`, r.code === "version_conflict"); return; }
+      const list = (fires, listId) => h("ol", { class: "fire-list", id: listId }, fires.map((f) => h("li", {}, h("strong", {}, fmtLocal(f.localTime)))));
+      editPreview.replaceChildren(
+        h("h3", {}, "What the change does"),
+        h("div", { class: "before-after" },
+          h("div", {}, h("h4", {}, "Before"), list(r.fireTimesBefore, "fires-before")),
+          h("div", {}, h("h4", {}, "After"), list(r.fireTimesAfter, "fires-after"))),
+        h("p", { id: "slots-recorded" }, r.slotsRecorded.length
+          ? `${r.slotsRecorded.length} late slot(s) of the old rule are recorded: ${r.slotsRecorded.map((s) => `${fmtUtc(s.scheduledFor)} (${lower(s.status)})`).join(", ")}.`
+          : "No late slot of the old rule is recorded."),
+        h("p", { id: "runs-kept" }, r.runsKept.length ? `${r.runsKept.length} run(s) already recorded keep their slots.` : "No run is in progress."));
+    } catch (error) {
+      showSummary(error.fieldErrors || [], error.message);
     }
   });
 
