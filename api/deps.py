@@ -9,14 +9,14 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from core.errors import ValidationFailed
+from services.backfills import BackfillService
 from services.clock import utc_now
 from services.context import Actor
 from services.executions import ExecutionService
-from services.lifecycle import LifecycleService
 from services.principals import PRINCIPAL_HEADERS, resolve_principal
 
 
-async def schedules_service(request: Request) -> LifecycleService:
+async def schedules_service(request: Request) -> BackfillService:
     return request.app.state.schedules
 
 
@@ -48,7 +48,7 @@ async def reject_nul_query(request: Request) -> None:
 
 
 Now = Annotated[datetime, Depends(utc_now)]
-Schedules = Annotated[LifecycleService, Depends(schedules_service)]
+Schedules = Annotated[BackfillService, Depends(schedules_service)]
 Executions = Annotated[ExecutionService, Depends(executions_service)]
 Reader = Annotated[Actor, Depends(actor_from("read"))]
 Creator = Annotated[Actor, Depends(actor_from("create"))]

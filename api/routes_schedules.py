@@ -23,6 +23,9 @@ from api.deps import (
 from api.problems import PROBLEM_RESPONSES
 from core.rules import ScheduleType
 from services.schemas import (
+    BackfillOut,
+    BackfillPlanOut,
+    BackfillRequest,
     BulkCreateOut,
     BulkCreateRequest,
     BulkOperationOut,
@@ -175,3 +178,40 @@ async def trigger_schedule(
     body: Annotated[TriggerRequest | None, Body()] = None,
 ) -> TriggerOut:
     return await service.trigger(schedule_id, actor, now, body.override_payload if body else None)
+
+
+@router.post(
+    "/{schedule_id}/backfill",
+    response_model=BackfillPlanOut,
+    summary="Record and fire the slots of a past range that were never recorded",
+    description="With `dry_run` nothing is recorded: the answer counts the slots and those already recorded. "
+    "Otherwise the missing slots are recorded (`trigger_type: backfill`) and handed over at most "
+    "`max_per_second` a second, behind on-time runs.",
+)
+async def backfill_schedule(
+    schedule_id: uuid.UUID, body: BackfillRequest, service: Schedules, actor: Triggerer, now: Now
+) -> BackfillPlanOut:
+    return await service.backfill(schedule_id, body, actor, now)
+
+
+@router.get("/{schedule_id}/backfills", response_model=list[BackfillOut], summary="A schedule's backfills")
+async def list_backfills(schedule_id: uuid.UUID, service: Schedules, actor: Reader) -> list[BackfillOut]:
+    return await service.backfills(schedule_id, actor)
+
+
+@router.get("/{schedule_id}/backfills/{backfill_id}", response_model=BackfillOut, summary="A backfill's progress")
+async def get_backfill(
+    schedule_id: uuid.UUID, backfill_id: uuid.UUID, service: Schedules, actor: Reader
+) -> BackfillOut:
+    return await service.get_backfill(schedule_id, backfill_id, actor)
+
+
+@router.delete(
+    "/{schedule_id}/backfills/{backfill_id}",
+    response_model=BackfillOut,
+    summary="Cancel a backfill (its runs not handed over yet are cancelled)",
+)
+async def cancel_backfill(
+    schedule_id: uuid.UUID, backfill_id: uuid.UUID, service: Schedules, actor: Triggerer, now: Now
+) -> BackfillOut:
+    return await service.cancel_backfill(schedule_id, backfill_id, actor, now)

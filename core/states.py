@@ -64,6 +64,15 @@ class ScheduleStatus(StrEnum):
 class TriggerType(StrEnum):
     SCHEDULED = "scheduled"  # a slot of the schedule's rule: at most one execution per slot
     MANUAL = "manual"  # a trigger through the API: never deduplicated
+    BACKFILL = "backfill"  # a past slot recorded by a backfill: one execution per slot, like scheduled
+
+
+class BackfillStatus(StrEnum):
+    """Where a backfill stands (derived from its runs and its cancellation)."""
+
+    RUNNING = "running"  # some of its runs are still in progress
+    COMPLETED = "completed"  # none of its runs is in progress
+    CANCELLED = "cancelled"  # cancelled: its runs not handed over then were cancelled
 
 
 class Reason(StrEnum):
@@ -75,6 +84,7 @@ class Reason(StrEnum):
     FORBIDDEN = "forbidden"  # the target is not allowed by COMMAND_WHITELIST at fire time
     DELETED = "deleted"  # the schedule was deleted before the run was published
     OVERLAP = "overlap"  # an earlier run of the schedule was in progress (overlap_policy skip / cancel_other)
+    BACKFILL_CANCELLED = "backfill_cancelled"  # its backfill was cancelled before the run was handed over
 
 
 class ScheduleEvent(StrEnum):

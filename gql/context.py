@@ -14,10 +14,10 @@ from strawberry.fastapi import BaseContext
 from core.errors import Unauthenticated
 from gql.errors import query_error
 from services.audit import AuditService
+from services.backfills import BackfillService
 from services.clock import utc_now
 from services.context import Actor
 from services.executions import ExecutionService
-from services.lifecycle import LifecycleService
 from services.principals import PRINCIPAL_HEADERS, Headers, resolve_principal
 from services.schemas import ExecutionOut, StatsOut
 
@@ -46,7 +46,7 @@ class Loaders:
 class Context(BaseContext):
     def __init__(
         self,
-        schedules: LifecycleService,
+        schedules: BackfillService,
         executions: ExecutionService,
         audit: AuditService,
         actor: Actor | None,

@@ -144,3 +144,11 @@ class CompletionReportInput:
     attempt: int | None = strawberry.field(
         default=None, description="The attempt reported on (Scheduler-Attempt); null: the one awaiting a report."
     )
+
+
+@strawberry.input(description="A backfill: the range (UTC instants) and the most runs handed over a second.")
+class BackfillInput:
+    start: datetime
+    end: datetime
+    dry_run: bool = False
+    max_per_second: int = 10

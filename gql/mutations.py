@@ -22,10 +22,10 @@ from gql.errors import (
     ValidationError,
     error_member,
 )
-from gql.inputs import CompletionReportInput, CreateScheduleInput, UpdateScheduleInput, to_body
-from gql.types import Execution, Schedule, ScheduleEditPreview
+from gql.inputs import BackfillInput, CompletionReportInput, CreateScheduleInput, UpdateScheduleInput, to_body
+from gql.types import Backfill, BackfillPlan, Execution, Schedule, ScheduleEditPreview
 from services.schedules import validation_errors_of
-from services.schemas import CompletionReport, ScheduleCreate, ScheduleUpdate, has_nul
+from services.schemas import BackfillRequest, CompletionReport, ScheduleCreate, ScheduleUpdate, has_nul
 
 T = TypeVar("T")
 ERRORS = (ValidationError, NotFoundError, ConflictError, QuotaExceededError, ForbiddenError, RateLimitedError)
@@ -83,6 +83,12 @@ TriggerScheduleResult = result_union("TriggerScheduleResult", TriggerScheduleSuc
 BulkCreateResult = result_union("BulkCreateResult", BulkCreateSuccess)
 BulkOperationResult = result_union("BulkOperationResult", BulkOperationSuccess)
 ExecutionResult = result_union("ExecutionResult", Execution)
+BackfillPlanResult = result_union("BackfillPlanResult", BackfillPlan)
+BackfillResult = result_union("BackfillResult", Backfill)
+
+
+async def _backfill(call: Awaitable) -> Backfill:
+    return Backfill.from_out(await call)
 
 
 async def attempt(action: Callable[[], Awaitable[T]], reason: str | None = None) -> T:
@@ -161,6 +167,24 @@ class Mutation:
             return TriggerScheduleSuccess(execution_id=out.execution_id, schedule_id=out.schedule_id, status=out.status)
 
         return await attempt(run)
+
+    @strawberry.mutation(
+        description="Record and fire the slots of a past range that were never recorded, at most maxPerSecond a "
+        "second behind on-time runs; with dryRun only count them."
+    )
+    async def backfill_schedule(self, info: strawberry.Info, id: uuid.UUID, input: BackfillInput) -> BackfillPlanResult:
+        ctx = info.context
+
+        async def run():
+            request = BackfillRequest.model_validate(to_body(input))
+            return BackfillPlan.from_out(await ctx.schedules.backfill(id, request, ctx.actor, ctx.now))
+
+        return await attempt(run)
+
+    @strawberry.mutation(description="Cancel a backfill: its runs not handed over yet are cancelled.")
+    async def cancel_backfill(self, info: strawberry.Info, schedule_id: uuid.UUID, id: uuid.UUID) -> BackfillResult:
+        ctx = info.context
+        return await attempt(lambda: _backfill(ctx.schedules.cancel_backfill(schedule_id, id, ctx.actor, ctx.now)))
 
     @strawberry.mutation(
         description="One more attempt of a failed run (same id, slot and payload), handed over at once."

@@ -13,7 +13,7 @@ from gql.connections import AuditConnection, ExecutionConnection, ScheduleConnec
 from gql.enums import ExecutionStatus
 from gql.errors import query_error
 from gql.inputs import AuditFilterInput, ScheduleFilterInput, ScheduleRuleInput, to_body
-from gql.types import AuditEntry, Execution, ExecutionStats, FireTime, Schedule
+from gql.types import AuditEntry, Backfill, Execution, ExecutionStats, FireTime, Schedule
 from services.audit import AuditFilter
 from services.schedules import validation_errors_of
 from services.schemas import PreviewRequest, ScheduleFilter
@@ -84,6 +84,14 @@ class Query:
     @strawberry.field(description="Executions being published or waiting for a retry.")
     async def running_executions(self, info: strawberry.Info) -> list[Execution]:
         return [Execution.from_out(e) for e in await info.context.executions.running(info.context.actor)]
+
+    @strawberry.field(description="A schedule's backfills, newest first, with their progress.")
+    async def backfills(self, info: strawberry.Info, schedule_id: uuid.UUID) -> list[Backfill]:
+        try:
+            found = await info.context.schedules.backfills(schedule_id, info.context.actor)
+        except DomainError as error:
+            raise query_error(error) from None
+        return [Backfill.from_out(b) for b in found]
 
     @strawberry.field(description="Statistics of one schedule's executions.")
     async def execution_stats(

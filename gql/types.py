@@ -23,7 +23,15 @@ from gql.enums import (
     ScheduleType,
 )
 from services.audit import AuditEntryOut
-from services.schemas import EditPreviewOut, ExecutionOut, FireTimeOut, ScheduleOut, StatsOut
+from services.schemas import (
+    BackfillOut,
+    BackfillPlanOut,
+    EditPreviewOut,
+    ExecutionOut,
+    FireTimeOut,
+    ScheduleOut,
+    StatsOut,
+)
 
 if TYPE_CHECKING:
     from gql.context import Context
@@ -282,3 +290,39 @@ class ScheduleEditPreview:
             slots_recorded=[RecordedSlot(scheduled_for=s.scheduled_for, status=s.status) for s in out.slots_recorded],
             runs_kept=[Execution.from_out(e) for e in out.runs_kept],
         )
+
+
+@strawberry.type(description="A backfill of a schedule's past slots, with its progress.")
+class Backfill:
+    id: uuid.UUID
+    schedule_id: uuid.UUID
+    start_at: datetime
+    end_at: datetime
+    max_per_second: int
+    slots_total: int
+    slots_recorded_before: int
+    status: str = strawberry.field(description="running, completed or cancelled")
+    runs: JSON = strawberry.field(description='Its runs by status, e.g. {"pending": 3, "succeeded": 7}.')
+    created_by: str
+    created_at: datetime
+    cancelled_at: datetime | None
+
+    @classmethod
+    def from_out(cls, out: BackfillOut) -> Backfill:
+        return cls(**out.model_dump())
+
+
+@strawberry.type(description="What a backfill finds in its range; unless dryRun, the backfill it started.")
+class BackfillPlan:
+    dry_run: bool
+    slots_total: int
+    slots_recorded: int
+    slots_to_record: int
+    slots_after_cutoff: int
+    first_slots: list[datetime]
+    backfill: Backfill | None
+
+    @classmethod
+    def from_out(cls, out: BackfillPlanOut) -> BackfillPlan:
+        data = out.model_dump(exclude={"backfill"})
+        return cls(**data, backfill=Backfill.from_out(out.backfill) if out.backfill else None)

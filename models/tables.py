@@ -144,14 +144,16 @@ class Execution(SQLModel, table=True):
             "'awaiting','buffered','timed_out')",
             name="ck_executions_status",
         ),
-        sa.CheckConstraint("trigger_type IN ('scheduled','manual')", name="ck_executions_trigger"),
+        sa.CheckConstraint("trigger_type IN ('scheduled','manual','backfill')", name="ck_executions_trigger"),
+        # One row per slot, whether the ticker or a backfill records it.
         sa.Index(
             "uq_executions_slot",
             "schedule_id",
             "scheduled_for",
             unique=True,
-            postgresql_where=sa.text("trigger_type = 'scheduled'"),
+            postgresql_where=sa.text("trigger_type IN ('scheduled','backfill')"),
         ),
+        sa.Index("ix_executions_backfill", "backfill_id", postgresql_where=sa.text("backfill_id IS NOT NULL")),
         sa.Index("ix_executions_schedule_time", "schedule_id", "scheduled_for"),
         sa.Index("ix_executions_created", "created_at", "id"),
         sa.Index(
@@ -236,7 +238,36 @@ class Execution(SQLModel, table=True):
     overlap_tracked: bool = Field(
         default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
     )
+    # The backfill that recorded the run (None for the ticker's slots and manual runs).
+    backfill_id: uuid.UUID | None = Field(
+        default=None, sa_column=sa.Column(sa.Uuid, sa.ForeignKey("backfills.id", ondelete="SET NULL"))
+    )
     created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+
+
+class Backfill(SQLModel, table=True):
+    """A request to record and fire a schedule's slots in [start_at, end_at] (UTC) that were never
+    recorded, at most `max_per_second` a second; its runs carry its id (executions.backfill_id)."""
+
+    __tablename__ = "backfills"
+    __table_args__ = (
+        sa.CheckConstraint("max_per_second BETWEEN 1 AND 1000", name="ck_backfills_rate"),
+        sa.CheckConstraint("end_at >= start_at", name="ck_backfills_range"),
+        sa.Index("ix_backfills_schedule", "schedule_id", "created_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    schedule_id: uuid.UUID = Field(
+        sa_column=sa.Column(sa.Uuid, sa.ForeignKey("schedules.id", ondelete="RESTRICT"), nullable=False)
+    )
+    start_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    end_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    max_per_second: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    slots_total: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))  # slots of the rule in the range
+    slots_recorded_before: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))  # already rows then
+    created_by: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    cancelled_at: datetime | None = _tz()
 
 
 class AuditEntry(SQLModel, table=True):

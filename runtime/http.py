@@ -31,10 +31,10 @@ from runtime.migrations import migration_head
 from runtime.nats_client import NatsConnection
 from services.audit import AuditService
 from services.auth import ApiKeyService
+from services.backfills import BackfillService
 from services.events import NatsEvents
 from services.executions import ExecutionService
 from services.failures import FinalFailures
-from services.lifecycle import LifecycleService
 from services.payload_schemas import PayloadSchemas
 from services.publisher import CommandPublisher
 from services.ratelimit import WriteLimiter
@@ -129,14 +129,14 @@ class RequestMetrics:
         timer.observe(seconds)
 
 
-def _lifecycle(settings: Settings, engine, sessions, reads: ReadPool, nats: NatsConnection) -> LifecycleService:
+def _lifecycle(settings: Settings, engine, sessions, reads: ReadPool, nats: NatsConnection) -> BackfillService:
     """The service every door calls, with its rate limiter, payload schemas, events and dead letters."""
     limiter = (
         WriteLimiter(settings.REDIS_URL, settings.RATE_LIMIT_WRITES) if settings.RATE_LIMIT_WRITES.strip() else None
     )
     schemas = PayloadSchemas.load(settings.PAYLOAD_SCHEMA_DIR) if settings.PAYLOAD_SCHEMA_DIR else None
     failures = FinalFailures(engine, CommandPublisher(nats, settings.NATS_STREAM_CACHE_SECONDS), settings)
-    return LifecycleService(
+    return BackfillService(
         sessions,
         settings,
         NatsEvents(nats),

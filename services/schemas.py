@@ -368,6 +368,42 @@ class EditPreviewOut(BaseModel):
     )
 
 
+class BackfillRequest(_Strict):
+    """Record and fire a schedule's slots in [start, end] that have no row yet, `max_per_second` at most."""
+
+    start: Instant
+    end: Instant
+    dry_run: bool = False
+    max_per_second: Annotated[int, Field(ge=1, le=1000)] = 10
+
+
+class BackfillOut(BaseModel):
+    id: uuid.UUID
+    schedule_id: uuid.UUID
+    start_at: datetime
+    end_at: datetime
+    max_per_second: int
+    slots_total: int = Field(description="slots of the rule in the range, up to now")
+    slots_recorded_before: int = Field(description="of those, the ones that had a row already (not fired again)")
+    status: str = Field(description="running, completed (none of its runs is still in progress) or cancelled")
+    runs: dict[str, int] = Field(description="its runs by status")
+    created_by: str
+    created_at: datetime
+    cancelled_at: datetime | None
+
+
+class BackfillPlanOut(BaseModel):
+    """What a backfill finds in its range; with `dry_run` false, also the backfill it started."""
+
+    dry_run: bool
+    slots_total: int = Field(description="slots of the rule in [start, end], up to now")
+    slots_recorded: int = Field(description="of those, the ones that have a row already (not fired again)")
+    slots_to_record: int
+    slots_after_cutoff: int = Field(description="slots in the range the schedule fires itself (from its next run on)")
+    first_slots: list[datetime] = Field(description="the first (at most 20) slots to record")
+    backfill: BackfillOut | None = None
+
+
 class TriggerOut(BaseModel):
     execution_id: uuid.UUID
     schedule_id: uuid.UUID

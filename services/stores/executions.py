@@ -23,6 +23,10 @@ Statements:
 - RELEASE          mark runs whose enqueue failed as not handed over (a retry is then an unsent one)
 - INSERT_SLOTS     record a batch of slots (one row per slot; a slot recorded twice is a no-op)
 - INSERT_MANUAL    record a manual trigger
+- RECORDED_SLOTS   which of some slots of a schedule are recorded already (by the ticker or a backfill)
+- INSERT_BACKFILL  record a backfill's slots, each handed over no earlier than its `not_before`
+- CANCEL_BACKFILL  cancel a backfill's runs not handed over yet
+- BACKFILL_COUNTS  a backfill's runs by status
 - FIND             one run's schedule and status (not locked)
 - LOCK_ONE         lock one run (its schedule and status)
 - RETRY            make a failed or timed-out run `pending` again (a retry by hand), handed over at once
@@ -233,6 +237,33 @@ INSERT_SLOTS = sa.text(
     ON CONFLICT (schedule_id, scheduled_for) WHERE trigger_type = '{TriggerType.SCHEDULED}' DO NOTHING
     RETURNING id, status, priority, enqueued_at, not_before
     """
+)
+RECORDED_SLOTS = sa.text(
+    f"""
+    SELECT scheduled_for FROM executions
+    WHERE schedule_id = :schedule_id AND scheduled_for = ANY(CAST(:slots AS timestamptz[]))
+      AND trigger_type IN ('{TriggerType.SCHEDULED}', '{TriggerType.BACKFILL}')
+    """
+)
+INSERT_BACKFILL = sa.text(
+    f"""
+    INSERT INTO executions (id, schedule_id, scheduled_for, trigger_type, triggered_by, status, priority,
+                            attempts, attempt_log, not_before, created_at, correlation_id, traceparent,
+                            overlap_tracked, backfill_id)
+    SELECT gen_random_uuid(), :schedule_id, v.slot, '{TriggerType.BACKFILL}', :triggered_by, '{S.PENDING}',
+           :priority, 0, '[]'::jsonb, v.not_before, :now, :correlation_id, :traceparent, :tracked, :backfill_id
+    FROM unnest(CAST(:slots AS timestamptz[]), CAST(:not_befores AS timestamptz[])) AS v(slot, not_before)
+    ON CONFLICT (schedule_id, scheduled_for) WHERE trigger_type = '{TriggerType.BACKFILL}' DO NOTHING
+    """
+)
+CANCEL_BACKFILL = sa.text(
+    f"""
+    UPDATE executions SET status = '{S.CANCELLED}', reason = '{Reason.BACKFILL_CANCELLED}', finished_at = :now
+    WHERE backfill_id = :backfill_id AND status = '{S.PENDING}' AND enqueued_at IS NULL
+    """
+)
+BACKFILL_COUNTS = sa.text(
+    "SELECT status, count(*) AS n FROM executions WHERE backfill_id = :backfill_id GROUP BY status"
 )
 INSERT_MANUAL = sa.text(
     f"""
@@ -592,6 +623,52 @@ async def insert_manual(
     }
     await conn.execute(INSERT_MANUAL, params)
     return execution_id
+
+
+async def recorded_slots(conn: AsyncConnection, schedule_id: uuid.UUID, slots: Sequence[datetime]) -> set[datetime]:
+    """RECORDED_SLOTS: the slots among `slots` that have a row already."""
+    rows = await conn.execute(RECORDED_SLOTS, {"schedule_id": schedule_id, "slots": list(slots)})
+    return {row.scheduled_for for row in rows}
+
+
+async def insert_backfill(
+    conn: AsyncConnection,
+    backfill_id: uuid.UUID,
+    schedule: Any,
+    slots: Sequence[datetime],
+    not_befores: Sequence[datetime],
+    now: datetime,
+    triggered_by: str,
+    overlap_tracked: bool,
+    correlation_id: str | None = None,
+    traceparent: str | None = None,
+) -> int:
+    """INSERT_BACKFILL: `pending` backfill runs, at the lowest priority so on-time runs go first; a
+    slot recorded meanwhile is skipped. Returns how many were recorded."""
+    params = {
+        "backfill_id": backfill_id,
+        "schedule_id": schedule.id,
+        "slots": list(slots),
+        "not_befores": list(not_befores),
+        "now": now,
+        "triggered_by": triggered_by,
+        "priority": 0,
+        "tracked": overlap_tracked,
+        "correlation_id": correlation_id,
+        "traceparent": traceparent,
+    }
+    return (await conn.execute(INSERT_BACKFILL, params)).rowcount
+
+
+async def cancel_backfill(conn: AsyncConnection, backfill_id: uuid.UUID, now: datetime) -> int:
+    """CANCEL_BACKFILL: cancel the backfill's runs not handed over yet; returns how many."""
+    return (await conn.execute(CANCEL_BACKFILL, {"backfill_id": backfill_id, "now": now})).rowcount
+
+
+async def backfill_counts(conn: AsyncConnection, backfill_id: uuid.UUID) -> dict[str, int]:
+    """BACKFILL_COUNTS: the backfill's runs by status."""
+    rows = await conn.execute(BACKFILL_COUNTS, {"backfill_id": backfill_id})
+    return {row.status: row.n for row in rows}
 
 
 async def purge(conn: AsyncConnection, cutoff: datetime, batch: int) -> int:

@@ -75,6 +75,12 @@ DRY_UPDATE = (
     "mutation($id: UUID!, $i: UpdateScheduleInput!) { updateSchedule(id: $id, input: $i, dryRun: true) {"
     f" ... on ScheduleEditPreview {{ fireTimesAfter {{ at }} }} {SCHEDULE_FIELDS} }} }}"
 )
+BACKFILL = {"start": "2021-05-01T00:00:00+00:00", "end": "2021-05-01T05:30:00+00:00", "max_per_second": 50}
+BACKFILL_REVERSED = {"start": "2021-05-02T00:00:00+00:00", "end": "2021-05-01T00:00:00+00:00"}
+BACKFILL_GQL = (
+    "mutation($id: UUID!, $i: BackfillInput!) { backfillSchedule(id: $id, input: $i) { __typename "
+    "... on BackfillPlan { slotsToRecord } ... on Error { code message } } }"
+)
 SNOOZE = f"mutation($id: UUID!, $until: DateTime!) {{ pauseSchedule(id: $id, until: $until) {{ {SCHEDULE_FIELDS} }} }}"
 SNOOZE_END, PAST = "2099-01-01T09:00:00+00:00", "2001-01-01T09:00:00+00:00"
 
@@ -167,6 +173,18 @@ CASES = [
             c.put(f"/api/v1/schedules/{ids[0]}", params={"dry_run": "true"}, json={"cron_expression": "*/60 * * * *"})
         ),
         lambda c, ids: _gql(c, DRY_UPDATE, {"id": ids[0], "i": {"cronExpression": "*/60 * * * *"}}, "updateSchedule"),
+    ),
+    case(
+        "backfill",
+        [cron_body("b", cron_expression="0 * * * *", timezone="UTC")],
+        lambda c, ids: _rest(c.post(f"/api/v1/schedules/{ids[0]}/backfill", json=BACKFILL, headers=H)),
+        lambda c, ids: _gql(c, BACKFILL_GQL, {"id": ids[0], "i": camel(BACKFILL)}, "backfillSchedule"),
+    ),
+    case(
+        "backfill-reversed",
+        [cron_body("b")],
+        lambda c, ids: _rest(c.post(f"/api/v1/schedules/{ids[0]}/backfill", json=BACKFILL_REVERSED, headers=H)),
+        lambda c, ids: _gql(c, BACKFILL_GQL, {"id": ids[0], "i": camel(BACKFILL_REVERSED)}, "backfillSchedule"),
     ),
     case(
         "pause",

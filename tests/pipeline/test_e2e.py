@@ -1049,3 +1049,55 @@ async def test_metrics_report_schedule_counts_by_type_and_status(stack):
         assert samples.get(("immediate", "completed")) == 1, samples
         listed = await http.get("/api/v1/schedules", params={"status": "active", "schedule_type": "cron"})
         assert listed.json()["total"] == samples[("cron", "active")]
+
+
+# ---- backfill -----------------------------------------------------------------------------------
+
+
+async def test_a_backfill_publishes_each_missing_slot_once_at_its_rate(stack):
+    # Proves: a backfill of a paused schedule's past range publishes every slot that had no row, each
+    # once, with its slot in the headers, no faster than max_per_second (generous margin: the pace is
+    # the outbox's hand-over times), and a second identical backfill publishes nothing more.
+    start(stack, "api", "ticker", "worker")
+    subject = unique_subject()
+    rate = 5
+    async with nats_client(stack) as nc, rest(stack) as http:
+        inbox = await listen(nc, subject)
+        anchor = utc_now().replace(microsecond=0) - timedelta(seconds=120)
+        body = {
+            "name": "backfilled",
+            "schedule_type": "interval",
+            "interval_seconds": 1,
+            "start_at": anchor.isoformat(),
+            "target_command": subject,
+            "misfire_grace_seconds": 0,
+        }
+        schedule = await create(http, body)
+        paused = await http.post(f"/api/v1/schedules/{schedule['id']}/pause")
+        assert paused.status_code == 200, paused.text
+        await asyncio.sleep(1)
+        on_time = len(inbox)
+        window = {
+            "start": (anchor + timedelta(seconds=10)).isoformat(),
+            "end": (anchor + timedelta(seconds=39)).isoformat(),
+            "max_per_second": rate,
+        }
+        plan = (await http.post(f"/api/v1/schedules/{schedule['id']}/backfill", json=window)).json()
+        assert plan["slots_total"] == 30 and plan["slots_to_record"] == 30
+
+        await wait_for(lambda: len(inbox) >= on_time + 30, DEADLINE, message="thirty backfilled commands")
+        await asyncio.sleep(1)
+        backfilled = inbox.items[on_time:]
+        expected = [anchor + timedelta(seconds=10 + k) for k in range(30)]
+        assert sorted(r.slot for r in backfilled) == expected
+        arrivals = sorted(r.at for r in backfilled)
+        assert arrivals[-1] - arrivals[0] >= (30 - 1) / rate * 0.8
+        assert max(sum(1 for t in arrivals if a <= t < a + 1) for a in arrivals) <= rate + 2
+
+        again = (await http.post(f"/api/v1/schedules/{schedule['id']}/backfill", json=window)).json()
+        assert again["slots_to_record"] == 0
+        progress = (await http.get(f"/api/v1/schedules/{schedule['id']}/backfills")).json()
+        assert [b["runs"] for b in progress] == [{}, {"succeeded": 30}]
+        assert [b["status"] for b in progress] == ["completed", "completed"]
+        await asyncio.sleep(1)
+        assert len(inbox) == on_time + 30

@@ -17,8 +17,9 @@ WHO = ["anonymous", "reader", "owner", "other", "admin"]
 SCHEDULE = {"name": "owned", "schedule_type": "interval", "interval_seconds": 3600, "target_command": "cmd.test.authz"}
 
 
-async def seed(client, keys, db) -> tuple[str, str, str, str]:
-    """wendy's schedule, a pending manual run of it, a failed one and one awaiting its report: their ids."""
+async def seed(client, keys, db) -> tuple[str, str, str, str, str]:
+    """wendy's schedule, a pending manual run of it, a failed one, one awaiting its report and a backfill
+    of the schedule (of an empty range): their ids."""
     created = await client.post("/api/v1/schedules", json=SCHEDULE, headers=bearer(keys, "owner"))
     assert created.status_code == 201, created.text
     schedule_id = created.json()["id"]
@@ -26,7 +27,13 @@ async def seed(client, keys, db) -> tuple[str, str, str, str]:
     assert triggered.status_code == 200, triggered.text
     failed = await insert_execution(db, schedule_id, status="failed", attempts=1)
     awaiting = await insert_execution(db, schedule_id, status="awaiting", attempts=1, trigger_type="manual")
-    return schedule_id, triggered.json()["execution_id"], str(failed["id"]), str(awaiting["id"])
+    window = {"start": "2020-01-01T00:00:00Z", "end": "2020-01-02T00:00:00Z"}
+    backfill = await client.post(
+        f"/api/v1/schedules/{schedule_id}/backfill", json=window, headers=bearer(keys, "owner")
+    )
+    assert backfill.status_code == 200, backfill.text
+    backfill_id = backfill.json()["backfill"]["id"]
+    return schedule_id, triggered.json()["execution_id"], str(failed["id"]), str(awaiting["id"]), backfill_id
 
 
 async def fingerprint(db) -> tuple:
@@ -45,7 +52,8 @@ def new_schedule() -> dict:
 
 
 # (name, method, path, body, allowed roles). "{id}" is wendy's schedule, "{eid}" its pending execution,
-# "{fid}" its failed one, "{aid}" one awaiting its completion report.
+# "{fid}" its failed one, "{aid}" one awaiting its completion report, "{bid}" a backfill of it.
+BACKFILL_WINDOW = {"start": "2020-01-01T00:00:00Z", "end": "2020-01-03T00:00:00Z", "dry_run": True}
 READ_ALL = {"reader", "owner", "other", "admin"}
 READ_OWNED = {"reader", "owner", "admin"}
 WRITE_OWNED = {"owner", "admin"}
@@ -83,12 +91,16 @@ REST = [
     ("dead-letters", "GET", "/api/v1/executions?dead_lettered=false", None, READ_OWNED),
     ("retry", "POST", "/api/v1/executions/{fid}/retry", None, WRITE_OWNED),
     ("complete", "POST", "/api/v1/executions/{aid}/complete", lambda: {"status": "succeeded"}, WRITE_OWNED),
+    ("backfill", "POST", "/api/v1/schedules/{id}/backfill", lambda: dict(BACKFILL_WINDOW), WRITE_OWNED),
+    ("backfills", "GET", "/api/v1/schedules/{id}/backfills", None, READ_OWNED),
+    ("backfill-get", "GET", "/api/v1/schedules/{id}/backfills/{bid}", None, READ_OWNED),
+    ("backfill-cancel", "DELETE", "/api/v1/schedules/{id}/backfills/{bid}", None, WRITE_OWNED),
 ]
 
 
-def fill(value, ids: tuple[str, str, str, str]):
+def fill(value, ids: tuple[str, ...]):
     if isinstance(value, str):
-        for name, ident in zip(("{id}", "{eid}", "{fid}", "{aid}"), ids):
+        for name, ident in zip(("{id}", "{eid}", "{fid}", "{aid}", "{bid}"), ids):
             value = value.replace(name, ident)
         return value
     if isinstance(value, list):
@@ -165,6 +177,18 @@ GQL = [
     ),
     ("deadLetters", "{ r: executions(deadLettered: false) { totalCount } }", READ_OWNED),
     (
+        "backfillSchedule",
+        'mutation($id: UUID!) { r: backfillSchedule(id: $id, input: {start: "2020-01-01T00:00:00Z", '
+        'end: "2020-01-03T00:00:00Z", dryRun: true}) { __typename } }',
+        WRITE_OWNED,
+    ),
+    (
+        "cancelBackfill",
+        "mutation($id: UUID!, $bid: UUID!) { r: cancelBackfill(scheduleId: $id, id: $bid) { __typename } }",
+        WRITE_OWNED,
+    ),
+    ("backfills", "query($id: UUID!) { r: backfills(scheduleId: $id) { id } }", READ_OWNED),
+    (
         "bulkCreateSchedules",
         'mutation { r: bulkCreateSchedules(inputs: [{name: "gql-bulk", scheduleType: INTERVAL, '
         'intervalSeconds: 60, targetCommand: "cmd.test.x"}]) { __typename } }',
@@ -195,9 +219,9 @@ def gql_allowed(body: dict, name: str) -> bool:
 @pytest.mark.parametrize("who", WHO)
 @pytest.mark.parametrize(("name", "query", "allowed"), GQL, ids=[g[0] for g in GQL])
 async def test_graphql_matrix(secure_client, keys, db, who, name, query, allowed):
-    schedule_id, execution_id, failed_id, awaiting_id = await seed(secure_client, keys, db)
+    schedule_id, execution_id, failed_id, awaiting_id, backfill_id = await seed(secure_client, keys, db)
     before = await fingerprint(db)
-    named = {"id": schedule_id, "eid": execution_id, "fid": failed_id, "aid": awaiting_id}
+    named = {"id": schedule_id, "eid": execution_id, "fid": failed_id, "aid": awaiting_id, "bid": backfill_id}
     variables = {k: v for k, v in named.items() if f"${k}" in query}
     response = await secure_client.post(
         "/graphql", json={"query": query, "variables": variables}, headers=bearer(keys, who)
