@@ -91,7 +91,7 @@ async def list_schedules(
 
 @router.post("/preview", response_model=PreviewOut, summary="Next fire times of an unsaved schedule")
 async def preview_schedule(body: PreviewRequest, service: Schedules, actor: Reader, now: Now) -> PreviewOut:
-    return service.preview(body, now)
+    return await service.preview(body, now)
 
 
 @router.post("/bulk/create", status_code=201, response_model=BulkCreateOut, summary="Create many (all or nothing)")
@@ -215,3 +215,20 @@ async def cancel_backfill(
     schedule_id: uuid.UUID, backfill_id: uuid.UUID, service: Schedules, actor: Triggerer, now: Now
 ) -> BackfillOut:
     return await service.cancel_backfill(schedule_id, backfill_id, actor, now)
+
+
+@router.get(
+    "/{schedule_id}/calendar.ics",
+    response_class=Response,
+    responses={200: {"content": {"text/calendar": {}}, "description": "an iCalendar document"}},
+    summary="The schedule's next fire times as an .ics calendar (excluded slots left out)",
+)
+async def schedule_calendar(
+    schedule_id: uuid.UUID,
+    service: Schedules,
+    actor: Reader,
+    now: Now,
+    count: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Response:
+    body = await service.calendar_ics(schedule_id, actor, now, count)
+    return Response(content=body, media_type="text/calendar")

@@ -555,6 +555,69 @@ async def steady(
         return out
 
 
+# ---------------------------------------------------------------- backfill
+
+
+async def _start_backfill(api: str, subject: str, t0: datetime, rate: int, slots: int) -> dict[str, Any]:
+    """A one-second interval schedule anchored in the past (publishing outside the collected prefix) and
+    a backfill of its last `slots` slots before `t0`, `rate` a second."""
+    past = item(
+        "backfilled", subject, schedule_type="interval", interval_seconds=1, start_at=iso(t0 - timedelta(days=1))
+    )
+    (schedule_id,) = (await bulk_create(api, [past], chunk=1, lanes=1))["ids"]
+    body = {"start": iso(t0 - timedelta(seconds=slots)), "end": iso(t0 - timedelta(seconds=1)), "max_per_second": rate}
+    async with httpx.AsyncClient(base_url=api, timeout=60) as http:
+        response = await http.post(f"/api/v1/schedules/{schedule_id}/backfill", json=body)
+        response.raise_for_status()
+        return {"schedule_id": schedule_id, **response.json()}
+
+
+async def _backfill_progress(api: str, schedule_id: str) -> dict[str, int]:
+    async with httpx.AsyncClient(base_url=api, timeout=60) as http:
+        listed = (await http.get(f"/api/v1/schedules/{schedule_id}/backfills")).json()
+    return listed[0]["runs"] if listed else {}
+
+
+async def backfill_load(args: argparse.Namespace, n: int, period: int, rate: int, seconds: float) -> dict[str, Any]:
+    """On-time fires (N interval schedules of period P, phases spread) for `seconds` without a backfill,
+    then `seconds` with a backfill of `rate` runs a second alongside: the on-time lag of each window."""
+    async with Run(args, f"backfill{n}") as run:
+        lead = max(5.0, n / args.create_rate_hint + 5)
+        t0 = (utc_now() + timedelta(seconds=lead)).replace(microsecond=0)
+        quiet = (t0 + timedelta(seconds=args.warmup), t0 + timedelta(seconds=args.warmup + seconds))
+        busy = (quiet[1], quiet[1] + timedelta(seconds=seconds))
+        end_at = busy[1] - timedelta(milliseconds=1)
+        starts, items = _steady_items(run, n, period, "spread", t0, end_at)
+        created = await bulk_create(run.stack.api, items, chunk=args.chunk)
+        await asyncio.sleep(max(0.0, (quiet[1] - utc_now()).total_seconds() - 1.0))
+        backfill_subject = f"cmd.benchbf.{uuid.uuid4().hex[:10]}"
+        started = await _start_backfill(run.stack.api, backfill_subject, utc_now(), rate, int(rate * seconds))
+        await asyncio.sleep(max(0.0, (busy[1] - utc_now()).total_seconds()))
+        progress = await _backfill_progress(run.stack.api, started["schedule_id"])
+        total = 0
+        results = {}
+        for label, window in (("without_backfill", quiet), ("with_backfill", busy)):
+            expected = {sid: interval_slots(s, period, window, end_at) for sid, s in zip(created["ids"], starts)}
+            total += sum(len(v) for v in expected.values())
+            await _drain(run, total, (quiet[0], busy[1]), args.drain_seconds)
+            res = analyse(run.collector.records, expected, window, stored=await run.collector.stored_times())
+            res.pop("_received_times")
+            results[label] = res
+        p99 = [results[k]["lag"].get("p99_ms") for k in ("without_backfill", "with_backfill")]
+        return {
+            "workload": "backfill",
+            "n": n,
+            "period_s": period,
+            "on_time_per_s": n / period,
+            "backfill_per_s": rate,
+            "window_s": seconds,
+            "backfill_slots_recorded": started["slots_to_record"],
+            "backfill_runs_at_end": progress,
+            **results,
+            "p99_ratio_with_to_without": _ratio(p99[1], p99[0]),
+        }
+
+
 # ---------------------------------------------------------------- scale
 
 
@@ -879,17 +942,22 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     args.overrides = dict(kv.split("=", 1) for kv in args.set)  # --set NAME=VALUE, later ones win
     if args.tiny:
-        args.burst_sizes, args.steady, args.shapes = "20", "50:2", "spread"
+        args.burst_sizes, args.steady, args.shapes, args.backfill = "20", "50:2", "spread", "20:2:10"
         args.warmup, args.duration, args.drain_seconds = 1.0, 5.0, 10.0
         args.burst_lead = args.steady_lead = 4.0
         args.worker_processes, args.worker_threads = 1, 4
-        args.workloads = [w for w in args.workloads if w in ("burst", "steady")]
+        args.workloads = [w for w in args.workloads if w in ("burst", "steady", "backfill")]
     return args
 
 
 def _add_workload_options(p: argparse.ArgumentParser) -> None:
     """What runs, and for how long."""
-    p.add_argument("--workloads", default="burst,steady,scale,api", help="comma list of burst, steady, scale, api")
+    p.add_argument(
+        "--workloads",
+        default="burst,steady,backfill,scale,api",
+        help="comma list of burst, steady, backfill, scale, api",
+    )
+    p.add_argument("--backfill", default="1000:1:200", help="N:P:R: on-time N schedules of period P, a backfill of R/s")
     p.add_argument("--tiny", action="store_true", help="a few seconds of each fire workload (for tests)")
     p.add_argument("--burst-sizes", default="1000,10000")
     p.add_argument("--steady", default="10000:10,50000:10", help="comma list of N:P")
@@ -976,6 +1044,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     "steady",
                     lambda n=n, period=period, shape=shape: steady(args, n, period, shape, args.warmup, args.duration),
                 )
+    if "backfill" in args.workloads:
+        n, period, rate = (int(x) for x in args.backfill.split(":"))
+        await one("backfill", lambda: backfill_load(args, n, period, rate, args.duration / 2))
     if "scale" in args.workloads or "api" in args.workloads:
         await one("scale", lambda: scale(args))
     report["finished"] = iso(utc_now())

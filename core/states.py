@@ -85,6 +85,7 @@ class Reason(StrEnum):
     DELETED = "deleted"  # the schedule was deleted before the run was published
     OVERLAP = "overlap"  # an earlier run of the schedule was in progress (overlap_policy skip / cancel_other)
     BACKFILL_CANCELLED = "backfill_cancelled"  # its backfill was cancelled before the run was handed over
+    CALENDAR = "calendar"  # a calendar the schedule lists excluded the slot (stored as `calendar:<name>`)
 
 
 class ScheduleEvent(StrEnum):
@@ -148,7 +149,7 @@ IN_PROGRESS_STATUSES: frozenset[ExecutionStatus] = frozenset(
 )
 # The statuses an execution row may be created in.
 INITIAL_STATUSES: frozenset[ExecutionStatus] = frozenset(
-    {ExecutionStatus.PENDING, ExecutionStatus.MISSED, ExecutionStatus.CANCELLED}
+    {ExecutionStatus.PENDING, ExecutionStatus.MISSED, ExecutionStatus.SKIPPED, ExecutionStatus.CANCELLED}
 )
 
 _S = ExecutionStatus

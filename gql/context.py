@@ -15,6 +15,7 @@ from core.errors import Unauthenticated
 from gql.errors import query_error
 from services.audit import AuditService
 from services.backfills import BackfillService
+from services.calendars import CalendarService
 from services.clock import utc_now
 from services.context import Actor
 from services.executions import ExecutionService
@@ -53,8 +54,10 @@ class Context(BaseContext):
         now: datetime,
         nats,
         resolve: Callable[[Headers], Awaitable[Actor]],
+        calendars: CalendarService,
     ) -> None:
         super().__init__()
+        self.calendars = calendars
         self.schedules = schedules
         self.executions = executions
         self.audit = audit
@@ -90,4 +93,4 @@ async def get_context(
         )
 
     actor = await resolve(request.headers) if request is not None else None
-    return Context(state.schedules, state.executions, state.audit, actor, now, state.nats, resolve)
+    return Context(state.schedules, state.executions, state.audit, actor, now, state.nats, resolve, state.calendars)

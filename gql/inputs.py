@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
@@ -65,6 +65,9 @@ class CreateScheduleInput(ScheduleRuleInput):
     max_runs: int | None = None
     jitter_seconds: int | None = None
     tags: list[str] | None = None
+    exclude_calendars: list[str] | None = strawberry.field(
+        default=None, description="Calendars (by name) whose days and windows this schedule does not fire in."
+    )
     pause_after_failures: int | None = strawberry.field(
         default=None, description="Pause after this many consecutive failed runs (null: never)."
     )
@@ -109,6 +112,7 @@ class UpdateScheduleInput:
     max_runs: int | None = strawberry.UNSET
     jitter_seconds: int | None = strawberry.UNSET
     tags: list[str] | None = strawberry.UNSET
+    exclude_calendars: list[str] | None = strawberry.UNSET
     pause_after_failures: int | None = strawberry.UNSET
     dead_letter_subject: str | None = strawberry.UNSET
     completion: Completion | None = strawberry.UNSET
@@ -152,3 +156,21 @@ class BackfillInput:
     end: datetime
     dry_run: bool = False
     max_per_second: int = 10
+
+
+@strawberry.input
+class DateRangeInput:
+    start: date
+    end: date
+
+
+@strawberry.input(description="A calendar's fields; on an update, `version` is the one expected.")
+class CalendarInput:
+    name: str
+    description: str | None = None
+    timezone: str = "UTC"
+    dates: list[date] | None = None
+    ranges: list[DateRangeInput] | None = None
+    yearly: list[str] | None = None
+    windows: list[str] | None = None
+    version: int | None = None

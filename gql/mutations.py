@@ -22,10 +22,17 @@ from gql.errors import (
     ValidationError,
     error_member,
 )
-from gql.inputs import BackfillInput, CompletionReportInput, CreateScheduleInput, UpdateScheduleInput, to_body
-from gql.types import Backfill, BackfillPlan, Execution, Schedule, ScheduleEditPreview
+from gql.inputs import (
+    BackfillInput,
+    CalendarInput,
+    CompletionReportInput,
+    CreateScheduleInput,
+    UpdateScheduleInput,
+    to_body,
+)
+from gql.types import Backfill, BackfillPlan, Calendar, Execution, Schedule, ScheduleEditPreview
 from services.schedules import validation_errors_of
-from services.schemas import BackfillRequest, CompletionReport, ScheduleCreate, ScheduleUpdate, has_nul
+from services.schemas import BackfillRequest, CalendarIn, CompletionReport, ScheduleCreate, ScheduleUpdate, has_nul
 
 T = TypeVar("T")
 ERRORS = (ValidationError, NotFoundError, ConflictError, QuotaExceededError, ForbiddenError, RateLimitedError)
@@ -85,6 +92,21 @@ BulkOperationResult = result_union("BulkOperationResult", BulkOperationSuccess)
 ExecutionResult = result_union("ExecutionResult", Execution)
 BackfillPlanResult = result_union("BackfillPlanResult", BackfillPlan)
 BackfillResult = result_union("BackfillResult", Backfill)
+CalendarResult = result_union("CalendarResult", Calendar)
+
+
+@strawberry.type
+class DeleteCalendarSuccess:
+    name: str
+
+
+DeleteCalendarResult = result_union("DeleteCalendarResult", DeleteCalendarSuccess)
+
+
+def _calendar_body(input: CalendarInput) -> CalendarIn:
+    body = to_body(input)
+    body["ranges"] = [{"start": r.start, "end": r.end} for r in input.ranges or []]
+    return CalendarIn.model_validate(body)
 
 
 async def _backfill(call: Awaitable) -> Backfill:
@@ -185,6 +207,36 @@ class Mutation:
     async def cancel_backfill(self, info: strawberry.Info, schedule_id: uuid.UUID, id: uuid.UUID) -> BackfillResult:
         ctx = info.context
         return await attempt(lambda: _backfill(ctx.schedules.cancel_backfill(schedule_id, id, ctx.actor, ctx.now)))
+
+    @strawberry.mutation(description="Create a calendar (shared by name; schedules list it in excludeCalendars).")
+    async def create_calendar(self, info: strawberry.Info, input: CalendarInput) -> CalendarResult:
+        ctx = info.context
+
+        async def run():
+            return Calendar.from_out(await ctx.calendars.create(_calendar_body(input), ctx.actor, ctx.now))
+
+        return await attempt(run)
+
+    @strawberry.mutation(
+        description="Replace a calendar's entries; the schedules using it follow from their next slot."
+    )
+    async def update_calendar(self, info: strawberry.Info, name: str, input: CalendarInput) -> CalendarResult:
+        ctx = info.context
+
+        async def run():
+            return Calendar.from_out(await ctx.calendars.update(name, _calendar_body(input), ctx.actor, ctx.now))
+
+        return await attempt(run)
+
+    @strawberry.mutation(description="Delete a calendar no live schedule lists (else a ConflictError naming them).")
+    async def delete_calendar(self, info: strawberry.Info, name: str) -> DeleteCalendarResult:
+        ctx = info.context
+
+        async def run():
+            await ctx.calendars.delete(name, ctx.actor, ctx.now)
+            return DeleteCalendarSuccess(name=name)
+
+        return await attempt(run)
 
     @strawberry.mutation(
         description="One more attempt of a failed run (same id, slot and payload), handed over at once."

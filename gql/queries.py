@@ -13,7 +13,7 @@ from gql.connections import AuditConnection, ExecutionConnection, ScheduleConnec
 from gql.enums import ExecutionStatus
 from gql.errors import query_error
 from gql.inputs import AuditFilterInput, ScheduleFilterInput, ScheduleRuleInput, to_body
-from gql.types import AuditEntry, Backfill, Execution, ExecutionStats, FireTime, Schedule
+from gql.types import AuditEntry, Backfill, Calendar, Execution, ExecutionStats, FireTime, Schedule
 from services.audit import AuditFilter
 from services.schedules import validation_errors_of
 from services.schemas import PreviewRequest, ScheduleFilter
@@ -85,6 +85,17 @@ class Query:
     async def running_executions(self, info: strawberry.Info) -> list[Execution]:
         return [Execution.from_out(e) for e in await info.context.executions.running(info.context.actor)]
 
+    @strawberry.field(description="Every calendar, by name.")
+    async def calendars(self, info: strawberry.Info) -> list[Calendar]:
+        return [Calendar.from_out(c) for c in await info.context.calendars.list()]
+
+    @strawberry.field(description="One calendar by name (null when there is none).")
+    async def calendar(self, info: strawberry.Info, name: str) -> Calendar | None:
+        try:
+            return Calendar.from_out(await info.context.calendars.get(name))
+        except NotFound:
+            return None
+
     @strawberry.field(description="A schedule's backfills, newest first, with their progress.")
     async def backfills(self, info: strawberry.Info, schedule_id: uuid.UUID) -> list[Backfill]:
         try:
@@ -115,12 +126,14 @@ class Query:
         after: datetime | None = None,
         until: datetime | None = None,
         hash_key: str | None = None,
+        exclude_calendars: list[str] | None = None,
     ) -> list[FireTime]:
         _instants(after=after, until=until)
         body = {**to_body(input), "count": count, "after": after, "until": until, "hash_key": hash_key}
+        body["exclude_calendars"] = exclude_calendars or []
         request = _validated(PreviewRequest, body)
         try:
-            out = info.context.schedules.preview(request, info.context.now)
+            out = await info.context.schedules.preview(request, info.context.now)
         except DomainError as error:
             raise query_error(error) from None
         return [FireTime.from_out(f) for f in out.fire_times]

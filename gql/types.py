@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
@@ -26,6 +26,7 @@ from services.audit import AuditEntryOut
 from services.schemas import (
     BackfillOut,
     BackfillPlanOut,
+    CalendarOut,
     EditPreviewOut,
     ExecutionOut,
     FireTimeOut,
@@ -42,10 +43,13 @@ class FireTime:
     at: datetime
     local_time: str
     note: str | None
+    excluded_by: str | None = strawberry.field(
+        default=None, description="calendar:<name> when a calendar excludes this slot (previewSchedule)."
+    )
 
     @classmethod
     def from_out(cls, out: FireTimeOut) -> FireTime:
-        return cls(at=out.at, local_time=out.local_time, note=out.note)
+        return cls(at=out.at, local_time=out.local_time, note=out.note, excluded_by=out.excluded_by)
 
 
 @strawberry.type
@@ -168,6 +172,7 @@ class Schedule:
         description="What a run does while an earlier one of the schedule is in progress."
     )
     tags: list[str]
+    exclude_calendars: list[str] = strawberry.field(description="Calendars whose days this schedule skips.")
     status: ScheduleStatus
     status_reason: str | None
     is_active: bool
@@ -326,3 +331,32 @@ class BackfillPlan:
     def from_out(cls, out: BackfillPlanOut) -> BackfillPlan:
         data = out.model_dump(exclude={"backfill"})
         return cls(**data, backfill=Backfill.from_out(out.backfill) if out.backfill else None)
+
+
+@strawberry.type(description="An inclusive run of days.")
+class DateRange:
+    start: date
+    end: date
+
+
+@strawberry.type(description="A named exclusion calendar; its days are local days of its time zone.")
+class Calendar:
+    id: uuid.UUID
+    name: str
+    description: str | None
+    timezone: str
+    dates: list[date]
+    ranges: list[DateRange]
+    yearly: list[str] = strawberry.field(description="Month and day every year, MM-DD.")
+    windows: list[str] = strawberry.field(description="5-field cron expressions of excluded minutes.")
+    used_by: list[uuid.UUID] = strawberry.field(description="The live schedules that exclude this calendar.")
+    created_by: str
+    created_at: datetime
+    updated_by: str | None
+    updated_at: datetime
+    version: int
+
+    @classmethod
+    def from_out(cls, out: CalendarOut) -> Calendar:
+        data = out.model_dump(exclude={"ranges"})
+        return cls(**data, ranges=[DateRange(start=r.start, end=r.end) for r in out.ranges])

@@ -7,7 +7,7 @@ constrained by CHECKs; their vocabularies live in `core`.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -113,6 +113,10 @@ class Schedule(SQLModel, table=True):
     overlap_policy: str = Field(
         default="allow", sa_column=sa.Column(sa.String(16), nullable=False, server_default="allow")
     )
+    # The calendars (by name) whose days and windows this schedule does not fire in (core.calendars).
+    exclude_calendars: list[str] = Field(
+        default_factory=list, sa_column=sa.Column(ARRAY(sa.String(63)), nullable=False, server_default="{}")
+    )
 
     status: str = Field(default=ScheduleStatus.ACTIVE.value, sa_column=sa.Column(sa.String(16), nullable=False))
     status_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
@@ -203,7 +207,7 @@ class Execution(SQLModel, table=True):
     trigger_type: str = Field(default=TriggerType.SCHEDULED.value, sa_column=sa.Column(sa.String(16), nullable=False))
     triggered_by: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
     status: str = Field(default=ExecutionStatus.PENDING.value, sa_column=sa.Column(sa.String(16), nullable=False))
-    reason: str | None = Field(default=None, sa_column=sa.Column(sa.String(32)))
+    reason: str | None = Field(default=None, sa_column=sa.Column(sa.String(80)))
     priority: int = Field(default=5, sa_column=sa.Column(sa.SmallInteger, nullable=False, server_default="5"))
     attempts: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
     attempt_log: list[dict[str, Any]] = Field(
@@ -268,6 +272,35 @@ class Backfill(SQLModel, table=True):
     created_by: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
     created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
     cancelled_at: datetime | None = _tz()
+
+
+class Calendar(SQLModel, table=True):
+    """A named exclusion calendar (core.calendars): its days are local days of `timezone`."""
+
+    __tablename__ = "calendars"
+    __table_args__ = (sa.UniqueConstraint("name", name="uq_calendars_name"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(sa_column=sa.Column(sa.String(63), nullable=False))
+    description: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    timezone: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    dates: list[date] = Field(
+        default_factory=list, sa_column=sa.Column(ARRAY(sa.Date), nullable=False, server_default="{}")
+    )
+    ranges: list[list[str]] = Field(  # [["2026-12-24", "2027-01-01"], ...], inclusive
+        default_factory=list, sa_column=sa.Column(JSONB, nullable=False, server_default="[]")
+    )
+    yearly: list[str] = Field(  # "MM-DD"
+        default_factory=list, sa_column=sa.Column(ARRAY(sa.String(5)), nullable=False, server_default="{}")
+    )
+    windows: list[str] = Field(  # 5-field cron expressions
+        default_factory=list, sa_column=sa.Column(ARRAY(sa.String(255)), nullable=False, server_default="{}")
+    )
+    created_by: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    updated_by: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
+    updated_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    version: int = Field(default=1, sa_column=sa.Column(sa.Integer, nullable=False, server_default="1"))
 
 
 class AuditEntry(SQLModel, table=True):

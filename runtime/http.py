@@ -16,7 +16,15 @@ import structlog
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import health, metrics_route, nats_commands, routes_audit, routes_executions, routes_schedules
+from api import (
+    health,
+    metrics_route,
+    nats_commands,
+    routes_audit,
+    routes_calendars,
+    routes_executions,
+    routes_schedules,
+)
 from api.dashboard import mount_dashboards
 from api.docs import install_api_docs
 from api.hardening import install_hardening
@@ -32,6 +40,7 @@ from runtime.nats_client import NatsConnection
 from services.audit import AuditService
 from services.auth import ApiKeyService
 from services.backfills import BackfillService
+from services.calendars import CalendarService
 from services.events import NatsEvents
 from services.executions import ExecutionService
 from services.failures import FinalFailures
@@ -163,6 +172,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.api_keys = ApiKeyService(sessions, settings.API_KEY_CACHE_SECONDS)
         app.state.executions = ExecutionService(sessions)
         app.state.audit = AuditService(sessions)
+        app.state.calendars = CalendarService(sessions)
         app.state.redis = redis.from_url(
             settings.REDIS_URL,
             socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
@@ -205,6 +215,7 @@ def _include_routes(app: FastAPI, settings: Settings) -> None:
     app.include_router(routes_schedules.router)
     app.include_router(routes_executions.router)
     app.include_router(routes_audit.router)
+    app.include_router(routes_calendars.router)
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
     app.include_router(health.router)
     app.include_router(metrics_route.router)

@@ -27,7 +27,7 @@ from services.schedules import notify_ticker
 from services.schemas import BackfillOut, BackfillPlanOut, BackfillRequest
 from services.stores import executions as execution_store
 from services.stores import schedules as schedule_store
-from services.validation import rule_of
+from services.validation import in_utc, rule_of
 
 # The most slots one backfill records; a longer range is split into several backfills.
 MAX_BACKFILL_SLOTS = 10_000
@@ -52,10 +52,14 @@ class BackfillService(LifecycleService):
     ) -> BackfillPlanOut:
         """Plan a backfill of [request.start, request.end]; unless it is a dry run, record its slots."""
         await self._begin_write(actor)
-        if request.end < request.start:
-            raise ValidationFailed.single("end", "must not be before start")
         async with self.sessions() as session, session.begin():
             row = await self._load(session, schedule_id, actor, for_update=True)
+            # A naive instant is wall time in the schedule's zone.
+            request = request.model_copy(
+                update={"start": in_utc(request.start, row.timezone), "end": in_utc(request.end, row.timezone)}
+            )
+            if request.end < request.start:
+                raise ValidationFailed.single("end", "must not be before start")
             cutoff = cutoff_of(row, request.end, now)
             rule = rule_of(row)
             slots = fires_between(rule, request.start - _ONE_MICROSECOND, cutoff, MAX_BACKFILL_SLOTS + 1)

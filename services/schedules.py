@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.calendars import CalendarRules, exclusion_reason
 from core.cronexpr import resolved_cron
 from core.errors import Conflict, FieldError, NotFound, QuotaExceeded, ValidationFailed, VersionConflict
 from core.misfire import Catchup, MisfirePolicy, SlotPlan, plan_due
@@ -28,10 +29,12 @@ from core.states import ACTIVE_STATUSES, ExecutionStatus, Reason, ScheduleEvent,
 from models import Execution, Schedule
 from models.db import ReadPool
 from services.access import check_visible, require_writer, schedule_scope, visible_to
+from services.calendars import check_calendars_exist, load_calendars
 from services.completion import ReportObserver
 from services.context import Actor
 from services.events import SCHEDULE_EVENT_PREFIX, EventSink, NullEvents
 from services.failures import FinalFailures
+from services.ics import fires_to_ics
 from services.paging import KeysetPage, keyset_rows, offset_rows
 from services.payload_schemas import PayloadSchemas
 from services.ratelimit import WriteLimiter
@@ -306,11 +309,11 @@ class ScheduleService:
             items=[schedule_out(r) for r in rows], cursors=cursors, total=total, has_next=has_next
         )
 
-    def preview(self, request: PreviewRequest, now: datetime) -> PreviewOut:
+    async def preview(self, request: PreviewRequest, now: datetime) -> PreviewOut:
         """Fire times of an unsaved schedule at or after `request.after` (default now, the past allowed)
         and up to `request.until`; validates the schedule as create would, as of the earlier of now and
         `after`."""
-        values = request.model_dump(exclude={"count", "after", "until", "hash_key"})
+        values = request.model_dump(exclude={"count", "after", "until", "hash_key", "exclude_calendars"})
         values.setdefault("target_command", "cmd.preview.only")
         zone = request.timezone or self.settings.DEFAULT_TIMEZONE
         after, until = in_utc(request.after, zone) or now, in_utc(request.until, zone)
@@ -319,11 +322,38 @@ class ScheduleService:
         validated = self._validate(values, min(now, after))
         rule = replace(validated.rule, hash_key=request.hash_key or "")
         fires = preview(rule, after - ONE_MICROSECOND, request.count, until=until)
+        calendars = await self._calendars(request.exclude_calendars)
         return PreviewOut(
             timezone=rule.timezone,
             resolved_cron=resolved_cron(rule.cron_expression, rule.hash_key),
-            fire_times=[FireTimeOut(at=f.at_utc, local_time=f.local_time.isoformat(), note=f.note) for f in fires],
+            fire_times=[
+                FireTimeOut(
+                    at=f.at_utc,
+                    local_time=f.local_time.isoformat(),
+                    note=f.note,
+                    excluded_by=exclusion_reason(calendars, f.at_utc) if calendars else None,
+                )
+                for f in fires
+            ],
         )
+
+    async def calendar_ics(self, schedule_id: uuid.UUID, actor: Actor, now: datetime, count: int = 100) -> bytes:
+        """The schedule's next `count` fire times as an iCalendar document (slots its calendars exclude
+        are left out: they do not fire)."""
+        async with self.sessions() as session:
+            row = await self._load(session, schedule_id, actor)
+        calendars = await self._calendars(row.exclude_calendars)
+        fires = [f.at for f in _upcoming(row, now, count) if not (calendars and exclusion_reason(calendars, f.at))]
+        return fires_to_ics(str(row.id), row.name, row.target_command, fires, now)
+
+    async def _calendars(self, names: list[str]) -> list[CalendarRules]:
+        """The calendars named, in order; a name that is no calendar is refused."""
+        if not names:
+            return []
+        async with self.sessions() as session:
+            await check_calendars_exist(session, names)
+            found = await load_calendars(session, names)
+        return [found[name] for name in names]
 
     # ---- create ------------------------------------------------------------------------
 
@@ -344,6 +374,7 @@ class ScheduleService:
             "id": schedule_id,
             "command_payload": {},
             "tags": [],
+            "exclude_calendars": [],
             **validated.values,
             "status": ScheduleStatus.ACTIVE.value,
             "next_run_at": next_run,
@@ -379,6 +410,7 @@ class ScheduleService:
         async with self.sessions() as session, session.begin():
             await self._check_quota(session, actor.owner, 1)
             await self._check_names_free(session, actor.owner, [row.name], ["name"])
+            await check_calendars_exist(session, row.exclude_calendars)
             session.add(row)
             await session.flush()
             schedule_store.audit(session, actor, "schedule.created", now, row.id, after=schedule_snapshot(row))
@@ -418,6 +450,11 @@ class ScheduleService:
         snapshots = [schedule_out_of_values(values).model_dump(mode="json") for values in rows]
         async with self.sessions() as session, session.begin():
             await self._check_quota(session, actor.owner, len(rows))
+            for index, values in enumerate(rows):
+                if values["exclude_calendars"]:
+                    await check_calendars_exist(
+                        session, values["exclude_calendars"], f"schedules.{index}.exclude_calendars"
+                    )
             await self._check_names_free(
                 session, actor.owner, [r["name"] for r in rows], [f"schedules.{i}.name" for i in range(len(rows))]
             )
@@ -487,6 +524,8 @@ class ScheduleService:
         validated = self._validate(_checked(merged).model_dump(), now, check_rule=retimed)
         if merged.get("name") != row.name:
             await self._check_names_free(session, row.created_by, [merged["name"]], ["name"])
+        if "exclude_calendars" in changes:
+            await check_calendars_exist(session, changes["exclude_calendars"] or [])
         for name, value in validated.values.items():
             if retimed or name not in RULE_FIELDS:
                 setattr(row, name, value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -47,6 +47,7 @@ Instant = Annotated[datetime, AfterValidator(_bounded)]
 Int32 = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+CalendarName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\s,]+$")]
 Seconds = Annotated[int, Field(ge=0, le=366 * 86400)]
 # Pause the schedule after this many consecutive runs ended failed (None: never).
@@ -119,6 +120,7 @@ class ScheduleCreate(ScheduleRuleInput):
     completion_timeout_seconds: CompletionTimeout = 300
     overlap_policy: OverlapPolicy = OverlapPolicy.ALLOW
     tags: Annotated[list[Tag], Field(max_length=32)] = Field(default_factory=list)
+    exclude_calendars: Annotated[list[CalendarName], Field(max_length=10)] = Field(default_factory=list)
 
 
 class ScheduleUpdate(_Strict):
@@ -153,6 +155,7 @@ class ScheduleUpdate(_Strict):
     completion_timeout_seconds: CompletionTimeout | None = None
     overlap_policy: OverlapPolicy | None = None
     tags: Annotated[list[Tag], Field(max_length=32)] | None = None
+    exclude_calendars: Annotated[list[CalendarName], Field(max_length=10)] | None = None
     version: Int32 | None = None
 
 
@@ -166,6 +169,7 @@ class PreviewRequest(ScheduleRuleInput):
     after: Instant | None = None
     until: Instant | None = None
     hash_key: Annotated[str, StringConstraints(max_length=64)] | None = None
+    exclude_calendars: Annotated[list[CalendarName], Field(max_length=10)] = Field(default_factory=list)
 
 
 class ReasonRequest(_Strict):
@@ -270,6 +274,7 @@ class ScheduleOut(BaseModel):
         "cancel_other"
     )
     tags: list[str]
+    exclude_calendars: list[str] = Field(default_factory=list)
     status: str
     status_reason: str | None
     is_active: bool
@@ -339,6 +344,9 @@ class FireTimeOut(BaseModel):
     at: datetime
     local_time: str
     note: str | None
+    excluded_by: str | None = Field(
+        default=None, description="calendar:<name> when a calendar of the schedule excludes this slot"
+    )
 
 
 class PreviewOut(BaseModel):
@@ -402,6 +410,45 @@ class BackfillPlanOut(BaseModel):
     slots_after_cutoff: int = Field(description="slots in the range the schedule fires itself (from its next run on)")
     first_slots: list[datetime] = Field(description="the first (at most 20) slots to record")
     backfill: BackfillOut | None = None
+
+
+class DateRange(_Strict):
+    start: date
+    end: date
+
+
+class CalendarIn(_Strict):
+    """A calendar's fields (core.calendars): days are local days of `timezone`."""
+
+    name: CalendarName
+    description: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "UTC"
+    dates: Annotated[list[date], Field(max_length=1000)] = Field(default_factory=list)
+    ranges: Annotated[list[DateRange], Field(max_length=1000)] = Field(default_factory=list)
+    yearly: Annotated[list[Annotated[str, StringConstraints(max_length=5)]], Field(max_length=366)] = Field(
+        default_factory=list
+    )
+    windows: Annotated[list[Annotated[str, StringConstraints(max_length=255)]], Field(max_length=20)] = Field(
+        default_factory=list
+    )
+    version: Int32 | None = None  # on an update: the version it expects
+
+
+class CalendarOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    description: str | None
+    timezone: str
+    dates: list[date]
+    ranges: list[DateRange]
+    yearly: list[str]
+    windows: list[str]
+    used_by: list[uuid.UUID] = Field(description="the live schedules that exclude this calendar")
+    created_by: str
+    created_at: datetime
+    updated_by: str | None
+    updated_at: datetime
+    version: int
 
 
 class TriggerOut(BaseModel):

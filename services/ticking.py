@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from core.calendars import CalendarRules, exclusion_reason
 from core.misfire import SlotPlan, plan_ahead, plan_due
 from core.overlap import takes_overlap_step
 from core.rules import jitter_offset_seconds
 from core.settings import Settings
 from core.states import ExecutionStatus, Reason, ScheduleStatus
+from services.calendars import calendars_by_name
 from services.stores import executions as execution_store
 from services.stores import schedules as schedule_store
 from services.validation import misfire_policy_of, rule_of
@@ -61,6 +64,7 @@ class TickResult:
     disabled: list[tuple[uuid.UUID, str]] = field(default_factory=list)
     missed_events: list[dict[str, Any]] = field(default_factory=list)
     batch_full: bool = False
+    excluded: int = 0  # slots a calendar of their schedule excluded (recorded `skipped`)
 
 
 class _Batch:
@@ -106,10 +110,24 @@ def _plan(row: Any, now: datetime, settings: Settings) -> SlotPlan:
     return plan_due(rule_of(row), row.next_run_at, now, misfire_policy_of(row, settings), row.run_count, row.max_runs)
 
 
-def _add_plan(batch: _Batch, result: TickResult, row: Any, plan: SlotPlan, now: datetime, horizon: datetime) -> None:
-    """Queue one schedule's slots (pending or missed) and its advance into the batch."""
+def _add_plan(
+    batch: _Batch,
+    result: TickResult,
+    row: Any,
+    plan: SlotPlan,
+    now: datetime,
+    horizon: datetime,
+    calendars: Sequence[CalendarRules] = (),
+) -> None:
+    """Queue one schedule's slots (pending, missed, or skipped by one of its `calendars`) and its advance
+    into the batch."""
     tracked = takes_overlap_step(row.overlap_policy, row.completion)
     for slot in plan.fire:
+        excluded = exclusion_reason(calendars, slot) if calendars else None
+        if excluded is not None:
+            batch.add_execution(row.id, slot, ExecutionStatus.SKIPPED, excluded, row.priority, None, None, now, tracked)
+            result.excluded += 1
+            continue
         due = slot + timedelta(seconds=jitter_offset_seconds(str(row.id), slot, row.jitter_seconds))
         ready = due <= horizon
         batch.add_execution(
@@ -158,6 +176,7 @@ async def tick(engine: AsyncEngine, now: datetime, settings: Settings, limit: in
     horizon = now + lead_of(settings)
     async with engine.begin() as conn:
         rows = await schedule_store.select_due(conn, horizon, limit)
+        calendars = await calendars_by_name(conn, {name for row in rows for name in row.exclude_calendars})
         result.claimed = len(rows)
         result.batch_full = len(rows) == limit
         for row in rows:
@@ -168,7 +187,8 @@ async def tick(engine: AsyncEngine, now: datetime, settings: Settings, limit: in
                     (row.id, f"rule can no longer be evaluated: {type(error).__name__}: {error}"[:500])
                 )
                 continue
-            _add_plan(batch, result, row, plan, now, horizon)
+            listed = [calendars[name] for name in row.exclude_calendars if name in calendars]
+            _add_plan(batch, result, row, plan, now, horizon, listed)
         await _write(conn, batch, result, now)
     result.dispatch = dispatch_order(result.dispatch)
     return result

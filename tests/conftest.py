@@ -19,7 +19,7 @@ from models.db import make_engine, make_session_factory
 from services.events import RecordingEvents
 from services.lifecycle import LifecycleService
 from tests.support import servers
-from tests.support.database import admin, url_for
+from tests.support.database import RESET_TABLES, admin, url_for
 
 TEST_DB = f"sched_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
 SERVER_SOURCES = pytest.StashKey[dict]()
@@ -56,7 +56,7 @@ def database_url() -> str:
 async def clean_db(database_url: str) -> str:
     conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
     try:
-        await conn.execute("TRUNCATE executions, audit_log, schedules CASCADE")
+        await conn.execute(RESET_TABLES)
     finally:
         await conn.close()
     return database_url

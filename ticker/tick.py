@@ -182,6 +182,8 @@ async def _planning_pass(
         report.disabled += len(result.disabled)
         if result.missed + result.missed_unrecorded:
             metrics.MISFIRES.labels(Reason.MISSED).inc(result.missed + result.missed_unrecorded)
+        if result.excluded:
+            metrics.MISFIRES.labels(Reason.CALENDAR).inc(result.excluded)
         await _hand_over(engine, result.dispatch, enqueue, report, "ticker")
         await _announce(events, result, now)
         if not result.batch_full:

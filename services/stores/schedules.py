@@ -40,7 +40,7 @@ SELECT_DUE = sa.text(
     f"""
     SELECT id, name, schedule_type, timezone, cron_expression, interval_seconds, run_at, start_at, end_at,
            dst_gap, dst_repeat, next_run_at, run_count, max_runs, misfire_grace_seconds, catchup,
-           jitter_seconds, priority, overlap_policy, completion
+           jitter_seconds, priority, overlap_policy, completion, exclude_calendars
     FROM schedules
     WHERE status = '{ScheduleStatus.ACTIVE}' AND next_run_at <= :horizon
     ORDER BY next_run_at

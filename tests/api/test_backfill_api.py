@@ -107,3 +107,13 @@ async def test_refusals_name_the_field_and_record_nothing(client, db, clock):
     assert missing.status_code == 404
     assert await db.fetchval("SELECT count(*) FROM executions") == 0
     assert await db.fetchval("SELECT count(*) FROM backfills") == 0
+
+
+async def test_a_naive_range_is_wall_time_in_the_schedules_zone(client):
+    tokyo = await create(
+        client, interval_body("tokyo", seconds=3600, timezone="Asia/Tokyo", start_at="2025-12-31T00:00:00+09:00")
+    )
+    naive = {"start": "2026-01-01T00:00:00", "end": "2026-01-01T05:00:00", "dry_run": True}
+    plan = (await client.post(f"/api/v1/schedules/{tokyo['id']}/backfill", json=naive)).json()
+    assert plan["slots_total"] == 6  # both ends included
+    assert plan["first_slots"][0] == "2025-12-31T15:00:00Z"

@@ -24,7 +24,7 @@ def test_tiny_run_reports_every_fire_once(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert {"machine", "settings", "results", "started", "finished"} <= report.keys()
     assert report["machine"]["cores"] >= 1
-    burst, steady = report["results"]
+    burst, steady, backfill = report["results"]
 
     assert burst["workload"] == "burst" and burst["n"] == 20
     assert burst["expected"] == burst["received"] == 20
@@ -41,6 +41,13 @@ def test_tiny_run_reports_every_fire_once(tmp_path: Path) -> None:
     assert steady["received"] == steady["expected"] and steady["lag"]["count"] == steady["expected"]
     assert steady["missed"] == steady["duplicates"] == steady["duplicate_slots"] == steady["unexpected"] == 0
     assert steady["jetstream_stored_total"] >= steady["received"]
+
+    # 20 schedules of period 2 s for 2.5 s without and 2.5 s with a backfill of 25 past slots, 10 a second
+    assert backfill["workload"] == "backfill" and backfill["backfill_slots_recorded"] == 25
+    for window in ("without_backfill", "with_backfill"):
+        res = backfill[window]
+        assert res["received"] == res["expected"] > 0 and res["missed"] == res["duplicates"] == 0
+    assert sum(backfill["backfill_runs_at_end"].values()) == 25
 
     for result in (burst, steady):
         processes = result["processes"]

@@ -66,12 +66,21 @@ def test_sets():
     assert {S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.MISSED, S.SKIPPED, S.CANCELLED} == FINAL_STATUSES
     assert ACTIVE_STATUSES.isdisjoint(FINAL_STATUSES) and set(S) == ACTIVE_STATUSES | FINAL_STATUSES
     assert NOT_FIRED_STATUSES < FINAL_STATUSES and S.SUCCEEDED not in NOT_FIRED_STATUSES
-    assert {S.PENDING} | (NOT_FIRED_STATUSES - {S.SKIPPED}) == INITIAL_STATUSES
+    assert {S.PENDING} | NOT_FIRED_STATUSES == INITIAL_STATUSES
 
 
 def test_strings_accepted_and_values():
     assert transition("pending", "running") is S.RUNNING  # type: ignore[arg-type]
-    assert [m.value for m in Reason] == ["missed", "paused", "lock_conflict", "forbidden", "deleted", "overlap"]
+    assert [m.value for m in Reason] == [
+        "missed",
+        "paused",
+        "lock_conflict",
+        "forbidden",
+        "deleted",
+        "overlap",
+        "backfill_cancelled",
+        "calendar",
+    ]
 
 
 def test_every_status_a_run_can_reach_has_an_event():

@@ -147,3 +147,27 @@ async def test_update_with_dry_run_answers_an_edit_preview_and_saves_nothing(cli
     assert {f["localTime"][11:16] for f in answer["fireTimesBefore"]} == {"09:00"}
     stored = await db.fetchrow("SELECT cron_expression, version FROM schedules")
     assert (stored["cron_expression"], stored["version"]) == ("0 9 * * *", 1)
+
+
+async def test_calendars_over_graphql_with_typed_errors(client):
+    create = """mutation($i: CalendarInput!) { r: createCalendar(input: $i) { __typename
+        ... on Calendar { name ranges { start end } version } ... on ValidationError { errors { field } } } }"""
+    ok = await gql(client, create, {"i": {"name": "gq", "ranges": [{"start": "2030-01-01", "end": "2030-01-03"}]}})
+    assert ok["data"]["r"] == {
+        "__typename": "Calendar",
+        "name": "gq",
+        "ranges": [{"start": "2030-01-01", "end": "2030-01-03"}],
+        "version": 1,
+    }
+    bad = await gql(client, create, {"i": {"name": "bad", "yearly": ["13-01"]}})
+    assert bad["data"]["r"] == {"__typename": "ValidationError", "errors": [{"field": "yearly.0"}]}
+    await create_schedule_using(client, "gq")
+    delete = 'mutation { r: deleteCalendar(name: "gq") { __typename ... on Error { code } } }'
+    assert (await gql(client, delete))["data"]["r"] == {"__typename": "ConflictError", "code": "conflict"}
+    listed = await gql(client, '{ calendars { name usedBy } calendar(name: "none") { name } }')
+    assert [c["name"] for c in listed["data"]["calendars"]] == ["gq"] and listed["data"]["calendar"] is None
+
+
+async def create_schedule_using(client, calendar: str) -> None:
+    created = await gql(client, CREATE, {"input": camel(cron_body("uses", exclude_calendars=[calendar]))})
+    assert created["data"]["createSchedule"]["__typename"] == "Schedule", created

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.database import RESET_TABLES
 from tests.support.factories import insert_execution
 from tests.support.http import SCHEDULE_FIELDS, camel, cron_body, gql, interval_body
 
@@ -80,6 +81,10 @@ BACKFILL_REVERSED = {"start": "2021-05-02T00:00:00+00:00", "end": "2021-05-01T00
 BACKFILL_GQL = (
     "mutation($id: UUID!, $i: BackfillInput!) { backfillSchedule(id: $id, input: $i) { __typename "
     "... on BackfillPlan { slotsToRecord } ... on Error { code message } } }"
+)
+CALENDAR_GQL = (
+    "mutation($i: CalendarInput!) { createCalendar(input: $i) { __typename "
+    "... on Calendar { name } ... on Error { code message } } }"
 )
 SNOOZE = f"mutation($id: UUID!, $until: DateTime!) {{ pauseSchedule(id: $id, until: $until) {{ {SCHEDULE_FIELDS} }} }}"
 SNOOZE_END, PAST = "2099-01-01T09:00:00+00:00", "2001-01-01T09:00:00+00:00"
@@ -185,6 +190,29 @@ CASES = [
         [cron_body("b")],
         lambda c, ids: _rest(c.post(f"/api/v1/schedules/{ids[0]}/backfill", json=BACKFILL_REVERSED, headers=H)),
         lambda c, ids: _gql(c, BACKFILL_GQL, {"id": ids[0], "i": camel(BACKFILL_REVERSED)}, "backfillSchedule"),
+    ),
+    case(
+        "calendar-create",
+        [],
+        lambda c, ids: _rest(c.post("/api/v1/calendars", json={"name": "hol", "yearly": ["12-25"]}, headers=H)),
+        lambda c, ids: _gql(c, CALENDAR_GQL, {"i": {"name": "hol", "yearly": ["12-25"]}}, "createCalendar"),
+    ),
+    case(
+        "calendar-create-invalid",
+        [],
+        lambda c, ids: _rest(c.post("/api/v1/calendars", json={"name": "hol", "yearly": ["13-25"]}, headers=H)),
+        lambda c, ids: _gql(c, CALENDAR_GQL, {"i": {"name": "hol", "yearly": ["13-25"]}}, "createCalendar"),
+    ),
+    case(
+        "schedule-with-unknown-calendar",
+        [],
+        lambda c, ids: _rest(c.post("/api/v1/schedules", json=cron_body("x", exclude_calendars=["nope"]), headers=H)),
+        lambda c, ids: _gql(
+            c,
+            f"mutation($i: CreateScheduleInput!) {{ createSchedule(input: $i) {{ {SCHEDULE_FIELDS} }} }}",
+            {"i": camel(cron_body("x", exclude_calendars=["nope"]))},
+            "createSchedule",
+        ),
     ),
     case(
         "pause",
@@ -350,7 +378,7 @@ async def test_rest_and_graphql_agree(client, db, seeds, rest, graphql):
     ids = await seed(client, *seeds)
     rest_result = await rest(client, ids)
     rest_state = await snapshot(db)
-    await db.execute("TRUNCATE executions, audit_log, schedules CASCADE")
+    await db.execute(RESET_TABLES)
     ids = await seed(client, *seeds)
     graphql_result = await graphql(client, ids)
     graphql_state = await snapshot(db)
@@ -366,7 +394,7 @@ async def test_a_retry_by_hand_agrees_over_both_doors(client, db, status):
     """A failed run is retried (pending again, audited); any other is refused with the same code."""
     outcomes, states = [], []
     for door in ("rest", "graphql"):
-        await db.execute("TRUNCATE executions, audit_log, schedules CASCADE")
+        await db.execute(RESET_TABLES)
         (schedule_id,) = await seed(client, cron_body("r"))
         run = await insert_execution(db, schedule_id, status=status, attempts=1)
         if door == "rest":
@@ -390,7 +418,7 @@ async def test_a_completion_report_agrees_over_both_doors(client, db, status):
     """A run awaiting its report is completed with the result; any other is refused with the same code."""
     outcomes, states = [], []
     for door in ("rest", "graphql"):
-        await db.execute("TRUNCATE executions, audit_log, schedules CASCADE")
+        await db.execute(RESET_TABLES)
         (schedule_id,) = await seed(client, cron_body("c"))
         run = await insert_execution(db, schedule_id, status=status, attempts=1)
         if door == "rest":

@@ -33,6 +33,8 @@ async def seed(client, keys, db) -> tuple[str, str, str, str, str]:
     )
     assert backfill.status_code == 200, backfill.text
     backfill_id = backfill.json()["backfill"]["id"]
+    calendar = await client.post("/api/v1/calendars", json={"name": "authz"}, headers=bearer(keys, "owner"))
+    assert calendar.status_code == 201, calendar.text
     return schedule_id, triggered.json()["execution_id"], str(failed["id"]), str(awaiting["id"]), backfill_id
 
 
@@ -95,7 +97,15 @@ REST = [
     ("backfills", "GET", "/api/v1/schedules/{id}/backfills", None, READ_OWNED),
     ("backfill-get", "GET", "/api/v1/schedules/{id}/backfills/{bid}", None, READ_OWNED),
     ("backfill-cancel", "DELETE", "/api/v1/schedules/{id}/backfills/{bid}", None, WRITE_OWNED),
+    ("schedule-ics", "GET", "/api/v1/schedules/{id}/calendar.ics", None, READ_OWNED),
+    ("calendar-create", "POST", "/api/v1/calendars", lambda: {"name": f"c-{uuid.uuid4().hex[:8]}"}, WRITE_ANY),
+    ("calendars", "GET", "/api/v1/calendars", None, READ_ALL),
+    ("calendar", "GET", "/api/v1/calendars/authz", None, READ_ALL),
+    ("calendar-update", "PUT", "/api/v1/calendars/authz", lambda: {"name": "authz", "yearly": ["12-25"]}, WRITE_OWNED),
+    ("calendar-delete", "DELETE", "/api/v1/calendars/authz", None, WRITE_OWNED),
 ]
+# Calendars are shared: everyone sees them, so another writer is refused (403) rather than not shown (404).
+SHARED = {"calendar-update", "calendar-delete"}
 
 
 def fill(value, ids: tuple[str, ...]):
@@ -113,7 +123,7 @@ def fill(value, ids: tuple[str, ...]):
 def rest_allowed(response, name: str) -> bool:
     if response.status_code >= 300:
         return False
-    body = response.json() if response.content else {}
+    body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
     if name == "bulk-operation":
         return body["succeeded"] == 1
     if name in ("list", "executions", "audit", "dead-letters"):
@@ -135,7 +145,7 @@ async def test_rest_matrix(secure_client, keys, db, who, name, method, path, bod
         assert response.status_code == 401 and response.headers["WWW-Authenticate"].startswith("Bearer")
     elif not expected and method != "GET":
         assert await fingerprint(db) == before
-        if who == "reader":
+        if who == "reader" or name in SHARED:
             assert response.status_code == 403
         elif name != "bulk-operation":
             assert response.status_code == 404  # another creator's schedule is not visible

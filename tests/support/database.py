@@ -7,6 +7,9 @@ import sqlalchemy as sa
 
 from tests.support.servers import admin_dsn
 
+# Empties every table a test writes (api_keys aside: the fixtures that issue keys own them).
+RESET_TABLES = "TRUNCATE executions, audit_log, schedules, calendars CASCADE"
+
 
 def url_for(database: str) -> str:
     """The SQLAlchemy (asyncpg) URL of `database` on the admin DSN's server."""

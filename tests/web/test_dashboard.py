@@ -432,3 +432,49 @@ def test_the_edit_form_previews_a_change_before_it_is_saved(page: Page, stack):
     minute = saved["schedule"]["resolvedCron"].split()[0]
     page.goto(f"/#/schedules/{created['id']}/edit")
     expect(page.locator("#preview-list li").first).to_contain_text(f"07:{int(minute):02d}")
+
+
+def test_a_backfill_from_the_schedule_page_with_its_dry_run_and_progress(page: Page, stack):
+    created = create_schedule(
+        stack, scheduleType="INTERVAL", cronExpression=None, intervalSeconds=3600, startAt="2026-01-01T00:00:00Z"
+    )
+    page.goto(f"/#/schedules/{created['id']}")
+    page.get_by_role("button", name="Backfill…").click()
+    dialog = page.locator("#backfill-dialog")
+    expect(dialog).to_be_visible()
+    # The browser runs in UTC here: 01:00 to 05:00 holds five hourly slots.
+    page.get_by_label("From").fill("2026-01-02T01:00:00")
+    page.get_by_label("To").fill("2026-01-02T05:00:00")
+    page.get_by_label("Runs a second at most").fill("50")
+    page.get_by_role("button", name="Dry run").click()
+    expect(page.locator("#backfill-plan")).to_contain_text("5 slot(s) in the range; 0 already recorded")
+    shot(page, "15-backfill-dry-run")
+    page.get_by_role("button", name="Start backfill").click()
+
+    expect(dialog).to_be_hidden()
+    row = page.locator("#backfills-body tr").first
+    expect(row.locator(".backfill-status")).to_have_text(re.compile("running|completed"))
+    expect(row.locator(".backfill-runs")).to_contain_text("5")
+    stored = graphql(stack, "query($id: UUID!) { backfills(scheduleId: $id) { runs } }", {"id": created["id"]})
+    assert sum(stored["backfills"][0]["runs"].values()) == 5
+
+
+def test_a_calendar_from_its_page_to_a_schedule_whose_preview_skips_its_days(page: Page, stack):
+    page.goto("/#/calendars")
+    expect(page.locator("#no-calendars, #calendar-list li").first).to_be_visible()
+    name = f"weekends-{uuid.uuid4().hex[:6]}"
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Windows").fill("* * * * sat,sun")
+    page.get_by_role("button", name="Create calendar").click()
+    expect(page.locator(f"[data-calendar='{name}']")).to_contain_text("1 window(s)")
+    shot(page, "16-calendars")
+
+    page.goto("/#/new")
+    page.get_by_label("Cron expression").fill("0 12 * * *")
+    page.get_by_label("Time zone").fill("UTC")
+    page.get_by_label("Exclude calendars").fill(name)
+    excluded = page.locator("#preview-list li .excluded")
+    expect(excluded.first).to_contain_text(f"calendar:{name}")
+    assert 2 <= excluded.count() <= 4  # ten daily fires hold two to four weekend days
+    page.get_by_label("Exclude calendars").fill("no-such-calendar")
+    expect(page.locator("#err-excludeCalendars")).to_contain_text("no calendar named")

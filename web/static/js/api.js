@@ -123,7 +123,7 @@ export function initAuth() {
 export const SCHEDULE_FIELDS = `
   id name description scheduleType cronExpression intervalSeconds runAt timezone startAt endAt
   dstGap dstRepeat targetCommand commandPayload deliveryMode requestTimeoutSeconds priority maxRetries
-  retryDelay misfireGraceSeconds catchup maxConcurrent maxRuns jitterSeconds tags status statusReason
+  retryDelay misfireGraceSeconds catchup maxConcurrent maxRuns jitterSeconds tags excludeCalendars status statusReason
   pauseAfterFailures deadLetterSubject completion completionTimeoutSeconds overlapPolicy
   isActive pausedAt pausedUntil nextRunAt nextRunAtLocal lastRunAt runCount createdBy updatedBy createdAt updatedAt version`;
 

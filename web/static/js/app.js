@@ -6,6 +6,7 @@ import * as schedulesPage from "./views/schedules.js";
 import * as schedulePage from "./views/schedule.js";
 import * as formPage from "./views/form.js";
 import * as executionsPage from "./views/executions.js";
+import * as calendarsPage from "./views/calendars.js";
 
 const routes = [
   [/^\/?$/, "schedules", () => schedulesPage.render],
@@ -13,6 +14,7 @@ const routes = [
   [/^\/schedules\/([0-9a-f-]{36})$/i, "schedules", () => schedulePage.render],
   [/^\/schedules\/([0-9a-f-]{36})\/edit$/i, "schedules", () => formPage.render],
   [/^\/executions$/, "executions", () => executionsPage.render],
+  [/^\/calendars$/, "calendars", () => calendarsPage.render],
 ];
 
 let cleanup = null;
@@ -48,6 +50,7 @@ async function route() {
 
 initAuth();
 trapFocus(document.getElementById("confirm-dialog"));
+trapFocus(document.getElementById("backfill-dialog"));
 onKeyChange(() => subscriptions.restart());
 window.addEventListener("hashchange", route);
 route();

@@ -30,6 +30,7 @@ const GROUPS = [
     ["endAt", "End at", "datetime", { only: ["CRON", "INTERVAL"], hint: "No fire after." }],
     ["dstGap", "DST gap (spring forward)", "select", { only: ["CRON"], options: ["SHIFT", "SKIP"], hint: "Default: shift to the first valid instant." }],
     ["dstRepeat", "DST repeat (fall back)", "select", { only: ["CRON"], options: ["AUTO", "ONCE", "TWICE"], hint: "Default: auto." }],
+    ["excludeCalendars", "Exclude calendars", "text", { placeholder: "public-holidays", hint: "Calendar names (see Calendars), comma separated: their slots are skipped." }],
   ]],
   ["Payload", null, [
     ["commandPayload", "Command payload (JSON object)", "textarea", { placeholder: '{"notification_type": "daily_summary"}', hint: "Strings may use {{scheduled_for}}, {{execution_id}}, {{attempt}}, {{schedule.id}}, {{schedule.name}}." }],
@@ -57,7 +58,7 @@ const GROUPS = [
 const ALL = GROUPS.flatMap(([, , fields]) => fields);
 const KIND = Object.fromEntries(ALL.map(([name, , kind]) => [name, kind]));
 
-const PREVIEW = `query($input: ScheduleRuleInput!, $hashKey: String) { previewSchedule(input: $input, count: 10, hashKey: $hashKey) { at localTime note } }`;
+const PREVIEW = `query($input: ScheduleRuleInput!, $hashKey: String, $calendars: [String!]) { previewSchedule(input: $input, count: 10, hashKey: $hashKey, excludeCalendars: $calendars) { at localTime note excludedBy } }`;
 const DRY_RUN = `mutation($id: UUID!, $input: UpdateScheduleInput!) { r: updateSchedule(id: $id, input: $input, dryRun: true) { __typename
   ... on ScheduleEditPreview { fireTimesBefore { at localTime } fireTimesAfter { at localTime } slotsRecorded { scheduledFor status } runsKept { id status scheduledFor } }
   ${ERROR_FIELDS} } }`;
@@ -198,7 +199,7 @@ export async function render(main, [id]) {
       if (raw === "") { out[name] = null; continue; }
       if (kind === "number") out[name] = Number.isFinite(Number(raw)) ? Math.trunc(Number(raw)) : raw;
       else if (kind === "datetime") out[name] = raw.length === 16 ? `${raw}:00` : raw;
-      else if (name === "tags") out[name] = raw.split(/[\s,]+/).filter(Boolean);
+      else if (name === "tags" || name === "excludeCalendars") out[name] = raw.split(/[\s,]+/).filter(Boolean);
       else if (name === "commandPayload") out[name] = parseJson(raw);
       else out[name] = raw;
     }
@@ -240,14 +241,15 @@ export async function render(main, [id]) {
     }
     previewState.textContent = "Updating…";
     try {
-      const data = await gql(PREVIEW, { input, hashKey: editing ? id : null });
+      const data = await gql(PREVIEW, { input, hashKey: editing ? id : null, calendars: v.excludeCalendars || [] });
       if (seq !== previewSeq) return;
       clearErrors(RULE_FIELDS);
       const fires = data.previewSchedule;
       previewState.textContent = `${fires.length} upcoming, in ${input.timezone || "the default zone"} (UTC below).`;
       previewList.replaceChildren(fires.length
         ? h("ol", { class: "fire-list", id: "preview-list" }, fires.map((f) => h("li", {},
-            h("span", {}, h("strong", {}, fmtLocal(f.localTime)), f.note ? [" ", h("span", { class: "note" }, f.note)] : null),
+            h("span", {}, h("strong", {}, fmtLocal(f.localTime)), f.note ? [" ", h("span", { class: "note" }, f.note)] : null,
+              f.excludedBy ? [" ", h("span", { class: "note excluded" }, `skipped: ${f.excludedBy}`)] : null),
             h("span", { class: "utc" }, fmtUtc(f.at)))))
         : h("p", { class: "muted" }, "This rule has no upcoming fire time."));
     } catch (error) {
@@ -267,7 +269,7 @@ export async function render(main, [id]) {
   form.addEventListener("input", (event) => {
     const name = event.target.name;
     if (name && errors[name] && !RULE_FIELDS.includes(name)) clearErrors([name]);
-    if (RULE_FIELDS.includes(name)) preview();
+    if (RULE_FIELDS.includes(name) || name === "excludeCalendars") preview();
   });
   controls.scheduleType.addEventListener("change", () => { showForType(); preview(); });
   controls.completion.addEventListener("change", showForType);
@@ -380,7 +382,7 @@ function parseJson(raw) {
 function toControl(name, value, tz) {
   if (value === null || value === undefined) return "";
   const kind = KIND[name];
-  if (name === "tags") return value.join(", ");
+  if (name === "tags" || name === "excludeCalendars") return value.join(", ");
   if (name === "commandPayload") return Object.keys(value).length ? JSON.stringify(value, null, 2) : "";
   if (kind === "datetime") return wallTime(value, tz);
   return String(value);

@@ -2,6 +2,7 @@
 import { gql, SCHEDULE_FIELDS, EXECUTION_FIELDS, pauseSchedule, resumeSchedule, triggerSchedule, deleteSchedule } from "../api.js";
 import { h, badge, tags, ruleText, fmtLocal, fmtUtc, fmtMs, confirmAction, toast, debounce, pager, cell, lower, shortId, ago, overlapText, completionText } from "../ui.js";
 import { outcomeChart } from "../chart.js";
+import { openBackfill, backfillsPanel } from "./backfill.js";
 import { subscriptions, EXECUTION_EVENTS, liveIndicator } from "../ws.js";
 
 const DETAIL = `query($id: UUID!) {
@@ -42,10 +43,12 @@ export async function render(main, [id]) {
   const auditBody = h("tbody", { id: "audit-body" });
   const auditPager = h("div");
   const [live, disposeLive] = liveIndicator(document);
+  const backfills = backfillsPanel(id);
 
   main.append(head, statsBox,
     h("div", { class: "grid-2" }, ruleBox, fireBox),
     h("section", { class: "panel", "aria-labelledby": "chart-h", style: "margin-top:1rem" }, h("h2", { id: "chart-h" }, "Outcomes and lag"), chartBox),
+    backfills.panel,
     h("section", { class: "panel", "aria-labelledby": "exec-h" },
       h("h2", { id: "exec-h" }, "Executions ", live),
       h("div", { class: "table-wrap" }, h("table", { class: "collapse", id: "executions-table" },
@@ -65,6 +68,7 @@ export async function render(main, [id]) {
     if (s.status === "ACTIVE") buttons.push(h("button", { type: "button", class: "btn", "data-action": "pause", onclick: () => lifecycle("pause") }, "Pause"));
     if (s.status === "PAUSED") buttons.push(h("button", { type: "button", class: "btn", "data-action": "resume", onclick: () => lifecycle("resume") }, "Resume"));
     buttons.push(h("button", { type: "button", class: "btn", "data-action": "trigger", onclick: trigger }, "Trigger now"));
+    buttons.push(h("button", { type: "button", class: "btn", "data-action": "backfill", onclick: backfill }, "Backfill…"));
     buttons.push(h("button", { type: "button", class: "btn btn-danger", "data-action": "delete", onclick: remove }, "Delete"));
     head.replaceChildren(
       h("div", {},
@@ -146,6 +150,10 @@ export async function render(main, [id]) {
       action: async () => { const r = await triggerSchedule(id); return r.__typename === "TriggerScheduleSuccess" ? null : r; },
     });
     if (ok) { toast("Triggered: the run appears below when the worker picks it up."); loadAudit(); }
+  }
+
+  async function backfill() {
+    if (await openBackfill(schedule)) { await backfills.refresh(); loadAudit(); }
   }
 
   async function remove() {
@@ -237,7 +245,7 @@ export async function render(main, [id]) {
   }
 
   drawHead();
-  await Promise.all([loadExecutions(), loadChart(), loadAudit()]);
+  await Promise.all([loadExecutions(), loadChart(), loadAudit(), backfills.refresh()]);
 
   const refreshLater = debounce(() => { loadChart(); refreshHead(); }, 1200);
   const unsubscribe = subscriptions.subscribe(EXECUTION_EVENTS, { scheduleId: id }, {
@@ -248,7 +256,7 @@ export async function render(main, [id]) {
     },
     error: (errors) => console.warn("subscription error", errors),
   });
-  return () => { unsubscribe(); disposeLive(); refreshLater.cancel(); };
+  return () => { unsubscribe(); disposeLive(); refreshLater.cancel(); backfills.dispose(); };
 }
 
 /** The keys an audit entry changed, e.g. "status: active → paused". */
