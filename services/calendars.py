@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.calendars import CalendarRules, calendar_problems
+from core.calendars import CALENDAR_NAME, CalendarRules, calendar_problems
 from core.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed, VersionConflict
 from models import Calendar, Schedule
 from services.access import require_writer
@@ -168,6 +168,8 @@ async def _flush_named(session: AsyncSession, name: str) -> None:
 
 
 async def _load(session: AsyncSession, name: str, for_update: bool = False) -> Calendar:
+    if not CALENDAR_NAME.match(name):  # no calendar has such a name (nor may one hold a NUL for the query)
+        raise NotFound("calendar", repr(name.replace("\x00", "")), field="name")
     query = select(Calendar).where(Calendar.name == name)
     if for_update:
         query = query.with_for_update()

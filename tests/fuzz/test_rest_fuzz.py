@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.support.fuzz import FuzzServer, seed_data
+from tests.support.fuzz import FuzzServer, seed_backfills_and_calendars, seed_data
 
 PROBLEM = "application/problem+json"
 REQUEST_TIMEOUT_SECONDS = 10.0  # a response slower than this is a hang: the case fails
@@ -139,7 +139,7 @@ def _strategy(operation, mode: GenerationMode, known: dict[str, list[str]], sche
         return strategies[0]
     path_names = {p.name for p in operation.path_parameters}
     aim = path_names and path_names <= known.keys()
-    existing = st.fixed_dictionaries({name: st.sampled_from(known[name]) for name in sorted(path_names)})
+    existing = st.fixed_dictionaries({name: st.sampled_from(known[name]) for name in sorted(path_names & known.keys())})
     if aim:
         strategies.append(
             existing.flatmap(lambda ids: operation.as_strategy(generation_mode=mode, path_parameters=ids))
@@ -209,6 +209,7 @@ def test_every_rest_operation_survives_fuzzing(fuzz_server: FuzzServer) -> None:
 
     schedule_ids, execution_ids = seed_data(fuzz_server.base_url, "rest")
     known = {"schedule_id": schedule_ids, "execution_id": execution_ids}
+    known |= seed_backfills_and_calendars(fuzz_server.base_url, schedule_ids)
     tally = Tally()
     with requests.Session() as session:
         for operation in operations:

@@ -60,3 +60,14 @@ def seed_data(base_url: str, prefix: str) -> tuple[list[str], list[str]]:
             assert triggered.status_code == 200, triggered.text
             execution_ids.append(triggered.json()["execution_id"])
     return schedule_ids, execution_ids
+
+
+def seed_backfills_and_calendars(base_url: str, schedule_ids: list[str]) -> dict[str, list[str]]:
+    """A backfill (of a short past range) of the first schedule and a calendar, for path parameters."""
+    window = {"start": "2020-01-01T00:00:00Z", "end": "2020-01-01T01:00:00Z"}
+    with httpx.Client(base_url=base_url, timeout=10, headers={"X-Created-By": "fuzzer"}) as http:
+        backfill = http.post(f"/api/v1/schedules/{schedule_ids[0]}/backfill", json=window)
+        assert backfill.status_code == 200, backfill.text
+        calendar = http.post("/api/v1/calendars", json={"name": "fuzz-cal", "yearly": ["12-25"]})
+        assert calendar.status_code == 201, calendar.text
+    return {"backfill_id": [backfill.json()["backfill"]["id"]], "name": ["fuzz-cal"]}

@@ -443,8 +443,8 @@ def test_a_backfill_from_the_schedule_page_with_its_dry_run_and_progress(page: P
     dialog = page.locator("#backfill-dialog")
     expect(dialog).to_be_visible()
     # The browser runs in UTC here: 01:00 to 05:00 holds five hourly slots.
-    page.get_by_label("From").fill("2026-01-02T01:00:00")
-    page.get_by_label("To").fill("2026-01-02T05:00:00")
+    page.locator("#backfill-start").fill("2026-01-02T01:00:00")
+    page.locator("#backfill-end").fill("2026-01-02T05:00:00")
     page.get_by_label("Runs a second at most").fill("50")
     page.get_by_role("button", name="Dry run").click()
     expect(page.locator("#backfill-plan")).to_contain_text("5 slot(s) in the range; 0 already recorded")

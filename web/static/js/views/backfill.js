@@ -1,7 +1,7 @@
 // The backfill dialog of a schedule's page (its dry run, then the start), and the panel of its backfills
 // with their progress and a cancel button.
 import { gql, ERROR_FIELDS } from "../api.js";
-import { h, errorBlock, fmtUtc, toast } from "../ui.js";
+import { h, cell, errorBlock, fmtUtc, toast } from "../ui.js";
 
 const BACKFILL = `mutation($id: UUID!, $input: BackfillInput!) { r: backfillSchedule(id: $id, input: $input) { __typename
   ... on BackfillPlan { slotsTotal slotsRecorded slotsToRecord slotsAfterCutoff backfill { id } } ${ERROR_FIELDS} } }`;
@@ -60,24 +60,30 @@ export function openBackfill(schedule) {
   });
 }
 
+function withClass(element, name) {
+  element.classList.add(name);
+  return element;
+}
+
 /** The backfills panel of a schedule: refreshed by `refresh()`, and every 2 s while one is running. */
 export function backfillsPanel(scheduleId) {
   const body = h("tbody", { id: "backfills-body" });
-  const panel = h("section", { class: "panel", "aria-labelledby": "backfills-h", style: "margin-top:1rem" },
+  const panel = h("section", { class: "panel", "aria-labelledby": "backfills-h", style: "margin-top:1rem", hidden: true },
     h("h2", { id: "backfills-h" }, "Backfills"),
-    h("table", {}, h("thead", {}, h("tr", {}, ["Started", "Range (UTC)", "Rate", "Status", "Runs", ""].map((c) => h("th", { scope: "col" }, c)))), body));
+    h("div", { class: "table-wrap" }, h("table", { class: "collapse" },
+      h("thead", {}, h("tr", {}, ["Started", "Range (UTC)", "Rate", "Status", "Runs", ""].map((c) => h("th", { scope: "col" }, c)))), body)));
   let timer = null;
   async function refresh() {
     clearTimeout(timer);
     const list = (await gql(LIST, { id: scheduleId })).backfills;
     panel.hidden = list.length === 0;
     body.replaceChildren(...list.map((b) => h("tr", { "data-backfill": b.id },
-      h("td", {}, fmtUtc(b.createdAt), h("span", { class: "sub" }, ` ${b.createdBy}`)),
-      h("td", {}, `${fmtUtc(b.startAt)} → ${fmtUtc(b.endAt)}`),
-      h("td", {}, `${b.maxPerSecond}/s`),
-      h("td", { class: "backfill-status" }, b.status),
-      h("td", { class: "backfill-runs" }, Object.entries(b.runs).map(([k, v]) => `${k} ${v}`).join(", ") || "none"),
-      h("td", {}, b.status === "running" ? h("button", { type: "button", class: "btn btn-sm", onclick: () => cancel(b.id) }, "Cancel") : null))));
+      cell("Started", fmtUtc(b.createdAt), h("span", { class: "sub" }, ` ${b.createdBy}`)),
+      cell("Range (UTC)", `${fmtUtc(b.startAt)} → ${fmtUtc(b.endAt)}`),
+      cell("Rate", `${b.maxPerSecond}/s`),
+      withClass(cell("Status", b.status), "backfill-status"),
+      withClass(cell("Runs", Object.entries(b.runs).map(([k, v]) => `${k} ${v}`).join(", ") || "none"), "backfill-runs"),
+      cell("", b.status === "running" ? h("button", { type: "button", class: "btn btn-sm", onclick: () => cancel(b.id) }, "Cancel") : null))));
     if (list.some((b) => b.status === "running")) timer = setTimeout(refresh, 2000);
   }
   async function cancel(id) {
