@@ -322,6 +322,7 @@ class BackfillPlan:
     dry_run: bool
     slots_total: int
     slots_recorded: int
+    slots_excluded: int
     slots_to_record: int
     slots_after_cutoff: int
     first_slots: list[datetime]

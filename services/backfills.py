@@ -1,12 +1,12 @@
 """Backfills: a schedule's slots over a past range, recorded now and fired at a bounded rate.
 
 A backfill computes the rule's slots in [start, end] up to its cutoff (now, and for an active schedule
-the instant before its next run: from there on the ticker records the slots itself), records each slot
-that has no row yet as a `pending` run with `trigger_type: backfill` and the backfill's id, and spreads
-their hand-over times `1 / max_per_second` apart. The runs take the lowest priority, so the outbox
-hands over on-time runs first. One row per slot holds across the ticker and backfills (the unique slot
-index covers both), so a second identical backfill records nothing. Cancelling one cancels its runs not
-handed over yet; the others finish. All instants are UTC.
+the instant before its next run: from there on the ticker records the slots itself). Each slot that
+has no row yet and that no calendar of the schedule excludes is recorded as a `pending` run with
+`trigger_type: backfill` and the backfill's id, their hand-over times `1 / max_per_second` apart. The
+runs take the lowest priority, so the outbox hands over on-time runs first. One row per slot holds
+across the ticker and backfills (the unique slot index covers both), so a second identical backfill
+records nothing. Cancelling one cancels its runs not handed over yet; the others finish. Instants UTC.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from datetime import datetime, timedelta
 
 from sqlmodel import col, select
 
+from core.calendars import exclusion_reason
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.overlap import takes_overlap_step
 from core.rules import fires_between
 from core.states import ACTIVE_STATUSES, BackfillStatus, ScheduleStatus
 from models import Backfill, Schedule
+from services.calendars import calendars_by_name
 from services.context import Actor
 from services.lifecycle import LifecycleService
 from services.schedules import notify_ticker
@@ -68,11 +70,15 @@ class BackfillService(LifecycleService):
             later = fires_between(rule, cutoff, request.end, MAX_BACKFILL_SLOTS) if cutoff < request.end else []
             conn = await session.connection()
             recorded = await execution_store.recorded_slots(conn, row.id, slots) if slots else set()
-            missing = [s for s in slots if s not in recorded]
+            calendars = await calendars_by_name(conn, set(row.exclude_calendars))
+            listed = [calendars[name] for name in row.exclude_calendars if name in calendars]
+            unrecorded = [s for s in slots if s not in recorded]
+            missing = [s for s in unrecorded if not exclusion_reason(listed, s)] if listed else unrecorded
             plan = BackfillPlanOut(
                 dry_run=request.dry_run,
                 slots_total=len(slots),
                 slots_recorded=len(recorded),
+                slots_excluded=len(unrecorded) - len(missing),
                 slots_to_record=len(missing),
                 slots_after_cutoff=len(later),
                 first_slots=missing[:_FIRST_SLOTS_SHOWN],

@@ -406,6 +406,7 @@ class BackfillPlanOut(BaseModel):
     dry_run: bool
     slots_total: int = Field(description="slots of the rule in [start, end], up to now")
     slots_recorded: int = Field(description="of those, the ones that have a row already (not fired again)")
+    slots_excluded: int = Field(description="of the others, those a calendar of the schedule excludes (not recorded)")
     slots_to_record: int
     slots_after_cutoff: int = Field(description="slots in the range the schedule fires itself (from its next run on)")
     first_slots: list[datetime] = Field(description="the first (at most 20) slots to record")

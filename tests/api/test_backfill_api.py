@@ -117,3 +117,18 @@ async def test_a_naive_range_is_wall_time_in_the_schedules_zone(client):
     plan = (await client.post(f"/api/v1/schedules/{tokyo['id']}/backfill", json=naive)).json()
     assert plan["slots_total"] == 6  # both ends included
     assert plan["first_slots"][0] == "2025-12-31T15:00:00Z"
+
+
+async def test_slots_a_calendar_excludes_are_not_backfilled(client, db, clock):
+    day = (clock.now - 30 * HOUR).date()
+    assert (
+        await client.post("/api/v1/calendars", json={"name": "frozen", "dates": [day.isoformat()]})
+    ).status_code == 201
+    schedule = await create(
+        client, interval_body(seconds=3600, start_at=(clock.now - 72 * HOUR).isoformat(), exclude_calendars=["frozen"])
+    )
+    window = {"start": (clock.now - 60 * HOUR).isoformat(), "end": (clock.now - 1 * HOUR).isoformat()}
+    plan = (await client.post(f"/api/v1/schedules/{schedule['id']}/backfill", json=window)).json()
+    slots = await db.fetch("SELECT scheduled_for FROM executions")
+    assert plan["slots_excluded"] == 24 and plan["slots_to_record"] == plan["slots_total"] - 24 == len(slots)
+    assert all(s["scheduled_for"].date() != day for s in slots)

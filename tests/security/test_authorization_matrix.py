@@ -103,9 +103,14 @@ REST = [
     ("calendar", "GET", "/api/v1/calendars/authz", None, READ_ALL),
     ("calendar-update", "PUT", "/api/v1/calendars/authz", lambda: {"name": "authz", "yearly": ["12-25"]}, WRITE_OWNED),
     ("calendar-delete", "DELETE", "/api/v1/calendars/authz", None, WRITE_OWNED),
+    ("calendar-import", "POST", "/api/v1/calendars/authz/import", lambda: HOLIDAY_ICS, WRITE_OWNED),
 ]
 # Calendars are shared: everyone sees them, so another writer is refused (403) rather than not shown (404).
-SHARED = {"calendar-update", "calendar-delete"}
+SHARED = {"calendar-update", "calendar-delete", "calendar-import"}
+HOLIDAY_ICS = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:x\r\n"
+    "DTSTART;VALUE=DATE:20301225\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
 
 
 def fill(value, ids: tuple[str, ...]):
@@ -198,6 +203,19 @@ GQL = [
         WRITE_OWNED,
     ),
     ("backfills", "query($id: UUID!) { r: backfills(scheduleId: $id) { id } }", READ_OWNED),
+    ("calendars", "{ r: calendars { name } }", READ_ALL),
+    ("calendar", '{ r: calendar(name: "authz") { name } }', READ_ALL),
+    (
+        "createCalendar",
+        'mutation { r: createCalendar(input: {name: "gql-cal"}) { __typename } }',
+        WRITE_ANY,
+    ),
+    (
+        "updateCalendar",
+        'mutation { r: updateCalendar(name: "authz", input: {name: "authz", yearly: ["12-25"]}) { __typename } }',
+        WRITE_OWNED,
+    ),
+    ("deleteCalendar", 'mutation { r: deleteCalendar(name: "authz") { __typename } }', WRITE_OWNED),
     (
         "bulkCreateSchedules",
         'mutation { r: bulkCreateSchedules(inputs: [{name: "gql-bulk", scheduleType: INTERVAL, '
