@@ -20,6 +20,7 @@ from core.subjects import allowed_by, dead_letter_problem, subject_problem
 from core.templates import template_problems
 from core.timezones import load_zone
 from services.payload_schemas import PayloadSchemas
+from services.schemas import has_nul
 
 RULE_FIELDS = ("schedule_type", "cron_expression", "interval_seconds", "run_at", "timezone", "start_at", "end_at")
 DATETIME_FIELDS = ("run_at", "start_at", "end_at")
@@ -71,6 +72,8 @@ def nesting_depth(value: Any) -> int:
 def payload_problems(payload: Any, settings: Settings, field: str = "command_payload") -> list[FieldError]:
     if not isinstance(payload, dict):
         return [FieldError(field, "must be a JSON object")]
+    if has_nul(payload):  # jsonb holds no NUL character
+        return [FieldError(field, "must not contain NUL (\\u0000) characters")]
     depth = nesting_depth(payload)
     if depth > settings.MAX_PAYLOAD_DEPTH:
         return [FieldError(field, f"nests {depth} levels deep; the limit is {settings.MAX_PAYLOAD_DEPTH}")]

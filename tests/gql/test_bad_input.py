@@ -54,3 +54,19 @@ async def test_depth_limit_allows_the_deepest_real_query_and_names_itself(client
     assert not ok.json().get("errors"), ok.text
     too_deep = (await client.post("/graphql", json={"query": TOO_DEEP})).json()
     assert any("maximum operation depth" in e["message"] for e in too_deep["errors"])
+
+
+async def test_a_nul_inside_an_override_payload_is_a_validation_error(client, db):
+    created = await client.post(
+        "/api/v1/schedules",
+        json={"name": "n", "schedule_type": "interval", "interval_seconds": 60, "target_command": "cmd.t.n"},
+    )
+    query = (
+        'mutation($id: UUID!) { triggerSchedule(id: $id, overridePayload: {a: {b: "x\\u0000"}}) {'
+        " __typename ... on ValidationError { errors { field message } } } }"
+    )
+    body = (await client.post("/graphql", json={"query": query, "variables": {"id": created.json()["id"]}})).json()
+    member = body["data"]["triggerSchedule"]
+    assert member["__typename"] == "ValidationError"
+    assert member["errors"][0]["field"] == "overridePayload" and "NUL" in member["errors"][0]["message"]
+    assert await db.fetchval("SELECT count(*) FROM executions") == 0
