@@ -558,12 +558,15 @@ async def steady(
 # ---------------------------------------------------------------- backfill
 
 
-async def _start_backfill(api: str, subject: str, t0: datetime, rate: int, slots: int) -> dict[str, Any]:
-    """A one-second interval schedule anchored in the past (publishing outside the collected prefix) and
-    a backfill of its last `slots` slots before `t0`, `rate` a second."""
-    past = item(
-        "backfilled", subject, schedule_type="interval", interval_seconds=1, start_at=iso(t0 - timedelta(days=1))
-    )
+async def _start_backfill(
+    api: str, subject: str, t0: datetime, rate: int, slots: int, max_concurrent: int | None
+) -> dict[str, Any]:
+    """A one-second interval schedule anchored in the past (publishing outside the collected prefix; its
+    `max_concurrent`, None: the default) and a backfill of its last `slots` slots before `t0`, `rate` a second."""
+    start = iso(t0 - timedelta(days=1))
+    past = item("backfilled", subject, schedule_type="interval", interval_seconds=1, start_at=start)
+    if max_concurrent is not None:
+        past["max_concurrent"] = max_concurrent
     (schedule_id,) = (await bulk_create(api, [past], chunk=1, lanes=1))["ids"]
     body = {"start": iso(t0 - timedelta(seconds=slots)), "end": iso(t0 - timedelta(seconds=1)), "max_per_second": rate}
     async with httpx.AsyncClient(base_url=api, timeout=60) as http:
@@ -578,7 +581,9 @@ async def _backfill_progress(api: str, schedule_id: str) -> dict[str, int]:
     return listed[0]["runs"] if listed else {}
 
 
-async def backfill_load(args: argparse.Namespace, n: int, period: int, rate: int, seconds: float) -> dict[str, Any]:
+async def backfill_load(
+    args: argparse.Namespace, n: int, period: int, rate: int, seconds: float, max_concurrent: int | None = None
+) -> dict[str, Any]:
     """On-time fires (N interval schedules of period P, phases spread) for `seconds` without a backfill,
     then `seconds` with a backfill of `rate` runs a second alongside: the on-time lag of each window."""
     async with Run(args, f"backfill{n}") as run:
@@ -591,7 +596,8 @@ async def backfill_load(args: argparse.Namespace, n: int, period: int, rate: int
         created = await bulk_create(run.stack.api, items, chunk=args.chunk)
         await asyncio.sleep(max(0.0, (quiet[1] - utc_now()).total_seconds() - 1.0))
         backfill_subject = f"cmd.benchbf.{uuid.uuid4().hex[:10]}"
-        started = await _start_backfill(run.stack.api, backfill_subject, utc_now(), rate, int(rate * seconds))
+        slots = int(rate * seconds)
+        started = await _start_backfill(run.stack.api, backfill_subject, utc_now(), rate, slots, max_concurrent)
         await asyncio.sleep(max(0.0, (busy[1] - utc_now()).total_seconds()))
         progress = await _backfill_progress(run.stack.api, started["schedule_id"])
         total = 0
@@ -610,6 +616,7 @@ async def backfill_load(args: argparse.Namespace, n: int, period: int, rate: int
             "period_s": period,
             "on_time_per_s": n / period,
             "backfill_per_s": rate,
+            "backfilled_schedule_max_concurrent": max_concurrent or "default",
             "window_s": seconds,
             "backfill_slots_recorded": started["slots_to_record"],
             "backfill_runs_at_end": progress,
@@ -957,7 +964,12 @@ def _add_workload_options(p: argparse.ArgumentParser) -> None:
         default="burst,steady,backfill,scale,api",
         help="comma list of burst, steady, backfill, scale, api",
     )
-    p.add_argument("--backfill", default="1000:1:200", help="N:P:R: on-time N schedules of period P, a backfill of R/s")
+    p.add_argument(
+        "--backfill",
+        default="1000:1:200,1000:1:200:1000",
+        help="comma list of N:P:R[:C]: on-time N schedules of period P beside a backfill of R/s of a schedule "
+        "with max_concurrent C (default: the setting's)",
+    )
     p.add_argument("--tiny", action="store_true", help="a few seconds of each fire workload (for tests)")
     p.add_argument("--burst-sizes", default="1000,10000")
     p.add_argument("--steady", default="10000:10,50000:10", help="comma list of N:P")
@@ -1045,8 +1057,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     lambda n=n, period=period, shape=shape: steady(args, n, period, shape, args.warmup, args.duration),
                 )
     if "backfill" in args.workloads:
-        n, period, rate = (int(x) for x in args.backfill.split(":"))
-        await one("backfill", lambda: backfill_load(args, n, period, rate, args.duration / 2))
+        for spec in [s for s in args.backfill.split(",") if s]:
+            n, period, rate, *cap = (int(x) for x in spec.split(":"))
+            await one(
+                "backfill",
+                lambda n=n, period=period, rate=rate, cap=cap: backfill_load(
+                    args, n, period, rate, args.duration / 2, cap[0] if cap else None
+                ),
+            )
     if "scale" in args.workloads or "api" in args.workloads:
         await one("scale", lambda: scale(args))
     report["finished"] = iso(utc_now())
