@@ -85,6 +85,12 @@ async def load_calendars(session: AsyncSession, names: list[str]) -> dict[str, C
     return {row.name: rules_of(row) for row in rows.all()}
 
 
+async def listed_calendars(session: AsyncSession, names: list[str]) -> list[CalendarRules]:
+    """The calendars a schedule lists, in its order (names that are no calendar left out)."""
+    found = await load_calendars(session, names)
+    return [found[name] for name in names if name in found]
+
+
 async def check_calendars_exist(session: AsyncSession, names: list[str], field: str = "exclude_calendars") -> None:
     """Refuse names that are no calendar (a schedule may only list existing ones)."""
     found = await load_calendars(session, names)

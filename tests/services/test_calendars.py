@@ -10,7 +10,7 @@ import pytest
 from core.errors import Conflict, ValidationFailed
 from models.db import make_session_factory
 from services.calendars import CalendarService
-from services.schemas import CalendarIn, PreviewRequest
+from services.schemas import CalendarIn, PreviewRequest, ScheduleUpdate
 from services.ticking import tick
 from tests.support.database import rows
 from tests.support.factories import ACTOR, T0, interval
@@ -75,3 +75,24 @@ async def test_the_preview_marks_excluded_slots(schedules, calendars):
         assert fire.excluded_by == ("calendar:weekends" if weekend else None)
     assert sum(f.excluded_by is not None for f in out.fire_times) == 2
     assert date(2000, 1, 1) < out.fire_times[0].at.date()
+
+
+async def test_late_slots_an_edit_or_a_resume_records_follow_the_calendars_too(engine, schedules, calendars):
+    await calendars.create(CalendarIn(name="freeze"), ACTOR, T0)
+    created = await schedules.create(
+        interval("late", 86400, misfire_grace_seconds=3600, exclude_calendars=["freeze"]), ACTOR, T0
+    )
+    slot = created.next_run_at
+    await calendars.update("freeze", CalendarIn(name="freeze", dates=[slot.date()]), ACTOR, T0)
+    # No ticker ran: the edit of the rule records the old rule's late slot, and the calendar skips it.
+    await schedules.update(created.id, ScheduleUpdate(interval_seconds=43200), ACTOR, slot + timedelta(minutes=1))
+    (row,) = await rows(engine, "SELECT status, reason, scheduled_for, finished_at FROM executions")
+    assert (row.status, row.reason, row.scheduled_for) == ("skipped", "calendar:freeze", slot)
+    assert row.finished_at == slot + timedelta(minutes=1)
+
+    paused = await schedules.pause(created.id, ACTOR, slot + timedelta(minutes=2))
+    next_slot = paused.next_run_at
+    await calendars.update("freeze", CalendarIn(name="freeze", dates=[next_slot.date()]), ACTOR, T0)
+    await schedules.resume(created.id, ACTOR, next_slot + timedelta(minutes=1))
+    resumed = await rows(engine, "SELECT status, reason FROM executions WHERE scheduled_for = :at", at=next_slot)
+    assert [(r.status, r.reason) for r in resumed] == [("skipped", "calendar:freeze")]
