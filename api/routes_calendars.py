@@ -9,8 +9,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from api.deps import Creator, Deleter, Now, Reader, Updater, reject_nul_query
 from api.problems import PROBLEM_RESPONSES
 from services.calendars import CalendarService
-from services.ics import entries_from_ics
-from services.schemas import CalendarIn, CalendarName, CalendarOut, DateRange
+from services.schemas import CalendarIn, CalendarName, CalendarOut
 
 router = APIRouter(
     prefix="/api/v1/calendars",
@@ -73,12 +72,4 @@ async def import_calendar(
     body: Annotated[str, ICS_BODY],
     timezone: Annotated[str, Query(min_length=1, max_length=64)] = "UTC",
 ) -> CalendarOut:
-    dates, ranges, yearly = entries_from_ics(body)
-    values = CalendarIn(
-        name=name,
-        timezone=timezone,
-        dates=dates,
-        ranges=[DateRange(start=a, end=b) for a, b in ranges],
-        yearly=sorted(set(yearly)),
-    )
-    return await service.put(values, actor, now)
+    return await service.import_ics(name, body, timezone, actor, now)

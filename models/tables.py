@@ -56,6 +56,7 @@ class Schedule(SQLModel, table=True):
         sa.Index("ix_schedules_created_by", "created_by", "created_at", "id"),
         sa.Index("ix_schedules_created", "created_at", "id"),
         sa.Index("ix_schedules_tags", "tags", postgresql_using="gin"),
+        sa.Index("ix_schedules_exclude_calendars", "exclude_calendars", postgresql_using="gin"),
         sa.Index(
             "uq_schedules_creator_name",
             "created_by",

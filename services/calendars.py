@@ -17,11 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.calendars import CALENDAR_NAME, CalendarRules, calendar_problems
+from core.calendars import CALENDAR_NAME, MAX_ENTRIES, CalendarRules, calendar_problems
 from core.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed, VersionConflict
 from models import Calendar, Schedule
 from services.access import require_writer
 from services.context import Actor, Role
+from services.ics import entries_from_ics
 from services.schemas import CalendarIn, CalendarOut, DateRange
 from services.stores import schedules as schedule_store
 
@@ -115,7 +116,7 @@ class CalendarService:
     async def list(self) -> list[CalendarOut]:
         async with self.sessions() as session:
             rows = (await session.exec(select(Calendar).order_by(col(Calendar.name)))).all()
-            return [await _out(session, r) for r in rows]
+            return await _outs(session, list(rows))
 
     async def get(self, name: str) -> CalendarOut:
         async with self.sessions() as session:
@@ -147,6 +148,20 @@ class CalendarService:
         if exists is None:
             return await self.create(body, actor, now)
         return await self.update(body.name, body, actor, now)
+
+    async def import_ics(self, name: str, text: str, timezone: str, actor: Actor, now: datetime) -> CalendarOut:
+        """Create or replace calendar `name` from an iCalendar document (services.ics)."""
+        dates, ranges, yearly = entries_from_ics(text)
+        if len(dates) + len(ranges) + len(set(yearly)) > MAX_ENTRIES:
+            raise ValidationFailed.single("body", f"holds more than {MAX_ENTRIES} dates, ranges and yearly dates")
+        body = CalendarIn(
+            name=name,
+            timezone=timezone,
+            dates=dates,
+            ranges=[DateRange(start=a, end=b) for a, b in ranges],
+            yearly=sorted(set(yearly)),
+        )
+        return await self.put(body, actor, now)
 
     async def delete(self, name: str, actor: Actor, now: datetime) -> None:
         require_writer(actor)
@@ -202,8 +217,29 @@ def _snapshot(row: Calendar) -> dict[str, Any]:
     }
 
 
+# The live schedules listing any of some calendars, one row per (calendar, schedule); the GIN index on
+# exclude_calendars (ix_schedules_exclude_calendars) answers the overlap.
+_USED_BY = sa.text(
+    "SELECT listed AS name, id FROM schedules, unnest(exclude_calendars) AS listed "
+    "WHERE deleted_at IS NULL AND exclude_calendars && CAST(:names AS varchar[]) "
+    "AND listed = ANY(CAST(:names AS varchar[])) ORDER BY name, id"
+)
+
+
+async def _outs(session: AsyncSession, rows: list[Calendar]) -> list[CalendarOut]:
+    """The calendars as answers, with the schedules using each (one query for all of them)."""
+    used_by: dict[str, list[Any]] = {row.name: [] for row in rows}
+    if rows:
+        found = await (await session.connection()).execute(_USED_BY, {"names": list(used_by)})
+        for name, schedule_id in found.all():
+            used_by[name].append(schedule_id)
+    outs = []
+    for row in rows:
+        data = row.model_dump()
+        data["ranges"] = [DateRange(start=a, end=b) for a, b in row.ranges]
+        outs.append(CalendarOut(**data, used_by=used_by[row.name]))
+    return outs
+
+
 async def _out(session: AsyncSession, row: Calendar) -> CalendarOut:
-    users = await _users(session, row.name)
-    data = row.model_dump()
-    data["ranges"] = [DateRange(start=a, end=b) for a, b in row.ranges]
-    return CalendarOut(**data, used_by=[u.id for u in users])
+    return (await _outs(session, [row]))[0]

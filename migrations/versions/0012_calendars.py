@@ -2,7 +2,8 @@
 
 - table `calendars`: a name (unique), a time zone, whole dates, date ranges (JSON pairs), yearly dates
   (`MM-DD`) and windows (5-field cron expressions), with who made and last changed it;
-- `schedules.exclude_calendars`: the names of the calendars whose days a schedule does not fire on;
+- `schedules.exclude_calendars`: the names of the calendars whose days a schedule does not fire on,
+  with a GIN index (which schedules use a calendar: its delete check and `used_by`);
 - `executions.reason` grows to 80 characters for `calendar:<name>`.
 
 Revision ID: 0012
@@ -43,11 +44,13 @@ def upgrade() -> None:
         "schedules",
         sa.Column("exclude_calendars", ARRAY(sa.String(63)), nullable=False, server_default="{}"),
     )
+    op.create_index("ix_schedules_exclude_calendars", "schedules", ["exclude_calendars"], postgresql_using="gin")
     op.alter_column("executions", "reason", type_=sa.String(80), existing_type=sa.String(32))
 
 
 def downgrade() -> None:
     op.execute("UPDATE executions SET reason = left(reason, 32) WHERE length(reason) > 32")
     op.alter_column("executions", "reason", type_=sa.String(32), existing_type=sa.String(80))
+    op.drop_index("ix_schedules_exclude_calendars", table_name="schedules", postgresql_using="gin")
     op.drop_column("schedules", "exclude_calendars")
     op.drop_table("calendars")
